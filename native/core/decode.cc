@@ -1,0 +1,292 @@
+// IP, extension-header, transport and IKE decoding. See decode.h for the
+// contract; docs/decoding.md explains each choice against the kernel and
+// Wireshark.
+//
+// Every function takes `cap`, the bytes actually present from its header on,
+// and `declared`, the bytes the enclosing headers say are there. A copy range
+// or a capture snaplen makes cap < declared, which is not an error by itself;
+// a header that needs more than `cap` is.
+#include "decode.h"
+
+#include <cstring>
+
+namespace nfsieve {
+namespace {
+
+inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t be32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
+         static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+inline void flag(Decoded* d, Malformed m) {
+  if (d->malformed == kOk) d->malformed = m;
+}
+
+constexpr uint16_t kPortIke = 500;
+constexpr uint16_t kPortNatt = 4500;
+constexpr size_t kIkeHeader = 28;
+
+void decode_ike(const uint8_t* p, size_t cap, size_t declared, Decoded* d) {
+  if (cap < kIkeHeader) {
+    flag(d, kIkeTruncated);
+    return;
+  }
+  d->present |= kHasIke;
+  std::memcpy(d->ike_ispi, p, 8);
+  std::memcpy(d->ike_rspi, p + 8, 8);
+  d->ike_next_payload = p[16];
+  d->ike_version = p[17] >> 4;
+  d->ike_exchange = p[18];
+  d->ike_flags = p[19];
+  d->ike_msgid = be32(p + 20);
+  d->ike_length = be32(p + 24);
+  if (d->ike_length < kIkeHeader || d->ike_length > declared) flag(d, kIkeLength);
+}
+
+void decode_esp(const uint8_t* p, size_t cap, Decoded* d) {
+  if (cap >= 4) {
+    d->spi = be32(p);
+    d->present |= kHasSpi;
+  }
+  if (cap >= 8) {
+    d->esp_seq = be32(p + 4);
+    d->present |= kHasEspSeq;
+  } else {
+    flag(d, kEspTruncated);
+  }
+}
+
+// RFC 3948 section 2: a one-byte 0xFF payload is a keepalive; four zero bytes
+// (the non-ESP marker) precede an IKE header; anything else is ESP whose first
+// four bytes are the (never zero) SPI.
+void decode_natt(const uint8_t* p, size_t cap, size_t declared, Decoded* d) {
+  if (declared == 0) return;
+  if (declared == 1 && cap == 1 && p[0] == 0xff) {
+    d->natt = kNattKeepalive;
+    return;
+  }
+  if (cap < 4) {
+    if (cap < declared) {
+      flag(d, kNattTruncated);
+    } else {
+      d->natt = kNattEsp;
+      flag(d, kEspTruncated);
+    }
+    return;
+  }
+  if (be32(p) == 0) {
+    d->natt = kNattIke;
+    decode_ike(p + 4, cap - 4, declared - 4, d);
+  } else {
+    d->natt = kNattEsp;
+    decode_esp(p, cap, d);
+  }
+}
+
+void decode_udp(const uint8_t* p, size_t cap, size_t declared, Decoded* d) {
+  if (cap >= 4) {
+    d->sport = be16(p);
+    d->dport = be16(p + 2);
+    d->present |= kHasPorts;
+  }
+  if (cap < 8) {
+    flag(d, kUdpTruncated);
+    return;
+  }
+  size_t length = be16(p + 4);
+  size_t payload_declared;
+  if (length < 8 || length > declared) {
+    flag(d, kUdpLength);
+    payload_declared = declared - 8;
+  } else {
+    payload_declared = length - 8;
+  }
+  size_t payload_cap = min_size(cap - 8, payload_declared);
+  // Wireshark's rule: the lower port is tried first, so 500 wins over 4500.
+  if (d->sport == kPortIke || d->dport == kPortIke) {
+    decode_ike(p + 8, payload_cap, payload_declared, d);
+  } else if (d->sport == kPortNatt || d->dport == kPortNatt) {
+    decode_natt(p + 8, payload_cap, payload_declared, d);
+  }
+}
+
+void decode_tcp(const uint8_t* p, size_t cap, size_t declared, Decoded* d) {
+  if (cap >= 4) {
+    d->sport = be16(p);
+    d->dport = be16(p + 2);
+    d->present |= kHasPorts;
+  }
+  if (cap < 20) {
+    flag(d, kTcpTruncated);
+    return;
+  }
+  size_t header = static_cast<size_t>(p[12] >> 4) * 4;
+  if (header < 20 || header > declared) flag(d, kTcpHeaderLength);
+}
+
+void decode_icmp(const uint8_t* p, size_t cap, Decoded* d) {
+  if (cap >= 2) {
+    d->icmp_type = p[0];
+    d->icmp_code = p[1];
+    d->present |= kHasIcmp;
+  }
+  if (cap < 8) flag(d, kIcmpTruncated);
+}
+
+// Authentication header (RFC 4302), the same in both families: its length
+// field counts 32-bit words minus 2. Returns the header length, 0 on error.
+size_t walk_ah(const uint8_t* p, size_t cap, Decoded* d) {
+  if (cap >= 8 && !(d->present & kHasAh)) {
+    d->ah_spi = be32(p + 4);
+    d->present |= kHasAh;
+  }
+  if (cap < 12) {
+    flag(d, kAhTruncated);
+    return 0;
+  }
+  size_t length = (static_cast<size_t>(p[1]) + 2) * 4;
+  if (length < 12) {
+    flag(d, kAhLength);
+    return 0;
+  }
+  if (length > cap) {
+    flag(d, kAhTruncated);
+    return 0;
+  }
+  return length;
+}
+
+// The upper-layer header at p[off], the IP packet ending at `end` (captured)
+// and `declared_end` (what the IP header says).
+void decode_upper(const uint8_t* p, size_t off, size_t end, size_t declared_end,
+                  Decoded* d) {
+  size_t cap = off < end ? end - off : 0;
+  size_t declared = off < declared_end ? declared_end - off : 0;
+  switch (d->proto) {
+    case 6: decode_tcp(p + off, cap, declared, d); break;
+    case 17: decode_udp(p + off, cap, declared, d); break;
+    case 1:
+    case 58: decode_icmp(p + off, cap, d); break;
+    case 50: decode_esp(p + off, cap, d); break;
+    default: break;
+  }
+}
+
+void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
+  const uint8_t* p = frame + l3;
+  size_t n = len - l3;
+  if (n < 20) return flag(d, kIpTruncated);
+  if (p[0] >> 4 != 4) return flag(d, kIpVersion);
+  d->family = 4;
+  d->ttl = p[8];
+  d->ip_proto = d->proto = p[9];
+  std::memcpy(d->src, p + 12, 4);
+  std::memcpy(d->dst, p + 16, 4);
+  size_t total = be16(p + 2);
+  d->total_length = static_cast<uint32_t>(total);
+  size_t ihl = static_cast<size_t>(p[0] & 0x0f) * 4;
+  if (ihl < 20 || ihl > n) return flag(d, kIpHeaderLength);
+  if (total < ihl) return flag(d, kIpTotalLength);
+  uint16_t frag = be16(p + 6);
+  d->l4_offset = static_cast<uint16_t>(l3 + ihl);
+  if (frag & 0x1fff) {
+    d->fragment = kFragLater;
+    return;  // no upper-layer header in a later fragment
+  }
+  d->fragment = (frag & 0x2000) ? kFragFirst : kFragNone;
+  size_t end = min_size(n, total);
+  size_t off = ihl;
+  for (int walked = 0; d->proto == 51; walked++) {
+    if (walked >= kMaxExtHeaders) return flag(d, kExtChain);
+    size_t ah = walk_ah(p + off, off < end ? end - off : 0, d);
+    if (ah == 0) return;
+    d->proto = p[off];
+    off += ah;
+  }
+  d->l4_offset = static_cast<uint16_t>(l3 + off);
+  decode_upper(p, off, end, total, d);
+}
+
+void decode_ipv6(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
+  const uint8_t* p = frame + l3;
+  size_t n = len - l3;
+  if (n < 40) return flag(d, kIpTruncated);
+  if (p[0] >> 4 != 6) return flag(d, kIpVersion);
+  d->family = 6;
+  d->ttl = p[7];
+  uint8_t next = d->ip_proto = p[6];
+  std::memcpy(d->src, p + 8, 16);
+  std::memcpy(d->dst, p + 24, 16);
+  size_t payload = be16(p + 4);
+  // Payload length 0 is a jumbogram (RFC 2675) or a lie: trust the capture.
+  size_t total = payload ? 40 + payload : n;
+  d->total_length = static_cast<uint32_t>(total);
+  size_t end = min_size(n, total);
+  size_t off = 40;
+  for (int walked = 0;; walked++) {
+    d->proto = next;
+    d->l4_offset = static_cast<uint16_t>(l3 + off);
+    size_t cap = off < end ? end - off : 0;
+    if (next == 0 || next == 43 || next == 60 || next == 44 || next == 51) {
+      if (walked >= kMaxExtHeaders) return flag(d, kExtChain);
+    }
+    if (next == 0 || next == 43 || next == 60) {  // hop-by-hop, routing, destination
+      if (cap < 8) return flag(d, kExtTruncated);
+      size_t length = (static_cast<size_t>(p[off + 1]) + 1) * 8;
+      if (length > cap) return flag(d, kExtTruncated);
+      next = p[off];
+      off += length;
+    } else if (next == 44) {  // fragment
+      if (cap < 8) return flag(d, kExtTruncated);
+      uint16_t frag = be16(p + off + 2);
+      if (frag & 0xfff8) {
+        d->fragment = kFragLater;
+        d->proto = p[off];
+        d->l4_offset = static_cast<uint16_t>(l3 + off + 8);
+        return;
+      }
+      if (frag & 1) d->fragment = kFragFirst;
+      next = p[off];
+      off += 8;
+    } else if (next == 51) {  // AH: report its SPI and keep walking
+      size_t ah = walk_ah(p + off, cap, d);
+      if (ah == 0) return;
+      next = p[off];
+      off += ah;
+    } else {
+      break;  // upper layer, or 59 "no next header"
+    }
+  }
+  decode_upper(p, off, end, total, d);
+}
+
+}  // namespace
+
+const char* malformed_name(uint8_t code) {
+  static const char* const names[kMalformedCount] = {
+      nullptr,         "link-truncated",  "ip-truncated",   "ip-version",
+      "ip-header-length", "ip-total-length", "ext-truncated", "ext-chain",
+      "ah-truncated",  "ah-length",       "udp-truncated",  "udp-length",
+      "tcp-truncated", "tcp-header-length", "icmp-truncated", "esp-truncated",
+      "natt-truncated", "ike-truncated",  "ike-length",
+  };
+  return code < kMalformedCount ? names[code] : "unknown";
+}
+
+void decode_ip_at(const uint8_t* frame, size_t l3, size_t len, int version, Decoded* d) {
+  d->l3_offset = static_cast<uint16_t>(l3);
+  if (l3 >= len) return flag(d, kIpTruncated);
+  if (version == 0) version = frame[l3] >> 4;
+  if (version == 4) return decode_ipv4(frame, l3, len, d);
+  if (version == 6) return decode_ipv6(frame, l3, len, d);
+  flag(d, kIpVersion);
+}
+
+void decode_ip(const uint8_t* data, size_t len, Decoded* out) {
+  std::memset(out, 0, sizeof(*out));
+  decode_ip_at(data, 0, len, 0, out);
+}
+
+}  // namespace nfsieve

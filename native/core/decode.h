@@ -1,0 +1,131 @@
+// Packet decoder: raw bytes in, a small fixed struct out.
+//
+// One pass over the headers, every read bounds-checked against the bytes we
+// were given; nothing allocates, nothing throws. A header that is truncated or
+// inconsistent sets `malformed` (the first problem found) and the fields that
+// could be read before it stay filled in, so the classifier can still match on
+// them. The TypeScript reference decoder (src/decode/reference.ts) implements
+// the same contract independently and is the test oracle for this file.
+//
+// The layout of `Decoded` is the record layout the addon hands to JavaScript
+// (src/native.ts reads it), so every field has a fixed offset; the
+// static_asserts below pin them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace nfsieve {
+
+// pcap LINKTYPE_* values understood by decode_frame().
+enum LinkType : uint32_t {
+  kLinkNull = 0,        // BSD loopback: 4-byte address family, host order
+  kLinkEthernet = 1,    // Ethernet II, with any number of 802.1Q/802.1ad tags
+  kLinkPpp = 9,         // PPP, optional 0xff03 address/control, 1 or 2 byte protocol
+  kLinkPppHdlc = 50,    // PPP in HDLC-like framing: same layout for our purposes
+  kLinkRaw = 101,       // raw IP, version from the first nibble
+  kLinkLoop = 108,      // OpenBSD loopback: 4-byte address family, network order
+  kLinkLinuxSll = 113,  // Linux cooked v1: 16-byte header, protocol at 14
+  kLinkIpv4 = 228,      // raw IPv4
+  kLinkIpv6 = 229,      // raw IPv6
+  kLinkLinuxSll2 = 276, // Linux cooked v2: 20-byte header, protocol at 0
+};
+
+bool link_type_supported(uint32_t link_type);
+
+enum Fragment : uint8_t { kFragNone = 0, kFragFirst = 1, kFragLater = 2 };
+
+enum Natt : uint8_t { kNattNone = 0, kNattIke = 1, kNattEsp = 2, kNattKeepalive = 3 };
+
+// The first problem found in a packet. Names (see malformed_name) are part of
+// the CLI contract: they appear as "malformed" in `nfsieve inspect --json`.
+enum Malformed : uint8_t {
+  kOk = 0,
+  kLinkTruncated,    // link-layer header cut short
+  kIpTruncated,      // fewer bytes than the fixed IPv4 (20) / IPv6 (40) header
+  kIpVersion,        // version nibble disagrees with the link layer
+  kIpHeaderLength,   // IPv4 IHL < 5 or IHL*4 past the bytes we have
+  kIpTotalLength,    // IPv4 total length shorter than its own header
+  kExtTruncated,     // IPv6 extension header runs past the packet
+  kExtChain,         // more than kMaxExtHeaders extension headers
+  kAhTruncated,      // AH shorter than 12 bytes or than its length field says
+  kAhLength,         // AH payload-length field below the 12-byte minimum
+  kUdpTruncated,     // fewer than 8 bytes of UDP header
+  kUdpLength,        // UDP length < 8 or past the IP payload
+  kTcpTruncated,     // fewer than 20 bytes of TCP header
+  kTcpHeaderLength,  // TCP data offset < 5 or past the packet
+  kIcmpTruncated,    // fewer than 8 bytes of ICMP / ICMPv6 header
+  kEspTruncated,     // fewer than 8 bytes of ESP header (SPI + sequence)
+  kNattTruncated,    // UDP 4500 payload too short to tell marker from ESP
+  kIkeTruncated,     // fewer than 28 bytes of IKE header
+  kIkeLength,        // IKE length field < 28 or past the UDP payload
+  kMalformedCount
+};
+
+const char* malformed_name(uint8_t code);
+
+constexpr int kMaxExtHeaders = 32;
+constexpr int kMaxVlanTags = 8;
+
+// Bits of Decoded::present.
+enum Present : uint8_t {
+  kHasPorts = 1 << 0,
+  kHasSpi = 1 << 1,     // ESP SPI (IP protocol 50 or ESP-in-UDP)
+  kHasEspSeq = 1 << 2,
+  kHasAh = 1 << 3,
+  kHasIcmp = 1 << 4,
+  kHasIke = 1 << 5,
+};
+
+struct Decoded {
+  uint8_t family;         // 0: not IP (or IP header unreadable), 4, 6
+  uint8_t proto;          // upper-layer protocol after IPv6 ext headers and AH
+  uint8_t fragment;       // Fragment
+  uint8_t ttl;            // TTL / hop limit
+  uint8_t malformed;      // Malformed
+  uint8_t natt;           // Natt, for UDP 4500
+  uint8_t present;        // Present bits
+  uint8_t ip_proto;       // protocol / next-header field of the IP header itself
+  uint8_t src[16];        // IPv4 uses the first 4 bytes
+  uint8_t dst[16];
+  uint32_t total_length;  // IPv4 total length; IPv6 40 + payload length
+  uint16_t sport, dport;
+  uint32_t spi;           // ESP SPI
+  uint32_t esp_seq;
+  uint32_t ah_spi;
+  uint8_t icmp_type, icmp_code;
+  uint8_t ike_version;    // major version nibble (1 or 2 for real IKE)
+  uint8_t ike_exchange;
+  uint8_t ike_flags;
+  uint8_t ike_next_payload;
+  uint16_t l3_offset;     // offset of the IP header in the frame
+  uint32_t ike_msgid;
+  uint32_t ike_length;
+  uint8_t ike_ispi[8];
+  uint8_t ike_rspi[8];
+  uint16_t l4_offset;     // offset of the upper-layer header in the frame
+  uint16_t reserved;
+};
+
+static_assert(sizeof(Decoded) == 96, "Decoded is a fixed 96-byte record");
+static_assert(offsetof(Decoded, src) == 8, "layout");
+static_assert(offsetof(Decoded, total_length) == 40, "layout");
+static_assert(offsetof(Decoded, spi) == 48, "layout");
+static_assert(offsetof(Decoded, icmp_type) == 60, "layout");
+static_assert(offsetof(Decoded, l3_offset) == 66, "layout");
+static_assert(offsetof(Decoded, ike_msgid) == 68, "layout");
+static_assert(offsetof(Decoded, ike_ispi) == 76, "layout");
+static_assert(offsetof(Decoded, l4_offset) == 92, "layout");
+
+// Decode a raw IP packet (version taken from the first nibble).
+void decode_ip(const uint8_t* data, size_t len, Decoded* out);
+
+// Decode the IP packet at frame[l3..len). version 4 or 6 is what the link
+// layer announced (a mismatch is kIpVersion); 0 takes it from the first nibble.
+// `out` must be zeroed by the caller.
+void decode_ip_at(const uint8_t* frame, size_t l3, size_t len, int version, Decoded* out);
+
+// Decode a link-layer frame of the given pcap link type.
+void decode_frame(uint32_t link_type, const uint8_t* data, size_t len, Decoded* out);
+
+}  // namespace nfsieve

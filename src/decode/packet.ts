@@ -1,0 +1,184 @@
+/**
+ * The decoded view of one packet, shared by the native decoder (through its
+ * 96-byte records) and the TypeScript reference decoder. Field names follow
+ * the protocols: `spi` is the ESP SPI, `ah.spi` the AH SPI, `natt` the RFC 3948
+ * kind of a UDP 4500 payload, `ike` the fixed IKE header.
+ */
+import { RECORD_SIZE, native } from '../native';
+import { formatAddress } from './address';
+
+export type Fragment = 'none' | 'first' | 'later';
+export type NattKind = 'ike' | 'esp' | 'keepalive';
+
+export interface IkeHeader {
+  /** Major version nibble of byte 17: 1 (IKEv1/ISAKMP) or 2 (IKEv2). */
+  version: number;
+  /** Exchange type, byte 18 (IKEv2: 34 IKE_SA_INIT .. 37 INFORMATIONAL). */
+  exchange: number;
+  /** Flags, byte 19 (IKEv2: 0x08 initiator, 0x20 response). */
+  flags: number;
+  nextPayload: number;
+  /** Initiator and responder SPI, 16 lower-case hex digits each. */
+  ispi: string;
+  rspi: string;
+  msgid: number;
+  length: number;
+}
+
+export interface DecodedPacket {
+  /** 4 or 6; null when the frame carries no readable IP header (ARP, truncated). */
+  family: 4 | 6 | null;
+  /** Addresses as raw bytes (4 or 16); null with family. */
+  srcBytes: Uint8Array | null;
+  dstBytes: Uint8Array | null;
+  /** Upper-layer protocol: past IPv6 extension headers and AH, in both families. */
+  proto: number | null;
+  /** Protocol / next-header field of the IP header itself (51 for AH, 0 for hop-by-hop...). */
+  ipProto: number | null;
+  fragment: Fragment | null;
+  ttl: number | null;
+  totalLength: number | null;
+  sport: number | null;
+  dport: number | null;
+  /** ESP SPI, for IP protocol 50 and ESP-in-UDP. */
+  spi: number | null;
+  espSeq: number | null;
+  ah: { spi: number } | null;
+  icmp: { type: number; code: number } | null;
+  ike: IkeHeader | null;
+  natt: NattKind | null;
+  /** The first problem found (see docs/decoding.md), or null. */
+  malformed: string | null;
+  /** Offsets in the frame of the IP header and of the upper-layer header. */
+  l3Offset: number;
+  l4Offset: number;
+}
+
+const FRAGMENTS: Fragment[] = ['none', 'first', 'later'];
+const NATT: (NattKind | null)[] = [null, 'ike', 'esp', 'keepalive'];
+
+/** Malformed reason names by code, identical in both decoders. */
+export const MALFORMED_NAMES: readonly (string | null)[] = [
+  null, 'link-truncated', 'ip-truncated', 'ip-version', 'ip-header-length', 'ip-total-length',
+  'ext-truncated', 'ext-chain', 'ah-truncated', 'ah-length', 'udp-truncated', 'udp-length',
+  'tcp-truncated', 'tcp-header-length', 'icmp-truncated', 'esp-truncated', 'natt-truncated',
+  'ike-truncated', 'ike-length',
+];
+
+const HAS_PORTS = 1, HAS_SPI = 2, HAS_ESP_SEQ = 4, HAS_AH = 8, HAS_ICMP = 16, HAS_IKE = 32;
+
+function hex(bytes: Uint8Array): string {
+  let s = '';
+  for (const b of bytes) s += b.toString(16).padStart(2, '0');
+  return s;
+}
+
+/** Turn a native record (RECORD_SIZE bytes at `offset`) into a DecodedPacket. */
+export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
+  const v = new DataView(rec.buffer, rec.byteOffset + offset, RECORD_SIZE);
+  const family = v.getUint8(0);
+  const malformedCode = v.getUint8(4);
+  const malformed = malformedCode === 0 ? null : MALFORMED_NAMES[malformedCode] ?? `unknown-${malformedCode}`;
+  const present = v.getUint8(6);
+  const l3Offset = v.getUint16(66, true);
+  const l4Offset = v.getUint16(92, true);
+  if (family !== 4 && family !== 6) {
+    return emptyPacket(malformed, l3Offset);
+  }
+  const alen = family === 4 ? 4 : 16;
+  const at = rec.byteOffset + offset;
+  return {
+    family,
+    srcBytes: new Uint8Array(rec.buffer.slice(at + 8, at + 8 + alen)),
+    dstBytes: new Uint8Array(rec.buffer.slice(at + 24, at + 24 + alen)),
+    proto: v.getUint8(1),
+    ipProto: v.getUint8(7),
+    fragment: FRAGMENTS[v.getUint8(2)] ?? null,
+    ttl: v.getUint8(3),
+    totalLength: v.getUint32(40, true),
+    sport: present & HAS_PORTS ? v.getUint16(44, true) : null,
+    dport: present & HAS_PORTS ? v.getUint16(46, true) : null,
+    spi: present & HAS_SPI ? v.getUint32(48, true) : null,
+    espSeq: present & HAS_ESP_SEQ ? v.getUint32(52, true) : null,
+    ah: present & HAS_AH ? { spi: v.getUint32(56, true) } : null,
+    icmp: present & HAS_ICMP ? { type: v.getUint8(60), code: v.getUint8(61) } : null,
+    ike: present & HAS_IKE
+      ? {
+          version: v.getUint8(62),
+          exchange: v.getUint8(63),
+          flags: v.getUint8(64),
+          nextPayload: v.getUint8(65),
+          ispi: hex(new Uint8Array(rec.buffer, at + 76, 8)),
+          rspi: hex(new Uint8Array(rec.buffer, at + 84, 8)),
+          msgid: v.getUint32(68, true),
+          length: v.getUint32(72, true),
+        }
+      : null,
+    natt: NATT[v.getUint8(5)] ?? null,
+    malformed,
+    l3Offset,
+    l4Offset,
+  };
+}
+
+/** A packet with no IP information: a non-IP frame, or an unreadable IP header. */
+export function emptyPacket(malformed: string | null, l3Offset = 0): DecodedPacket {
+  return {
+    family: null, srcBytes: null, dstBytes: null, proto: null, ipProto: null, fragment: null,
+    ttl: null, totalLength: null, sport: null, dport: null, spi: null, espSeq: null, ah: null,
+    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0,
+  };
+}
+
+/** Decode one frame with the native decoder. */
+export function decodeFrame(linkType: number, frame: Uint8Array): DecodedPacket {
+  return recordToPacket(native().decodeFrame(linkType, frame));
+}
+
+/** Decode many frames of one link type in a single native call. */
+export function decodeFrames(linkType: number, frames: readonly Uint8Array[]): DecodedPacket[] {
+  const { data, offsets } = packFrames(frames);
+  const out = new Uint8Array(frames.length * RECORD_SIZE);
+  native().decodeBatch(linkType, data, offsets, out);
+  const result: DecodedPacket[] = new Array(frames.length);
+  for (let i = 0; i < frames.length; i++) result[i] = recordToPacket(out, i * RECORD_SIZE);
+  return result;
+}
+
+/** Pack frames into one buffer with n+1 offsets, the layout of every batch call. */
+export function packFrames(frames: readonly Uint8Array[]): { data: Uint8Array; offsets: Uint32Array } {
+  let total = 0;
+  for (const f of frames) total += f.length;
+  const data = new Uint8Array(total);
+  const offsets = new Uint32Array(frames.length + 1);
+  let at = 0;
+  frames.forEach((f, i) => {
+    data.set(f, at);
+    offsets[i] = at;
+    at += f.length;
+  });
+  offsets[frames.length] = at;
+  return { data, offsets };
+}
+
+/** The `inspect --json` object for a packet (key order is part of the CLI contract). */
+export function packetJson(index: number, p: DecodedPacket): Record<string, unknown> {
+  return {
+    index,
+    family: p.family,
+    src: p.srcBytes ? formatAddress(p.srcBytes) : null,
+    dst: p.dstBytes ? formatAddress(p.dstBytes) : null,
+    proto: p.proto,
+    fragment: p.fragment,
+    sport: p.sport,
+    dport: p.dport,
+    spi: p.spi,
+    ah: p.ah,
+    icmp: p.icmp,
+    ike: p.ike
+      ? { version: p.ike.version, exchange: p.ike.exchange, flags: p.ike.flags, ispi: p.ike.ispi, rspi: p.ike.rspi, msgid: p.ike.msgid }
+      : null,
+    natt: p.natt,
+    malformed: p.malformed,
+  };
+}

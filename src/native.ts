@@ -1,0 +1,64 @@
+/**
+ * The one typed boundary to the C++ addon: everything native/addon.cc exports
+ * is declared here, and nothing else in src/ touches the addon directly.
+ *
+ * The addon is found with node-gyp-build (a prebuild in prebuilds/, or a local
+ * build in build/Release). When neither fits this Node and platform, loading
+ * fails with a message that lists the ways out.
+ */
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+
+/** Size in bytes of one decoded-packet record (native/core/decode.h `Decoded`). */
+export const RECORD_SIZE = 96;
+
+export interface NativeAddon {
+  /** Decode one frame of a pcap link type into a RECORD_SIZE-byte record. */
+  decodeFrame(linkType: number, frame: Uint8Array): Buffer;
+  /** Decode frames data[offsets[i]..offsets[i+1]) into out[RECORD_SIZE*i..]; returns the count. */
+  decodeBatch(linkType: number, data: Uint8Array, offsets: Uint32Array, out: Uint8Array): number;
+  /** Malformed-reason names indexed by code; index 0 (no problem) is null. */
+  malformedNames(): (string | null)[];
+  readonly recordSize: number;
+}
+
+function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'binding.gyp'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('nfsieve: cannot find the package root (binding.gyp) above ' + __dirname);
+    dir = parent;
+  }
+}
+
+let cached: NativeAddon | undefined;
+
+/** Load (once) and return the addon. */
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const root = packageRoot();
+  let addon: NativeAddon;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const load = require('node-gyp-build') as (dir: string) => unknown;
+    addon = load(root) as NativeAddon;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      [
+        `nfsieve: could not load the native addon for Node ${process.version} on ${process.platform}-${process.arch}.`,
+        `  ${reason}`,
+        'Possible fixes:',
+        '  - build it from source: `npm rebuild nfsieve` (needs python3, make and a C++17 compiler: `apt-get install -y python3 make g++`)',
+        '  - in a clone of the repository: `npm install` or `npm run build:native`',
+        '  - check that the Node version you run is the one you installed with (`node --version`)',
+      ].join('\n'),
+    );
+  }
+  if (addon.recordSize !== RECORD_SIZE) {
+    throw new Error(`nfsieve: addon record size ${addon.recordSize} != ${RECORD_SIZE}; rebuild the addon (npm run build:native)`);
+  }
+  cached = addon;
+  return addon;
+}
