@@ -5,6 +5,9 @@
       "sources": [
         "native/core/decode.cc",
         "native/core/linklayer.cc",
+        "native/core/table.cc",
+        "native/core/sets.cc",
+        "native/core/classify.cc",
         "native/addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -12,7 +12,34 @@ import * as fs from 'node:fs';
 /** Size in bytes of one decoded-packet record (native/core/decode.h `Decoded`). */
 export const RECORD_SIZE = 96;
 
+/** Per-packet metadata a capture lacks and NFQUEUE supplies. */
+export interface NativeMeta {
+  in?: string;
+  out?: string;
+  /** 0 unknown, 1 invalid, 2 new, 3 established, 4 related, 5 untracked. */
+  ctstate?: number;
+  mark?: number;
+}
+
+/** A loaded decision table (native/core/classify.h) with its named sets and counters. */
+export interface NativeClassifier {
+  /** Result triple: [rule + 2 (0 not IP, 1 default), verdict | markSet << 8 | queue << 16, mark]. */
+  classify(linkType: number, frame: Uint8Array, meta?: NativeMeta): Uint32Array;
+  classifyBatch(linkType: number, data: Uint8Array, offsets: Uint32Array, out: Uint32Array, meta?: NativeMeta): number;
+  /** IPv4 5-tuples (src, dst, sport, dport, proto) -> rule index or -1, without counters. */
+  classifyTuples(tuples: Uint32Array, out: Int32Array): number;
+  counters(): { hits: BigUint64Array; bytes: BigUint64Array };
+  resetCounters(): void;
+  setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;
+  setSpi(name: string, add: boolean, lo: number, hi: number): boolean;
+  setInfo(): { name: string; kind: 'address' | 'spi'; size: number }[];
+  readonly ruleCount: number;
+  readonly tableBytes: number;
+}
+
 export interface NativeAddon {
+  /** Load and validate a table; throws Error('invalid table: ...') when it is not sound. */
+  Classifier: new (table: Uint8Array) => NativeClassifier;
   /** Decode one frame of a pcap link type into a RECORD_SIZE-byte record. */
   decodeFrame(linkType: number, frame: Uint8Array): Buffer;
   /** Decode frames data[offsets[i]..offsets[i+1]) into out[RECORD_SIZE*i..]; returns the count. */

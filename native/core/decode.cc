@@ -152,7 +152,7 @@ size_t walk_ah(const uint8_t* p, size_t cap, Decoded* d) {
     return 0;
   }
   if (length > cap) {
-    flag(d, kAhTruncated);
+    flag(d, kAhLength);
     return 0;
   }
   return length;
@@ -191,6 +191,7 @@ void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   if (total < ihl) return flag(d, kIpTotalLength);
   uint16_t frag = be16(p + 6);
   d->l4_offset = static_cast<uint16_t>(l3 + ihl);
+  d->frag_offset = frag & 0x1fff;
   if (frag & 0x1fff) {
     d->fragment = kFragLater;
     return;  // no upper-layer header in a later fragment
@@ -241,6 +242,7 @@ void decode_ipv6(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
     } else if (next == 44) {  // fragment
       if (cap < 8) return flag(d, kExtTruncated);
       uint16_t frag = be16(p + off + 2);
+      d->frag_offset = frag >> 3;
       if (frag & 0xfff8) {
         d->fragment = kFragLater;
         d->proto = p[off];

@@ -48,8 +48,8 @@ enum Malformed : uint8_t {
   kIpTotalLength,    // IPv4 total length shorter than its own header
   kExtTruncated,     // IPv6 extension header runs past the packet
   kExtChain,         // more than kMaxExtHeaders extension headers
-  kAhTruncated,      // AH shorter than 12 bytes or than its length field says
-  kAhLength,         // AH payload-length field below the 12-byte minimum
+  kAhTruncated,      // fewer than 12 bytes of AH (next header .. sequence number)
+  kAhLength,         // AH length field below 12 bytes or past the packet
   kUdpTruncated,     // fewer than 8 bytes of UDP header
   kUdpLength,        // UDP length < 8 or past the IP payload
   kTcpTruncated,     // fewer than 20 bytes of TCP header
@@ -104,7 +104,7 @@ struct Decoded {
   uint8_t ike_ispi[8];
   uint8_t ike_rspi[8];
   uint16_t l4_offset;     // offset of the upper-layer header in the frame
-  uint16_t reserved;
+  uint16_t frag_offset;   // fragment offset in 8-byte units (IPv4 or IPv6 fragment header)
 };
 
 static_assert(sizeof(Decoded) == 96, "Decoded is a fixed 96-byte record");

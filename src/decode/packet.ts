@@ -52,6 +52,8 @@ export interface DecodedPacket {
   /** Offsets in the frame of the IP header and of the upper-layer header. */
   l3Offset: number;
   l4Offset: number;
+  /** Fragment offset in 8-byte units (0 when not a fragment). */
+  fragOffset: number;
 }
 
 const FRAGMENTS: Fragment[] = ['none', 'first', 'later'];
@@ -118,6 +120,7 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
     malformed,
     l3Offset,
     l4Offset,
+    fragOffset: v.getUint16(94, true),
   };
 }
 
@@ -126,7 +129,7 @@ export function emptyPacket(malformed: string | null, l3Offset = 0): DecodedPack
   return {
     family: null, srcBytes: null, dstBytes: null, proto: null, ipProto: null, fragment: null,
     ttl: null, totalLength: null, sport: null, dport: null, spi: null, espSeq: null, ah: null,
-    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0,
+    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0,
   };
 }
 

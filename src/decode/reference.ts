@@ -133,6 +133,7 @@ function ipv4(w: Walk, l3: number): void {
   if (total < ihl) return w.bad('ip-total-length');
   p.l4Offset = l3 + ihl;
   const flagsAndOffset = w.u16(l3 + 6);
+  p.fragOffset = flagsAndOffset & 0x1fff;
   if ((flagsAndOffset & 0x1fff) !== 0) { p.fragment = 'later'; return; }
   if (flagsAndOffset & 0x2000) p.fragment = 'first';
   const end = l3 + Math.min(n, total);
@@ -185,6 +186,7 @@ function ipv6(w: Walk, l3: number): void {
     if (avail < 8) return w.bad('ext-truncated');
     if (next === 44) {
       const fo = w.u16(at + 2);
+      p.fragOffset = fo >> 3;
       if (fo >> 3 !== 0) {
         p.fragment = 'later';
         p.proto = w.u8(at);
@@ -211,7 +213,7 @@ function authHeader(w: Walk, at: number, end: number): number {
   if (avail < 12) { w.bad('ah-truncated'); return 0; }
   const len = (w.u8(at + 1) + 2) * 4;
   if (len < 12) { w.bad('ah-length'); return 0; }
-  if (len > avail) { w.bad('ah-truncated'); return 0; }
+  if (len > avail) { w.bad('ah-length'); return 0; }
   return len;
 }
 

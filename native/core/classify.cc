@@ -1,0 +1,245 @@
+// Evaluation of a decision table (see src/compile/build.ts for the layout's
+// rationale): per field, a binary search maps the packet's key to a class
+// vector; the AND of all vectors and the family's base vector has one bit per
+// rule whose interval conditions hold. Candidates are taken lowest bit first,
+// their residual checks applied, and non-terminal actions (count, mark and
+// continue, skip) resume the scan further on.
+#include "classify.h"
+
+#include <cstring>
+
+namespace nfsieve {
+namespace {
+
+constexpr uint64_t kAbsentPort = 65536;
+constexpr uint64_t kAbsentSpi = 1ull << 32;
+
+struct Key {
+  uint64_t hi, lo;  // lo only for narrow keys
+};
+
+inline uint32_t be32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+
+inline Key address_key(const uint8_t* a, bool wide) {
+  if (!wide) return {0, be32(a)};
+  return {static_cast<uint64_t>(be32(a)) << 32 | be32(a + 4), static_cast<uint64_t>(be32(a + 8)) << 32 | be32(a + 12)};
+}
+
+inline Key packet_key(uint8_t field, bool wide, const Decoded& d, const Meta& m) {
+  switch (field) {
+    case kFieldSrc: return address_key(d.src, wide);
+    case kFieldDst: return address_key(d.dst, wide);
+    case kFieldProto: return {0, d.proto};
+    case kFieldIpProto: return {0, d.ip_proto};
+    case kFieldSport: return {0, (d.present & kHasPorts) ? d.sport : kAbsentPort};
+    case kFieldDport: return {0, (d.present & kHasPorts) ? d.dport : kAbsentPort};
+    case kFieldSpi: return {0, (d.present & kHasSpi) ? d.spi : kAbsentSpi};
+    case kFieldAhSpi: return {0, (d.present & kHasAh) ? d.ah_spi : kAbsentSpi};
+    case kFieldIcmp: {
+      bool right_proto = d.proto == (d.family == 4 ? 1 : 58);
+      return {0, (d.present & kHasIcmp) && right_proto ? (uint64_t(d.icmp_type) << 8 | d.icmp_code) : 65536};
+    }
+    case kFieldIkeVersion: return {0, (d.present & kHasIke) ? d.ike_version : 16u};
+    case kFieldIkeExchange: return {0, (d.present & kHasIke) ? d.ike_exchange : 256u};
+    case kFieldIkeFlags: return {0, (d.present & kHasIke) ? d.ike_flags : 256u};
+    case kFieldNatt: return {0, d.natt};
+    case kFieldFragment: return {0, d.fragment};
+    case kFieldCtState: return {0, m.ctstate};
+    case kFieldMalformed: return {0, d.malformed};
+    case kFieldLength: return {0, d.total_length};
+    case kFieldTruncated: return {0, truncated_key(d)};
+    default: return {0, 0};
+  }
+}
+
+// Number of boundaries <= key: the index of the key's elementary interval.
+inline uint32_t interval_of(const Dim& dim, Key k) {
+  uint32_t lo = 0, hi = dim.boundary_count;
+  if (!dim.wide) {
+    const uint64_t* b = dim.boundaries;
+    while (lo < hi) {
+      uint32_t mid = (lo + hi) >> 1;
+      if (b[mid] <= k.lo) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
+  const uint64_t* b = dim.boundaries;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) >> 1;
+    uint64_t bh = b[2 * mid], bl = b[2 * mid + 1];
+    if (bh < k.hi || (bh == k.hi && bl <= k.lo)) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+inline bool name_matches(const std::string& pattern, const char* name, uint8_t len) {
+  size_t pl = pattern.size();
+  if (pl > 0 && pattern[pl - 1] == '+') return len >= pl - 1 && std::memcmp(pattern.data(), name, pl - 1) == 0;
+  return len == pl && std::memcmp(pattern.data(), name, pl) == 0;
+}
+
+}  // namespace
+
+void tuple_packet(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint32_t proto, Decoded* d) {
+  std::memset(d, 0, sizeof(*d));
+  d->family = 4;
+  d->proto = d->ip_proto = static_cast<uint8_t>(proto);
+  for (int i = 0; i < 4; i++) {
+    d->src[i] = static_cast<uint8_t>(src >> (24 - 8 * i));
+    d->dst[i] = static_cast<uint8_t>(dst >> (24 - 8 * i));
+  }
+  d->sport = static_cast<uint16_t>(sport);
+  d->dport = static_cast<uint16_t>(dport);
+  d->present = kHasPorts;
+  d->ttl = 64;
+}
+
+uint32_t truncated_key(const Decoded& d) {
+  if (d.family == 4 && d.fragment == kFragLater && d.frag_offset == 1 && d.ip_proto == 6) return 7;
+  switch (d.malformed) {
+    case kTcpTruncated: return 1;
+    case kUdpTruncated: return 2;
+    case kIcmpTruncated: return d.proto == 1 ? 3 : 4;
+    case kEspTruncated: return d.natt == kNattNone ? 5 : 0;
+    case kAhTruncated: return 6;
+    default: return 0;
+  }
+}
+
+Classifier::Classifier(std::unique_ptr<Table> table) : table_(std::move(table)) {
+  for (const SetElementsView& v : table_->sets()) {
+    NamedSet s;
+    s.name = v.name;
+    s.kind = v.kind;
+    for (uint32_t k = 0; k < v.count; k++) {
+      if (v.kind == 1) {
+        const uint8_t* e = v.elements + k * 20;
+        s.addresses.add(e[0], e + 4, e[1]);
+      } else {
+        uint32_t lo, hi;
+        std::memcpy(&lo, v.elements + k * 8, 4);
+        std::memcpy(&hi, v.elements + k * 8 + 4, 4);
+        s.spis.add(lo, hi);
+      }
+    }
+    sets_.push_back(std::move(s));
+  }
+}
+
+NamedSet* Classifier::find_set(const std::string& name) {
+  for (NamedSet& s : sets_)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+bool Classifier::interfaces_match(const ResidualRec& res, const char* name, uint8_t len) const {
+  if (name == nullptr) return false;  // interface unknown: a positive condition cannot hold
+  for (uint32_t k = 0; k < res.b; k++)
+    if (name_matches(table_->string_at(table_->ref(res.a + k)), name, len)) return true;
+  return false;
+}
+
+bool Classifier::sets_match(const ResidualRec& res, const Decoded& d) const {
+  for (uint32_t k = 0; k < res.b; k++) {
+    const NamedSet& s = sets_[table_->ref(res.a + k)];
+    switch (res.kind) {
+      case kResSetSrc: if (s.addresses.contains(d.family, d.src)) return true; break;
+      case kResSetDst: if (s.addresses.contains(d.family, d.dst)) return true; break;
+      case kResSetSpi: if ((d.present & kHasSpi) && s.spis.contains(d.spi)) return true; break;
+      case kResSetAhSpi: if ((d.present & kHasAh) && s.spis.contains(d.ah_spi)) return true; break;
+      default: break;
+    }
+  }
+  return false;
+}
+
+bool Classifier::residuals_hold(const RuleRec& r, const Decoded& d, const Meta& m, uint32_t mark) const {
+  for (uint32_t i = 0; i < r.residual_count; i++) {
+    const ResidualRec& res = table_->residual(r.residual_start + i);
+    bool ok;
+    switch (res.kind) {
+      case kResMark: ok = (mark & res.b) == res.a; break;
+      case kResIn: ok = interfaces_match(res, m.in, m.in_len); break;
+      case kResOut: ok = interfaces_match(res, m.out, m.out_len); break;
+      default: {
+        // A negated set condition on an SPI still needs the SPI to be there.
+        bool has = res.kind == kResSetSpi ? (d.present & kHasSpi) : res.kind == kResSetAhSpi ? (d.present & kHasAh) : true;
+        if (!has) return false;
+        ok = sets_match(res, d);
+      }
+    }
+    if (res.negate) ok = !ok;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void Classifier::classify(const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
+  out->mark_set = 0;
+  out->queue = 0;
+  out->mark = m.mark;
+  if (d.family != 4 && d.family != 6) {
+    out->rule = kRuleNotIp;
+    out->verdict = kVerdictNone;
+    return;
+  }
+  const Family& f = table_->family(d.family);
+  const uint64_t* vec[kMaxDims + 1];
+  int n = 0;
+  vec[n++] = f.base;
+  for (int i = 0; i < f.dim_count; i++) {
+    const Dim& dim = f.dims[i];
+    uint32_t cls = dim.classes[interval_of(dim, packet_key(dim.field, dim.wide, d, m))];
+    vec[n++] = dim.vectors + static_cast<size_t>(cls) * f.words;
+  }
+  const uint64_t bytes = d.total_length;
+  uint32_t mark = m.mark;
+  uint32_t start = 0;
+  const uint32_t rules = table_->rule_count();
+  while (start < rules) {
+    uint32_t w = start >> 6;
+    uint64_t acc = ~0ull << (start & 63);
+    for (;;) {
+      for (int i = 0; i < n && acc; i++) acc &= vec[i][w];
+      if (acc) break;
+      if (++w >= f.words) break;
+      acc = ~0ull;
+    }
+    if (!acc) break;
+    uint32_t r = (w << 6) + static_cast<uint32_t>(__builtin_ctzll(acc));
+    const RuleRec& rule = table_->rule(r);
+    if (rule.residual_count && !residuals_hold(rule, d, m, mark)) {
+      start = r + 1;
+      continue;
+    }
+    if (counters) {
+      counters->hits[r]++;
+      counters->bytes[r] += bytes;
+    }
+    if (rule.flags & 1) {
+      mark = (mark & ~rule.mark_mask) ^ rule.mark_value;  // iptables --set-xmark
+      out->mark_set = 1;
+    }
+    switch (rule.action) {
+      case kActContinue: start = r + 1; continue;
+      case kActSkip: start = rule.skip_to; continue;
+      default:
+        out->rule = static_cast<int32_t>(r);
+        out->verdict = rule.action;  // accept, drop, reject, queue share their codes
+        out->queue = rule.queue;
+        out->mark = mark;
+        return;
+    }
+  }
+  if (counters) {
+    counters->hits[rules]++;
+    counters->bytes[rules] += bytes;
+  }
+  out->rule = kRuleDefault;
+  out->verdict = table_->default_verdict();
+  out->mark = mark;
+}
+
+}  // namespace nfsieve

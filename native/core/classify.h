@@ -1,0 +1,73 @@
+// The evaluator: one decoded packet + its metadata -> a verdict, against a
+// loaded table and its named sets. No allocation, no locks, no exceptions.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "decode.h"
+#include "sets.h"
+#include "table.h"
+
+namespace nfsieve {
+
+// What the packet's surroundings tell: interfaces, conntrack state, mark.
+struct Meta {
+  const char* in = nullptr;  // interface names, not necessarily NUL-terminated
+  uint8_t in_len = 0;
+  const char* out = nullptr;
+  uint8_t out_len = 0;
+  uint8_t ctstate = 0;  // 0 unknown, 1 invalid, 2 new, 3 established, 4 related, 5 untracked
+  uint32_t mark = 0;
+};
+
+constexpr int32_t kRuleDefault = -1;  // the default verdict decided
+constexpr int32_t kRuleNotIp = -2;    // no IP header: no verdict
+
+enum VerdictCode : uint8_t { kVerdictAccept = 0, kVerdictDrop, kVerdictReject, kVerdictQueue, kVerdictNone = 255 };
+
+struct Verdict {
+  int32_t rule;
+  uint8_t verdict;
+  uint8_t mark_set;
+  uint16_t queue;
+  uint32_t mark;
+};
+
+// Hit and byte counters, one slot per rule plus one for the default verdict.
+struct Counters {
+  explicit Counters(size_t rules) : hits(rules + 1), bytes(rules + 1) {}
+  std::vector<uint64_t> hits;
+  std::vector<uint64_t> bytes;
+};
+
+// An IPv4 packet that is only its 5-tuple (ClassBench headers): ports present.
+void tuple_packet(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint32_t proto, Decoded* d);
+
+// Kernel-truncation kind of a decoded packet (the Truncated field's key).
+uint32_t truncated_key(const Decoded& d);
+
+class Classifier {
+ public:
+  explicit Classifier(std::unique_ptr<Table> table);
+
+  const Table& table() const { return *table_; }
+  std::vector<NamedSet>& sets() { return sets_; }
+  NamedSet* find_set(const std::string& name);
+
+  // Classify one packet; counters (when given) are incremented for every rule
+  // that matched on the way, terminal or not.
+  void classify(const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const;
+
+ private:
+  std::unique_ptr<Table> table_;
+  std::vector<NamedSet> sets_;
+
+  bool residuals_hold(const RuleRec& r, const Decoded& d, const Meta& m, uint32_t mark) const;
+  bool interfaces_match(const ResidualRec& res, const char* name, uint8_t len) const;
+  bool sets_match(const ResidualRec& res, const Decoded& d) const;
+};
+
+}  // namespace nfsieve

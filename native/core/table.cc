@@ -1,0 +1,204 @@
+// Table loading: every check the evaluator relies on, made once.
+#include "table.h"
+
+#include <cstring>
+
+namespace nfsieve {
+
+uint32_t crc32(const uint8_t* data, size_t size) {
+  static uint32_t table[256];
+  static bool ready = [] {
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+    return true;
+  }();
+  (void)ready;
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < size; i++) c = table[(c ^ data[i]) & 0xff] ^ (c >> 8);
+  return c ^ 0xffffffffu;
+}
+
+class TableLoader {
+ public:
+  TableLoader(Table* t, std::string* error) : t_(t), error_(error) {}
+
+  bool load(const uint8_t* data, size_t size) {
+    if (size < kHeaderSize) return fail("table too short for its header (" + std::to_string(size) + " bytes)");
+    if (size > 0xffffffffu) return fail("table larger than 4 GiB");
+    t_->storage_.assign((size + 7) / 8, 0);
+    std::memcpy(t_->storage_.data(), data, size);
+    t_->size_ = size;
+    bytes_ = reinterpret_cast<const uint8_t*>(t_->storage_.data());
+    size_ = size;
+    if (u32(0) != kTableMagic) return fail("not an nfsieve table (bad magic)");
+    if (u16(4) != kTableVersion) return fail("table version " + std::to_string(u16(4)) + " is not supported (this build reads version 1)");
+    if (u16(6) != kHeaderSize) return fail("bad header size");
+    if (u32(8) != size) return fail("table size field " + std::to_string(u32(8)) + " does not match its " + std::to_string(size) + " bytes");
+    if (crc32(bytes_ + 16, size - 16) != u32(12)) return fail("checksum mismatch: the table is corrupt");
+    t_->rule_count_ = u32(16);
+    t_->default_verdict_ = bytes_[20];
+    t_->flags_ = bytes_[21];
+    if (t_->default_verdict_ > kActReject) return fail("bad default verdict");
+    const uint32_t rules = t_->rule_count_;
+    const uint32_t residual_count = u32(32);
+    const uint32_t ref_count = u32(64);
+    const uint32_t set_count = u32(56);
+    if (!span(u32(24), uint64_t(rules) * sizeof(RuleRec), 8)) return fail("rules section out of bounds");
+    if (!span(u32(28), uint64_t(residual_count) * sizeof(ResidualRec), 8)) return fail("residual section out of bounds");
+    if (!span(u32(60), uint64_t(ref_count) * 4, 4)) return fail("reference section out of bounds");
+    if (!span(u32(52), uint64_t(set_count) * 16, 8)) return fail("set section out of bounds");
+    t_->rules_ = reinterpret_cast<const RuleRec*>(bytes_ + u32(24));
+    t_->residuals_ = reinterpret_cast<const ResidualRec*>(bytes_ + u32(28));
+    t_->refs_ = reinterpret_cast<const uint32_t*>(bytes_ + u32(60));
+    if (!load_strings(u32(44), u32(48))) return false;
+    if (!load_sets(u32(52), set_count)) return false;
+    for (uint32_t i = 0; i < rules; i++) {
+      const RuleRec& r = t_->rules_[i];
+      const std::string at = "rule " + std::to_string(i) + ": ";
+      if (r.action > kActSkip) return fail(at + "bad action code");
+      if (r.action == kActSkip && (r.skip_to <= i || r.skip_to > rules)) return fail(at + "skip target out of range");
+      if (uint64_t(r.residual_start) + r.residual_count > residual_count) return fail(at + "residuals out of range");
+    }
+    for (uint32_t i = 0; i < residual_count; i++) {
+      const ResidualRec& r = t_->residuals_[i];
+      const std::string at = "residual " + std::to_string(i) + ": ";
+      if (r.kind < kResMark || r.kind > kResSetAhSpi) return fail(at + "bad kind");
+      if (r.kind == kResMark) continue;
+      if (uint64_t(r.a) + r.b > ref_count || r.b == 0) return fail(at + "references out of range");
+      for (uint32_t k = 0; k < r.b; k++) {
+        uint32_t v = t_->refs_[r.a + k];
+        if (r.kind == kResIn || r.kind == kResOut) {
+          if (v >= t_->strings_.size()) return fail(at + "interface pattern out of range");
+        } else {
+          if (v >= set_count) return fail(at + "set index out of range");
+          uint8_t want = (r.kind == kResSetSpi || r.kind == kResSetAhSpi) ? 2 : 1;
+          if (t_->sets_[v].kind != want) return fail(at + "set of the wrong kind");
+        }
+      }
+    }
+    if (!load_family(u32(36), 4, &t_->fam4_)) return false;
+    if (!load_family(u32(40), 6, &t_->fam6_)) return false;
+    return true;
+  }
+
+ private:
+  Table* t_;
+  std::string* error_;
+  const uint8_t* bytes_ = nullptr;
+  size_t size_ = 0;
+
+  bool fail(const std::string& message) {
+    *error_ = "invalid table: " + message;
+    return false;
+  }
+  uint16_t u16(size_t at) const { uint16_t v; std::memcpy(&v, bytes_ + at, 2); return v; }
+  uint32_t u32(size_t at) const { uint32_t v; std::memcpy(&v, bytes_ + at, 4); return v; }
+  // [off, off+len) inside the table, past the header, aligned.
+  bool span(uint64_t off, uint64_t len, uint64_t align) const {
+    return off >= kHeaderSize && off % align == 0 && off <= size_ && len <= size_ - off;
+  }
+
+  bool load_strings(uint32_t off, uint32_t size) {
+    if (!span(off, size, 4) || size < 4) return fail("string section out of bounds");
+    uint32_t count = u32(off);
+    if (uint64_t(count) * 8 + 4 > size) return fail("string directory out of bounds");
+    for (uint32_t i = 0; i < count; i++) {
+      uint32_t so = u32(off + 4 + i * 8), sl = u32(off + 8 + i * 8);
+      if (uint64_t(so) + sl > size) return fail("string " + std::to_string(i) + " out of bounds");
+      t_->strings_.emplace_back(reinterpret_cast<const char*>(bytes_ + off + so), sl);
+    }
+    return true;
+  }
+
+  bool load_sets(uint32_t off, uint32_t count) {
+    for (uint32_t i = 0; i < count; i++) {
+      size_t at = off + i * 16;
+      SetElementsView v;
+      v.kind = bytes_[at];
+      uint32_t name = u32(at + 4);
+      v.count = u32(at + 8);
+      uint32_t elems = u32(at + 12);
+      if (v.kind != 1 && v.kind != 2) return fail("set " + std::to_string(i) + ": bad kind");
+      if (name >= t_->strings_.size()) return fail("set " + std::to_string(i) + ": name out of range");
+      v.name = t_->strings_[name];
+      uint64_t esize = v.kind == 1 ? 20 : 8;
+      if (!span(elems, uint64_t(v.count) * esize, 4)) return fail("set '" + v.name + "': elements out of bounds");
+      v.elements = bytes_ + elems;
+      for (uint32_t k = 0; v.kind == 1 && k < v.count; k++) {
+        const uint8_t* e = v.elements + k * 20;
+        if (!((e[0] == 4 && e[1] <= 32) || (e[0] == 6 && e[1] <= 128))) return fail("set '" + v.name + "': bad address element");
+      }
+      for (uint32_t k = 0; v.kind == 2 && k < v.count; k++) {
+        uint32_t lo, hi;
+        std::memcpy(&lo, v.elements + k * 8, 4);
+        std::memcpy(&hi, v.elements + k * 8 + 4, 4);
+        if (lo > hi) return fail("set '" + v.name + "': empty SPI range");
+      }
+      t_->sets_.push_back(v);
+    }
+    return true;
+  }
+
+  bool load_family(uint32_t off, int fam, Family* f) {
+    const std::string at = "IPv" + std::to_string(fam) + " table: ";
+    if (!span(off, 16, 8)) return fail(at + "out of bounds");
+    f->words = u32(off);
+    uint32_t dims = u32(off + 4);
+    uint32_t base = u32(off + 8);
+    if (f->words != (t_->rule_count_ + 63) / 64) return fail(at + "vector width does not match the rule count");
+    if (dims > kMaxDims) return fail(at + "too many fields");
+    if (!span(off, 16 + uint64_t(dims) * 24, 8)) return fail(at + "field descriptors out of bounds");
+    const uint64_t vbytes = uint64_t(f->words) * 8;
+    if (!span(base, vbytes, 8)) return fail(at + "base vector out of bounds");
+    f->base = reinterpret_cast<const uint64_t*>(bytes_ + base);
+    // Bits past the last rule must be clear: the base vector masks every AND.
+    if (t_->rule_count_ % 64 && (f->base[f->words - 1] >> (t_->rule_count_ % 64)) != 0)
+      return fail(at + "base vector has bits past the last rule");
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < dims; i++) {
+      size_t d = off + 16 + i * 24;
+      Dim& dim = f->dims[i];
+      dim.field = bytes_[d];
+      dim.wide = bytes_[d + 1] != 0;
+      dim.boundary_count = u32(d + 4);
+      uint32_t boff = u32(d + 8), coff = u32(d + 12), voff = u32(d + 16);
+      dim.vector_count = u32(d + 20);
+      const std::string dat = at + "field " + std::to_string(dim.field) + ": ";
+      if (dim.field < kFieldSrc || dim.field > kFieldLast) return fail(dat + "unknown field");
+      if (seen & (1u << dim.field)) return fail(dat + "appears twice");
+      seen |= 1u << dim.field;
+      bool want_wide = fam == 6 && (dim.field == kFieldSrc || dim.field == kFieldDst);
+      if (dim.wide != want_wide) return fail(dat + "wrong key width");
+      uint64_t key_words = dim.wide ? 2 : 1;
+      if (!span(boff, uint64_t(dim.boundary_count) * key_words * 8, 8)) return fail(dat + "boundaries out of bounds");
+      if (!span(coff, (uint64_t(dim.boundary_count) + 1) * 4, 4)) return fail(dat + "classes out of bounds");
+      if (dim.vector_count == 0 || !span(voff, uint64_t(dim.vector_count) * vbytes, 8)) return fail(dat + "vectors out of bounds");
+      dim.boundaries = reinterpret_cast<const uint64_t*>(bytes_ + boff);
+      dim.classes = reinterpret_cast<const uint32_t*>(bytes_ + coff);
+      dim.vectors = reinterpret_cast<const uint64_t*>(bytes_ + voff);
+      for (uint32_t k = 0; k <= dim.boundary_count; k++)
+        if (dim.classes[k] >= dim.vector_count) return fail(dat + "class index out of range");
+      for (uint32_t k = 1; k < dim.boundary_count; k++) {
+        bool increasing = dim.wide
+            ? (dim.boundaries[2 * k] > dim.boundaries[2 * k - 2] ||
+               (dim.boundaries[2 * k] == dim.boundaries[2 * k - 2] && dim.boundaries[2 * k + 1] > dim.boundaries[2 * k - 1]))
+            : dim.boundaries[k] > dim.boundaries[k - 1];
+        if (!increasing) return fail(dat + "boundaries not strictly increasing");
+      }
+    }
+    f->dim_count = static_cast<int>(dims);
+    return true;
+  }
+};
+
+std::unique_ptr<Table> Table::load(const uint8_t* data, size_t size, std::string* error) {
+  std::unique_ptr<Table> t(new Table());
+  TableLoader loader(t.get(), error);
+  if (!loader.load(data, size)) return nullptr;
+  return t;
+}
+
+}  // namespace nfsieve

@@ -1,0 +1,114 @@
+// Decision table, version 1: loading and complete validation.
+//
+// The table comes from the TypeScript compiler (src/compile/format.ts) as one
+// little-endian blob; docs/table-format.md is the specification. Before the
+// first lookup, Table::load checks the magic, version, size and CRC-32, then
+// every offset, count, index and ordering the evaluator will rely on, so that
+// evaluation itself needs no checks: a corrupt or hostile table is refused
+// with a message, never read out of bounds.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace nfsieve {
+
+constexpr uint32_t kTableMagic = 0x5153464e;  // "NFSQ"
+constexpr uint16_t kTableVersion = 1;
+constexpr uint32_t kHeaderSize = 96;
+constexpr int kMaxDims = 24;
+
+enum FieldId : uint8_t {
+  kFieldSrc = 1, kFieldDst, kFieldProto, kFieldIpProto, kFieldSport, kFieldDport, kFieldSpi, kFieldAhSpi,
+  kFieldIcmp, kFieldIkeVersion, kFieldIkeExchange, kFieldIkeFlags, kFieldNatt, kFieldFragment,
+  kFieldCtState, kFieldMalformed, kFieldLength, kFieldTruncated, kFieldLast = kFieldTruncated
+};
+
+enum ActionCode : uint8_t { kActAccept = 0, kActDrop, kActReject, kActQueue, kActContinue, kActSkip };
+enum ResidualCode : uint8_t { kResMark = 1, kResIn, kResOut, kResSetSrc, kResSetDst, kResSetSpi, kResSetAhSpi };
+
+struct RuleRec {
+  uint8_t action;
+  uint8_t flags;  // bit 0: sets the mark
+  uint16_t queue;
+  uint32_t mark_value;
+  uint32_t mark_mask;
+  uint32_t skip_to;
+  uint32_t residual_start;
+  uint16_t residual_count;
+  uint16_t reserved;
+};
+static_assert(sizeof(RuleRec) == 24, "rule record");
+
+struct ResidualRec {
+  uint8_t kind;
+  uint8_t negate;
+  uint16_t reserved;
+  uint32_t a;
+  uint32_t b;
+  uint32_t reserved2;
+};
+static_assert(sizeof(ResidualRec) == 16, "residual record");
+
+struct Dim {
+  uint8_t field;
+  bool wide;                   // 128-bit keys stored as (hi, lo) pairs
+  uint32_t boundary_count;
+  const uint64_t* boundaries;  // boundary_count keys (2 words each when wide)
+  const uint32_t* classes;     // boundary_count + 1 vector indices
+  const uint64_t* vectors;     // vector_count * words
+  uint32_t vector_count;
+};
+
+struct Family {
+  uint32_t words = 0;
+  const uint64_t* base = nullptr;
+  int dim_count = 0;
+  Dim dims[kMaxDims];
+};
+
+struct SetElementsView {
+  uint8_t kind;  // 1 address, 2 spi
+  std::string name;
+  uint32_t count;
+  const uint8_t* elements;  // 20-byte address elements or 8-byte SPI ranges
+};
+
+class Table {
+ public:
+  // Copies and validates the bytes. On failure returns null and sets *error.
+  static std::unique_ptr<Table> load(const uint8_t* data, size_t size, std::string* error);
+
+  uint32_t rule_count() const { return rule_count_; }
+  uint8_t default_verdict() const { return default_verdict_; }
+  uint8_t flags() const { return flags_; }
+  const RuleRec& rule(uint32_t i) const { return rules_[i]; }
+  const ResidualRec& residual(uint32_t i) const { return residuals_[i]; }
+  uint32_t ref(uint32_t i) const { return refs_[i]; }
+  const std::string& string_at(uint32_t i) const { return strings_[i]; }
+  const Family& family(int fam) const { return fam == 4 ? fam4_ : fam6_; }
+  const std::vector<SetElementsView>& sets() const { return sets_; }
+  size_t byte_size() const { return size_; }
+
+ private:
+  std::vector<uint64_t> storage_;  // the table, 8-byte aligned
+  size_t size_ = 0;
+  uint32_t rule_count_ = 0;
+  uint8_t default_verdict_ = 0;
+  uint8_t flags_ = 0;
+  const RuleRec* rules_ = nullptr;
+  const ResidualRec* residuals_ = nullptr;
+  const uint32_t* refs_ = nullptr;
+  std::vector<std::string> strings_;
+  std::vector<SetElementsView> sets_;
+  Family fam4_, fam6_;
+
+  friend class TableLoader;
+};
+
+uint32_t crc32(const uint8_t* data, size_t size);
+
+}  // namespace nfsieve

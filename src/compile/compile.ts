@@ -1,0 +1,87 @@
+/**
+ * Policy -> decision table bytes, with the analysis `nfsieve check` reports:
+ * rules that can never match, and rules shadowed by an earlier terminal rule.
+ */
+import { Policy, Rule, ruleLabel } from '../policy/model';
+import { buildFamily } from './build';
+import { FamilyRule, Interval, normalize } from './normalize';
+import { FLAG_NEEDS_CTSTATE, FLAG_NEEDS_INTERFACES, FLAG_NEEDS_MARK, writeTable } from './format';
+import { Field } from './fields';
+
+export interface Warning { rule: number; line: number; column: number; message: string }
+
+export interface CompiledPolicy {
+  policy: Policy;
+  table: Uint8Array;
+  warnings: Warning[];
+  /** Milliseconds spent compiling (normalise + build + serialise). */
+  compileMs: number;
+  needs: { ctstate: boolean; interfaces: boolean; mark: boolean };
+}
+
+/** Above this many rules the pairwise shadow analysis is skipped (it is quadratic). */
+export const SHADOW_ANALYSIS_LIMIT = 4000;
+
+export function compile(policy: Policy, options: { analyse?: boolean } = {}): CompiledPolicy {
+  const t0 = performance.now();
+  const v4 = policy.rules.map((r) => normalize(r, 4));
+  const v6 = policy.rules.map((r) => normalize(r, 6));
+  const residuals = policy.rules.map((_, i) => (v4[i] ?? v6[i])?.residuals ?? []);
+  const needs = {
+    ctstate: policy.rules.some((r) => r.conditions.ctstate !== undefined),
+    interfaces: policy.rules.some((r) => r.conditions.in !== undefined || r.conditions.out !== undefined),
+    mark: policy.rules.some((r) => r.conditions.mark !== undefined),
+  };
+  const table = writeTable({
+    rules: policy.rules,
+    residuals,
+    defaultVerdict: policy.default,
+    families: { 4: buildFamily(v4, 4), 6: buildFamily(v6, 6) },
+    sets: [...policy.sets.values()],
+    flags: (needs.ctstate ? FLAG_NEEDS_CTSTATE : 0) | (needs.interfaces ? FLAG_NEEDS_INTERFACES : 0) | (needs.mark ? FLAG_NEEDS_MARK : 0),
+  });
+  const warnings = options.analyse === false ? [] : analyse(policy.rules, v4, v6);
+  return { policy, table, warnings, compileMs: performance.now() - t0, needs };
+}
+
+function analyse(rules: Rule[], v4: (FamilyRule | null)[], v6: (FamilyRule | null)[]): Warning[] {
+  const warnings: Warning[] = [];
+  const warn = (i: number, message: string): void => {
+    warnings.push({ rule: i, line: rules[i].line, column: rules[i].column, message: `rule ${JSON.stringify(ruleLabel(rules[i], i))}: ${message}` });
+  };
+  rules.forEach((r, i) => { if (!v4[i] && !v6[i]) warn(i, 'can never match (its conditions exclude each other)'); });
+  if (rules.length > SHADOW_ANALYSIS_LIMIT) return warnings;
+  const terminal = (r: Rule): boolean => r.action.type !== 'count' && r.action.type !== 'skip' && !(r.action.type === 'mark' && r.action.then === 'continue');
+  // Skips (flattened iptables chains) make "earlier" depend on the path; analyse plain policies only.
+  if (rules.some((r) => r.action.type === 'skip')) return warnings;
+  for (let j = 0; j < rules.length; j++) {
+    if (!v4[j] && !v6[j]) continue;
+    for (let i = 0; i < j; i++) {
+      if (!terminal(rules[i])) continue;
+      if (covers(v4[i], v4[j]) && covers(v6[i], v6[j])) {
+        warn(j, `is shadowed by rule ${JSON.stringify(ruleLabel(rules[i], i))} (line ${rules[i].line}) and never decides`);
+        break;
+      }
+    }
+  }
+  return warnings;
+}
+
+/** Does earlier rule a match every packet that rule b matches (in one family)? */
+function covers(a: FamilyRule | null, b: FamilyRule | null): boolean {
+  if (!b) return true;
+  if (!a) return false;
+  if (a.residuals.length > 0) return false;
+  for (const [field, ivs] of a.dims) {
+    const bivs = b.dims.get(field);
+    if (!bivs) return false;
+    if (!within(bivs, ivs)) return false;
+  }
+  return true;
+}
+
+function within(inner: Interval[], outer: Interval[]): boolean {
+  return inner.every((iv) => outer.some((o) => !(iv.lo < o.lo) && !(o.hi < iv.hi)));
+}
+
+export { Field };

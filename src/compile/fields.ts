@@ -1,0 +1,75 @@
+/**
+ * The fields a decision table can dispatch on, with their key domains. A key is
+ * what the evaluator computes from a decoded packet (native/core/classify.cc,
+ * packet_key); `absent` is the key of a packet that has no such field (no
+ * ports in an ICMP packet, no IKE header...). Negated conditions complement
+ * within [0, present], so "sport != 500" never matches a packet without ports.
+ *
+ * These numbers are part of the table format (docs/table-format.md).
+ */
+
+export const enum Field {
+  Src = 1,
+  Dst = 2,
+  Proto = 3,
+  IpProto = 4,
+  Sport = 5,
+  Dport = 6,
+  Spi = 7,
+  AhSpi = 8,
+  Icmp = 9,
+  IkeVersion = 10,
+  IkeExchange = 11,
+  IkeFlags = 12,
+  Natt = 13,
+  Fragment = 14,
+  CtState = 15,
+  Malformed = 16,
+  Length = 17,
+  Truncated = 18,
+}
+
+export interface FieldInfo {
+  name: string;
+  /** Largest key of a packet that has the field. */
+  present: number | bigint;
+  /** Largest key at all (the absent sentinel, when there is one). */
+  max: number | bigint;
+  /** 128-bit keys (IPv6 addresses). */
+  wide: boolean;
+}
+
+const U32 = 0xffffffff;
+const U128 = (1n << 128n) - 1n;
+
+export function fieldInfo(field: Field, family: 4 | 6): FieldInfo {
+  switch (field) {
+    case Field.Src:
+    case Field.Dst:
+      return family === 4
+        ? { name: field === Field.Src ? 'src' : 'dst', present: U32, max: U32, wide: false }
+        : { name: field === Field.Src ? 'src' : 'dst', present: U128, max: U128, wide: true };
+    case Field.Proto: return { name: 'proto', present: 255, max: 255, wide: false };
+    case Field.IpProto: return { name: 'ip-proto', present: 255, max: 255, wide: false };
+    case Field.Sport: return { name: 'sport', present: 65535, max: 65536, wide: false };
+    case Field.Dport: return { name: 'dport', present: 65535, max: 65536, wide: false };
+    case Field.Spi: return { name: 'spi', present: U32, max: U32 + 1, wide: false };
+    case Field.AhSpi: return { name: 'ah-spi', present: U32, max: U32 + 1, wide: false };
+    case Field.Icmp: return { name: 'icmp', present: 65535, max: 65536, wide: false };
+    case Field.IkeVersion: return { name: 'ike.version', present: 15, max: 16, wide: false };
+    case Field.IkeExchange: return { name: 'ike.exchange', present: 255, max: 256, wide: false };
+    case Field.IkeFlags: return { name: 'ike.flags', present: 255, max: 256, wide: false };
+    case Field.Natt: return { name: 'natt', present: 3, max: 3, wide: false };
+    case Field.Fragment: return { name: 'fragment', present: 2, max: 2, wide: false };
+    case Field.CtState: return { name: 'ctstate', present: 5, max: 5, wide: false };
+    case Field.Malformed: return { name: 'malformed', present: 255, max: 255, wide: false };
+    case Field.Length: return { name: 'length', present: U32, max: U32, wide: false };
+    case Field.Truncated: return { name: 'truncated', present: 7, max: 7, wide: false };
+  }
+}
+
+/** ctstate keys: 0 is "not known" (no conntrack information supplied). */
+export const CT_STATE_KEYS: Record<string, number> = { invalid: 1, new: 2, established: 3, related: 4, untracked: 5 };
+
+/** Truncated-header kinds (kernel hotdrop cases); 0 is "none". */
+export const TRUNCATED_KEYS: Record<string, number> = { tcp: 1, udp: 2, icmp: 3, icmpv6: 4, esp: 5, ah: 6, 'tcp-frag1': 7 };

@@ -1,0 +1,263 @@
+/**
+ * The binary decision table, version 1: the one seam between the compiler
+ * (TypeScript) and the evaluator (native/core/table.cc). Layout, field by
+ * field, in docs/table-format.md; the constants here and in
+ * native/core/table.h must agree.
+ */
+import { Rule, NamedSet, Verdict } from '../policy/model';
+import { FamilyTable } from './build';
+import { Residual } from './normalize';
+
+export const MAGIC = 0x5153464e; // "NFSQ"
+export const VERSION = 1;
+export const HEADER_SIZE = 96;
+export const RULE_SIZE = 24;
+export const RESIDUAL_SIZE = 16;
+export const DIM_SIZE = 24;
+export const SET_SIZE = 16;
+export const ADDRESS_ELEMENT_SIZE = 20;
+
+export const enum ActionCode { Accept = 0, Drop = 1, Reject = 2, Queue = 3, Continue = 4, Skip = 5 }
+export const enum ResidualCode { Mark = 1, In = 2, Out = 3, SetSrc = 4, SetDst = 5, SetSpi = 6, SetAhSpi = 7 }
+export const VERDICT_CODES: Record<Verdict, number> = { accept: 0, drop: 1, reject: 2 };
+export const FLAG_NEEDS_CTSTATE = 1, FLAG_NEEDS_INTERFACES = 2, FLAG_NEEDS_MARK = 4;
+
+/** CRC-32 (IEEE 802.3, reflected, as zlib). */
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+
+export function crc32(bytes: Uint8Array, from = 0, to = bytes.length): number {
+  let c = 0xffffffff;
+  for (let i = from; i < to; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+class Writer {
+  buf = new Uint8Array(1 << 16);
+  view = new DataView(this.buf.buffer);
+  size = 0;
+  reserve(n: number): number {
+    const at = this.size;
+    if (at + n > this.buf.length) {
+      let cap = this.buf.length;
+      while (cap < at + n) cap *= 2;
+      const next = new Uint8Array(cap);
+      next.set(this.buf.subarray(0, this.size));
+      this.buf = next;
+      this.view = new DataView(next.buffer);
+    }
+    this.size += n;
+    return at;
+  }
+  align(n = 8): void { this.reserve((n - (this.size % n)) % n); }
+  u8(at: number, v: number): void { this.view.setUint8(at, v); }
+  u16(at: number, v: number): void { this.view.setUint16(at, v, true); }
+  u32(at: number, v: number): void { this.view.setUint32(at, v >>> 0, true); }
+  u64(at: number, v: number | bigint): void { this.view.setBigUint64(at, BigInt(v), true); }
+}
+
+export interface TableInput {
+  rules: Rule[];
+  residuals: Residual[][];
+  defaultVerdict: Verdict;
+  families: { 4: FamilyTable; 6: FamilyTable };
+  sets: NamedSet[];
+  flags: number;
+}
+
+/** Serialise a compiled policy. */
+export function writeTable(t: TableInput): Uint8Array {
+  const w = new Writer();
+  w.reserve(HEADER_SIZE);
+  // Strings: interface patterns and set names.
+  const strings: string[] = [];
+  const stringIndex = new Map<string, number>();
+  const str = (s: string): number => {
+    let i = stringIndex.get(s);
+    if (i === undefined) { i = strings.length; strings.push(s); stringIndex.set(s, i); }
+    return i;
+  };
+  const setIndex = new Map(t.sets.map((s, i) => [s.name, i]));
+  for (const s of t.sets) str(s.name);
+
+  // Residuals and their reference lists.
+  const refs: number[] = [];
+  const flatResiduals: { code: number; negate: boolean; a: number; b: number }[] = [];
+  const ruleResiduals: { start: number; count: number }[] = [];
+  for (const list of t.residuals) {
+    const start = flatResiduals.length;
+    for (const r of list) {
+      if (r.kind === 'mark') flatResiduals.push({ code: ResidualCode.Mark, negate: r.negate, a: r.value, b: r.mask });
+      else {
+        let items: number[];
+        let code: number;
+        if (r.kind === 'set') {
+          items = r.sets.map((name) => setIndex.get(name)!);
+          code = ({ src: ResidualCode.SetSrc, dst: ResidualCode.SetDst, spi: ResidualCode.SetSpi, 'ah-spi': ResidualCode.SetAhSpi } as const)[r.field];
+        } else {
+          items = r.patterns.map(str);
+          code = r.kind === 'in' ? ResidualCode.In : ResidualCode.Out;
+        }
+        flatResiduals.push({ code, negate: r.negate, a: refs.length, b: items.length });
+        refs.push(...items);
+      }
+    }
+    ruleResiduals.push({ start, count: flatResiduals.length - start });
+  }
+
+  w.align();
+  const rulesOff = w.size;
+  w.reserve(t.rules.length * RULE_SIZE);
+  t.rules.forEach((rule, i) => {
+    const at = rulesOff + i * RULE_SIZE;
+    const a = rule.action;
+    let code: number = ActionCode.Accept;
+    let queue = 0, markValue = 0, markMask = 0, skipTo = 0, flags = 0;
+    switch (a.type) {
+      case 'accept': code = ActionCode.Accept; break;
+      case 'drop': code = ActionCode.Drop; break;
+      case 'reject': code = ActionCode.Reject; break;
+      case 'queue': code = ActionCode.Queue; queue = a.queue; break;
+      case 'count': code = ActionCode.Continue; break;
+      case 'mark': code = a.then === 'accept' ? ActionCode.Accept : ActionCode.Continue; flags = 1; markValue = a.value; markMask = a.mask; break;
+      case 'skip': code = ActionCode.Skip; skipTo = a.to; break;
+    }
+    w.u8(at, code);
+    w.u8(at + 1, flags);
+    w.u16(at + 2, queue);
+    w.u32(at + 4, markValue);
+    w.u32(at + 8, markMask);
+    w.u32(at + 12, skipTo);
+    w.u32(at + 16, ruleResiduals[i].start);
+    w.u16(at + 20, ruleResiduals[i].count);
+  });
+
+  w.align();
+  const residualsOff = w.size;
+  w.reserve(flatResiduals.length * RESIDUAL_SIZE);
+  flatResiduals.forEach((r, i) => {
+    const at = residualsOff + i * RESIDUAL_SIZE;
+    w.u8(at, r.code);
+    w.u8(at + 1, r.negate ? 1 : 0);
+    w.u32(at + 4, r.a);
+    w.u32(at + 8, r.b);
+  });
+
+  w.align();
+  const refsOff = w.size;
+  w.reserve(refs.length * 4);
+  refs.forEach((v, i) => w.u32(refsOff + i * 4, v));
+
+  // Sets.
+  w.align();
+  const setsOff = w.size;
+  w.reserve(t.sets.length * SET_SIZE);
+  t.sets.forEach((s, i) => {
+    const at = setsOff + i * SET_SIZE;
+    w.align();
+    const elemOff = w.size;
+    if (s.kind === 'address') {
+      w.reserve(s.addresses.length * ADDRESS_ELEMENT_SIZE);
+      s.addresses.forEach((p, k) => {
+        const e = elemOff + k * ADDRESS_ELEMENT_SIZE;
+        w.u8(e, p.family);
+        w.u8(e + 1, p.length);
+        w.buf.set(p.bytes, e + 4);
+      });
+    } else {
+      w.reserve(s.spis.length * 8);
+      s.spis.forEach((r, k) => { w.u32(elemOff + k * 8, r.lo); w.u32(elemOff + k * 8 + 4, r.hi); });
+    }
+    w.u8(at, s.kind === 'address' ? 1 : 2);
+    w.u32(at + 4, stringIndex.get(s.name)!);
+    w.u32(at + 8, s.kind === 'address' ? s.addresses.length : s.spis.length);
+    w.u32(at + 12, elemOff);
+  });
+
+  // Strings: count, (offset, length) pairs relative to the section, bytes.
+  w.align();
+  const stringsOff = w.size;
+  const encoded = strings.map((s) => Buffer.from(s, 'utf8'));
+  const dirAt = w.reserve(4 + strings.length * 8);
+  w.u32(dirAt, strings.length);
+  encoded.forEach((b, i) => {
+    const at = w.reserve(b.length);
+    w.buf.set(b, at);
+    w.u32(dirAt + 4 + i * 8, at - stringsOff);
+    w.u32(dirAt + 8 + i * 8, b.length);
+  });
+  const stringsSize = w.size - stringsOff;
+
+  const famOff: number[] = [];
+  for (const fam of [4, 6] as const) famOff.push(writeFamily(w, t.families[fam]));
+
+  w.align();
+  const total = w.size;
+  const h = 0;
+  w.u32(h, MAGIC);
+  w.u16(h + 4, VERSION);
+  w.u16(h + 6, HEADER_SIZE);
+  w.u32(h + 8, total);
+  w.u32(h + 16, t.rules.length);
+  w.u8(h + 20, VERDICT_CODES[t.defaultVerdict]);
+  w.u8(h + 21, t.flags);
+  w.u32(h + 24, rulesOff);
+  w.u32(h + 28, residualsOff);
+  w.u32(h + 32, flatResiduals.length);
+  w.u32(h + 36, famOff[0]);
+  w.u32(h + 40, famOff[1]);
+  w.u32(h + 44, stringsOff);
+  w.u32(h + 48, stringsSize);
+  w.u32(h + 52, setsOff);
+  w.u32(h + 56, t.sets.length);
+  w.u32(h + 60, refsOff);
+  w.u32(h + 64, refs.length);
+  const out = w.buf.slice(0, total);
+  new DataView(out.buffer).setUint32(12, crc32(out, 16, total), true);
+  return out;
+}
+
+function writeFamily(w: Writer, f: FamilyTable): number {
+  w.align();
+  const at = w.reserve(16 + f.dims.length * DIM_SIZE);
+  w.u32(at, f.words);
+  w.u32(at + 4, f.dims.length);
+  w.align();
+  const baseOff = w.reserve(f.words * 8);
+  w.buf.set(new Uint8Array(f.base.buffer, f.base.byteOffset, f.words * 8), baseOff);
+  w.u32(at + 8, baseOff);
+  f.dims.forEach((d, i) => {
+    const da = at + 16 + i * DIM_SIZE;
+    w.align();
+    const keySize = d.wide ? 16 : 8;
+    const bOff = w.reserve(d.boundaries.length * keySize);
+    d.boundaries.forEach((k, j) => {
+      if (d.wide) {
+        const big = BigInt(k);
+        w.u64(bOff + j * 16, big >> 64n);
+        w.u64(bOff + j * 16 + 8, big & ((1n << 64n) - 1n));
+      } else w.u64(bOff + j * 8, k);
+    });
+    w.align();
+    const cOff = w.reserve(d.classes.length * 4);
+    w.buf.set(new Uint8Array(d.classes.buffer, d.classes.byteOffset, d.classes.byteLength), cOff);
+    w.align();
+    const vOff = w.reserve(d.vectors.length * f.words * 8);
+    d.vectors.forEach((v, j) => w.buf.set(new Uint8Array(v.buffer, v.byteOffset, f.words * 8), vOff + j * f.words * 8));
+    w.u8(da, d.field);
+    w.u8(da + 1, d.wide ? 1 : 0);
+    w.u32(da + 4, d.boundaries.length);
+    w.u32(da + 8, bOff);
+    w.u32(da + 12, cOff);
+    w.u32(da + 16, vOff);
+    w.u32(da + 20, d.vectors.length);
+  });
+  return at;
+}

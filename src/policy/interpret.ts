@@ -1,0 +1,365 @@
+/**
+ * Turns a policy document (plain data, as read from YAML/JSON or written in
+ * code) into the policy model. Every problem is reported with the path of the
+ * offending value; the caller maps paths to FILE:LINE:COL (parse.ts) or to a
+ * readable path (define.ts). Interpretation goes on after an error so that one
+ * run reports every problem.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  Action, AddressItem, Cond, Conditions, CT_STATES, CtState, HeaderKind, IKE_FLAG_INITIATOR, IKE_FLAG_RESPONSE, NamedSet,
+  Policy, Prefix, Range, Rule, SetCond, Verdict,
+} from './model';
+import {
+  ValueError, parseAddressItem, parseFragment, parseIcmp, parseIkeExchange, parseInterface, parseMark, parseNatt,
+  parsePrefix, parseProtocol, parseRange, parseUint,
+} from './values';
+
+export type PathPart = string | number;
+export interface Position { line: number; column: number }
+
+export interface Reporter {
+  error(at: PathPart[], message: string): void;
+  /** Position of a value, for rule lines; {0,0} when unknown. */
+  locate(at: PathPart[]): Position;
+  /** Directory that set files are relative to. */
+  baseDir: string;
+  /** How a file of a set is named in messages. */
+  source: string;
+}
+
+const RULE_KEYS = new Set([
+  'name', 'comment', 'action', 'family', 'src', 'dst', 'proto', 'ip-proto', 'sport', 'dport', 'spi', 'ah-spi', 'icmp',
+  'icmpv6', 'ike', 'natt', 'fragment', 'in', 'out', 'ctstate', 'mark', 'length', 'malformed', 'truncated', 'and',
+]);
+const CONDITION_KEYS = [...RULE_KEYS].filter((k) => !['name', 'comment', 'action', 'and'].includes(k));
+const TOP_KEYS = new Set(['version', 'default', 'sets', 'rules']);
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function interpretPolicy(doc: unknown, r: Reporter): Policy {
+  const policy: Policy = { source: r.source, default: 'accept', rules: [], sets: new Map() };
+  if (!isObj(doc)) {
+    r.error([], 'a policy is a mapping with keys default, sets and rules');
+    return policy;
+  }
+  for (const k of Object.keys(doc)) if (!TOP_KEYS.has(k)) r.error([k], `unknown key '${k}' (expected one of ${[...TOP_KEYS].join(', ')})`);
+  if (doc.version !== undefined && doc.version !== 1) r.error(['version'], `unsupported policy version ${JSON.stringify(doc.version)} (this nfsieve reads version 1)`);
+  if (doc.default === undefined) r.error([], "missing 'default' (accept, drop or reject)");
+  else if (doc.default !== 'accept' && doc.default !== 'drop' && doc.default !== 'reject') r.error(['default'], `default must be accept, drop or reject, not ${JSON.stringify(doc.default)}`);
+  else policy.default = doc.default as Verdict;
+
+  if (doc.sets !== undefined) {
+    if (!isObj(doc.sets)) r.error(['sets'], 'sets is a mapping from set name to its definition');
+    else for (const [name, def] of Object.entries(doc.sets)) {
+      const set = interpretSet(name, def, ['sets', name], r);
+      if (set) policy.sets.set(name, set);
+    }
+  }
+  if (!Array.isArray(doc.rules)) {
+    r.error(doc.rules === undefined ? [] : ['rules'], "'rules' must be a list of rules");
+    return policy;
+  }
+  doc.rules.forEach((raw, i) => {
+    const rule = interpretRule(raw, ['rules', i], policy, r);
+    if (rule) policy.rules.push(rule);
+  });
+  policy.rules.forEach((rule, i) => {
+    if (rule.action.type === 'skip' && (rule.action.to <= i || rule.action.to > policy.rules.length)) {
+      r.error(['rules', i, 'action'], `skip-to must name a later rule (${i + 2} to ${policy.rules.length + 1}, the last meaning the default verdict)`);
+    }
+  });
+  const names = new Map<string, number>();
+  policy.rules.forEach((rule, i) => {
+    if (rule.name === null) return;
+    if (names.has(rule.name)) r.error(['rules', i, 'name'], `rule name '${rule.name}' is already used by rule ${names.get(rule.name)! + 1}`);
+    names.set(rule.name, i);
+  });
+  return policy;
+}
+
+function interpretSet(name: string, def: unknown, at: PathPart[], r: Reporter): NamedSet | null {
+  if (!/^[A-Za-z_][\w.-]*$/.test(name)) r.error(at, `bad set name '${name}' (letters, digits, _ . -)`);
+  if (!isObj(def)) {
+    r.error(at, 'a set is a mapping with type (address or spi), elements and/or file');
+    return null;
+  }
+  for (const k of Object.keys(def)) if (!['type', 'elements', 'file'].includes(k)) r.error([...at, k], `unknown key '${k}' in set (type, elements, file)`);
+  const kind = def.type ?? 'address';
+  if (kind !== 'address' && kind !== 'spi') {
+    r.error([...at, 'type'], `set type must be address or spi, not ${JSON.stringify(kind)}`);
+    return null;
+  }
+  const set: NamedSet = { name, kind, addresses: [], spis: [] };
+  const add = (text: unknown, where: PathPart[], prefix = ''): void => {
+    try {
+      if (kind === 'address') set.addresses.push(parsePrefix(String(text)));
+      else set.spis.push(parseRange(text as string, 0xffffffff, 'spi'));
+    } catch (e) {
+      if (e instanceof ValueError) r.error(where, prefix + e.message);
+      else throw e;
+    }
+  };
+  if (def.elements !== undefined) {
+    if (!Array.isArray(def.elements)) r.error([...at, 'elements'], 'elements must be a list');
+    else def.elements.forEach((el, i) => add(el, [...at, 'elements', i]));
+  }
+  if (def.file !== undefined) {
+    const file = path.resolve(r.baseDir, String(def.file));
+    let text: string | null = null;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      r.error([...at, 'file'], `cannot read set file ${file}: ${(e as Error).message}`);
+    }
+    if (text !== null) {
+      text.split('\n').forEach((line, i) => {
+        const s = line.replace(/#.*/, '').trim();
+        if (s) add(s, [...at, 'file'], `${file}:${i + 1}: `);
+      });
+    }
+  }
+  return set;
+}
+
+function interpretRule(raw: unknown, at: PathPart[], policy: Policy, r: Reporter): Rule | null {
+  if (!isObj(raw)) {
+    r.error(at, 'a rule is a mapping of conditions and an action');
+    return null;
+  }
+  for (const k of Object.keys(raw)) if (!RULE_KEYS.has(k)) r.error([...at, k], `unknown rule key '${k}'`);
+  const pos = r.locate(at);
+  const rule: Rule = { name: null, line: pos.line, column: pos.column, conditions: {}, action: { type: 'accept' } };
+  if (raw.name !== undefined) {
+    if (typeof raw.name !== 'string' || raw.name === '') r.error([...at, 'name'], 'name must be a non-empty string');
+    else rule.name = raw.name;
+  }
+  rule.conditions = interpretConditions(raw, at, policy, r);
+  if (raw.and !== undefined) {
+    if (!Array.isArray(raw.and)) r.error([...at, 'and'], "'and' is a list of condition mappings, all of which must hold");
+    else rule.extra = raw.and.map((x, k) => {
+      if (!isObj(x)) {
+        r.error([...at, 'and', k], 'each entry of and is a mapping of conditions');
+        return {};
+      }
+      for (const key of Object.keys(x)) if (!CONDITION_KEYS.includes(key)) r.error([...at, 'and', k, key], `'${key}' is not a condition`);
+      return interpretConditions(x, [...at, 'and', k], policy, r);
+    });
+  }
+  const field = <T>(key: string, fn: (value: unknown, where: PathPart[]) => T | undefined): T | undefined => {
+    if (raw[key] === undefined) return undefined;
+    try {
+      return fn(raw[key], [...at, key]);
+    } catch (e) {
+      if (e instanceof ValueError) {
+        r.error([...at, key], e.message);
+        return undefined;
+      }
+      throw e;
+    }
+  };
+  const action = field('action', (v) => interpretAction(v, policy));
+  if (raw.action === undefined) r.error(at, "rule has no 'action'");
+  else if (action) rule.action = action;
+  checkFamilies(rule, at, r);
+  return rule;
+}
+
+function interpretConditions(raw: Obj, at: PathPart[], policy: Policy, r: Reporter): Conditions {
+  const c: Conditions = {};
+  const field = <T>(key: string, fn: (value: unknown, where: PathPart[]) => T | undefined): T | undefined => {
+    if (raw[key] === undefined) return undefined;
+    try {
+      return fn(raw[key], [...at, key]);
+    } catch (e) {
+      if (e instanceof ValueError) {
+        r.error([...at, key], e.message);
+        return undefined;
+      }
+      throw e;
+    }
+  };
+  c.family = field('family', (v) => {
+    const s = String(v).toLowerCase();
+    if (s === '4' || s === 'ipv4' || s === 'ip') return 4;
+    if (s === '6' || s === 'ipv6' || s === 'ip6') return 6;
+    throw new ValueError(`family must be 4 or 6 (ipv4, ipv6), not ${JSON.stringify(v)}`);
+  });
+  c.src = field('src', (v) => addressCond(v, policy, 'address'));
+  c.dst = field('dst', (v) => addressCond(v, policy, 'address'));
+  c.proto = field('proto', (v) => cond(v, (x) => protocol(x)));
+  c.ipProto = field('ip-proto', (v) => cond(v, (x) => protocol(x)));
+  c.sport = field('sport', (v) => cond(v, (x) => parseRange(x as string, 65535, 'port')));
+  c.dport = field('dport', (v) => cond(v, (x) => parseRange(x as string, 65535, 'port')));
+  c.spi = field('spi', (v) => spiCond(v, policy));
+  c.ahSpi = field('ah-spi', (v) => spiCond(v, policy));
+  const icmp4 = field('icmp', (v) => cond(v, (x) => icmpItem(x, false)));
+  const icmp6 = field('icmpv6', (v) => cond(v, (x) => icmpItem(x, true)));
+  if (icmp4 && icmp6) {
+    if (icmp4.negate !== icmp6.negate) r.error([...at, 'icmpv6'], 'icmp and icmpv6 in one rule must both be negated or neither');
+    c.icmp = { negate: icmp4.negate, values: [...icmp4.values, ...icmp6.values] };
+  } else c.icmp = icmp4 ?? icmp6;
+  field('ike', (v, where) => interpretIke(v, where, c, r));
+  c.natt = field('natt', (v) => cond(v, (x) => parseNatt(x as string)));
+  c.fragment = field('fragment', (v) => cond(v, (x) => parseFragment(x as string)));
+  c.in = field('in', (v) => cond(v, (x) => parseInterface(String(x))));
+  c.out = field('out', (v) => cond(v, (x) => parseInterface(String(x))));
+  c.ctstate = field('ctstate', (v) => cond(v, (x) => {
+    const s = String(x).toLowerCase();
+    if (!CT_STATES.includes(s as CtState)) throw new ValueError(`unknown ctstate '${x}' (one of ${CT_STATES.join(', ')})`);
+    return s as CtState;
+  }));
+  c.mark = field('mark', (v) => {
+    const n = negation(v);
+    if (Array.isArray(n.value)) throw new ValueError('mark takes one VALUE or VALUE/MASK, not a list');
+    return { ...parseMark(n.value as string), negate: n.negate };
+  });
+  c.length = field('length', (v) => cond(v, (x) => parseRange(x as string, 65535 + 40, 'length')));
+  c.malformed = field('malformed', (v) => {
+    if (typeof v !== 'boolean') throw new ValueError('malformed must be true or false');
+    return v;
+  });
+  c.truncated = field('truncated', (v) => {
+    const kinds = ['tcp', 'udp', 'icmp', 'icmpv6', 'esp', 'ah', 'tcp-frag1'];
+    if (!kinds.includes(String(v))) throw new ValueError(`truncated must be one of ${kinds.join(', ')}`);
+    return v as HeaderKind;
+  });
+  for (const k of Object.keys(c) as (keyof Conditions)[]) if (c[k] === undefined) delete c[k];
+  return c;
+}
+
+function protocol(x: unknown): number {
+  const n = parseProtocol(x as string);
+  if (n < 0) throw new ValueError("'all' is not a protocol here: leave proto out to match every protocol");
+  return n;
+}
+
+/** `value`, `[values]`, `"!value"` or `{not: value|[values]}`. */
+function negation(v: unknown): { negate: boolean; value: unknown } {
+  if (isObj(v)) {
+    const keys = Object.keys(v);
+    if (keys.length !== 1 || keys[0] !== 'not') throw new ValueError(`expected a value, a list, or {not: ...}; got keys ${keys.join(', ')}`);
+    return { negate: true, value: v.not };
+  }
+  if (typeof v === 'string' && v.startsWith('!')) return { negate: true, value: v.slice(1).trim() };
+  return { negate: false, value: v };
+}
+
+function cond<T>(v: unknown, item: (x: unknown) => T): Cond<T> {
+  const n = negation(v);
+  const list = Array.isArray(n.value) ? n.value : [n.value];
+  if (list.length === 0) throw new ValueError('empty list: a condition needs at least one value');
+  return { negate: n.negate, values: list.map((x) => {
+    if (isObj(x) || Array.isArray(x)) throw new ValueError(`expected a single value in the list, got ${JSON.stringify(x)}`);
+    return item(x);
+  }) };
+}
+
+function icmpItem(x: unknown, v6: boolean): { v6: boolean; type: number; code: Range } {
+  return parseIcmp(x as string, v6);
+}
+
+function setRefs(list: unknown[], policy: Policy, kind: 'address' | 'spi'): string[] | null {
+  const refs = list.filter((x) => typeof x === 'string' && x.startsWith('@'));
+  if (refs.length === 0) return null;
+  if (refs.length !== list.length) throw new ValueError('a list that names a set (@name) may hold only set names: put the other values in a set, or in a rule of their own');
+  return refs.map((x) => {
+    const name = (x as string).slice(1);
+    const set = policy.sets.get(name);
+    if (!set) throw new ValueError(`unknown set '@${name}' (define it under sets:)`);
+    if (set.kind !== kind) throw new ValueError(`set '@${name}' holds ${set.kind} elements, not ${kind === 'address' ? 'addresses' : 'SPIs'}`);
+    return name;
+  });
+}
+
+function addressCond(v: unknown, policy: Policy, kind: 'address'): Cond<AddressItem> | SetCond {
+  const n = negation(v);
+  const list = Array.isArray(n.value) ? n.value : [n.value];
+  if (list.length === 0) throw new ValueError('empty address list');
+  const sets = setRefs(list, policy, kind);
+  if (sets) return { negate: n.negate, sets };
+  return { negate: n.negate, values: list.map((x) => parseAddressItem(String(x))) };
+}
+
+function spiCond(v: unknown, policy: Policy): Cond<Range> | SetCond {
+  const n = negation(v);
+  const list = Array.isArray(n.value) ? n.value : [n.value];
+  if (list.length === 0) throw new ValueError('empty SPI list');
+  const sets = setRefs(list, policy, 'spi');
+  if (sets) return { negate: n.negate, sets };
+  return { negate: n.negate, values: list.map((x) => parseRange(x as string, 0xffffffff, 'spi')) };
+}
+
+function interpretIke(v: unknown, at: PathPart[], c: Conditions, r: Reporter): void {
+  if (!isObj(v)) throw new ValueError('ike is a mapping: version, exchange, initiator, response');
+  for (const k of Object.keys(v)) if (!['version', 'exchange', 'initiator', 'response'].includes(k)) r.error([...at, k], `unknown ike key '${k}' (version, exchange, initiator, response)`);
+  const sub = <T>(key: string, fn: (x: unknown) => T): T | undefined => {
+    if (v[key] === undefined) return undefined;
+    try {
+      return fn(v[key]);
+    } catch (e) {
+      if (e instanceof ValueError) r.error([...at, key], e.message);
+      else throw e;
+      return undefined;
+    }
+  };
+  c.ikeVersion = sub('version', (x) => cond(x, (y) => parseUint(y as string, 15, 'ike version')));
+  c.ikeExchange = sub('exchange', (x) => cond(x, (y) => parseIkeExchange(y as string)));
+  let set = 0, clear = 0;
+  const flag = (key: string, bit: number): void => {
+    sub(key, (x) => {
+      if (typeof x !== 'boolean') throw new ValueError(`${key} must be true or false`);
+      if (x) set |= bit; else clear |= bit;
+    });
+  };
+  flag('initiator', IKE_FLAG_INITIATOR);
+  flag('response', IKE_FLAG_RESPONSE);
+  if (set || clear) c.ikeFlags = { set, clear };
+  // `ike: {}` means "carries an IKE header", whatever its version.
+  if (!c.ikeVersion && !c.ikeExchange && !c.ikeFlags) c.ikeVersion = { negate: false, values: Array.from({ length: 16 }, (_, i) => i) };
+}
+
+function interpretAction(v: unknown, policy: Policy): Action {
+  if (typeof v === 'string') {
+    if (v === 'accept' || v === 'drop' || v === 'reject') return { type: v };
+    if (v === 'count') return { type: 'count' };
+    throw new ValueError(`unknown action '${v}' (accept, drop, reject, count, {queue: N}, {mark: VALUE[/MASK], then: accept|continue})`);
+  }
+  if (isObj(v)) {
+    if (v.queue !== undefined) {
+      if (Object.keys(v).length !== 1) throw new ValueError('a queue action is {queue: N} alone');
+      return { type: 'queue', queue: parseUint(v.queue as string, 65535, 'queue') };
+    }
+    if (v['skip-to'] !== undefined) {
+      // Resolved against the rule count once all rules are read (checkSkips).
+      return { type: 'skip', to: parseUint(v['skip-to'] as string, 0xffffffff, 'skip-to') - 1 };
+    }
+    if (v.mark !== undefined) {
+      for (const k of Object.keys(v)) if (k !== 'mark' && k !== 'then') throw new ValueError(`unknown key '${k}' in a mark action (mark, then)`);
+      const then = v.then ?? 'continue';
+      if (then !== 'accept' && then !== 'continue') throw new ValueError(`then must be accept or continue, not ${JSON.stringify(then)}`);
+      const m = parseMark(v.mark as string);
+      return { type: 'mark', value: m.value, mask: m.mask, then };
+    }
+  }
+  throw new ValueError('action must be accept, drop, reject, count, {queue: N} or {mark: VALUE[/MASK], then: accept|continue}');
+}
+
+/** Conditions that can never hold together are errors, not silent no-ops. */
+function checkFamilies(rule: Rule, at: PathPart[], r: Reporter): void {
+  const c = rule.conditions;
+  const fams = new Set<number>();
+  for (const key of ['src', 'dst'] as const) {
+    const cnd = c[key];
+    if (cnd && 'values' in cnd && !cnd.negate) {
+      const f = new Set(cnd.values.map((x) => (x.kind === 'prefix' ? x.prefix.family : x.range.family)));
+      if (f.size === 1) fams.add([...f][0]);
+    }
+  }
+  if (c.family) fams.add(c.family);
+  if (fams.size > 1) r.error(at, 'this rule can never match: its family and addresses name both IPv4 and IPv6');
+}
+
+export type { Prefix };

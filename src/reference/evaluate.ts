@@ -1,0 +1,200 @@
+/**
+ * Reference evaluator: the policy model applied rule by rule, first match
+ * wins, straight from each condition's definition. No intervals, no
+ * bit-vectors: it shares nothing with the compiler but the model, which is
+ * what makes it the oracle of the property tests.
+ */
+import { DecodedPacket } from '../decode/packet';
+import { AddressItem, Cond, Conditions, Policy, Prefix, Range, Rule, SetCond } from '../policy/model';
+import { CT_STATE_KEYS, TRUNCATED_KEYS } from '../compile/fields';
+
+export interface Meta { in?: string; out?: string; ctstate?: number; mark?: number }
+
+export type VerdictName = 'accept' | 'drop' | 'reject' | 'queue';
+
+export interface Decision {
+  /** Index of the deciding rule; -1 when the default decided; -2 for a non-IP frame. */
+  rule: number;
+  verdict: VerdictName | null;
+  /** The packet's mark when a rule set it, else null. */
+  mark: number | null;
+  queue: number | null;
+  /** Every rule that matched on the way (non-terminal ones included). */
+  matched: number[];
+}
+
+/** Live contents of named sets (the reference twin of the native sets). */
+export interface SetContents {
+  addresses: Map<string, Prefix[]>;
+  spis: Map<string, Range[]>;
+}
+
+export function initialSets(policy: Policy): SetContents {
+  const addresses = new Map<string, Prefix[]>();
+  const spis = new Map<string, Range[]>();
+  for (const s of policy.sets.values()) {
+    addresses.set(s.name, [...s.addresses]);
+    spis.set(s.name, [...s.spis]);
+  }
+  return { addresses, spis };
+}
+
+function inPrefix(addr: Uint8Array, p: Prefix): boolean {
+  if (addr.length !== p.bytes.length) return false;
+  let bits = p.length;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((addr[i] & mask) !== (p.bytes[i] & mask)) return false;
+  }
+  return true;
+}
+
+function cmpBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return 0;
+}
+
+function inItem(addr: Uint8Array, item: AddressItem): boolean {
+  if (item.kind === 'prefix') return inPrefix(addr, item.prefix);
+  const r = item.range;
+  return addr.length === r.lo.length && cmpBytes(addr, r.lo) >= 0 && cmpBytes(addr, r.hi) <= 0;
+}
+
+const inRanges = (v: number, rs: Range[]): boolean => rs.some((r) => v >= r.lo && v <= r.hi);
+
+function anyOf<T>(c: Cond<T>, test: (v: T) => boolean): boolean {
+  const hit = c.values.some(test);
+  return c.negate ? !hit : hit;
+}
+
+function ifaceMatches(pattern: string, name: string): boolean {
+  return pattern.endsWith('+') ? name.startsWith(pattern.slice(0, -1)) : name === pattern;
+}
+
+/** The kernel-truncation kind of a packet (see compile/fields.ts). */
+export function truncatedKey(p: DecodedPacket): number {
+  if (p.family === 4 && p.fragment === 'later' && p.fragOffset === 1 && p.ipProto === 6) return TRUNCATED_KEYS['tcp-frag1'];
+  switch (p.malformed) {
+    case 'tcp-truncated': return TRUNCATED_KEYS.tcp;
+    case 'udp-truncated': return TRUNCATED_KEYS.udp;
+    case 'icmp-truncated': return p.proto === 1 ? TRUNCATED_KEYS.icmp : TRUNCATED_KEYS.icmpv6;
+    case 'esp-truncated': return p.natt === null ? TRUNCATED_KEYS.esp : 0;
+    case 'ah-truncated': return TRUNCATED_KEYS.ah;
+    default: return 0;
+  }
+}
+
+/**
+ * The first condition of a rule that fails for this packet (its policy key),
+ * or null when all hold. `mark` is the packet's current mark.
+ */
+export function failingCondition(c: Conditions, p: DecodedPacket, meta: Meta, sets: SetContents, mark: number): string | null {
+  if (p.family === null) return 'family';
+  if (c.family !== undefined && c.family !== p.family) return 'family';
+  for (const key of ['src', 'dst'] as const) {
+    const cond = c[key];
+    if (!cond) continue;
+    const addr = key === 'src' ? p.srcBytes! : p.dstBytes!;
+    if ('sets' in cond) {
+      const hit = cond.sets.some((s) => (sets.addresses.get(s) ?? []).some((pr) => inPrefix(addr, pr)));
+      if (hit === cond.negate) return key;
+    } else if (!anyOf(cond, (item) => inItem(addr, item))) return key;
+  }
+  if (c.proto && !anyOf(c.proto, (v) => v === p.proto)) return 'proto';
+  if (c.ipProto && !anyOf(c.ipProto, (v) => v === p.ipProto)) return 'ip-proto';
+  for (const key of ['sport', 'dport'] as const) {
+    const cond = c[key];
+    if (!cond) continue;
+    const v = p[key];
+    if (v === null || !anyOf(cond, (r) => v >= r.lo && v <= r.hi)) return key;
+  }
+  for (const [key, name, value] of [['spi', 'spi', p.spi], ['ahSpi', 'ah-spi', p.ah?.spi ?? null]] as const) {
+    const cond = c[key] as Cond<Range> | SetCond | undefined;
+    if (!cond) continue;
+    if (value === null) return name;
+    if ('sets' in cond) {
+      const hit = cond.sets.some((s) => inRanges(value, sets.spis.get(s) ?? []));
+      if (hit === cond.negate) return name;
+    } else if (!anyOf(cond, (r) => value >= r.lo && value <= r.hi)) return name;
+  }
+  if (c.icmp) {
+    const v6 = p.family === 6;
+    const icmp = p.icmp && p.proto === (v6 ? 58 : 1) ? p.icmp : null;
+    if (!icmp) return v6 ? 'icmpv6' : 'icmp';
+    const hit = c.icmp.values.some((x) => x.v6 === v6 && x.type === icmp.type && icmp.code >= x.code.lo && icmp.code <= x.code.hi);
+    if (hit === c.icmp.negate) return v6 ? 'icmpv6' : 'icmp';
+  }
+  if (c.ikeVersion || c.ikeExchange || c.ikeFlags) {
+    const ike = p.ike;
+    if (!ike) return 'ike';
+    if (c.ikeVersion && !anyOf(c.ikeVersion, (v) => v === ike.version)) return 'ike.version';
+    if (c.ikeExchange && !anyOf(c.ikeExchange, (v) => v === ike.exchange)) return 'ike.exchange';
+    if (c.ikeFlags && ((ike.flags & c.ikeFlags.set) !== c.ikeFlags.set || (ike.flags & c.ikeFlags.clear) !== 0)) return 'ike.flags';
+  }
+  if (c.natt) {
+    const k = p.natt === null ? 0 : { ike: 1, esp: 2, keepalive: 3 }[p.natt];
+    if (!anyOf(c.natt, (v) => v === k)) return 'natt';
+  }
+  if (c.fragment) {
+    const k = { none: 0, first: 1, later: 2 }[p.fragment!];
+    if (!anyOf(c.fragment, (v) => v === k)) return 'fragment';
+  }
+  if (c.ctstate) {
+    const k = meta.ctstate ?? 0;
+    if (!anyOf(c.ctstate, (s) => CT_STATE_KEYS[s] === k)) return 'ctstate';
+  }
+  if (c.length && !anyOf(c.length, (r) => p.totalLength! >= r.lo && p.totalLength! <= r.hi)) return 'length';
+  if (c.malformed !== undefined && c.malformed !== (p.malformed !== null)) return 'malformed';
+  if (c.truncated !== undefined && truncatedKey(p) !== TRUNCATED_KEYS[c.truncated]) return 'truncated';
+  if (c.mark && ((mark & c.mark.mask) >>> 0 === c.mark.value) === c.mark.negate) return 'mark';
+  for (const key of ['in', 'out'] as const) {
+    const cond = c[key];
+    if (!cond) continue;
+    const name = meta[key];
+    const hit = name !== undefined && cond.values.some((pat) => ifaceMatches(pat, name));
+    if (hit === cond.negate) return key;
+  }
+  return null;
+}
+
+export function conditionsHold(c: Conditions, p: DecodedPacket, meta: Meta, sets: SetContents, mark: number): boolean {
+  return failingCondition(c, p, meta, sets, mark) === null;
+}
+
+/** The first failing condition of a rule, its extra conjuncts included. */
+export function ruleFailure(rule: Rule, p: DecodedPacket, meta: Meta, sets: SetContents, mark: number): string | null {
+  for (const c of [rule.conditions, ...(rule.extra ?? [])]) {
+    const f = failingCondition(c, p, meta, sets, mark);
+    if (f !== null) return f;
+  }
+  return null;
+}
+
+export function ruleHolds(rule: Rule, p: DecodedPacket, meta: Meta, sets: SetContents, mark: number): boolean {
+  return ruleFailure(rule, p, meta, sets, mark) === null;
+}
+
+/** Evaluate a policy on a decoded packet, first match wins. */
+export function referenceEvaluate(policy: Policy, p: DecodedPacket, meta: Meta = {}, sets: SetContents = initialSets(policy)): Decision {
+  if (p.family === null) return { rule: -2, verdict: null, mark: null, queue: null, matched: [] };
+  let mark = meta.mark ?? 0;
+  let markSet = false;
+  const matched: number[] = [];
+  for (let i = 0; i < policy.rules.length; ) {
+    const rule = policy.rules[i];
+    if (!ruleHolds(rule, p, meta, sets, mark)) { i++; continue; }
+    matched.push(i);
+    const a = rule.action;
+    if (a.type === 'mark') {
+      mark = ((mark & ~a.mask) ^ a.value) >>> 0;
+      markSet = true;
+      if (a.then === 'continue') { i++; continue; }
+      return { rule: i, verdict: 'accept', mark, queue: null, matched };
+    }
+    if (a.type === 'count') { i++; continue; }
+    if (a.type === 'skip') { i = a.to; continue; }
+    const queue = a.type === 'queue' ? a.queue : null;
+    return { rule: i, verdict: a.type, mark: markSet ? mark : null, queue, matched };
+  }
+  return { rule: -1, verdict: policy.default, mark: markSet ? mark : null, queue: null, matched };
+}
