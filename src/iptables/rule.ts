@@ -137,6 +137,8 @@ export function parseRuleLine(words: string[], lineNo: number, ctx: RuleContext)
         if (mod === 'icmp' && ctx.family === 6) fail('-m icmp in an ip6tables file (use -m icmp6)');
         if (mod === 'icmp6' && ctx.family === 4) fail('-m icmp6 in an iptables file (use -m icmp)');
         current = { module: mod, conditions: {}, hotdrop: hotdrop[mod] ?? null };
+        // These matches never match a later fragment (the kernel checks fragoff first).
+        if (current.hotdrop) current.conditions.fragment = { negate: false, values: [0, 1] };
         rule.matches.push(current);
         break;
       }

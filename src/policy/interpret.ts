@@ -21,6 +21,8 @@ export interface Position { line: number; column: number }
 
 export interface Reporter {
   error(at: PathPart[], message: string): void;
+  /** An error about a mapping key itself (unknown keys): points at the key, not its value. */
+  keyError?(at: PathPart[], message: string): void;
   /** Position of a value, for rule lines; {0,0} when unknown. */
   locate(at: PathPart[]): Position;
   /** Directory that set files are relative to. */
@@ -39,13 +41,18 @@ const TOP_KEYS = new Set(['version', 'default', 'sets', 'rules']);
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+function keyError(r: Reporter, at: PathPart[], message: string): void {
+  if (r.keyError) r.keyError(at, message);
+  else r.error(at, message);
+}
+
 export function interpretPolicy(doc: unknown, r: Reporter): Policy {
   const policy: Policy = { source: r.source, default: 'accept', rules: [], sets: new Map() };
   if (!isObj(doc)) {
     r.error([], 'a policy is a mapping with keys default, sets and rules');
     return policy;
   }
-  for (const k of Object.keys(doc)) if (!TOP_KEYS.has(k)) r.error([k], `unknown key '${k}' (expected one of ${[...TOP_KEYS].join(', ')})`);
+  for (const k of Object.keys(doc)) if (!TOP_KEYS.has(k)) keyError(r, [k], `unknown key '${k}' (expected one of ${[...TOP_KEYS].join(', ')})`);
   if (doc.version !== undefined && doc.version !== 1) r.error(['version'], `unsupported policy version ${JSON.stringify(doc.version)} (this nfsieve reads version 1)`);
   if (doc.default === undefined) r.error([], "missing 'default' (accept, drop or reject)");
   else if (doc.default !== 'accept' && doc.default !== 'drop' && doc.default !== 'reject') r.error(['default'], `default must be accept, drop or reject, not ${JSON.stringify(doc.default)}`);
@@ -86,7 +93,7 @@ function interpretSet(name: string, def: unknown, at: PathPart[], r: Reporter): 
     r.error(at, 'a set is a mapping with type (address or spi), elements and/or file');
     return null;
   }
-  for (const k of Object.keys(def)) if (!['type', 'elements', 'file'].includes(k)) r.error([...at, k], `unknown key '${k}' in set (type, elements, file)`);
+  for (const k of Object.keys(def)) if (!['type', 'elements', 'file'].includes(k)) keyError(r, [...at, k], `unknown key '${k}' in set (type, elements, file)`);
   const kind = def.type ?? 'address';
   if (kind !== 'address' && kind !== 'spi') {
     r.error([...at, 'type'], `set type must be address or spi, not ${JSON.stringify(kind)}`);
@@ -129,7 +136,7 @@ function interpretRule(raw: unknown, at: PathPart[], policy: Policy, r: Reporter
     r.error(at, 'a rule is a mapping of conditions and an action');
     return null;
   }
-  for (const k of Object.keys(raw)) if (!RULE_KEYS.has(k)) r.error([...at, k], `unknown rule key '${k}'`);
+  for (const k of Object.keys(raw)) if (!RULE_KEYS.has(k)) keyError(r, [...at, k], `unknown rule key '${k}'`);
   const pos = r.locate(at);
   const rule: Rule = { name: null, line: pos.line, column: pos.column, conditions: {}, action: { type: 'accept' } };
   if (raw.name !== undefined) {
@@ -144,7 +151,7 @@ function interpretRule(raw: unknown, at: PathPart[], policy: Policy, r: Reporter
         r.error([...at, 'and', k], 'each entry of and is a mapping of conditions');
         return {};
       }
-      for (const key of Object.keys(x)) if (!CONDITION_KEYS.includes(key)) r.error([...at, 'and', k, key], `'${key}' is not a condition`);
+      for (const key of Object.keys(x)) if (!CONDITION_KEYS.includes(key)) keyError(r, [...at, 'and', k, key], `'${key}' is not a condition`);
       return interpretConditions(x, [...at, 'and', k], policy, r);
     });
   }
@@ -163,7 +170,6 @@ function interpretRule(raw: unknown, at: PathPart[], policy: Policy, r: Reporter
   const action = field('action', (v) => interpretAction(v, policy));
   if (raw.action === undefined) r.error(at, "rule has no 'action'");
   else if (action) rule.action = action;
-  checkFamilies(rule, at, r);
   return rule;
 }
 
@@ -294,7 +300,7 @@ function spiCond(v: unknown, policy: Policy): Cond<Range> | SetCond {
 
 function interpretIke(v: unknown, at: PathPart[], c: Conditions, r: Reporter): void {
   if (!isObj(v)) throw new ValueError('ike is a mapping: version, exchange, initiator, response');
-  for (const k of Object.keys(v)) if (!['version', 'exchange', 'initiator', 'response'].includes(k)) r.error([...at, k], `unknown ike key '${k}' (version, exchange, initiator, response)`);
+  for (const k of Object.keys(v)) if (!['version', 'exchange', 'initiator', 'response'].includes(k)) keyError(r, [...at, k], `unknown ike key '${k}' (version, exchange, initiator, response)`);
   const sub = <T>(key: string, fn: (x: unknown) => T): T | undefined => {
     if (v[key] === undefined) return undefined;
     try {
@@ -345,21 +351,6 @@ function interpretAction(v: unknown, policy: Policy): Action {
     }
   }
   throw new ValueError('action must be accept, drop, reject, count, {queue: N} or {mark: VALUE[/MASK], then: accept|continue}');
-}
-
-/** Conditions that can never hold together are errors, not silent no-ops. */
-function checkFamilies(rule: Rule, at: PathPart[], r: Reporter): void {
-  const c = rule.conditions;
-  const fams = new Set<number>();
-  for (const key of ['src', 'dst'] as const) {
-    const cnd = c[key];
-    if (cnd && 'values' in cnd && !cnd.negate) {
-      const f = new Set(cnd.values.map((x) => (x.kind === 'prefix' ? x.prefix.family : x.range.family)));
-      if (f.size === 1) fams.add([...f][0]);
-    }
-  }
-  if (c.family) fams.add(c.family);
-  if (fams.size > 1) r.error(at, 'this rule can never match: its family and addresses name both IPv4 and IPv6');
 }
 
 export type { Prefix };

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LineCounter, parseDocument, isNode, Document } from 'yaml';
+import { LineCounter, parseDocument, isNode, isMap, isScalar, Document } from 'yaml';
 import { Policy } from './model';
 import { interpretPolicy, PathPart, Position } from './interpret';
 
@@ -53,6 +53,10 @@ export function parsePolicyText(text: string, file = '<policy>'): Policy {
       const p = locate(at);
       diagnostics.push({ file, line: p.line, column: p.column, message });
     },
+    keyError: (at, message) => {
+      const p = locateKey(doc, lc, at) ?? locate(at);
+      diagnostics.push({ file, line: p.line, column: p.column, message });
+    },
     locate,
     baseDir: path.dirname(path.resolve(file)),
     source: file,
@@ -62,6 +66,16 @@ export function parsePolicyText(text: string, file = '<policy>'): Policy {
     throw new PolicyError(diagnostics);
   }
   return policy;
+}
+
+/** Position of the key of the mapping entry at `at`. */
+function locateKey(doc: Document, lc: LineCounter, at: PathPart[]): Position | null {
+  const parent = at.length === 1 ? doc.contents : doc.getIn(at.slice(0, -1), true);
+  if (!isMap(parent)) return null;
+  const pair = parent.items.find((it) => isScalar(it.key) && it.key.value === at[at.length - 1]);
+  if (!pair || !isNode(pair.key) || !pair.key.range) return null;
+  const p = lc.linePos(pair.key.range[0]);
+  return { line: p.line, column: p.col };
 }
 
 /** Position of the node at `at`, or of its nearest existing ancestor. */

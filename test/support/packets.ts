@@ -199,8 +199,8 @@ export function mutate(rng: Rng, bytes: Uint8Array): Uint8Array {
 }
 
 /** A random frame: well-formed most of the time, mutated or pure noise otherwise. */
-export function randomFrame(rng: Rng): { linkType: number; data: Uint8Array } {
-  const linkType = rng.pick(LINK_TYPES);
+export function randomFrame(rng: Rng, fixedLinkType?: number): { linkType: number; data: Uint8Array } {
+  const linkType = fixedLinkType ?? rng.pick(LINK_TYPES);
   let ip = randomIpPacket(rng);
   if (linkType === 228 && ip[0] >> 4 === 6) ip = randomIpPacket(rng);
   let data = frame(linkType, ip, rng);

@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { native } from '../src/native';
+import { compile } from '../src/compile/compile';
+import { crc32 } from '../src/compile/format';
+import { loadPolicyFile } from '../src/policy/parse';
+import { Rng, randomFrame } from './support/packets';
+import { ROOT } from './support/compare';
+
+const table = compile(loadPolicyFile(path.join(ROOT, 'examples', 'freeswan-gateway.yaml'))).table;
+const load = (bytes: Uint8Array): unknown => new (native().Classifier)(bytes);
+const u32 = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset).getUint32(at, true);
+const put32 = (b: Uint8Array, at: number, v: number): void => new DataView(b.buffer, b.byteOffset).setUint32(at, v >>> 0, true);
+/** Re-seal a modified table so that its checksum is right and only the structure is wrong. */
+const reseal = (b: Uint8Array): Uint8Array => { put32(b, 12, crc32(b, 16, b.length)); return b; };
+
+test('a compiled table loads', () => {
+  assert.doesNotThrow(() => load(table));
+});
+
+test('a table with a bad magic, version, size or checksum is refused with the exact reason', () => {
+  const bad = table.slice(); bad[0] ^= 1;
+  assert.throws(() => load(bad), { message: 'invalid table: not an nfsieve table (bad magic)' });
+  const v2 = table.slice(); v2[4] = 2;
+  assert.throws(() => load(v2), { message: 'invalid table: table version 2 is not supported (this build reads version 1)' });
+  assert.throws(() => load(table.slice(0, table.length - 8)), { message: `invalid table: table size field ${table.length} does not match its ${table.length - 8} bytes` });
+  assert.throws(() => load(table.slice(0, 40)), { message: 'invalid table: table too short for its header (40 bytes)' });
+  const flipped = table.slice(); flipped[table.length - 3] ^= 0x40;
+  assert.throws(() => load(flipped), { message: 'invalid table: checksum mismatch: the table is corrupt' });
+});
+
+test('structural corruption behind a valid checksum is refused, not trusted', () => {
+  // A rule's skip target pointing backwards.
+  const rulesOff = u32(table, 24);
+  const skip = table.slice();
+  skip[rulesOff] = 5; // action skip
+  put32(skip, rulesOff + 12, 0);
+  assert.throws(() => load(reseal(skip)), { message: 'invalid table: rule 0: skip target out of range' });
+  // A residual referring past the reference list.
+  const resOff = u32(table, 28);
+  const res = table.slice();
+  put32(res, resOff + 4, 1_000_000);
+  assert.throws(() => load(reseal(res)), { message: 'invalid table: residual 0: references out of range' });
+  // A class index past the vector count in the IPv4 table.
+  const fam = u32(table, 36);
+  const dim = fam + 16;
+  const classes = u32(table, dim + 12);
+  const cls = table.slice();
+  put32(cls, classes, 0xffff);
+  assert.throws(() => load(reseal(cls)), /invalid table: IPv4 table: field \d+: class index out of range/);
+  // A section offset past the end.
+  const off = table.slice();
+  put32(off, 24, table.length + 64);
+  assert.throws(() => load(reseal(off)), { message: 'invalid table: rules section out of bounds' });
+  // An unknown field id.
+  const field = table.slice();
+  field[dim] = 99;
+  assert.throws(() => load(reseal(field)), { message: 'invalid table: IPv4 table: field 99: unknown field' });
+});
+
+test('20,000 randomly corrupted (and re-sealed) tables are refused or classify safely', () => {
+  const rng = new Rng(Number(process.env.NFSIEVE_SEED ?? 7));
+  const frames = Array.from({ length: 50 }, () => randomFrame(rng, 101).data);
+  let refused = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const t = table.slice();
+    const edits = 1 + rng.int(4);
+    for (let k = 0; k < edits; k++) {
+      const at = 16 + rng.int(t.length - 16);
+      t[at] = rng.chance(0.5) ? rng.u32() & 0xff : t[at] ^ (1 << rng.int(8));
+    }
+    let c: ReturnType<typeof native>['Classifier']['prototype'];
+    try {
+      c = new (native().Classifier)(reseal(t));
+    } catch (e) {
+      assert.match((e as Error).message, /^invalid table: /);
+      refused++;
+      continue;
+    }
+    for (const f of frames) c.classify(101, f);
+  }
+  assert.ok(refused > 1000, `only ${refused} refused`);
+});
+
+test('the table format documentation names every header field the writer sets', () => {
+  const doc = fs.readFileSync(path.join(ROOT, 'docs', 'table-format.md'), 'utf8');
+  for (const field of ['magic', 'version', 'total_size', 'checksum', 'rule_count', 'default_verdict', 'rules_off', 'residuals_off', 'fam4_off', 'fam6_off', 'strings_off', 'sets_off', 'refs_off']) {
+    assert.ok(doc.includes(field), `docs/table-format.md misses ${field}`);
+  }
+});
