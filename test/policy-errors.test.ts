@@ -45,14 +45,13 @@ test('bad values are reported at the value, every one of them', () => {
   ]);
 });
 
-test('structural mistakes: unknown keys, missing default and action, unknown sets, duplicate names', () => {
+test('structural mistakes: unknown keys, missing default and action, unknown sets, mixed set lists', () => {
   assert.deepEqual(errors('rules:\n  - proto: udp\n'), [
     "p.yaml:1:1: missing 'default' (accept, drop or reject)",
     "p.yaml:2:5: rule has no 'action'",
   ]);
   assert.deepEqual(errors('default: drop\nrules:\n  - dstport: 1\n    action: drop\n'), ["p.yaml:3:5: unknown rule key 'dstport'"]);
   assert.deepEqual(errors('default: drop\nrules:\n  - src: "@peers"\n    action: drop\n'), ["p.yaml:3:10: unknown set '@peers' (define it under sets:)"]);
-  assert.deepEqual(errors('default: drop\nrules:\n  - name: x\n    action: drop\n  - name: x\n    action: drop\n'), ["p.yaml:5:11: rule name 'x' is already used by rule 1"]);
   assert.deepEqual(errors('default: drop\nsets:\n  g: {type: address, elements: [10.0.0.1]}\nrules:\n  - src: ["@g", 10.0.0.2]\n    action: drop\n'),
     ['p.yaml:5:10: a list that names a set (@name) may hold only set names: put the other values in a set, or in a rule of their own']);
   assert.deepEqual(errors('default: maybe\nrules: []\n'), ['p.yaml:1:10: default must be accept, drop or reject, not "maybe"']);

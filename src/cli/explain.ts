@@ -61,20 +61,24 @@ export function explain(args: ParsedArgs, out: Output): number {
   if (p.family !== null) {
     const sets = initialSets(policy);
     let mark = refMeta.mark ?? 0;
-    const last = decision.rule >= 0 ? decision.rule : policy.rules.length - 1;
-    for (let i = 0; i <= last; i++) {
+    // Walk the rules as the evaluator does: skips jump forward, non-terminal rules go on.
+    for (let i = 0; i < policy.rules.length; ) {
       const r = policy.rules[i];
       const label = `rule ${JSON.stringify(ruleLabel(r, i))} (line ${r.line})`;
       const failed = ruleFailure(r, p, refMeta, sets, mark);
       if (failed !== null) {
         out.line(`  ${label}: no: ${failed} does not hold (packet: ${failed} ${packetValue(failed, p, refMeta, mark)})`);
+        i++;
         continue;
       }
       const a = r.action;
       if (a.type === 'mark') mark = ((mark & ~a.mask) ^ a.value) >>> 0;
       const what = a.type === 'skip' ? `skip to rule ${a.to + 1}` : a.type === 'mark' ? `mark 0x${a.value.toString(16)}, ${a.then}` : a.type === 'queue' ? `queue ${a.queue}` : a.type;
       out.line(`  ${label}: MATCH: ${what}`);
+      if (i === decision.rule) break;
+      i = a.type === 'skip' ? a.to : i + 1;
     }
+    if (decision.rule === -1) out.line(`  no rule decided: default ${policy.default}`);
   }
   const native = new Classifier(compile(policy, { analyse: false })).classify(frame, { linkType, meta });
   const refLabel = decision.rule >= 0 ? ruleLabel(policy.rules[decision.rule], decision.rule) : null;

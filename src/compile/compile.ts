@@ -50,6 +50,13 @@ function analyse(rules: Rule[], v4: (FamilyRule | null)[], v6: (FamilyRule | nul
     warnings.push({ rule: i, line: rules[i].line, column: rules[i].column, message: `rule ${JSON.stringify(ruleLabel(rules[i], i))}: ${message}` });
   };
   rules.forEach((r, i) => { if (!v4[i] && !v6[i]) warn(i, 'can never match (its conditions exclude each other)'); });
+  const names = new Map<string, number>();
+  rules.forEach((r, i) => {
+    if (r.name === null) return;
+    const first = names.get(r.name);
+    if (first !== undefined) warn(i, `shares its name with rule ${first + 1} (line ${rules[first].line}): classify output tells them apart by line only`);
+    else names.set(r.name, i);
+  });
   if (rules.length > SHADOW_ANALYSIS_LIMIT) return warnings;
   const terminal = (r: Rule): boolean => r.action.type !== 'count' && r.action.type !== 'skip' && !(r.action.type === 'mark' && r.action.then === 'continue');
   // Skips (flattened iptables chains) make "earlier" depend on the path; analyse plain policies only.

@@ -78,12 +78,6 @@ export function interpretPolicy(doc: unknown, r: Reporter): Policy {
       r.error(['rules', i, 'action'], `skip-to must name a later rule (${i + 2} to ${policy.rules.length + 1}, the last meaning the default verdict)`);
     }
   });
-  const names = new Map<string, number>();
-  policy.rules.forEach((rule, i) => {
-    if (rule.name === null) return;
-    if (names.has(rule.name)) r.error(['rules', i, 'name'], `rule name '${rule.name}' is already used by rule ${names.get(rule.name)! + 1}`);
-    names.set(rule.name, i);
-  });
   return policy;
 }
 
