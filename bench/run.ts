@@ -1,0 +1,29 @@
+/**
+ * `npm run bench`: every benchmark suite in one run, printed and written to
+ * docs/benchmarks.md with the machine, Node version and date.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { benchDecode } from './decode';
+import { machine, markdownTable } from './common';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const SHARED = path.resolve(ROOT, '..', 'shared');
+
+async function main(): Promise<void> {
+  const sections: string[] = [];
+  const m = machine();
+  process.stderr.write(`machine: ${m}\n`);
+  process.stderr.write('decoding...\n');
+  const decode = await benchDecode(SHARED);
+  process.stdout.write(markdownTable(decode));
+  sections.push('## Decoding (ns per packet)\n', 'All frames of each input decoded repeatedly (tinybench, mean). "batch" is one native call for the whole set; "one call per packet" pays the Node-API crossing each time.\n', markdownTable(decode));
+  const doc = ['# Benchmarks\n', `Produced by \`npm run bench\` on: ${m}.\n`, ...sections].join('\n');
+  fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.md'), doc);
+  process.stderr.write('wrote docs/benchmarks.md\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e instanceof Error ? e.stack : e}\n`);
+  process.exitCode = 1;
+});
