@@ -1,7 +1,7 @@
-// Node-API glue: the only file that knows about napi.h. Each export checks its
-// arguments cheaply (types, lengths, offsets) and calls into native/core;
-// TypeScript has already validated them with better messages (src/native.ts
-// declares every export).
+// Node-API glue, module entry: the decoder exports, plus the two classes
+// defined in classifier_glue.cc and queue_glue.cc. Only these glue files
+// include napi.h; each export checks its arguments cheaply and calls into
+// native/core or native/nfqueue (src/native.ts declares every export).
 #include <napi.h>
 
 #include <algorithm>
@@ -9,35 +9,18 @@
 #include <memory>
 #include <string>
 
-#include "core/classify.h"
 #include "core/decode.h"
+#include "glue.h"
+#include "nfqueue/packet_tx.h"
 
 namespace {
 
 using nfsieve::Decoded;
+using glue::Bytes;
+using glue::bytes_of;
+using glue::is_bytes;
+using glue::link_type_arg;
 
-
-bool is_bytes(const Napi::Value& v) { return v.IsTypedArray() || v.IsBuffer(); }
-
-struct Bytes {
-  const uint8_t* data;
-  size_t length;
-};
-
-Bytes bytes_of(const Napi::Value& v) {
-  Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  Napi::ArrayBuffer ab = ta.ArrayBuffer();
-  const uint8_t* base = static_cast<const uint8_t*>(ab.Data()) + ta.ByteOffset();
-  return {base, ta.ByteLength()};
-}
-
-uint32_t link_type_arg(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "link type must be a number");
-  uint32_t lt = info[i].As<Napi::Number>().Uint32Value();
-  if (!nfsieve::link_type_supported(lt))
-    throw Napi::RangeError::New(info.Env(), "unsupported link type " + std::to_string(lt));
-  return lt;
-}
 
 // decodeFrame(linkType, frame) -> Buffer holding one 96-byte record.
 Napi::Value DecodeFrame(const Napi::CallbackInfo& info) {
@@ -80,6 +63,25 @@ Napi::Value DecodeBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(count));
 }
 
+// sendFrames(ifname, frames: Uint8Array[], repeat) -> count sent (AF_PACKET, this namespace).
+Napi::Value SendFrames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsArray()) throw Napi::TypeError::New(env, "sendFrames(ifname, frames[], repeat)");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<std::pair<const uint8_t*, size_t>> frames;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value f = arr.Get(i);
+    if (!is_bytes(f)) throw Napi::TypeError::New(env, "frames must be Uint8Arrays");
+    Bytes b = bytes_of(f);
+    frames.emplace_back(b.data, b.length);
+  }
+  long repeat = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 1;
+  std::string error;
+  long n = nfsieve::send_frames(info[0].As<Napi::String>().Utf8Value(), frames, repeat, &error);
+  if (n < 0) throw Napi::Error::New(env, error);
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 Napi::Value MalformedNames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array names = Napi::Array::New(env, nfsieve::kMalformedCount);
@@ -90,225 +92,12 @@ Napi::Value MalformedNames(const Napi::CallbackInfo& info) {
 }
 
 
-// ---------------------------------------------------------------------------
-// Classifier: a loaded table, its named sets and its counters.
-
-class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
- public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Classifier", {
-      InstanceMethod<&ClassifierWrap::Classify>("classify"),
-      InstanceMethod<&ClassifierWrap::ClassifyBatch>("classifyBatch"),
-      InstanceMethod<&ClassifierWrap::ClassifyTuples>("classifyTuples"),
-      InstanceMethod<&ClassifierWrap::GetCounters>("counters"),
-      InstanceMethod<&ClassifierWrap::ResetCounters>("resetCounters"),
-      InstanceMethod<&ClassifierWrap::SetAddress>("setAddress"),
-      InstanceMethod<&ClassifierWrap::SetSpi>("setSpi"),
-      InstanceMethod<&ClassifierWrap::SetInfo>("setInfo"),
-      InstanceAccessor<&ClassifierWrap::RuleCount>("ruleCount"),
-      InstanceAccessor<&ClassifierWrap::TableBytes>("tableBytes"),
-    });
-  }
-
-  explicit ClassifierWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ClassifierWrap>(info) {
-    Napi::Env env = info.Env();
-    if (!is_bytes(info[0])) throw Napi::TypeError::New(env, "Classifier(table: Uint8Array)");
-    Bytes t = bytes_of(info[0]);
-    std::string error;
-    std::unique_ptr<nfsieve::Table> table = nfsieve::Table::load(t.data, t.length, &error);
-    if (!table) throw Napi::Error::New(env, error);
-    classifier_.reset(new nfsieve::Classifier(std::move(table)));
-    counters_.reset(new nfsieve::Counters(classifier_->table().rule_count()));
-  }
-
- private:
-  std::unique_ptr<nfsieve::Classifier> classifier_;
-  std::unique_ptr<nfsieve::Counters> counters_;
-
-  // Metadata object {in, out, ctstate, mark}; the strings live in `keep`.
-  static nfsieve::Meta meta_of(const Napi::Value& v, std::string keep[2]) {
-    nfsieve::Meta m;
-    if (!v.IsObject()) return m;
-    Napi::Object o = v.As<Napi::Object>();
-    const char* names[2] = {"in", "out"};
-    for (int i = 0; i < 2; i++) {
-      Napi::Value s = o.Get(names[i]);
-      if (!s.IsString()) continue;
-      keep[i] = s.As<Napi::String>().Utf8Value();
-      if (keep[i].size() > 255) keep[i].resize(255);
-      if (i == 0) { m.in = keep[0].data(); m.in_len = static_cast<uint8_t>(keep[0].size()); }
-      else { m.out = keep[1].data(); m.out_len = static_cast<uint8_t>(keep[1].size()); }
-    }
-    Napi::Value ct = o.Get("ctstate");
-    if (ct.IsNumber()) m.ctstate = static_cast<uint8_t>(ct.As<Napi::Number>().Uint32Value() & 7);
-    Napi::Value mark = o.Get("mark");
-    if (mark.IsNumber()) m.mark = mark.As<Napi::Number>().Uint32Value();
-    return m;
-  }
-
-  static void write_result(uint32_t* o, const nfsieve::Verdict& v) {
-    o[0] = static_cast<uint32_t>(v.rule + 2);
-    o[1] = v.verdict | static_cast<uint32_t>(v.mark_set) << 8 | static_cast<uint32_t>(v.queue) << 16;
-    o[2] = v.mark;
-  }
-
-  // classify(linkType, frame, meta?) -> Uint32Array [rule+2, verdict|markSet<<8|queue<<16, mark]
-  Napi::Value Classify(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    uint32_t lt = link_type_arg(info, 0);
-    if (!is_bytes(info[1])) throw Napi::TypeError::New(env, "frame must be a Uint8Array");
-    Bytes frame = bytes_of(info[1]);
-    std::string keep[2];
-    nfsieve::Meta m = meta_of(info[2], keep);
-    Decoded d;
-    nfsieve::decode_frame(lt, frame.data, frame.length, &d);
-    nfsieve::Verdict v;
-    classifier_->classify(d, m, &v, counters_.get());
-    Napi::Uint32Array out = Napi::Uint32Array::New(env, 3);
-    write_result(out.Data(), v);
-    return out;
-  }
-
-  // classifyBatch(linkType, data, offsets, out: Uint32Array(3n), meta?) -> count
-  Napi::Value ClassifyBatch(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    uint32_t lt = link_type_arg(info, 0);
-    if (!is_bytes(info[1]) || !info[2].IsTypedArray() || !info[3].IsTypedArray())
-      throw Napi::TypeError::New(env, "classifyBatch(linkType, Uint8Array, Uint32Array, Uint32Array, meta?)");
-    Napi::TypedArray off_ta = info[2].As<Napi::TypedArray>();
-    Napi::TypedArray out_ta = info[3].As<Napi::TypedArray>();
-    if (off_ta.TypedArrayType() != napi_uint32_array || off_ta.ElementLength() < 1 ||
-        out_ta.TypedArrayType() != napi_uint32_array)
-      throw Napi::TypeError::New(env, "offsets and out must be Uint32Arrays");
-    Bytes data = bytes_of(info[1]);
-    const uint32_t* offsets = off_ta.As<Napi::Uint32Array>().Data();
-    uint32_t* out = out_ta.As<Napi::Uint32Array>().Data();
-    size_t count = off_ta.ElementLength() - 1;
-    if (out_ta.ElementLength() < count * 3) throw Napi::RangeError::New(env, "out must hold 3 entries per frame");
-    for (size_t i = 0; i < count; i++)
-      if (offsets[i] > offsets[i + 1] || offsets[i + 1] > data.length)
-        throw Napi::RangeError::New(env, "frame offsets out of order or past the data");
-    std::string keep[2];
-    nfsieve::Meta m = meta_of(info[4], keep);
-    for (size_t i = 0; i < count; i++) {
-      Decoded d;
-      nfsieve::decode_frame(lt, data.data + offsets[i], offsets[i + 1] - offsets[i], &d);
-      nfsieve::Verdict v;
-      classifier_->classify(d, m, &v, counters_.get());
-      write_result(out + 3 * i, v);
-    }
-    return Napi::Number::New(env, static_cast<double>(count));
-  }
-
-  // classifyTuples(tuples: Uint32Array(5n: src dst sport dport proto), out: Int32Array(n)) -> n
-  // IPv4 5-tuples classified without a packet (ClassBench); out[i] = rule or -1.
-  Napi::Value ClassifyTuples(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!info[0].IsTypedArray() || !info[1].IsTypedArray() ||
-        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
-        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-      throw Napi::TypeError::New(env, "classifyTuples(Uint32Array, Int32Array)");
-    Napi::Uint32Array t = info[0].As<Napi::Uint32Array>();
-    Napi::Int32Array out = info[1].As<Napi::Int32Array>();
-    size_t n = t.ElementLength() / 5;
-    if (out.ElementLength() < n) throw Napi::RangeError::New(env, "out must hold one entry per tuple");
-    const uint32_t* in = t.Data();
-    int32_t* o = out.Data();
-    nfsieve::Meta m;
-    for (size_t i = 0; i < n; i++) {
-      Decoded d;
-      nfsieve::tuple_packet(in[5 * i], in[5 * i + 1], in[5 * i + 2], in[5 * i + 3], in[5 * i + 4], &d);
-      nfsieve::Verdict v;
-      classifier_->classify(d, m, &v, nullptr);
-      o[i] = v.rule;
-    }
-    return Napi::Number::New(env, static_cast<double>(n));
-  }
-
-  // counters() -> { hits: BigUint64Array, bytes: BigUint64Array } (rules + default)
-  Napi::Value GetCounters(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    size_t n = counters_->hits.size();
-    Napi::Object o = Napi::Object::New(env);
-    for (int k = 0; k < 2; k++) {
-      const std::vector<uint64_t>& src = k == 0 ? counters_->hits : counters_->bytes;
-      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, n * 8);
-      std::memcpy(ab.Data(), src.data(), n * 8);
-      napi_value arr;
-      napi_create_typedarray(env, napi_biguint64_array, n, ab, 0, &arr);
-      o.Set(k == 0 ? "hits" : "bytes", Napi::Value(env, arr));
-    }
-    return o;
-  }
-
-  Napi::Value ResetCounters(const Napi::CallbackInfo& info) {
-    std::fill(counters_->hits.begin(), counters_->hits.end(), 0);
-    std::fill(counters_->bytes.begin(), counters_->bytes.end(), 0);
-    return info.Env().Undefined();
-  }
-
-  nfsieve::NamedSet& set_arg(const Napi::CallbackInfo& info, uint8_t kind) {
-    if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "set name must be a string");
-    std::string name = info[0].As<Napi::String>().Utf8Value();
-    nfsieve::NamedSet* s = classifier_->find_set(name);
-    if (!s) throw Napi::Error::New(info.Env(), "no set named '" + name + "' in this policy");
-    if (s->kind != kind) throw Napi::Error::New(info.Env(), "set '" + name + "' holds " + (s->kind == 1 ? "addresses" : "SPIs"));
-    return *s;
-  }
-
-  // setAddress(name, add: boolean, family, bytes, length) -> changed
-  Napi::Value SetAddress(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    nfsieve::NamedSet& s = set_arg(info, 1);
-    bool add = info[1].ToBoolean();
-    int family = info[2].ToNumber().Int32Value();
-    if ((family != 4 && family != 6) || !is_bytes(info[3])) throw Napi::TypeError::New(env, "setAddress(name, add, 4|6, bytes, length)");
-    Bytes b = bytes_of(info[3]);
-    int length = info[4].ToNumber().Int32Value();
-    if (b.length != (family == 4 ? 4u : 16u) || length < 0 || length > (family == 4 ? 32 : 128))
-      throw Napi::RangeError::New(env, "address bytes or prefix length do not fit the family");
-    bool changed = add ? s.addresses.add(family, b.data, length) : s.addresses.remove(family, b.data, length);
-    return Napi::Boolean::New(env, changed);
-  }
-
-  // setSpi(name, add: boolean, lo, hi) -> changed
-  Napi::Value SetSpi(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    nfsieve::NamedSet& s = set_arg(info, 2);
-    bool add = info[1].ToBoolean();
-    double lo = info[2].ToNumber().DoubleValue(), hi = info[3].ToNumber().DoubleValue();
-    if (!(lo >= 0 && hi <= 4294967295.0 && lo <= hi)) throw Napi::RangeError::New(env, "SPI range out of bounds");
-    bool changed = add ? s.spis.add(static_cast<uint32_t>(lo), static_cast<uint32_t>(hi))
-                       : s.spis.remove(static_cast<uint32_t>(lo), static_cast<uint32_t>(hi));
-    return Napi::Boolean::New(env, changed);
-  }
-
-  Napi::Value SetInfo(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Napi::Array out = Napi::Array::New(env);
-    uint32_t i = 0;
-    for (const nfsieve::NamedSet& s : classifier_->sets()) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", s.name);
-      o.Set("kind", s.kind == 1 ? "address" : "spi");
-      o.Set("size", static_cast<double>(s.kind == 1 ? s.addresses.size() : s.spis.size()));
-      out.Set(i++, o);
-    }
-    return out;
-  }
-
-  Napi::Value RuleCount(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), classifier_->table().rule_count());
-  }
-  Napi::Value TableBytes(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(classifier_->table().byte_size()));
-  }
-};
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("Classifier", ClassifierWrap::Define(env));
+  exports.Set("Classifier", glue::DefineClassifier(env));
+  exports.Set("QueueEngine", glue::DefineQueueEngine(env));
   exports.Set("decodeFrame", Napi::Function::New(env, DecodeFrame));
   exports.Set("decodeBatch", Napi::Function::New(env, DecodeBatch));
+  exports.Set("sendFrames", Napi::Function::New(env, SendFrames));
   exports.Set("malformedNames", Napi::Function::New(env, MalformedNames));
   exports.Set("recordSize", Napi::Number::New(env, sizeof(Decoded)));
   return exports;

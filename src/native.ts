@@ -37,13 +37,50 @@ export interface NativeClassifier {
   readonly tableBytes: number;
 }
 
+export interface QueueEngineOptions {
+  queues: number[];
+  copyRange?: number;
+  maxLen?: number;
+  rcvbuf?: number;
+  failOpen?: boolean;
+  conntrack?: boolean;
+  gso?: boolean;
+  /** Reject verdicts become accept with this mark; without it they are dropped. */
+  rejectMark?: number;
+  batch?: number;
+  statsIntervalMs?: number;
+}
+
+export interface NativeQueueStats {
+  queue: number;
+  received: number; accepted: number; dropped: number; rejected: number; queued: number; notIp: number; bytes: number;
+  enobufs: number; verdictErrors: number; receiveErrors: number; batches: number;
+  /** The kernel's view: /proc/net/netfilter/nfnetlink_queue. */
+  kernel: { present: boolean; queueTotal: number; copyRange: number; queueDropped: number; userDropped: number; idSequence: number };
+}
+
+/** The NFQUEUE engine (native/nfqueue/engine.h): one native thread per queue. */
+export interface NativeQueueEngine {
+  /** Bind the queues and start; throws (nothing left bound) on failure. */
+  start(table: Uint8Array, options: QueueEngineOptions, onEvent: (kind: 'error' | 'stats', message: string) => void): void;
+  reload(table: Uint8Array): void;
+  stats(): { generation: number; running: boolean; queues: NativeQueueStats[]; hits: BigUint64Array; bytes: BigUint64Array };
+  setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;
+  setSpi(name: string, add: boolean, lo: number, hi: number): boolean;
+  /** Stop, verdict what was received, unbind, join; resolves when done. */
+  close(): Promise<void>;
+}
+
 export interface NativeAddon {
+  QueueEngine: new () => NativeQueueEngine;
   /** Load and validate a table; throws Error('invalid table: ...') when it is not sound. */
   Classifier: new (table: Uint8Array) => NativeClassifier;
   /** Decode one frame of a pcap link type into a RECORD_SIZE-byte record. */
   decodeFrame(linkType: number, frame: Uint8Array): Buffer;
   /** Decode frames data[offsets[i]..offsets[i+1]) into out[RECORD_SIZE*i..]; returns the count. */
   decodeBatch(linkType: number, data: Uint8Array, offsets: Uint32Array, out: Uint8Array): number;
+  /** Send full Ethernet frames out of an interface of this network namespace (AF_PACKET), `repeat` times; returns the count. */
+  sendFrames(ifname: string, frames: Uint8Array[], repeat?: number): number;
   /** Malformed-reason names indexed by code; index 0 (no problem) is null. */
   malformedNames(): (string | null)[];
   readonly recordSize: number;

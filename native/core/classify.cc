@@ -214,10 +214,7 @@ void Classifier::classify(const Decoded& d, const Meta& m, Verdict* out, Counter
       start = r + 1;
       continue;
     }
-    if (counters) {
-      counters->hits[r]++;
-      counters->bytes[r] += bytes;
-    }
+    if (counters) counters->add(r, bytes);
     if (rule.flags & 1) {
       mark = (mark & ~rule.mark_mask) ^ rule.mark_value;  // iptables --set-xmark
       out->mark_set = 1;
@@ -233,10 +230,7 @@ void Classifier::classify(const Decoded& d, const Meta& m, Verdict* out, Counter
         return;
     }
   }
-  if (counters) {
-    counters->hits[rules]++;
-    counters->bytes[rules] += bytes;
-  }
+  if (counters) counters->add(rules, bytes);
   out->rule = kRuleDefault;
   out->verdict = table_->default_verdict();
   out->mark = mark;

@@ -37,10 +37,29 @@ struct Verdict {
 };
 
 // Hit and byte counters, one slot per rule plus one for the default verdict.
-struct Counters {
-  explicit Counters(size_t rules) : hits(rules + 1), bytes(rules + 1) {}
-  std::vector<uint64_t> hits;
-  std::vector<uint64_t> bytes;
+// One writer (the thread that classifies) and any number of readers: the
+// writer adds with a relaxed load and store (a plain add on x86), readers load.
+class Counters {
+ public:
+  explicit Counters(size_t rules) : size_(rules + 1), hits_(new std::atomic<uint64_t>[size_]), bytes_(new std::atomic<uint64_t>[size_]) { reset(); }
+  size_t size() const { return size_; }
+  void add(size_t slot, uint64_t bytes) {
+    hits_[slot].store(hits_[slot].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    bytes_[slot].store(bytes_[slot].load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+  }
+  uint64_t hits(size_t slot) const { return hits_[slot].load(std::memory_order_relaxed); }
+  uint64_t bytes(size_t slot) const { return bytes_[slot].load(std::memory_order_relaxed); }
+  void reset() {
+    for (size_t i = 0; i < size_; i++) {
+      hits_[i].store(0, std::memory_order_relaxed);
+      bytes_[i].store(0, std::memory_order_relaxed);
+    }
+  }
+
+ private:
+  size_t size_;
+  std::unique_ptr<std::atomic<uint64_t>[]> hits_;
+  std::unique_ptr<std::atomic<uint64_t>[]> bytes_;
 };
 
 // An IPv4 packet that is only its 5-tuple (ClassBench headers): ports present.

@@ -8,6 +8,8 @@ import { check, CHECK_FLAGS } from './check';
 import { classify, CLASSIFY_FLAGS } from './classify';
 import { explain, EXPLAIN_FLAGS } from './explain';
 import { importCommand, IMPORT_FLAGS } from './import';
+import { run, RUN_FLAGS } from './run';
+import { hook, HOOK_FLAGS } from './hook';
 import { Output } from './output';
 import { CaptureError } from '../capture/pcap';
 
@@ -22,6 +24,8 @@ const COMMANDS: Record<string, Command> = {
   check: { flags: CHECK_FLAGS, run: check, help: 'check POLICY [--json]                       compile a policy, report size and warnings' },
   classify: { flags: CLASSIFY_FLAGS, run: classify, help: 'classify POLICY --pcap FILE [--json]        verdict for every frame of a capture\n  classify --classbench RULES --trace TRACE [--json]' },
   explain: { flags: EXPLAIN_FLAGS, run: explain, help: 'explain POLICY (--hex PKT | --pcap F --index N)  why a packet got its verdict' },
+  run: { flags: RUN_FLAGS, run, help: 'run POLICY --queue N[:M] [--json] [--stats-every S]  attach to NFQUEUE (root)' },
+  hook: { flags: HOOK_FLAGS, run: hook, help: 'hook POLICY --queue N[:M]                  print the iptables rules that feed the queue' },
   import: { flags: IMPORT_FLAGS, run: importCommand, help: 'import iptables FILE [--table T] [--chain C] [--ipset F]  iptables-save to a policy' },
 };
 
@@ -67,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${(err as Error).message}\n`);
       return 1;
     }
-    if (err instanceof Error && /^invalid table/.test(err.message)) {
+    if (err instanceof Error && (/^invalid table/.test(err.message) || name === 'run')) {
       process.stderr.write(`nfsieve ${name}: ${err.message}\n`);
       return 1;
     }

@@ -1,0 +1,40 @@
+// Shared helpers of the Node-API glue files (addon.cc, classifier_glue.cc,
+// queue_glue.cc): argument checks that throw JavaScript errors.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/decode.h"
+
+namespace glue {
+
+inline bool is_bytes(const Napi::Value& v) { return v.IsTypedArray() || v.IsBuffer(); }
+
+struct Bytes {
+  const uint8_t* data;
+  size_t length;
+};
+
+inline Bytes bytes_of(const Napi::Value& v) {
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  Napi::ArrayBuffer ab = ta.ArrayBuffer();
+  const uint8_t* base = static_cast<const uint8_t*>(ab.Data()) + ta.ByteOffset();
+  return {base, ta.ByteLength()};
+}
+
+inline uint32_t link_type_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "link type must be a number");
+  uint32_t lt = info[i].As<Napi::Number>().Uint32Value();
+  if (!nfsieve::link_type_supported(lt))
+    throw Napi::RangeError::New(info.Env(), "unsupported link type " + std::to_string(lt));
+  return lt;
+}
+
+
+Napi::Function DefineClassifier(Napi::Env env);
+Napi::Function DefineQueueEngine(Napi::Env env);
+
+}  // namespace glue

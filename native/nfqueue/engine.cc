@@ -1,0 +1,286 @@
+#include "engine.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include <chrono>
+
+namespace nfsieve {
+namespace {
+
+uint64_t now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+// enum ip_conntrack_info -> ctstate key (see src/compile/fields.ts).
+uint8_t ctstate_of(int32_t ct_info, bool conntrack) {
+  if (!conntrack) return 0;  // not asked for: unknown
+  switch (ct_info) {
+    case 0: case 3: return 3;  // IP_CT_ESTABLISHED, IP_CT_ESTABLISHED_REPLY
+    case 1: case 4: return 4;  // IP_CT_RELATED, IP_CT_RELATED_REPLY
+    case 2: return 2;          // IP_CT_NEW
+    case 7: return 5;          // IP_CT_UNTRACKED
+    default: return 1;         // no conntrack entry: invalid
+  }
+}
+
+constexpr uint64_t kNameRefreshMs = 2000;
+
+}  // namespace
+
+std::string InterfaceNames::name(uint32_t ifindex) {
+  if (ifindex == 0 || ifindex > 1u << 20) return std::string();
+  if (ifindex >= names_.size()) {
+    names_.resize(ifindex + 1);
+    stamp_.resize(ifindex + 1, 0);
+  }
+  uint64_t t = now_ms();
+  if (stamp_[ifindex] == 0 || t - stamp_[ifindex] > kNameRefreshMs) {
+    char buf[IF_NAMESIZE] = {0};
+    names_[ifindex] = if_indextoname(ifindex, buf) ? buf : "";
+    stamp_[ifindex] = t;
+  }
+  return names_[ifindex];
+}
+
+ActiveTable::ActiveTable(std::unique_ptr<Classifier> c, size_t workers, uint64_t gen)
+    : classifier(std::move(c)), generation(gen) {
+  for (size_t i = 0; i < workers; i++) counters.emplace_back(new Counters(classifier->table().rule_count()));
+}
+
+QueueEngine::~QueueEngine() { stop(); }
+
+bool QueueEngine::start(std::unique_ptr<Classifier> classifier, const EngineConfig& config, ErrorFn on_error,
+                        StatsFn on_stats, std::string* error) {
+  config_ = config;
+  on_error_ = std::move(on_error);
+  on_stats_ = std::move(on_stats);
+  if (config.queues.empty()) {
+    *error = "no queue to bind";
+    return false;
+  }
+  std::shared_ptr<ActiveTable> table = std::make_shared<ActiveTable>(std::move(classifier), config.queues.size(), ++generation_);
+  std::atomic_store(&active_, table);
+  for (size_t i = 0; i < config.queues.size(); i++) {
+    std::unique_ptr<Worker> w(new Worker());
+    w->queue = config.queues[i];
+    w->slot = i;
+    QueueConfig qc = config.socket;
+    qc.queue = w->queue;
+    qc.conntrack = qc.conntrack || (table->classifier->table().flags() & 1);
+    config_.socket.conntrack = qc.conntrack;
+    if (!w->socket.open(qc, error)) {
+      workers_.clear();  // sockets close; bound queues are released with them
+      return false;
+    }
+    workers_.push_back(std::move(w));
+  }
+  stop_ = false;
+  running_ = true;
+  for (auto& w : workers_) {
+    Worker* raw = w.get();
+    w->thread = std::thread([this, raw] { run(raw); });
+  }
+  if (config_.stats_interval_ms > 0 && on_stats_) {
+    reporter_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "nfsieve-stats");
+      std::unique_lock<std::mutex> lk(reporter_mutex_);
+      while (!stop_) {
+        reporter_cv_.wait_for(lk, std::chrono::milliseconds(config_.stats_interval_ms));
+        if (!stop_) on_stats_();
+      }
+    });
+  }
+  return true;
+}
+
+void QueueEngine::reload(std::unique_ptr<Classifier> classifier) {
+  std::lock_guard<std::mutex> control(control_mutex_);
+  std::shared_ptr<ActiveTable> old = std::atomic_load(&active_);
+  std::shared_ptr<ActiveTable> next = std::make_shared<ActiveTable>(std::move(classifier), workers_.size(), ++generation_);
+  if (old) {
+    // Live set members (changed by updown scripts, say) survive a reload.
+    std::shared_lock<std::shared_mutex> lk(old->sets_mutex);
+    for (NamedSet& s : next->classifier->sets()) {
+      NamedSet* prev = old->classifier->find_set(s.name);
+      if (prev && prev->kind == s.kind) {
+        s.addresses = prev->addresses;
+        s.spis = prev->spis;
+      }
+    }
+  }
+  std::atomic_store(&active_, next);
+}
+
+void QueueEngine::stop() {
+  std::lock_guard<std::mutex> guard(stop_mutex_);
+  if (!running_) return;
+  {
+    std::lock_guard<std::mutex> lk(reporter_mutex_);
+    stop_ = true;
+  }
+  reporter_cv_.notify_all();
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  if (reporter_.joinable()) reporter_.join();
+  running_ = false;
+}
+
+void QueueEngine::run(Worker* w) {
+  std::string name = "nfsieve-q" + std::to_string(w->queue);
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+  std::vector<QueuedPacket> packets;
+  std::vector<VerdictOut> verdicts;
+  packets.reserve(config_.batch);
+  verdicts.reserve(config_.batch);
+  uint64_t last_error_report = 0;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    int n = w->socket.receive(&packets, config_.batch, 100);
+    if (n < 0) {
+      if (n == -ENOBUFS) {
+        w->counters.enobufs.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        w->counters.receive_errors.fetch_add(1, std::memory_order_relaxed);
+        uint64_t t = now_ms();
+        if (on_error_ && t - last_error_report > 1000) {
+          last_error_report = t;
+          on_error_("queue " + std::to_string(w->queue) + ": receive failed: " + strerror(-n));
+        }
+      }
+      continue;
+    }
+    if (n > 0) process(w, packets, verdicts);
+  }
+  // Stopping: have the kernel stop queueing, answer everything already queued
+  // (in the socket or still in the kernel's queue), then unbind.
+  QueueConfig qc = config_.socket;
+  qc.queue = w->queue;
+  w->socket.stop_queueing(qc);
+  uint64_t deadline = now_ms() + 2000;
+  while (now_ms() < deadline) {
+    int n = w->socket.receive(&packets, config_.batch, 10);
+    if (n > 0) {
+      process(w, packets, verdicts);
+      continue;
+    }
+    if (n == 0 && kernel_queue_stats(w->queue).queue_total == 0) break;
+  }
+  w->socket.unbind();
+  w->socket.close();
+}
+
+void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts) {
+  thread_local InterfaceNames names;
+  verdicts.clear();
+  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+  Counters* counters = table->counters[w->slot].get();
+  const bool conntrack = config_.socket.conntrack;
+  QueueCounters& qc = w->counters;
+  {
+    std::shared_lock<std::shared_mutex> lk(table->sets_mutex);
+    for (const QueuedPacket& p : packets) {
+      Decoded d;
+      decode_ip(p.payload, p.payload_len, &d);
+      Meta m;
+      const std::string in = names.name(p.indev);
+      const std::string out = names.name(p.outdev);
+      m.in = in.empty() ? nullptr : in.data();
+      m.in_len = static_cast<uint8_t>(in.size());
+      m.out = out.empty() ? nullptr : out.data();
+      m.out_len = static_cast<uint8_t>(out.size());
+      m.ctstate = ctstate_of(p.ct_info, conntrack);
+      m.mark = p.mark;
+      Verdict v;
+      table->classifier->classify(d, m, &v, counters);
+      VerdictOut o{p.id, kNfAccept, false, 0};
+      switch (v.verdict) {
+        case kVerdictAccept: o.verdict = kNfAccept; qc.accepted.store(qc.accepted.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); break;
+        case kVerdictDrop: o.verdict = kNfDrop; qc.dropped.store(qc.dropped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); break;
+        case kVerdictReject:
+          qc.rejected.store(qc.rejected.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+          if (config_.reject_mark_set) {
+            o.verdict = kNfAccept;
+            o.set_mark = true;
+            o.mark = config_.reject_mark;
+          } else {
+            o.verdict = kNfDrop;
+          }
+          break;
+        case kVerdictQueue:
+          o.verdict = kNfQueue | static_cast<uint32_t>(v.queue) << 16;
+          qc.queued.store(qc.queued.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+          break;
+        default:  // not IP: nothing in the policy speaks about it
+          o.verdict = kNfAccept;
+          qc.not_ip.store(qc.not_ip.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+          break;
+      }
+      if (v.mark_set && !o.set_mark) {
+        o.set_mark = true;
+        o.mark = v.mark;
+      }
+      verdicts.push_back(o);
+      qc.bytes.store(qc.bytes.load(std::memory_order_relaxed) + p.original_len, std::memory_order_relaxed);
+    }
+  }
+  qc.received.store(qc.received.load(std::memory_order_relaxed) + packets.size(), std::memory_order_relaxed);
+  qc.batches.store(qc.batches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  int err = w->socket.send_verdicts(verdicts);
+  if (err < 0) {
+    qc.verdict_errors.fetch_add(1, std::memory_order_relaxed);
+    if (on_error_) on_error_("queue " + std::to_string(w->queue) + ": sending verdicts failed: " + strerror(-err));
+  }
+}
+
+EngineStats QueueEngine::stats() const {
+  EngineStats s;
+  for (const auto& w : workers_) {
+    const QueueCounters& c = w->counters;
+    QueueStatsSnapshot q{w->queue, c.received.load(), c.accepted.load(), c.dropped.load(), c.rejected.load(), c.queued.load(),
+                         c.not_ip.load(), c.bytes.load(), c.enobufs.load(), c.verdict_errors.load(), c.receive_errors.load(),
+                         c.batches.load(), kernel_queue_stats(w->queue)};
+    s.queues.push_back(q);
+  }
+  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+  s.generation = table ? table->generation : 0;
+  if (table) {
+    size_t n = table->classifier->table().rule_count() + 1;
+    s.hits.assign(n, 0);
+    s.bytes.assign(n, 0);
+    for (const auto& c : table->counters)
+      for (size_t i = 0; i < n; i++) {
+        s.hits[i] += c->hits(i);
+        s.bytes[i] += c->bytes(i);
+      }
+  }
+  return s;
+}
+
+bool QueueEngine::set_address(const std::string& name, bool add, int family, const uint8_t* bytes, int length, bool* changed) {
+  std::lock_guard<std::mutex> control(control_mutex_);
+  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+  if (!table) return false;
+  std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
+  NamedSet* s = table->classifier->find_set(name);
+  if (!s || s->kind != 1) return false;
+  *changed = add ? s->addresses.add(family, bytes, length) : s->addresses.remove(family, bytes, length);
+  return true;
+}
+
+bool QueueEngine::set_spi(const std::string& name, bool add, uint32_t lo, uint32_t hi, bool* changed) {
+  std::lock_guard<std::mutex> control(control_mutex_);
+  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+  if (!table) return false;
+  std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
+  NamedSet* s = table->classifier->find_set(name);
+  if (!s || s->kind != 2) return false;
+  *changed = add ? s->spis.add(lo, hi) : s->spis.remove(lo, hi);
+  return true;
+}
+
+}  // namespace nfsieve

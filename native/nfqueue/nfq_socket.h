@@ -1,0 +1,98 @@
+// nfnetlink_queue spoken directly over an AF_NETLINK / NETLINK_NETFILTER
+// socket, from the kernel UAPI headers: no libnetfilter_queue, no libmnl.
+//
+// One NfqSocket serves one queue number: it binds the queue, sets copy mode,
+// copy range, queue length and flags, receives packets in batches (recvmmsg)
+// and sends verdicts, batched (NFQNL_MSG_VERDICT_BATCH) over runs of equal
+// verdicts and single otherwise, several netlink messages per sendmsg.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nfsieve {
+
+struct QueueConfig {
+  uint16_t queue = 0;
+  uint32_t copy_range = 256;
+  uint32_t max_len = 4096;       // NFQA_CFG_QUEUE_MAXLEN
+  uint32_t rcvbuf = 8u << 20;    // socket receive buffer (SO_RCVBUFFORCE, else SO_RCVBUF)
+  bool fail_open = false;        // NFQA_CFG_F_FAIL_OPEN
+  bool conntrack = false;        // NFQA_CFG_F_CONNTRACK
+  bool gso = true;               // NFQA_CFG_F_GSO
+};
+
+// One queued packet as the kernel handed it over.
+struct QueuedPacket {
+  uint32_t id;
+  const uint8_t* payload;
+  uint32_t payload_len;   // bytes we got (at most the copy range)
+  uint32_t original_len;  // NFQA_CAP_LEN when truncated, else payload_len
+  uint32_t mark;
+  uint32_t indev;         // 0 when absent
+  uint32_t outdev;
+  int32_t ct_info;        // enum ip_conntrack_info, -1 when absent
+  uint16_t hw_protocol;
+};
+
+// Verdict codes as netfilter defines them (NF_DROP 0, NF_ACCEPT 1, NF_QUEUE 3, NF_REPEAT 4).
+enum : uint32_t { kNfDrop = 0, kNfAccept = 1, kNfQueue = 3, kNfRepeat = 4 };
+
+struct VerdictOut {
+  uint32_t id;
+  uint32_t verdict;  // NF_* | (queue << 16) for NF_QUEUE
+  bool set_mark;
+  uint32_t mark;
+};
+
+class NfqSocket {
+ public:
+  NfqSocket() = default;
+  ~NfqSocket();
+  NfqSocket(const NfqSocket&) = delete;
+  NfqSocket& operator=(const NfqSocket&) = delete;
+
+  // Open, bind and configure. On failure returns false with a message naming the queue.
+  bool open(const QueueConfig& config, std::string* error);
+  void close();
+  int fd() const { return fd_; }
+
+  // Wait up to timeout_ms for packets, then take up to max of them (one per
+  // datagram, recvmmsg). Returns the count, 0 on timeout, -errno on error
+  // (-ENOBUFS when the kernel had to drop: the caller counts it and goes on).
+  int receive(std::vector<QueuedPacket>* out, int max, int timeout_ms);
+
+  // Send verdicts for packets in the order received: runs of the same verdict
+  // without marks become one batch verdict. Returns 0 or -errno.
+  int send_verdicts(const std::vector<VerdictOut>& verdicts);
+
+  // First step of a clean stop: maximum queue length 0 with fail-open, so
+  // the kernel stops queueing (new packets pass, as they will once the queue
+  // is unbound with --queue-bypass) while we answer what is already queued.
+  void stop_queueing(const QueueConfig& config);
+
+  // Unbind the queue (packets still queued in the kernel are then dropped by it).
+  void unbind();
+
+ private:
+  int fd_ = -1;
+  uint16_t queue_ = 0;
+  uint32_t seq_ = 1;
+  std::vector<std::vector<uint8_t>> rx_;  // one buffer per datagram slot
+  std::vector<uint8_t> tx_;
+
+  bool request(const std::vector<uint8_t>& msg, std::string* error);
+};
+
+// Kernel view of the queues: /proc/net/netfilter/nfnetlink_queue.
+struct KernelQueueStats {
+  bool present = false;
+  uint32_t queue_total = 0, copy_mode = 0, copy_range = 0, queue_dropped = 0, user_dropped = 0, id_sequence = 0;
+};
+KernelQueueStats kernel_queue_stats(uint16_t queue);
+
+}  // namespace nfsieve

@@ -1,0 +1,129 @@
+/**
+ * Attaching a policy to NFQUEUE queues. Every packet gets its verdict on a
+ * native thread of the addon (one per queue); JavaScript hears only errors and
+ * periodic statistics, never one call per packet.
+ *
+ *   const q = attach(loadPolicyFile('gateway.yaml'), { queues: [0, 1] });
+ *   q.on('error', (e) => console.error(e.message));
+ *   q.addToSet('gateways', '192.0.2.7');
+ *   await q.reload(loadPolicyFile('gateway.yaml'));
+ *   await q.close();
+ */
+import { EventEmitter } from 'node:events';
+import { native, NativeQueueEngine, NativeQueueStats } from './native';
+import { compile, CompiledPolicy } from './compile/compile';
+import { Policy, ruleLabel } from './policy/model';
+import { parsePrefix, parseRange, ValueError } from './policy/values';
+
+export interface AttachOptions {
+  /** Queue numbers to bind, one native thread each. */
+  queues: number[];
+  /** Bytes of each packet copied to us (headers the policy reads); default 256. */
+  copyRange?: number;
+  /** Kernel queue length (NFQA_CFG_QUEUE_MAXLEN); default 4096. */
+  maxLen?: number;
+  /** Socket receive buffer in bytes; default 8 MiB (SO_RCVBUFFORCE, falling back to SO_RCVBUF). */
+  rcvbuf?: number;
+  /** Let the kernel accept packets when the queue is full (NFQA_CFG_F_FAIL_OPEN); default off. */
+  failOpen?: boolean;
+  /** Ask for GSO super-packets unsegmented (NFQA_CFG_F_GSO); default on. */
+  gso?: boolean;
+  /** Verdict `reject`: accept with this mark (for an iptables REJECT after the queue); default: drop. */
+  rejectMark?: number;
+  /** Emit 'stats' events this often (milliseconds); default none. */
+  statsIntervalMs?: number;
+}
+
+export interface RuleCounter { rule: string | number; line: number | null; hits: bigint; bytes: bigint }
+export interface AttachStats { generation: number; running: boolean; queues: NativeQueueStats[]; rules: RuleCounter[] }
+
+export interface Attachment extends EventEmitter {
+  readonly policy: Policy;
+  stats(): AttachStats;
+  /** Swap in a new policy atomically; live named-set members carry over. A bad policy throws and changes nothing. */
+  reload(policy: Policy | CompiledPolicy): void;
+  addToSet(name: string, element: string | number): boolean;
+  deleteFromSet(name: string, element: string | number): boolean;
+  /** Stop receiving, answer every packet received, unbind, join the threads. */
+  close(): Promise<void>;
+}
+
+class QueueAttachment extends EventEmitter implements Attachment {
+  private engine: NativeQueueEngine;
+  private compiled: CompiledPolicy;
+  private closing: Promise<void> | null = null;
+
+  constructor(compiled: CompiledPolicy, options: AttachOptions) {
+    super();
+    this.compiled = compiled;
+    this.engine = new (native().QueueEngine)();
+    this.engine.start(compiled.table, { ...options, conntrack: compiled.needs.ctstate }, (kind, message) => this.deliver(kind, message));
+  }
+
+  get policy(): Policy { return this.compiled.policy; }
+
+  /** Listener exceptions stay here: a throwing listener never takes the process down. */
+  private deliver(kind: 'error' | 'stats', message: string): void {
+    try {
+      if (kind === 'error') {
+        if (this.listenerCount('error') > 0) this.emit('error', new Error(message));
+      } else {
+        this.emit('stats', this.stats());
+      }
+    } catch (err) {
+      process.emitWarning(`nfsieve: a '${kind}' listener threw: ${(err as Error)?.message ?? err}`);
+    }
+  }
+
+  stats(): AttachStats {
+    const s = this.engine.stats();
+    const rules: RuleCounter[] = this.policy.rules.map((r, i) => ({ rule: ruleLabel(r, i), line: r.line, hits: s.hits[i] ?? 0n, bytes: s.bytes[i] ?? 0n }));
+    rules.push({ rule: 'default', line: null, hits: s.hits[rules.length] ?? 0n, bytes: s.bytes[rules.length] ?? 0n });
+    return { generation: s.generation, running: s.running, queues: s.queues, rules };
+  }
+
+  reload(policy: Policy | CompiledPolicy): void {
+    const compiled = 'table' in policy ? policy : compile(policy, { analyse: false });
+    this.engine.reload(compiled.table);
+    this.compiled = compiled;
+  }
+
+  addToSet(name: string, element: string | number): boolean { return this.changeSet(name, element, true); }
+  deleteFromSet(name: string, element: string | number): boolean { return this.changeSet(name, element, false); }
+
+  private changeSet(name: string, element: string | number, add: boolean): boolean {
+    const set = this.policy.sets.get(name);
+    if (!set) throw new ValueError(`no set named '${name}' in the running policy`);
+    if (set.kind === 'address') {
+      const p = parsePrefix(String(element));
+      return this.engine.setAddress(name, add, p.family, p.bytes, p.length);
+    }
+    const r = parseRange(element as string, 0xffffffff, 'spi');
+    return this.engine.setSpi(name, add, r.lo, r.hi);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.engine.close();
+    return this.closing;
+  }
+}
+
+/** Attach a policy (or an already compiled one) to NFQUEUE queues. Needs CAP_NET_ADMIN. */
+export function attach(policy: Policy | CompiledPolicy, options: AttachOptions): Attachment {
+  if (!Array.isArray(options.queues) || options.queues.length === 0) throw new ValueError('attach: options.queues must list at least one queue number');
+  for (const q of options.queues) if (!Number.isInteger(q) || q < 0 || q > 65535) throw new ValueError(`attach: queue ${q} is not a number from 0 to 65535`);
+  if (new Set(options.queues).size !== options.queues.length) throw new ValueError('attach: a queue is listed twice');
+  const compiled = 'table' in policy ? policy : compile(policy, { analyse: false });
+  return new QueueAttachment(compiled, options);
+}
+
+/** Parse `N` or `N:M` (inclusive) into queue numbers. */
+export function parseQueueRange(text: string): number[] {
+  const m = /^(\d+)(?::(\d+))?$/.exec(text.trim());
+  if (!m) throw new ValueError(`--queue expects N or N:M, got '${text}'`);
+  const lo = Number(m[1]);
+  const hi = m[2] === undefined ? lo : Number(m[2]);
+  if (hi > 65535 || lo > hi) throw new ValueError(`--queue ${text}: queue numbers are 0-65535, first not above last`);
+  if (hi - lo >= 64) throw new ValueError(`--queue ${text}: at most 64 queues (one thread each)`);
+  return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+}
