@@ -107,8 +107,11 @@ bool NfqSocket::request(const std::vector<uint8_t>& msg, std::string* error) {
       *error = std::string("receiving from nfnetlink: ") + strerror(errno);
       return false;
     }
-    for (nlmsghdr* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, static_cast<size_t>(n)); h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq != seq) continue;
+    for (size_t off = 0; off + sizeof(nlmsghdr) <= static_cast<size_t>(n);) {
+      nlmsghdr* h = reinterpret_cast<nlmsghdr*>(buf.data() + off);
+      if (h->nlmsg_len < sizeof(nlmsghdr) || h->nlmsg_len > static_cast<size_t>(n) - off) break;
+      off += NLMSG_ALIGN(h->nlmsg_len);
+      if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq != seq || h->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) continue;
       const nlmsgerr* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
       if (e->error == 0) return true;
       int err = -e->error;
@@ -212,9 +215,15 @@ int NfqSocket::receive(std::vector<QueuedPacket>* out, int max, int timeout_ms) 
   int n = recvmmsg(fd_, msgs, max, MSG_DONTWAIT, nullptr);
   if (n < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
   for (int i = 0; i < n; i++) {
-    size_t len = msgs[i].msg_len;
+    const size_t len = msgs[i].msg_len;
     uint8_t* base = rx_[i].data();
-    for (nlmsghdr* h = reinterpret_cast<nlmsghdr*>(base); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+    // Walk the datagram by hand: the kernel does not pad the last message
+    // (a payload of odd length leaves nlmsg_len unaligned), and NLMSG_NEXT on
+    // an unsigned length would wrap around past the end.
+    for (size_t off = 0; off + sizeof(nlmsghdr) <= len;) {
+      nlmsghdr* h = reinterpret_cast<nlmsghdr*>(base + off);
+      if (h->nlmsg_len < sizeof(nlmsghdr) || h->nlmsg_len > len - off) break;
+      off += NLMSG_ALIGN(h->nlmsg_len);
       if (h->nlmsg_type == NLMSG_ERROR) continue;  // errors of verdicts: counted by send side
       if (h->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) continue;
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) continue;

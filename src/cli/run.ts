@@ -59,7 +59,6 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
     if (asJson) say(JSON.stringify({ event: 'note', time: new Date().toISOString(), message, ...extra }));
     else process.stderr.write(`nfsieve: ${message}\n`);
   };
-  note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}`, { queues, failOpen });
   attachment.on('error', (e: Error) => note(`error: ${e.message}`));
   attachment.on('stats', (s: AttachStats) => say(asJson ? json(s, 'stats') : table(s)));
   // Keep the process alive while attached (the native side is unref'd by design).
@@ -75,7 +74,7 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
     }
   };
   process.on('SIGHUP', reload);
-  await new Promise<void>((resolve) => {
+  const stopped = new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
       note(`${sig}: stopping`);
       resolve();
@@ -83,6 +82,8 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}`, { queues, failOpen });
+  await stopped;
   await attachment.close();
   clearInterval(keepAlive);
   process.removeListener('SIGHUP', reload);

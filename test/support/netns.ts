@@ -86,6 +86,21 @@ export class Lab {
     return Number(out.trim());
   }
 
+  /** As send(), without blocking: resolves with the count sent. */
+  sendAsync(from: Link, frames: Uint8Array[], repeat = 1): Promise<number> {
+    const file = path.join(this.tmp, `frames-${Date.now()}-${Math.random().toString(16).slice(2)}.pcap`);
+    fs.writeFileSync(file, writePcap(frames.map((data) => ({ data })), 1));
+    const child = this.spawn(from.ns, [process.execPath, path.join(ROOT, 'build-test', 'test', 'support', 'send-frames.js'), from.ifname, file, String(repeat)]);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    return new Promise((resolve, reject) => {
+      child.on('exit', (code) => {
+        fs.rmSync(file, { force: true });
+        if (code === 0) resolve(Number(out.trim())); else reject(new Error(`sender exited with ${code}`));
+      });
+    });
+  }
+
   /** Start a long-running process inside a namespace; killed at cleanup. */
   spawn(ns: string, args: string[]): ChildProcess {
     const child = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
