@@ -142,7 +142,9 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
       tsfn_ = Napi::ThreadSafeFunction();
       throw Napi::Error::New(env, error);
     }
-    return env.Undefined();
+    Napi::Array warnings = Napi::Array::New(env);
+    for (size_t i = 0; i < engine_->warnings().size(); i++) warnings.Set(static_cast<uint32_t>(i), engine_->warnings()[i]);
+    return warnings;
   }
 
   Napi::Value Reload(const Napi::CallbackInfo& info) {

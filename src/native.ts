@@ -62,7 +62,7 @@ export interface NativeQueueStats {
 /** The NFQUEUE engine (native/nfqueue/engine.h): one native thread per queue. */
 export interface NativeQueueEngine {
   /** Bind the queues and start; throws (nothing left bound) on failure. */
-  start(table: Uint8Array, options: QueueEngineOptions, onEvent: (kind: 'error' | 'stats', message: string) => void): void;
+  start(table: Uint8Array, options: QueueEngineOptions, onEvent: (kind: 'error' | 'stats', message: string) => void): string[];
   reload(table: Uint8Array): void;
   stats(): { generation: number; running: boolean; queues: NativeQueueStats[]; hits: BigUint64Array; bytes: BigUint64Array };
   setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;

@@ -39,6 +39,8 @@ export interface AttachStats { generation: number; running: boolean; queues: Nat
 
 export interface Attachment extends EventEmitter {
   readonly policy: Policy;
+  /** Limits found at start (for example: no conntrack state from this kernel). */
+  readonly warnings: string[];
   stats(): AttachStats;
   /** Swap in a new policy atomically; live named-set members carry over. A bad policy throws and changes nothing. */
   reload(policy: Policy | CompiledPolicy): void;
@@ -52,12 +54,13 @@ class QueueAttachment extends EventEmitter implements Attachment {
   private engine: NativeQueueEngine;
   private compiled: CompiledPolicy;
   private closing: Promise<void> | null = null;
+  readonly warnings: string[];
 
   constructor(compiled: CompiledPolicy, options: AttachOptions) {
     super();
     this.compiled = compiled;
     this.engine = new (native().QueueEngine)();
-    this.engine.start(compiled.table, { ...options, conntrack: compiled.needs.ctstate }, (kind, message) => this.deliver(kind, message));
+    this.warnings = this.engine.start(compiled.table, { ...options, conntrack: compiled.needs.ctstate }, (kind, message) => this.deliver(kind, message));
   }
 
   get policy(): Policy { return this.compiled.policy; }

@@ -78,6 +78,12 @@ bool QueueEngine::start(std::unique_ptr<Classifier> classifier, const EngineConf
       workers_.clear();  // sockets close; bound queues are released with them
       return false;
     }
+    if (qc.conntrack && !w->socket.conntrack_available()) {
+      config_.socket.conntrack = false;
+      if (warnings_.empty())
+        warnings_.push_back("this kernel cannot attach conntrack state to queued packets (NFQA_CFG_F_CONNTRACK: EOPNOTSUPP; "
+                            "load nf_conntrack_netlink): ctstate conditions see the state as unknown");
+    }
     workers_.push_back(std::move(w));
   }
   stop_ = false;

@@ -77,6 +77,8 @@ class QueueEngine {
   // Stop receiving, give every received packet its verdict, unbind, join. Idempotent.
   void stop();
   bool running() const { return running_.load(); }
+  // Things worth telling the user at start (conntrack unavailable...).
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
   EngineStats stats() const;
   // Named-set changes on the active table. Returns false if the set does not exist.
@@ -105,6 +107,7 @@ class QueueEngine {
   std::condition_variable reporter_cv_;
   std::mutex stop_mutex_;
   std::mutex control_mutex_;  // serialises reload and set changes
+  std::vector<std::string> warnings_;
 
   void run(Worker* w);
   void process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts);

@@ -115,6 +115,7 @@ bool NfqSocket::request(const std::vector<uint8_t>& msg, std::string* error) {
       const nlmsgerr* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
       if (e->error == 0) return true;
       int err = -e->error;
+      last_errno_ = err;
       if (err == EPERM) {
         *error = "queue " + std::to_string(queue_) + " is bound by another process (EPERM): stop it, or use another --queue";
       } else {
@@ -160,7 +161,14 @@ bool NfqSocket::open(const QueueConfig& c, std::string* error) {
   if (!send([&] { w.attr_be32(NFQA_CFG_QUEUE_MAXLEN, c.max_len); })) return close(), false;
   uint32_t flags = (c.fail_open ? NFQA_CFG_F_FAIL_OPEN : 0) | (c.conntrack ? NFQA_CFG_F_CONNTRACK : 0) | (c.gso ? NFQA_CFG_F_GSO : 0);
   uint32_t mask = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_CONNTRACK | NFQA_CFG_F_GSO;
-  if (!send([&] { w.attr_be32(NFQA_CFG_MASK, mask); w.attr_be32(NFQA_CFG_FLAGS, flags); })) return close(), false;
+  conntrack_ok_ = c.conntrack;
+  if (!send([&] { w.attr_be32(NFQA_CFG_MASK, mask); w.attr_be32(NFQA_CFG_FLAGS, flags); })) {
+    if (!(c.conntrack && last_errno_ == EOPNOTSUPP)) return close(), false;
+    // The kernel has no conntrack glue for NFQUEUE: go on without it.
+    conntrack_ok_ = false;
+    flags &= ~NFQA_CFG_F_CONNTRACK;
+    if (!send([&] { w.attr_be32(NFQA_CFG_MASK, mask); w.attr_be32(NFQA_CFG_FLAGS, flags); })) return close(), false;
+  }
   size_t slot = std::max<size_t>(c.copy_range + 4096, 8192);
   rx_.assign(64, std::vector<uint8_t>(slot));
   return true;

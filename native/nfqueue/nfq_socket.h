@@ -57,7 +57,10 @@ class NfqSocket {
   NfqSocket& operator=(const NfqSocket&) = delete;
 
   // Open, bind and configure. On failure returns false with a message naming the queue.
+  // A kernel that cannot attach conntrack information (no nf_conntrack_netlink)
+  // is not a failure: conntrack_available() then says so.
   bool open(const QueueConfig& config, std::string* error);
+  bool conntrack_available() const { return conntrack_ok_; }
   void close();
   int fd() const { return fd_; }
 
@@ -82,6 +85,8 @@ class NfqSocket {
   int fd_ = -1;
   uint16_t queue_ = 0;
   uint32_t seq_ = 1;
+  bool conntrack_ok_ = false;
+  int last_errno_ = 0;
   std::vector<std::vector<uint8_t>> rx_;  // one buffer per datagram slot
   std::vector<uint8_t> tx_;
 

@@ -10,6 +10,7 @@ import { explain, EXPLAIN_FLAGS } from './explain';
 import { importCommand, IMPORT_FLAGS } from './import';
 import { run, RUN_FLAGS } from './run';
 import { hook, HOOK_FLAGS } from './hook';
+import { demo, DEMO_FLAGS } from './demo';
 import { Output } from './output';
 import { CaptureError } from '../capture/pcap';
 
@@ -25,6 +26,7 @@ const COMMANDS: Record<string, Command> = {
   classify: { flags: CLASSIFY_FLAGS, run: classify, help: 'classify POLICY --pcap FILE [--json]        verdict for every frame of a capture\n  classify --classbench RULES --trace TRACE [--json]' },
   explain: { flags: EXPLAIN_FLAGS, run: explain, help: 'explain POLICY (--hex PKT | --pcap F --index N)  why a packet got its verdict' },
   run: { flags: RUN_FLAGS, run, help: 'run POLICY --queue N[:M] [--json] [--stats-every S]  attach to NFQUEUE (root)' },
+  demo: { flags: DEMO_FLAGS, run: demo, help: 'demo [--duration S] [--json]               an IPsec gateway lab in network namespaces (root)' },
   hook: { flags: HOOK_FLAGS, run: hook, help: 'hook POLICY --queue N[:M]                  print the iptables rules that feed the queue' },
   import: { flags: IMPORT_FLAGS, run: importCommand, help: 'import iptables FILE [--table T] [--chain C] [--ipset F]  iptables-save to a policy' },
 };

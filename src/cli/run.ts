@@ -83,6 +83,7 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}`, { queues, failOpen });
+  for (const w of attachment.warnings) note(`warning: ${w}`);
   await stopped;
   await attachment.close();
   clearInterval(keepAlive);
