@@ -4,6 +4,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/classify.h"
 #include "glue.h"
@@ -110,13 +111,11 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
         throw Napi::RangeError::New(env, "frame offsets out of order or past the data");
     std::string keep[2];
     nfsieve::Meta m = meta_of(info[4], keep);
-    for (size_t i = 0; i < count; i++) {
-      Decoded d;
-      nfsieve::decode_frame(lt, data.data + offsets[i], offsets[i + 1] - offsets[i], &d);
-      nfsieve::Verdict v;
-      classifier_->classify(d, m, &v, counters_.get());
-      write_result(out + 3 * i, v);
-    }
+    std::vector<Decoded> decoded(count);
+    std::vector<nfsieve::Verdict> verdicts(count);
+    for (size_t i = 0; i < count; i++) nfsieve::decode_frame(lt, data.data + offsets[i], offsets[i + 1] - offsets[i], &decoded[i]);
+    classifier_->classify_batch(decoded.data(), count, &m, 0, verdicts.data(), counters_.get());
+    for (size_t i = 0; i < count; i++) write_result(out + 3 * i, verdicts[i]);
     return Napi::Number::New(env, static_cast<double>(count));
   }
 
@@ -135,12 +134,18 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     const uint32_t* in = t.Data();
     int32_t* o = out.Data();
     nfsieve::Meta m;
-    for (size_t i = 0; i < n; i++) {
-      Decoded d;
-      nfsieve::tuple_packet(in[5 * i], in[5 * i + 1], in[5 * i + 2], in[5 * i + 3], in[5 * i + 4], &d);
-      nfsieve::Verdict v;
-      classifier_->classify(d, m, &v, nullptr);
-      o[i] = v.rule;
+    // In chunks, so that a large trace needs no large scratch memory.
+    constexpr size_t kChunk = 1024;
+    std::vector<Decoded> d(kChunk);
+    std::vector<nfsieve::Verdict> v(kChunk);
+    for (size_t at = 0; at < n; at += kChunk) {
+      size_t len = std::min(kChunk, n - at);
+      for (size_t i = 0; i < len; i++) {
+        const uint32_t* t5 = in + 5 * (at + i);
+        nfsieve::tuple_packet(t5[0], t5[1], t5[2], t5[3], t5[4], &d[i]);
+      }
+      classifier_->classify_batch(d.data(), len, &m, 0, v.data(), nullptr);
+      for (size_t i = 0; i < len; i++) o[at + i] = v[i].rule;
     }
     return Napi::Number::New(env, static_cast<double>(n));
   }

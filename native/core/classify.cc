@@ -27,7 +27,7 @@ inline Key address_key(const uint8_t* a, bool wide) {
   return {static_cast<uint64_t>(be32(a)) << 32 | be32(a + 4), static_cast<uint64_t>(be32(a + 8)) << 32 | be32(a + 12)};
 }
 
-inline Key packet_key(uint8_t field, bool wide, const Decoded& d, const Meta& m) {
+__attribute__((always_inline)) inline Key packet_key(uint8_t field, bool wide, const Decoded& d, const Meta& m) {
   switch (field) {
     case kFieldSrc: return address_key(d.src, wide);
     case kFieldDst: return address_key(d.dst, wide);
@@ -55,23 +55,57 @@ inline Key packet_key(uint8_t field, bool wide, const Decoded& d, const Meta& m)
 }
 
 // Number of boundaries <= key: the index of the key's elementary interval.
-inline uint32_t interval_of(const Dim& dim, Key k) {
-  uint32_t lo = 0, hi = dim.boundary_count;
-  if (!dim.wide) {
-    const uint64_t* b = dim.boundaries;
-    while (lo < hi) {
-      uint32_t mid = (lo + hi) >> 1;
-      if (b[mid] <= k.lo) lo = mid + 1; else hi = mid;
-    }
-    return lo;
-  }
+// Branch-free halving (the compiler emits conditional moves), so its cost is
+// log2(B) dependent loads and no mispredictions.
+__attribute__((always_inline)) inline uint32_t interval_of(const Dim& dim, Key k) {
+  uint32_t n = dim.boundary_count;
+  if (n == 0) return 0;
   const uint64_t* b = dim.boundaries;
-  while (lo < hi) {
-    uint32_t mid = (lo + hi) >> 1;
-    uint64_t bh = b[2 * mid], bl = b[2 * mid + 1];
-    if (bh < k.hi || (bh == k.hi && bl <= k.lo)) lo = mid + 1; else hi = mid;
+  if (!dim.wide) {
+    const uint64_t* p = b;
+    while (n > 1) {
+      uint32_t half = n >> 1;
+      p = (p[half] <= k.lo) ? p + half : p;
+      n -= half;
+    }
+    return static_cast<uint32_t>(p - b) + (*p <= k.lo ? 1 : 0);
   }
-  return lo;
+  uint32_t lo = 0;
+  while (n > 1) {
+    uint32_t half = n >> 1;
+    uint64_t bh = b[2 * (lo + half)], bl = b[2 * (lo + half) + 1];
+    bool le = bh < k.hi || (bh == k.hi && bl <= k.lo);
+    lo = le ? lo + half : lo;
+    n -= half;
+  }
+  uint64_t bh = b[2 * lo], bl = b[2 * lo + 1];
+  return lo + ((bh < k.hi || (bh == k.hi && bl <= k.lo)) ? 1 : 0);
+}
+
+// The lowest rule index >= start whose bit is set in every vector. Summary
+// words (one bit per 64-rule block) are ANDed first, so only blocks where all
+// fields have some candidate are read.
+inline bool next_candidate(const uint64_t* const* vec, const uint64_t* const* sum, int n, uint32_t words,
+                           uint32_t swords, uint32_t start, uint32_t* rule) {
+  uint32_t first = start >> 6;
+  if (first >= words) return false;
+  uint64_t smask = ~0ull << (first & 63);
+  for (uint32_t sw = first >> 6; sw < swords; sw++, smask = ~0ull) {
+    uint64_t s = smask;
+    for (int i = 0; i < n && s; i++) s &= sum[i][sw];
+    while (s) {
+      uint32_t w = (sw << 6) + static_cast<uint32_t>(__builtin_ctzll(s));
+      if (w >= words) return false;
+      uint64_t acc = (w == first) ? (~0ull << (start & 63)) : ~0ull;
+      for (int i = 0; i < n && acc; i++) acc &= vec[i][w];
+      if (acc) {
+        *rule = (w << 6) + static_cast<uint32_t>(__builtin_ctzll(acc));
+        return true;
+      }
+      s &= s - 1;
+    }
+  }
+  return false;
 }
 
 inline bool name_matches(const std::string& pattern, const char* name, uint8_t len) {
@@ -176,39 +210,127 @@ bool Classifier::residuals_hold(const RuleRec& r, const Decoded& d, const Meta& 
   return true;
 }
 
-void Classifier::classify(const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
+namespace {
+
+inline bool is_ip(const Decoded& d) { return d.family == 4 || d.family == 6; }
+
+inline void not_ip(const Meta& m, Verdict* out) {
+  out->rule = kRuleNotIp;
+  out->verdict = kVerdictNone;
   out->mark_set = 0;
   out->queue = 0;
   out->mark = m.mark;
-  if (d.family != 4 && d.family != 6) {
-    out->rule = kRuleNotIp;
-    out->verdict = kVerdictNone;
+}
+
+// Lockstep branch-free search of `lanes` narrow keys in one boundary array:
+// every lane halves the same range length, so the loop is shared and the
+// loads of different lanes are independent.
+inline void intervals_narrow(const Dim& dim, const uint64_t* keys, int lanes, uint32_t* idx) {
+  const uint64_t* b = dim.boundaries;
+  uint32_t n = dim.boundary_count;
+  if (n == 0) {
+    for (int j = 0; j < lanes; j++) idx[j] = 0;
     return;
   }
+  const uint64_t* p[Classifier::kLanes];
+  for (int j = 0; j < lanes; j++) p[j] = b;
+  while (n > 1) {
+    uint32_t half = n >> 1;
+    for (int j = 0; j < lanes; j++) p[j] = (p[j][half] <= keys[j]) ? p[j] + half : p[j];
+    n -= half;
+  }
+  for (int j = 0; j < lanes; j++) idx[j] = static_cast<uint32_t>(p[j] - b) + (*p[j] <= keys[j] ? 1 : 0);
+}
+
+}  // namespace
+
+void Classifier::classify(const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
+  if (!is_ip(d)) return not_ip(m, out);
   const Family& f = table_->family(d.family);
-  const uint64_t* vec[kMaxDims + 1];
-  int n = 0;
-  vec[n++] = f.base;
+  Lookup lk;
+  lk.family = &f;
+  lk.n = 0;
   for (int i = 0; i < f.dim_count; i++) {
     const Dim& dim = f.dims[i];
     uint32_t cls = dim.classes[interval_of(dim, packet_key(dim.field, dim.wide, d, m))];
-    vec[n++] = dim.vectors + static_cast<size_t>(cls) * f.words;
+    lk.vec[lk.n] = dim.vectors + static_cast<size_t>(cls) * f.words;
+    lk.sum[lk.n++] = dim.summaries + static_cast<size_t>(cls) * f.summary_words;
   }
+  // The base vector (rules possible in this family) is nearly all ones: last.
+  lk.vec[lk.n] = f.base;
+  lk.sum[lk.n++] = f.base_summary;
+  decide(lk, d, m, out, counters);
+}
+
+void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta* metas, size_t meta_stride, Verdict* out,
+                                Counters* counters) const {
+  for (size_t base = 0; base < count; base += kLanes) {
+    int lanes = static_cast<int>(count - base < static_cast<size_t>(kLanes) ? count - base : kLanes);
+    Lookup lk[kLanes];
+    for (int fam : {4, 6}) {
+      int which[kLanes];
+      int k = 0;
+      for (int j = 0; j < lanes; j++)
+        if (packets[base + j].family == fam) which[k++] = j;
+      if (k == 0) continue;
+      const Family& f = table_->family(fam);
+      for (int q = 0; q < k; q++) {
+        Lookup& l = lk[which[q]];
+        l.family = &f;
+        l.n = 0;
+      }
+      for (int i = 0; i < f.dim_count; i++) {
+        const Dim& dim = f.dims[i];
+        uint32_t idx[kLanes];
+        if (!dim.wide) {
+          uint64_t keys[kLanes];
+          for (int q = 0; q < k; q++) {
+            size_t at = base + which[q];
+            keys[q] = packet_key(dim.field, false, packets[at], metas[at * meta_stride]).lo;
+          }
+          intervals_narrow(dim, keys, k, idx);
+        } else {
+          for (int q = 0; q < k; q++) {
+            size_t at = base + which[q];
+            idx[q] = interval_of(dim, packet_key(dim.field, true, packets[at], metas[at * meta_stride]));
+          }
+        }
+        for (int q = 0; q < k; q++) {
+          Lookup& l = lk[which[q]];
+          uint32_t cls = dim.classes[idx[q]];
+          l.vec[l.n] = dim.vectors + static_cast<size_t>(cls) * f.words;
+          l.sum[l.n++] = dim.summaries + static_cast<size_t>(cls) * f.summary_words;
+        }
+      }
+      for (int q = 0; q < k; q++) {
+        Lookup& l = lk[which[q]];
+        l.vec[l.n] = f.base;
+        l.sum[l.n++] = f.base_summary;
+      }
+    }
+    for (int j = 0; j < lanes; j++) {
+      size_t at = base + j;
+      const Meta& m = metas[at * meta_stride];
+      if (!is_ip(packets[at])) not_ip(m, &out[at]);
+      else decide(lk[j], packets[at], m, &out[at], counters);
+    }
+  }
+}
+
+void Classifier::decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
+  out->mark_set = 0;
+  out->queue = 0;
+  out->mark = m.mark;
+  const Family& f = *lk.family;
+  const uint64_t* const* vec = lk.vec;
+  const uint64_t* const* sum = lk.sum;
+  const int n = lk.n;
   const uint64_t bytes = d.total_length;
   uint32_t mark = m.mark;
   uint32_t start = 0;
   const uint32_t rules = table_->rule_count();
-  while (start < rules) {
-    uint32_t w = start >> 6;
-    uint64_t acc = ~0ull << (start & 63);
-    for (;;) {
-      for (int i = 0; i < n && acc; i++) acc &= vec[i][w];
-      if (acc) break;
-      if (++w >= f.words) break;
-      acc = ~0ull;
-    }
-    if (!acc) break;
-    uint32_t r = (w << 6) + static_cast<uint32_t>(__builtin_ctzll(acc));
+  uint32_t r;
+  while (start < rules && next_candidate(vec, sum, n, f.words, f.summary_words, start, &r)) {
     const RuleRec& rule = table_->rule(r);
     if (rule.residual_count && !residuals_hold(rule, d, m, mark)) {
       start = r + 1;

@@ -101,6 +101,18 @@ class TableLoader {
     return off >= kHeaderSize && off % align == 0 && off <= size_ && len <= size_ - off;
   }
 
+  // The evaluator trusts summaries to skip blocks: each must be exact.
+  static bool summary_matches(const uint64_t* vec, const uint64_t* sum, uint32_t words) {
+    uint32_t swords = (words + 63) / 64;
+    for (uint32_t s = 0; s < swords; s++) {
+      uint64_t expect = 0;
+      for (uint32_t b = 0; b < 64 && s * 64 + b < words; b++)
+        if (vec[s * 64 + b]) expect |= 1ull << b;
+      if (sum[s] != expect) return false;
+    }
+    return true;
+  }
+
   bool load_strings(uint32_t off, uint32_t size) {
     if (!span(off, size, 4) || size < 4) return fail("string section out of bounds");
     uint32_t count = u32(off);
@@ -146,26 +158,33 @@ class TableLoader {
     const std::string at = "IPv" + std::to_string(fam) + " table: ";
     if (!span(off, 16, 8)) return fail(at + "out of bounds");
     f->words = u32(off);
+    f->summary_words = (f->words + 63) / 64;
     uint32_t dims = u32(off + 4);
     uint32_t base = u32(off + 8);
+    uint32_t base_summary = u32(off + 12);
     if (f->words != (t_->rule_count_ + 63) / 64) return fail(at + "vector width does not match the rule count");
     if (dims > kMaxDims) return fail(at + "too many fields");
-    if (!span(off, 16 + uint64_t(dims) * 24, 8)) return fail(at + "field descriptors out of bounds");
+    if (!span(off, 16 + uint64_t(dims) * 32, 8)) return fail(at + "field descriptors out of bounds");
     const uint64_t vbytes = uint64_t(f->words) * 8;
     if (!span(base, vbytes, 8)) return fail(at + "base vector out of bounds");
     f->base = reinterpret_cast<const uint64_t*>(bytes_ + base);
+    const uint64_t sbytes = uint64_t(f->summary_words) * 8;
+    if (!span(base_summary, sbytes, 8)) return fail(at + "base summary out of bounds");
+    f->base_summary = reinterpret_cast<const uint64_t*>(bytes_ + base_summary);
+    if (!summary_matches(f->base, f->base_summary, f->words)) return fail(at + "base summary does not match its vector");
     // Bits past the last rule must be clear: the base vector masks every AND.
     if (t_->rule_count_ % 64 && (f->base[f->words - 1] >> (t_->rule_count_ % 64)) != 0)
       return fail(at + "base vector has bits past the last rule");
     uint32_t seen = 0;
     for (uint32_t i = 0; i < dims; i++) {
-      size_t d = off + 16 + i * 24;
+      size_t d = off + 16 + i * 32;
       Dim& dim = f->dims[i];
       dim.field = bytes_[d];
       dim.wide = bytes_[d + 1] != 0;
       dim.boundary_count = u32(d + 4);
       uint32_t boff = u32(d + 8), coff = u32(d + 12), voff = u32(d + 16);
       dim.vector_count = u32(d + 20);
+      uint32_t soff = u32(d + 24);
       const std::string dat = at + "field " + std::to_string(dim.field) + ": ";
       if (dim.field < kFieldSrc || dim.field > kFieldLast) return fail(dat + "unknown field");
       if (seen & (1u << dim.field)) return fail(dat + "appears twice");
@@ -179,6 +198,12 @@ class TableLoader {
       dim.boundaries = reinterpret_cast<const uint64_t*>(bytes_ + boff);
       dim.classes = reinterpret_cast<const uint32_t*>(bytes_ + coff);
       dim.vectors = reinterpret_cast<const uint64_t*>(bytes_ + voff);
+      if (!span(soff, uint64_t(dim.vector_count) * sbytes, 8)) return fail(dat + "summaries out of bounds");
+      dim.summaries = reinterpret_cast<const uint64_t*>(bytes_ + soff);
+      for (uint32_t k = 0; k < dim.vector_count; k++) {
+        if (!summary_matches(dim.vectors + size_t(k) * f->words, dim.summaries + size_t(k) * f->summary_words, f->words))
+          return fail(dat + "summary " + std::to_string(k) + " does not match its vector");
+      }
       for (uint32_t k = 0; k <= dim.boundary_count; k++)
         if (dim.classes[k] >= dim.vector_count) return fail(dat + "class index out of range");
       for (uint32_t k = 1; k < dim.boundary_count; k++) {

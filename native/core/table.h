@@ -60,12 +60,15 @@ struct Dim {
   const uint64_t* boundaries;  // boundary_count keys (2 words each when wide)
   const uint32_t* classes;     // boundary_count + 1 vector indices
   const uint64_t* vectors;     // vector_count * words
+  const uint64_t* summaries;   // vector_count * summary_words: bit b = block b non-zero
   uint32_t vector_count;
 };
 
 struct Family {
   uint32_t words = 0;
+  uint32_t summary_words = 0;  // ceil(words / 64)
   const uint64_t* base = nullptr;
+  const uint64_t* base_summary = nullptr;
   int dim_count = 0;
   Dim dims[kMaxDims];
 };

@@ -187,55 +187,77 @@ void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::ve
   Counters* counters = table->counters[w->slot].get();
   const bool conntrack = config_.socket.conntrack;
   QueueCounters& qc = w->counters;
+  const size_t count = packets.size();
+  thread_local std::vector<Decoded> decoded;
+  thread_local std::vector<Meta> metas;
+  thread_local std::vector<std::string> ifnames;
+  thread_local std::vector<Verdict> results;
+  decoded.resize(count);
+  metas.assign(count, Meta());
+  ifnames.resize(2 * count);
+  results.resize(count);
+  for (size_t i = 0; i < count; i++) {
+    const QueuedPacket& p = packets[i];
+    decode_ip(p.payload, p.payload_len, &decoded[i]);
+    ifnames[2 * i] = names.name(p.indev);
+    ifnames[2 * i + 1] = names.name(p.outdev);
+    Meta& m = metas[i];
+    const std::string& in = ifnames[2 * i];
+    const std::string& out = ifnames[2 * i + 1];
+    m.in = in.empty() ? nullptr : in.data();
+    m.in_len = static_cast<uint8_t>(in.size());
+    m.out = out.empty() ? nullptr : out.data();
+    m.out_len = static_cast<uint8_t>(out.size());
+    m.ctstate = ctstate_of(p.ct_info, conntrack);
+    m.mark = p.mark;
+  }
   {
     std::shared_lock<std::shared_mutex> lk(table->sets_mutex);
-    for (const QueuedPacket& p : packets) {
-      Decoded d;
-      decode_ip(p.payload, p.payload_len, &d);
-      Meta m;
-      const std::string in = names.name(p.indev);
-      const std::string out = names.name(p.outdev);
-      m.in = in.empty() ? nullptr : in.data();
-      m.in_len = static_cast<uint8_t>(in.size());
-      m.out = out.empty() ? nullptr : out.data();
-      m.out_len = static_cast<uint8_t>(out.size());
-      m.ctstate = ctstate_of(p.ct_info, conntrack);
-      m.mark = p.mark;
-      Verdict v;
-      table->classifier->classify(d, m, &v, counters);
-      VerdictOut o{p.id, kNfAccept, false, 0};
-      switch (v.verdict) {
-        case kVerdictAccept: o.verdict = kNfAccept; qc.accepted.store(qc.accepted.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); break;
-        case kVerdictDrop: o.verdict = kNfDrop; qc.dropped.store(qc.dropped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); break;
-        case kVerdictReject:
-          qc.rejected.store(qc.rejected.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-          if (config_.reject_mark_set) {
-            o.verdict = kNfAccept;
-            o.set_mark = true;
-            o.mark = config_.reject_mark;
-          } else {
-            o.verdict = kNfDrop;
-          }
-          break;
-        case kVerdictQueue:
-          o.verdict = kNfQueue | static_cast<uint32_t>(v.queue) << 16;
-          qc.queued.store(qc.queued.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-          break;
-        default:  // not IP: nothing in the policy speaks about it
-          o.verdict = kNfAccept;
-          qc.not_ip.store(qc.not_ip.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-          break;
-      }
-      if (v.mark_set && !o.set_mark) {
-        o.set_mark = true;
-        o.mark = v.mark;
-      }
-      verdicts.push_back(o);
-      qc.bytes.store(qc.bytes.load(std::memory_order_relaxed) + p.original_len, std::memory_order_relaxed);
-    }
+    table->classifier->classify_batch(decoded.data(), count, metas.data(), 1, results.data(), counters);
   }
-  qc.received.store(qc.received.load(std::memory_order_relaxed) + packets.size(), std::memory_order_relaxed);
-  qc.batches.store(qc.batches.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  uint64_t accepted = 0, dropped = 0, rejected = 0, queued = 0, not_ip = 0, bytes = 0;
+  for (size_t i = 0; i < count; i++) {
+    const QueuedPacket& p = packets[i];
+    const Verdict& v = results[i];
+    VerdictOut o{p.id, kNfAccept, false, 0};
+    switch (v.verdict) {
+      case kVerdictAccept: o.verdict = kNfAccept; accepted++; break;
+      case kVerdictDrop: o.verdict = kNfDrop; dropped++; break;
+      case kVerdictReject:
+        rejected++;
+        if (config_.reject_mark_set) {
+          o.verdict = kNfAccept;
+          o.set_mark = true;
+          o.mark = config_.reject_mark;
+        } else {
+          o.verdict = kNfDrop;
+        }
+        break;
+      case kVerdictQueue:
+        o.verdict = kNfQueue | static_cast<uint32_t>(v.queue) << 16;
+        queued++;
+        break;
+      default:  // not IP: nothing in the policy speaks about it
+        o.verdict = kNfAccept;
+        not_ip++;
+        break;
+    }
+    if (v.mark_set && !o.set_mark) {
+      o.set_mark = true;
+      o.mark = v.mark;
+    }
+    verdicts.push_back(o);
+    bytes += p.original_len;
+  }
+  auto bump = [](std::atomic<uint64_t>& c, uint64_t by) { c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed); };
+  bump(qc.accepted, accepted);
+  bump(qc.dropped, dropped);
+  bump(qc.rejected, rejected);
+  bump(qc.queued, queued);
+  bump(qc.not_ip, not_ip);
+  bump(qc.bytes, bytes);
+  bump(qc.received, count);
+  bump(qc.batches, 1);
   int err = w->socket.send_verdicts(verdicts);
   if (err < 0) {
     qc.verdict_errors.fetch_add(1, std::memory_order_relaxed);

@@ -74,7 +74,25 @@ export function buildFamily(rules: (FamilyRule | null)[], family: 4 | 6): Family
   for (const field of [...fields].sort((a, b) => a - b)) {
     dims.push(buildDim(field, family, rules, u32s));
   }
+  // Most selective fields first: the evaluator ANDs vectors in table order
+  // and stops at the first zero word, so sparse vectors should come early.
+  const density = new Map(dims.map((d) => [d, meanDensity(d)]));
+  dims.sort((a, b) => density.get(a)! - density.get(b)!);
   return { words, base, dims };
+}
+
+function popcount32(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}
+
+/** Mean set-bit count of the vectors an elementary interval points to. */
+function meanDensity(d: DimTable): number {
+  const bits = d.vectors.map((v) => v.reduce((n, w) => n + popcount32(w), 0));
+  let total = 0;
+  for (const c of d.classes) total += bits[c];
+  return total / d.classes.length;
 }
 
 function buildDim(field: Field, family: 4 | 6, rules: (FamilyRule | null)[], u32s: number): DimTable {

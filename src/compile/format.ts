@@ -13,7 +13,7 @@ export const VERSION = 1;
 export const HEADER_SIZE = 96;
 export const RULE_SIZE = 24;
 export const RESIDUAL_SIZE = 16;
-export const DIM_SIZE = 24;
+export const DIM_SIZE = 32;
 export const SET_SIZE = 16;
 export const ADDRESS_ELEMENT_SIZE = 20;
 
@@ -224,7 +224,17 @@ export function writeTable(t: TableInput): Uint8Array {
   return out;
 }
 
+/** Aggregated bit-vector: bit b set when 64-rule block b of the vector has any bit set. */
+function summary(v: Uint32Array, words: number): BigUint64Array {
+  const out = new BigUint64Array(Math.ceil(words / 64));
+  for (let b = 0; b < words; b++) {
+    if (v[2 * b] !== 0 || v[2 * b + 1] !== 0) out[b >> 6] |= 1n << BigInt(b & 63);
+  }
+  return out;
+}
+
 function writeFamily(w: Writer, f: FamilyTable): number {
+  const swords = Math.ceil(f.words / 64);
   w.align();
   const at = w.reserve(16 + f.dims.length * DIM_SIZE);
   w.u32(at, f.words);
@@ -233,6 +243,9 @@ function writeFamily(w: Writer, f: FamilyTable): number {
   const baseOff = w.reserve(f.words * 8);
   w.buf.set(new Uint8Array(f.base.buffer, f.base.byteOffset, f.words * 8), baseOff);
   w.u32(at + 8, baseOff);
+  const baseSumOff = w.reserve(swords * 8);
+  summary(f.base, f.words).forEach((x, k) => w.u64(baseSumOff + k * 8, x));
+  w.u32(at + 12, baseSumOff);
   f.dims.forEach((d, i) => {
     const da = at + 16 + i * DIM_SIZE;
     w.align();
@@ -251,6 +264,8 @@ function writeFamily(w: Writer, f: FamilyTable): number {
     w.align();
     const vOff = w.reserve(d.vectors.length * f.words * 8);
     d.vectors.forEach((v, j) => w.buf.set(new Uint8Array(v.buffer, v.byteOffset, f.words * 8), vOff + j * f.words * 8));
+    const sOff = w.reserve(d.vectors.length * swords * 8);
+    d.vectors.forEach((v, j) => summary(v, f.words).forEach((x, k) => w.u64(sOff + (j * swords + k) * 8, x)));
     w.u8(da, d.field);
     w.u8(da + 1, d.wide ? 1 : 0);
     w.u32(da + 4, d.boundaries.length);
@@ -258,6 +273,7 @@ function writeFamily(w: Writer, f: FamilyTable): number {
     w.u32(da + 12, cOff);
     w.u32(da + 16, vOff);
     w.u32(da + 20, d.vectors.length);
+    w.u32(da + 24, sOff);
   });
   return at;
 }
