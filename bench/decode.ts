@@ -8,7 +8,7 @@ import { native, RECORD_SIZE } from '../src/native';
 import { packFrames } from '../src/decode/packet';
 import { referenceDecode } from '../src/decode/reference';
 import { readCapture } from '../src/capture/pcap';
-import { Rng, randomIpPacket } from '../test/support/packets';
+import { Rng, randomIpPacket } from '../src/craft';
 import { Row, tinybench, nsPerItem } from './common';
 
 export async function benchDecode(sharedDir: string): Promise<Row[]> {

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { benchDecode } from './decode';
+import { benchNfqueue } from './nfqueue';
 import { machine, markdownTable } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -18,6 +19,10 @@ async function main(): Promise<void> {
   const decode = await benchDecode(SHARED);
   process.stdout.write(markdownTable(decode));
   sections.push('## Decoding (ns per packet)\n', 'All frames of each input decoded repeatedly (tinybench, mean). "batch" is one native call for the whole set; "one call per packet" pays the Node-API crossing each time.\n', markdownTable(decode));
+  process.stderr.write('NFQUEUE throughput...\n');
+  const nfq = await benchNfqueue();
+  process.stdout.write(markdownTable(nfq.rows) + nfq.note + '\n');
+  sections.push('## NFQUEUE throughput (packets per second, one queue)\n', nfq.note + '\n', markdownTable(nfq.rows));
   const doc = ['# Benchmarks\n', `Produced by \`npm run bench\` on: ${m}.\n`, ...sections].join('\n');
   fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.md'), doc);
   process.stderr.write('wrote docs/benchmarks.md\n');

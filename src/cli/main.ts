@@ -11,6 +11,7 @@ import { importCommand, IMPORT_FLAGS } from './import';
 import { run, RUN_FLAGS } from './run';
 import { hook, HOOK_FLAGS } from './hook';
 import { demo, DEMO_FLAGS } from './demo';
+import { bench, BENCH_FLAGS } from './bench';
 import { Output } from './output';
 import { CaptureError } from '../capture/pcap';
 
@@ -28,6 +29,7 @@ const COMMANDS: Record<string, Command> = {
   run: { flags: RUN_FLAGS, run, help: 'run POLICY --queue N[:M] [--json] [--stats-every S]  attach to NFQUEUE (root)' },
   demo: { flags: DEMO_FLAGS, run: demo, help: 'demo [--duration S] [--json]               an IPsec gateway lab in network namespaces (root)' },
   hook: { flags: HOOK_FLAGS, run: hook, help: 'hook POLICY --queue N[:M]                  print the iptables rules that feed the queue' },
+  bench: { flags: BENCH_FLAGS, run: bench, help: 'bench POLICY [--pcap FILE] [--json]        lookup cost of a policy on a capture\n  bench --classbench RULES [--trace TRACE] [--json]' },
   import: { flags: IMPORT_FLAGS, run: importCommand, help: 'import iptables FILE [--table T] [--chain C] [--ipset F]  iptables-save to a policy' },
 };
 

@@ -1,0 +1,212 @@
+/**
+ * Packet crafting: a seeded random generator of well-formed IPv4 and IPv6
+ * packets with the headers the classifier reads (extension headers, AH,
+ * fragments, UDP/TCP, ICMP, ESP, IKE on 500, NAT-T on 4500), link-layer
+ * framing for every supported link type, and mutations that break them.
+ * Used by the tests, the benchmarks and `nfsieve bench` when no capture is given.
+ */
+
+/** sfc32 PRNG: small, fast, good statistics, reproducible from a 32-bit seed. */
+export class Rng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d = 1;
+  constructor(seed: number) {
+    this.a = 0x9e3779b9;
+    this.b = 0x243f6a88;
+    this.c = seed >>> 0;
+    for (let i = 0; i < 15; i++) this.u32();
+  }
+  u32(): number {
+    const t = (((this.a + this.b) | 0) + this.d) | 0;
+    this.d = (this.d + 1) | 0;
+    this.a = this.b ^ (this.b >>> 9);
+    this.b = (this.c + (this.c << 3)) | 0;
+    this.c = (this.c << 21) | (this.c >>> 11);
+    this.c = (this.c + t) | 0;
+    return t >>> 0;
+  }
+  /** Integer in [0, n). */
+  int(n: number): number { return n <= 1 ? 0 : this.u32() % n; }
+  chance(p: number): boolean { return this.u32() / 4294967296 < p; }
+  pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)]; }
+  bytes(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.u32() & 0xff;
+    return out;
+  }
+}
+
+const be16 = (n: number): number[] => [(n >> 8) & 0xff, n & 0xff];
+const be32 = (n: number): number[] => [(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+
+export interface PacketSpec {
+  family: 4 | 6;
+  src: Uint8Array;
+  dst: Uint8Array;
+  proto: number;
+  ttl?: number;
+  /** IPv4 fragment: offset in 8-byte units and MF; IPv6 adds a fragment header. */
+  fragOffset?: number;
+  moreFragments?: boolean;
+  /** IPv6 extension headers (0, 43, 60) placed before the upper layer. */
+  extHeaders?: number[];
+  /** AH SPI: an AH header sits before the upper layer. */
+  ahSpi?: number;
+  /** The upper-layer header and payload, already built. */
+  upper: Uint8Array;
+  /** IPv4 options length in bytes (multiple of 4). */
+  optionsLength?: number;
+}
+
+export function udp(sport: number, dport: number, payload: Uint8Array): Uint8Array {
+  return new Uint8Array([...be16(sport), ...be16(dport), ...be16(8 + payload.length), 0, 0, ...payload]);
+}
+
+export function tcp(sport: number, dport: number, flags = 0x02): Uint8Array {
+  return new Uint8Array([...be16(sport), ...be16(dport), ...be32(1), ...be32(0), 0x50, flags, ...be16(65535), 0, 0, 0, 0]);
+}
+
+export function icmp(type: number, code: number, rest: Uint8Array = new Uint8Array(4)): Uint8Array {
+  return new Uint8Array([type, code, 0, 0, ...rest]);
+}
+
+export function esp(spi: number, seq: number, payloadLength = 16): Uint8Array {
+  return new Uint8Array([...be32(spi), ...be32(seq), ...new Uint8Array(payloadLength)]);
+}
+
+export interface IkeSpec { ispi?: Uint8Array; rspi?: Uint8Array; nextPayload?: number; version?: number; exchange: number; flags: number; msgid?: number; bodyLength?: number }
+
+export function ikeHeader(s: IkeSpec): Uint8Array {
+  const body = s.bodyLength ?? 0;
+  return new Uint8Array([
+    ...(s.ispi ?? new Uint8Array(8)), ...(s.rspi ?? new Uint8Array(8)), s.nextPayload ?? 33, s.version ?? 0x20,
+    s.exchange, s.flags, ...be32(s.msgid ?? 0), ...be32(28 + body), ...new Uint8Array(body),
+  ]);
+}
+
+/** Build the IP packet bytes. */
+export function ipPacket(s: PacketSpec): Uint8Array {
+  let upper = s.upper;
+  let next = s.proto;
+  if (s.ahSpi !== undefined) {
+    // AH with a 12-byte ICV: length field (6 words total) - 2 = 4.
+    upper = new Uint8Array([next, 4, 0, 0, ...be32(s.ahSpi), ...be32(1), ...new Uint8Array(12), ...upper]);
+    next = 51;
+  }
+  if (s.family === 4) {
+    const opt = s.optionsLength ?? 0;
+    const ihl = 20 + opt;
+    const total = ihl + upper.length;
+    const frag = ((s.moreFragments ? 0x2000 : 0) | ((s.fragOffset ?? 0) & 0x1fff));
+    const h = [0x40 | (ihl / 4), 0, ...be16(total), 0x12, 0x34, ...be16(frag), s.ttl ?? 64, next, 0, 0, ...s.src, ...s.dst, ...new Array<number>(opt).fill(1)];
+    return new Uint8Array([...h, ...upper]);
+  }
+  // IPv6: extension headers chain, then an optional fragment header.
+  const chain: number[][] = [];
+  const types = [...(s.extHeaders ?? [])];
+  if (s.fragOffset !== undefined || s.moreFragments) types.push(44);
+  let body: number[] = [...upper];
+  for (let i = types.length - 1; i >= 0; i--) {
+    const t = types[i];
+    if (t === 44) body = [next, 0, ...be16(((s.fragOffset ?? 0) << 3) | (s.moreFragments ? 1 : 0)), 0, 0, 0, 1, ...body];
+    else body = [next, 0, 1, 4, 0, 0, 0, 0, ...body]; // 8 bytes: PadN option
+    next = t;
+    chain.push([]);
+  }
+  return new Uint8Array([0x60, 0, 0, 0, ...be16(body.length), next, s.ttl ?? 64, ...s.src, ...s.dst, ...body]);
+}
+
+/** Wrap an IP packet in a frame of the given link type. */
+export function frame(linkType: number, ip: Uint8Array, rng?: Rng): Uint8Array {
+  const v6 = ip[0] >> 4 === 6;
+  const ether = v6 ? 0x86dd : 0x0800;
+  switch (linkType) {
+    case 1: {
+      const tags = rng ? rng.int(3) : 0;
+      const hdr = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+      for (let i = 0; i < tags; i++) hdr.push(0x81, 0x00, 0x00, 10 + i);
+      return new Uint8Array([...hdr, ...be16(ether), ...ip]);
+    }
+    case 0: return new Uint8Array([v6 ? 24 : 2, 0, 0, 0, ...ip]);
+    case 108: return new Uint8Array([...be32(v6 ? 24 : 2), ...ip]);
+    case 9: case 50: return new Uint8Array([0xff, 0x03, ...be16(v6 ? 0x57 : 0x21), ...ip]);
+    case 113: return new Uint8Array([0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, ...be16(ether), ...ip]);
+    case 276: return new Uint8Array([...be16(ether), 0, 0, 0, 0, 0, 2, 0, 1, 0, 0, 6, 2, 0, 0, 0, 0, 1, 0, ...ip]);
+    default: return ip; // 101, 228, 229
+  }
+}
+
+export const LINK_TYPES = [0, 1, 9, 50, 101, 108, 113, 228, 229, 276] as const;
+
+function address(rng: Rng, family: 4 | 6): Uint8Array {
+  if (family === 4) return new Uint8Array([10, rng.int(4), rng.int(4), 1 + rng.int(8)]);
+  const a = new Uint8Array(16);
+  a[0] = 0xfd; a[15] = 1 + rng.int(8);
+  if (rng.chance(0.3)) a.set(rng.bytes(6), 8);
+  return a;
+}
+
+/** A random upper layer for the protocol, biased towards the IPsec ports. */
+function randomUpper(rng: Rng, family: 4 | 6): { proto: number; upper: Uint8Array } {
+  const kind = rng.int(8);
+  const port = (): number => rng.pick([500, 4500, 53, 1701, 33434 + rng.int(200), rng.int(65536)]);
+  const ike = (): Uint8Array => ikeHeader({ ispi: rng.bytes(8), rspi: rng.chance(0.5) ? new Uint8Array(8) : rng.bytes(8), version: rng.pick([0x10, 0x20, 0x20]), exchange: rng.pick([2, 4, 5, 32, 34, 35, 36, 37]), flags: rng.pick([0, 1, 0x08, 0x20, 0x28]), msgid: rng.int(4), bodyLength: rng.int(40) });
+  switch (kind) {
+    case 0: return { proto: 17, upper: udp(rng.pick([500, port()]), 500, ike()) };
+    case 1: {
+      const payload = rng.pick([
+        new Uint8Array([0xff]),
+        new Uint8Array([0, 0, 0, 0, ...ike()]),
+        esp(1 + rng.int(0xfffffffe), rng.int(1000)),
+      ]);
+      return { proto: 17, upper: udp(4500, rng.pick([4500, port()]), payload) };
+    }
+    case 2: return { proto: 17, upper: udp(port(), port(), rng.bytes(rng.int(32))) };
+    case 3: return { proto: 6, upper: tcp(port(), port()) };
+    case 4: return { proto: family === 4 ? 1 : 58, upper: icmp(rng.pick([0, 3, 5, 8, 11, 128, 129, 135]), rng.int(5)) };
+    case 5: return { proto: 50, upper: esp(rng.u32(), rng.int(100)) };
+    case 6: return { proto: rng.pick([47, 89, 132, 59, 135]), upper: rng.bytes(rng.int(24)) };
+    default: return { proto: 17, upper: udp(port(), port(), rng.bytes(rng.int(8))) };
+  }
+}
+
+/** A random well-formed IP packet. */
+export function randomIpPacket(rng: Rng): Uint8Array {
+  const family = rng.chance(0.6) ? 4 : 6;
+  const { proto, upper } = randomUpper(rng, family);
+  const spec: PacketSpec = { family, src: address(rng, family), dst: address(rng, family), proto, upper, ttl: 1 + rng.int(255) };
+  if (rng.chance(0.1)) spec.ahSpi = rng.pick([0x100, rng.u32()]);
+  if (rng.chance(0.1)) { spec.fragOffset = rng.chance(0.5) ? 0 : 1 + rng.int(100); spec.moreFragments = rng.chance(0.7); }
+  if (family === 6 && rng.chance(0.2)) spec.extHeaders = Array.from({ length: 1 + rng.int(3) }, () => rng.pick([0, 43, 60]));
+  if (family === 4 && rng.chance(0.05)) spec.optionsLength = 4 * (1 + rng.int(10));
+  return ipPacket(spec);
+}
+
+/** Damage a packet: flip bytes (biased towards headers), truncate, or both. */
+export function mutate(rng: Rng, bytes: Uint8Array): Uint8Array {
+  let out = bytes.slice();
+  const edits = 1 + rng.int(4);
+  for (let i = 0; i < edits; i++) {
+    const what = rng.int(4);
+    if (what === 0 && out.length > 0) out = out.slice(0, rng.int(out.length + 1));
+    else if (out.length > 0) {
+      const at = rng.chance(0.7) ? rng.int(Math.min(out.length, 80)) : rng.int(out.length);
+      out[at] = rng.chance(0.5) ? rng.u32() & 0xff : out[at] ^ (1 << rng.int(8));
+    }
+  }
+  return out;
+}
+
+/** A random frame: well-formed most of the time, mutated or pure noise otherwise. */
+export function randomFrame(rng: Rng, fixedLinkType?: number): { linkType: number; data: Uint8Array } {
+  const linkType = fixedLinkType ?? rng.pick(LINK_TYPES);
+  let ip = randomIpPacket(rng);
+  if (linkType === 228 && ip[0] >> 4 === 6) ip = randomIpPacket(rng);
+  let data = frame(linkType, ip, rng);
+  const r = rng.int(10);
+  if (r < 5) data = mutate(rng, data);
+  else if (r === 5) data = rng.bytes(rng.int(80));
+  return { linkType, data };
+}
