@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadClassbenchRules, parseClassbenchRules } from '../src/classbench/classbench';
+import { generateTrace, synthesizeRules } from '../src/classbench/generate';
+import { packTupleRules } from '../src/classbench/linear';
+import { compile } from '../src/compile/compile';
+import { native } from '../src/native';
+import { CLASSBENCH } from './support/compare';
+
+const SETS = ['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl2_1k', 'fw3_1k', 'ipc2_1k', 'acl1_10k', 'fw1_10k', 'ipc1_10k'];
+const available = fs.existsSync(CLASSBENCH);
+if (!available && process.env.CI === 'true') throw new Error(`ClassBench corpus missing at ${CLASSBENCH}`);
+
+function agree(name: string, policy: ReturnType<typeof loadClassbenchRules>, count: number, seed: number): number {
+  const trace = generateTrace(policy, count, seed);
+  const table = new (native().Classifier)(compile(policy, { analyse: false }).table);
+  const got = new Int32Array(trace.count);
+  table.classifyTuples(trace.tuples, got);
+  const want = new Int32Array(trace.count);
+  native().linearClassifyTuples(packTupleRules(policy), trace.tuples, want);
+  for (let i = 0; i < trace.count; i++) {
+    if (got[i] !== want[i]) assert.fail(`${name} seed ${seed}: header ${i} (${[...trace.tuples.subarray(5 * i, 5 * i + 5)].join(' ')}): table ${got[i]}, linear scan ${want[i]}`);
+    // The generator's rule contains the header, so some rule at or before it matches.
+    assert.ok(want[i] >= 0 && want[i] <= trace.expected[i]);
+  }
+  return trace.count;
+}
+
+test('the decision table equals the linear first-match scan on ClassBench traces (acl, fw, ipc; 1k and 10k)', { skip: !available }, () => {
+  for (const name of SETS) {
+    const policy = loadClassbenchRules(path.join(CLASSBENCH, name));
+    assert.ok(policy.rules.length > 500, name);
+    agree(name, policy, name.endsWith('10k') ? 20_000 : 10_000, 11);
+  }
+});
+
+test('synthesised larger rule sets keep the equality (30k rules from fw1)', { skip: !available }, () => {
+  const big = synthesizeRules(loadClassbenchRules(path.join(CLASSBENCH, 'fw1_1k')), 30_000, 3);
+  assert.equal(big.rules.length, 30_000);
+  agree('fw1 x30k', big, 5_000, 5);
+});
+
+test('ClassBench files are read exactly, and bad lines are named', () => {
+  const p = parseClassbenchRules('@10.0.0.0/8\t192.168.1.1/32\t0 : 65535\t500 : 500\t0x11/0xFF\t0x0000/0x0000\t\n@0.0.0.0/0\t0.0.0.0/0\t0 : 65535\t0 : 65535\t0x00/0x00\t0x0000/0x0000\n', 'r');
+  assert.equal(p.rules.length, 2);
+  assert.deepEqual(p.rules[0].conditions.dport, { negate: false, values: [{ lo: 500, hi: 500 }] });
+  assert.deepEqual(p.rules[0].conditions.proto?.values, [17]);
+  assert.equal(p.rules[0].conditions.sport, undefined);
+  assert.deepEqual(Object.keys(p.rules[1].conditions), ['family']);
+  assert.throws(() => parseClassbenchRules('@10.0.0.0/8 1.1.1.1/32 0 : 65535\n', 'r'), { message: 'r:1:1: not a ClassBench rule (@SRC/LEN DST/LEN LO : HI LO : HI 0xPROTO/0xMASK 0xFLAGS/0xMASK)' });
+  assert.throws(() => parseClassbenchRules('@10.0.0.0/8\t1.1.1.1/32\t9 : 1\t0 : 1\t0x06/0xFF\t0x0000/0x0000\n', 'r'), { message: 'r:1:1: bad sport range 9 : 1' });
+});
