@@ -149,7 +149,7 @@ function address(rng: Rng, family: 4 | 6): Uint8Array {
 }
 
 /** A random upper layer for the protocol, biased towards the IPsec ports. */
-function randomUpper(rng: Rng, family: 4 | 6): { proto: number; upper: Uint8Array } {
+export function randomUpper(rng: Rng, family: 4 | 6): { proto: number; upper: Uint8Array } {
   const kind = rng.int(8);
   const port = (): number => rng.pick([500, 4500, 53, 1701, 33434 + rng.int(200), rng.int(65536)]);
   const ike = (): Uint8Array => ikeHeader({ ispi: rng.bytes(8), rspi: rng.chance(0.5) ? new Uint8Array(8) : rng.bytes(8), version: rng.pick([0x10, 0x20, 0x20]), exchange: rng.pick([2, 4, 5, 32, 34, 35, 36, 37]), flags: rng.pick([0, 1, 0x08, 0x20, 0x28]), msgid: rng.int(4), bodyLength: rng.int(40) });

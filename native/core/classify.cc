@@ -50,6 +50,11 @@ __attribute__((always_inline)) inline Key packet_key(uint8_t field, bool wide, c
     case kFieldMalformed: return {0, d.malformed};
     case kFieldLength: return {0, d.total_length};
     case kFieldTruncated: return {0, truncated_key(d)};
+    case kFieldNfProto: return {0, d.nf_status == kNfOk ? d.nf_proto : 256u};
+    case kFieldL4Avail: {
+      bool absent = d.fragment == kFragLater || (d.family == 6 && d.nf_status != kNfOk);
+      return {0, absent ? 65536u : d.nf_avail};
+    }
     default: return {0, 0};
   }
 }
@@ -131,15 +136,12 @@ void tuple_packet(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, ui
 }
 
 uint32_t truncated_key(const Decoded& d) {
-  if (d.family == 4 && d.fragment == kFragLater && d.frag_offset == 1 && d.ip_proto == 6) return 7;
-  switch (d.malformed) {
-    case kTcpTruncated: return 1;
-    case kUdpTruncated: return 2;
-    case kIcmpTruncated: return d.proto == 1 ? 3 : 4;
-    case kEspTruncated: return d.natt == kNattNone ? 5 : 0;
-    case kAhTruncated: return 6;
-    default: return 0;
+  if (d.family == 6) {
+    if (d.nf_status != kNfOk) return 8;  // ipv6_find_hdr() failed
+    return d.malformed == kAhTruncated ? 6 : 0;
   }
+  if (d.family == 4 && d.fragment == kFragLater && d.frag_offset == 1 && d.ip_proto == 6) return 7;
+  return 0;
 }
 
 Classifier::Classifier(std::unique_ptr<Table> table) : table_(std::move(table)) {

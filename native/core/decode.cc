@@ -181,7 +181,7 @@ void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   if (p[0] >> 4 != 4) return flag(d, kIpVersion);
   d->family = 4;
   d->ttl = p[8];
-  d->ip_proto = d->proto = p[9];
+  d->ip_proto = d->proto = d->nf_proto = p[9];
   std::memcpy(d->src, p + 12, 4);
   std::memcpy(d->dst, p + 16, 4);
   size_t total = be16(p + 2);
@@ -198,6 +198,7 @@ void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   }
   d->fragment = (frag & 0x2000) ? kFragFirst : kFragNone;
   size_t end = min_size(n, total);
+  d->nf_avail = static_cast<uint16_t>(end - ihl > 65535 ? 65535 : end - ihl);
   size_t off = ihl;
   for (int walked = 0; d->proto == 51; walked++) {
     if (walked >= kMaxExtHeaders) return flag(d, kExtChain);
@@ -208,6 +209,47 @@ void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   }
   d->l4_offset = static_cast<uint16_t>(l3 + off);
   decode_upper(p, off, end, total, d);
+}
+
+// ipv6_find_hdr(skb, &off, -1, &fragoff, NULL) as net/ipv6/exthdrs_core.c
+// does it: two bytes of an extension header are enough to jump over it (four
+// of a routing or fragment header), and the walk stops at the first header
+// that is not an extension header, without reading it.
+void nf_find_hdr(const uint8_t* p, size_t end, Decoded* d) {
+  uint8_t next = p[6];
+  size_t start = 40;
+  for (;;) {
+    bool ext = next == 0 || next == 43 || next == 44 || next == 51 || next == 60 || next == 59;
+    if (!ext || next == 59) break;
+    if (start + 2 > end) { d->nf_status = kNfBadMsg; return; }
+    size_t hdrlen;
+    if (next == 43 && start + 4 > end) { d->nf_status = kNfBadMsg; return; }
+    if (next == 44) {
+      if (start + 4 > end) { d->nf_status = kNfBadMsg; return; }
+      uint16_t off = be16(p + start + 2) & 0xfff8;
+      uint8_t inner = p[start];
+      if (off) {
+        bool inner_ext = inner == 0 || inner == 43 || inner == 44 || inner == 51 || inner == 60;
+        if (!inner_ext) {  // 59 included: "no next header" is returned as such
+          next = inner;
+          start += 8;
+          break;
+        }
+        d->nf_status = kNfNoEnt;
+        return;
+      }
+      hdrlen = 8;
+    } else if (next == 51) {
+      hdrlen = (static_cast<size_t>(p[start + 1]) + 2) << 2;
+    } else {
+      hdrlen = (static_cast<size_t>(p[start + 1]) + 1) << 3;
+    }
+    next = p[start];
+    start += hdrlen;
+  }
+  d->nf_proto = next;
+  size_t avail = start < end ? end - start : 0;
+  d->nf_avail = static_cast<uint16_t>(avail > 65535 ? 65535 : avail);
 }
 
 void decode_ipv6(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
@@ -225,6 +267,7 @@ void decode_ipv6(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   size_t total = payload ? 40 + payload : n;
   d->total_length = static_cast<uint32_t>(total);
   size_t end = min_size(n, total);
+  nf_find_hdr(p, end, d);
   size_t off = 40;
   for (int walked = 0;; walked++) {
     d->proto = next;

@@ -105,9 +105,19 @@ struct Decoded {
   uint8_t ike_rspi[8];
   uint16_t l4_offset;     // offset of the upper-layer header in the frame
   uint16_t frag_offset;   // fragment offset in 8-byte units (IPv4 or IPv6 fragment header)
+  // The protocol as netfilter's ipv6_find_hdr() finds it (ip6tables -p):
+  // it reads only the first bytes of each extension header before jumping
+  // over it, so it can name an upper layer our strict walk calls truncated.
+  // IPv4: the IP header's protocol field.
+  uint8_t nf_proto;
+  uint8_t nf_status;      // NfStatus
+  uint16_t nf_avail;      // bytes present from the header nf_proto names (IPv4: from the end of the IP header), capped at 65535
+  uint32_t reserved;
 };
 
-static_assert(sizeof(Decoded) == 96, "Decoded is a fixed 96-byte record");
+enum NfStatus : uint8_t { kNfOk = 0, kNfBadMsg = 1, kNfNoEnt = 2 };
+
+static_assert(sizeof(Decoded) == 104, "Decoded is a fixed 104-byte record");
 static_assert(offsetof(Decoded, src) == 8, "layout");
 static_assert(offsetof(Decoded, total_length) == 40, "layout");
 static_assert(offsetof(Decoded, spi) == 48, "layout");
@@ -116,6 +126,7 @@ static_assert(offsetof(Decoded, l3_offset) == 66, "layout");
 static_assert(offsetof(Decoded, ike_msgid) == 68, "layout");
 static_assert(offsetof(Decoded, ike_ispi) == 76, "layout");
 static_assert(offsetof(Decoded, l4_offset) == 92, "layout");
+static_assert(offsetof(Decoded, nf_proto) == 96, "layout");
 
 // Decode a raw IP packet (version taken from the first nibble).
 void decode_ip(const uint8_t* data, size_t len, Decoded* out);

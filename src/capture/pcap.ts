@@ -32,9 +32,9 @@ export const LINK_TYPE_NAMES: Record<number, string> = {
 };
 
 /** The link type proper: the low 16 bits (the upper ones carry FCS information). */
-function linkTypeOf(file: string, offset: number, field: number): number {
+function linkTypeOf(file: string, offset: number, field: number, extra: readonly number[] = []): number {
   const lt = field & 0xffff;
-  if (!SUPPORTED_LINK_TYPES.includes(lt)) {
+  if (!SUPPORTED_LINK_TYPES.includes(lt) && !extra.includes(lt)) {
     throw new CaptureError(file, offset, `unsupported link type ${lt} (supported: ${SUPPORTED_LINK_TYPES.join(', ')})`);
   }
   return lt;
@@ -52,15 +52,21 @@ export function readCapture(file: string): Frame[] {
 }
 
 /** Parse capture bytes (the name is used in error messages only). */
-export function parseCapture(bytes: Uint8Array, file = '<capture>'): Frame[] {
+export interface ParseOptions {
+  /** Link types to accept beyond those the decoder reads (the caller parses them itself). */
+  allowLinkTypes?: readonly number[];
+}
+
+export function parseCapture(bytes: Uint8Array, file = '<capture>', options: ParseOptions = {}): Frame[] {
   if (bytes.length < 4) throw new CaptureError(file, 0, 'file too short to be a capture');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0, false);
-  if (magic === 0x0a0d0d0a) return parsePcapng(bytes, view, file);
-  return parsePcap(bytes, view, file);
+  const extra = options.allowLinkTypes ?? [];
+  if (magic === 0x0a0d0d0a) return parsePcapng(bytes, view, file, extra);
+  return parsePcap(bytes, view, file, extra);
 }
 
-function parsePcap(bytes: Uint8Array, view: DataView, file: string): Frame[] {
+function parsePcap(bytes: Uint8Array, view: DataView, file: string, extra: readonly number[]): Frame[] {
   const magicBE = view.getUint32(0, false);
   const magicLE = view.getUint32(0, true);
   let little: boolean;
@@ -69,7 +75,7 @@ function parsePcap(bytes: Uint8Array, view: DataView, file: string): Frame[] {
   else if (magicBE === 0xa1b2c3d4 || magicBE === 0xa1b23c4d) { little = false; nano = magicBE === 0xa1b23c4d; }
   else throw new CaptureError(file, 0, `not a pcap or pcapng file (magic 0x${magicBE.toString(16).padStart(8, '0')})`);
   if (bytes.length < 24) throw new CaptureError(file, bytes.length, 'truncated pcap file header (24 bytes needed)');
-  const linkType = linkTypeOf(file, 20, view.getUint32(20, little));
+  const linkType = linkTypeOf(file, 20, view.getUint32(20, little), extra);
   const frames: Frame[] = [];
   let at = 24;
   while (at < bytes.length) {
@@ -95,7 +101,7 @@ function parsePcap(bytes: Uint8Array, view: DataView, file: string): Frame[] {
 
 interface Interface { linkType: number; tsUnitsPerSecond: number }
 
-function parsePcapng(bytes: Uint8Array, view: DataView, file: string): Frame[] {
+function parsePcapng(bytes: Uint8Array, view: DataView, file: string, extra: readonly number[]): Frame[] {
   const frames: Frame[] = [];
   let little = true;
   let interfaces: Interface[] = [];
@@ -123,7 +129,7 @@ function parsePcapng(bytes: Uint8Array, view: DataView, file: string): Frame[] {
     switch (type) {
       case 0x00000001: { // interface description
         if (bodyEnd - body < 8) throw new CaptureError(file, at, 'truncated interface description block');
-        const linkType = linkTypeOf(file, body, view.getUint16(body, little));
+        const linkType = linkTypeOf(file, body, view.getUint16(body, little), extra);
         interfaces.push({ linkType, tsUnitsPerSecond: tsResolution(view, body + 8, bodyEnd, little) });
         break;
       }

@@ -27,6 +27,8 @@ export const enum Field {
   Malformed = 16,
   Length = 17,
   Truncated = 18,
+  NfProto = 19,
+  L4Avail = 20,
 }
 
 export interface FieldInfo {
@@ -64,12 +66,17 @@ export function fieldInfo(field: Field, family: 4 | 6): FieldInfo {
     case Field.CtState: return { name: 'ctstate', present: 5, max: 5, wide: false };
     case Field.Malformed: return { name: 'malformed', present: 255, max: 255, wide: false };
     case Field.Length: return { name: 'length', present: U32, max: U32, wide: false };
-    case Field.Truncated: return { name: 'truncated', present: 7, max: 7, wide: false };
+    case Field.Truncated: return { name: 'truncated', present: 8, max: 8, wide: false };
+    case Field.NfProto: return { name: 'nf-proto', present: 255, max: 256, wide: false };
+    case Field.L4Avail: return { name: 'l4-avail', present: 65535, max: 65536, wide: false };
   }
 }
 
 /** ctstate keys: 0 is "not known" (no conntrack information supplied). */
 export const CT_STATE_KEYS: Record<string, number> = { invalid: 1, new: 2, established: 3, related: 4, untracked: 5 };
 
-/** Truncated-header kinds (kernel hotdrop cases); 0 is "none". */
-export const TRUNCATED_KEYS: Record<string, number> = { tcp: 1, udp: 2, icmp: 3, icmpv6: 4, esp: 5, ah: 6, 'tcp-frag1': 7 };
+/**
+ * Kernel hotdrop cases that are not "too few bytes at the transport header"
+ * (that one is the l4-avail field); 0 is "none".
+ */
+export const TRUNCATED_KEYS: Record<string, number> = { ah: 6, 'tcp-frag1': 7, 'ipv6-hdr': 8 };

@@ -135,6 +135,7 @@ function addConditions(c: Conditions, family: 4 | 6, dims: Map<Field, Interval[]
   };
   simple(Field.Proto, c.proto);
   simple(Field.IpProto, c.ipProto);
+  simple(Field.NfProto, c.nfProto);
   ranged(Field.Sport, c.sport);
   ranged(Field.Dport, c.dport);
   for (const [key, field, name] of [['spi', Field.Spi, 'spi'], ['ahSpi', Field.AhSpi, 'ah-spi']] as const) {
@@ -163,6 +164,7 @@ function addConditions(c: Conditions, family: 4 | 6, dims: Map<Field, Interval[]
     simple(Field.CtState, keys);
   }
   ranged(Field.Length, c.length);
+  ranged(Field.L4Avail, c.l4Avail);
   if (c.malformed !== undefined) need(put(Field.Malformed, c.malformed ? [{ lo: 1, hi: 255 }] : [{ lo: 0, hi: 0 }]));
   if (c.truncated !== undefined) {
     const k = TRUNCATED_KEYS[c.truncated];

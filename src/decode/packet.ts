@@ -54,6 +54,16 @@ export interface DecodedPacket {
   l4Offset: number;
   /** Fragment offset in 8-byte units (0 when not a fragment). */
   fragOffset: number;
+  /**
+   * The protocol as netfilter's ipv6_find_hdr() sees it (what ip6tables -p
+   * compares): IPv6 only reads the first bytes of each extension header. In
+   * IPv4, the IP header's protocol field. null without an IP header.
+   */
+  nfProto: number | null;
+  /** 0: found; 1: a header could not be read (-EBADMSG); 2: later fragment of an extension header (-ENOENT). */
+  nfStatus: number;
+  /** Bytes present from the header nfProto names (IPv4: from the end of the IP header). */
+  nfAvail: number;
 }
 
 const FRAGMENTS: Fragment[] = ['none', 'first', 'later'];
@@ -121,6 +131,9 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
     l3Offset,
     l4Offset,
     fragOffset: v.getUint16(94, true),
+    nfProto: v.getUint8(97) === 0 ? v.getUint8(96) : null,
+    nfStatus: v.getUint8(97),
+    nfAvail: v.getUint16(98, true),
   };
 }
 
@@ -129,7 +142,7 @@ export function emptyPacket(malformed: string | null, l3Offset = 0): DecodedPack
   return {
     family: null, srcBytes: null, dstBytes: null, proto: null, ipProto: null, fragment: null,
     ttl: null, totalLength: null, sport: null, dport: null, spi: null, espSeq: null, ah: null,
-    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0,
+    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0, nfProto: null, nfStatus: 0, nfAvail: 0,
   };
 }
 

@@ -122,7 +122,7 @@ function ipv4(w: Walk, l3: number): void {
   const p = w.pkt;
   p.family = 4;
   p.ttl = w.u8(l3 + 8);
-  p.ipProto = p.proto = w.u8(l3 + 9);
+  p.ipProto = p.proto = p.nfProto = w.u8(l3 + 9);
   p.srcBytes = w.bytes.slice(l3 + 12, l3 + 16);
   p.dstBytes = w.bytes.slice(l3 + 16, l3 + 20);
   p.fragment = 'none';
@@ -138,6 +138,7 @@ function ipv4(w: Walk, l3: number): void {
   if (flagsAndOffset & 0x2000) p.fragment = 'first';
   const end = l3 + Math.min(n, total);
   const declaredEnd = l3 + total;
+  p.nfAvail = Math.min(65535, end - (l3 + ihl));
   let at = l3 + ihl;
   let hops = 0;
   while (p.proto === 51) {
@@ -167,6 +168,7 @@ function ipv6(w: Walk, l3: number): void {
   p.totalLength = total;
   const end = l3 + Math.min(n, total);
   const declaredEnd = l3 + total;
+  findHdr(w, l3, end);
   let next = p.ipProto;
   let at = l3 + 40;
   for (let hops = 0; ; hops++) {
@@ -204,6 +206,41 @@ function ipv6(w: Walk, l3: number): void {
     }
   }
   upper(w, at, end, declaredEnd);
+}
+
+const IPV6_EXT = new Set([0, 43, 44, 51, 60, 59]);
+
+/**
+ * ipv6_find_hdr(skb, &off, -1, &fragoff, NULL), net/ipv6/exthdrs_core.c:
+ * the walk ip6tables' -p relies on. It needs 2 bytes of an extension header
+ * (4 of routing and fragment headers) and never reads the upper-layer header.
+ */
+function findHdr(w: Walk, l3: number, end: number): void {
+  const p = w.pkt;
+  let next = w.u8(l3 + 6);
+  let at = l3 + 40;
+  while (IPV6_EXT.has(next) && next !== 59) {
+    const need = next === 43 || next === 44 ? 4 : 2;
+    if (at + need > end) { p.nfStatus = 1; p.nfProto = null; return; }
+    if (next === 44) {
+      const offset = w.u16(at + 2) >> 3;
+      const inner = w.u8(at);
+      if (offset !== 0) {
+        if (IPV6_EXT.has(inner) && inner !== 59) { p.nfStatus = 2; p.nfProto = null; return; }
+        next = inner;
+        at += 8;
+        break;
+      }
+      next = inner;
+      at += 8;
+    } else {
+      const len = next === 51 ? (w.u8(at + 1) + 2) * 4 : (w.u8(at + 1) + 1) * 8;
+      next = w.u8(at);
+      at += len;
+    }
+  }
+  p.nfProto = next;
+  p.nfAvail = Math.min(65535, Math.max(0, end - at));
 }
 
 /** AH (RFC 4302): returns its length, or 0 after flagging a problem. */

@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import { Conditions, NamedSet, Policy, Rule, Verdict } from '../policy/model';
 import { parsePrefix, ValueError } from '../policy/values';
 import { PolicyError } from '../policy/parse';
-import { ImportError, ParsedRule, parseRuleLine, RuleContext, tokenize } from './rule';
+import { HeaderKind, ImportError, ParsedRule, parseRuleLine, RuleContext, tokenize } from './rule';
 
 export interface ImportOptions {
   table?: string;
@@ -129,11 +129,17 @@ export function importIptables(text: string, file: string, options: ImportOption
     for (const r of chains.get(chain)!) {
       for (const alt of alternatives(r)) {
         const conjuncts = [...inherited, r.header, ...alt];
+        // ip6tables' -p: when ipv6_find_hdr() fails, the packet is dropped on the spot.
+        if (r.header.nfProto) {
+          const beforeProto: Conditions = { ...r.header };
+          delete beforeProto.nfProto;
+          emit(r, [...inherited, beforeProto, { truncated: 'ipv6-hdr' }], { type: 'drop' });
+        }
         // Hotdrop siblings, in match order.
         r.matches.forEach((m, k) => {
           if (!m.hotdrop) return;
           const before = [...inherited, r.header, ...alt.slice(0, k)];
-          emit(r, [...before, { truncated: m.hotdrop }], { type: 'drop' });
+          emit(r, [...before, hotdropCondition(m.hotdrop, family)], { type: 'drop' });
           if (m.hotdrop === 'tcp' && family === 4) emit(r, [...before, { truncated: 'tcp-frag1' }], { type: 'drop' });
         });
         const t = r.target;
@@ -164,6 +170,16 @@ export function importIptables(text: string, file: string, options: ImportOption
   patch(toPolicy, out.length);
   // A skip to the very end must still point past its own rule.
   return { source: file, default: verdict as Verdict, rules: out, sets: ipsets };
+}
+
+/** Bytes each match reads at the transport header (xt_tcpudp, xt_multiport, xt_esp, xt_ah, icmp/icmp6). */
+const HEADER_BYTES: Record<HeaderKind, number> = { tcp: 20, udp: 8, icmp: 8, icmpv6: 8, esp: 8, ah: 12, ports: 4 };
+
+/** The condition under which a match drops the packet for want of its header. */
+function hotdropCondition(kind: HeaderKind, family: 4 | 6): Conditions {
+  // ip6t_ah finds AH by its own walk, not at the transport offset.
+  if (kind === 'ah' && family === 6) return { truncated: 'ah' };
+  return { l4Avail: { negate: false, values: [{ lo: 0, hi: HEADER_BYTES[kind] - 1 }] } };
 }
 
 /**

@@ -4,7 +4,10 @@
  * in that order and stops at the first that fails or drops the packet
  * ("hotdrop": a tcp/udp/icmp/esp/ah match on a truncated header).
  */
-import { Conditions, CtState, HeaderKind, Range } from '../policy/model';
+import { Conditions, CtState, Range } from '../policy/model';
+
+/** What a match reads at the transport header before anything else (it drops the packet when that is not there). */
+export type HeaderKind = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'esp' | 'ah' | 'ports';
 import {
   ValueError, parseAddressItem, parseIcmp, parseInterface, parseMark, parseProtocol, parseRange, parseUint,
 } from '../policy/values';
@@ -121,7 +124,7 @@ export function parseRuleLine(words: string[], lineNo: number, ctx: RuleContext)
         proto = neg ? null : p;
         // IPv4: the IP header's own protocol field; IPv6: past extension headers.
         if (ctx.family === 4) rule.header.ipProto = { negate: neg, values: [p] };
-        else rule.header.proto = { negate: neg, values: [p] };
+        else rule.header.nfProto = { negate: neg, values: [p] };
         break;
       }
       case '-f': case '--fragment':
@@ -130,7 +133,7 @@ export function parseRuleLine(words: string[], lineNo: number, ctx: RuleContext)
         break;
       case '-m': case '--match': {
         const mod = value(w);
-        const hotdrop: Record<string, HeaderKind> = { tcp: 'tcp', udp: 'udp', icmp: 'icmp', icmp6: 'icmpv6', esp: 'esp', ah: 'ah' };
+        const hotdrop: Record<string, HeaderKind> = { tcp: 'tcp', udp: 'udp', icmp: 'icmp', icmp6: 'icmpv6', esp: 'esp', ah: 'ah', multiport: 'ports' };
         if (!['tcp', 'udp', 'multiport', 'esp', 'ah', 'icmp', 'icmp6', 'iprange', 'set', 'state', 'conntrack', 'mark', 'comment', 'length'].includes(mod)) {
           fail(`unsupported match -m ${mod}`);
         }

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  Action, AddressItem, Cond, Conditions, CT_STATES, CtState, HeaderKind, IKE_FLAG_INITIATOR, IKE_FLAG_RESPONSE, NamedSet,
+  Action, AddressItem, Cond, Conditions, CT_STATES, CtState, TruncatedKind, IKE_FLAG_INITIATOR, IKE_FLAG_RESPONSE, NamedSet,
   Policy, Prefix, Range, Rule, SetCond, Verdict,
 } from './model';
 import {
@@ -32,8 +32,8 @@ export interface Reporter {
 }
 
 const RULE_KEYS = new Set([
-  'name', 'comment', 'action', 'family', 'src', 'dst', 'proto', 'ip-proto', 'sport', 'dport', 'spi', 'ah-spi', 'icmp',
-  'icmpv6', 'ike', 'natt', 'fragment', 'in', 'out', 'ctstate', 'mark', 'length', 'malformed', 'truncated', 'and',
+  'name', 'comment', 'action', 'family', 'src', 'dst', 'proto', 'ip-proto', 'nf-proto', 'sport', 'dport', 'spi', 'ah-spi', 'icmp',
+  'icmpv6', 'ike', 'natt', 'fragment', 'in', 'out', 'ctstate', 'mark', 'length', 'malformed', 'l4-avail', 'truncated', 'and',
 ]);
 const CONDITION_KEYS = [...RULE_KEYS].filter((k) => !['name', 'comment', 'action', 'and'].includes(k));
 const TOP_KEYS = new Set(['version', 'default', 'sets', 'rules']);
@@ -191,6 +191,7 @@ function interpretConditions(raw: Obj, at: PathPart[], policy: Policy, r: Report
   c.dst = field('dst', (v) => addressCond(v, policy, 'address'));
   c.proto = field('proto', (v) => cond(v, (x) => protocol(x)));
   c.ipProto = field('ip-proto', (v) => cond(v, (x) => protocol(x)));
+  c.nfProto = field('nf-proto', (v) => cond(v, (x) => protocol(x)));
   c.sport = field('sport', (v) => cond(v, (x) => parseRange(x as string, 65535, 'port')));
   c.dport = field('dport', (v) => cond(v, (x) => parseRange(x as string, 65535, 'port')));
   c.spi = field('spi', (v) => spiCond(v, policy));
@@ -217,14 +218,15 @@ function interpretConditions(raw: Obj, at: PathPart[], policy: Policy, r: Report
     return { ...parseMark(n.value as string), negate: n.negate };
   });
   c.length = field('length', (v) => cond(v, (x) => parseRange(x as string, 65535 + 40, 'length')));
+  c.l4Avail = field('l4-avail', (v) => cond(v, (x) => parseRange(x as string, 65535, 'l4-avail')));
   c.malformed = field('malformed', (v) => {
     if (typeof v !== 'boolean') throw new ValueError('malformed must be true or false');
     return v;
   });
   c.truncated = field('truncated', (v) => {
-    const kinds = ['tcp', 'udp', 'icmp', 'icmpv6', 'esp', 'ah', 'tcp-frag1'];
+    const kinds = ['ah', 'tcp-frag1', 'ipv6-hdr'];
     if (!kinds.includes(String(v))) throw new ValueError(`truncated must be one of ${kinds.join(', ')}`);
-    return v as HeaderKind;
+    return v as TruncatedKind;
   });
   for (const k of Object.keys(c) as (keyof Conditions)[]) if (c[k] === undefined) delete c[k];
   return c;

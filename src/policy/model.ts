@@ -26,7 +26,8 @@ export interface SetCond { negate: boolean; sets: string[] }
 export type CtState = 'invalid' | 'new' | 'established' | 'related' | 'untracked';
 export const CT_STATES: readonly CtState[] = ['invalid', 'new', 'established', 'related', 'untracked'];
 
-export type HeaderKind = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'esp' | 'ah' | 'tcp-frag1';
+/** Kernel hotdrop cases beyond a short transport header (see l4Avail). */
+export type TruncatedKind = 'ah' | 'tcp-frag1' | 'ipv6-hdr';
 
 export interface Conditions {
   family?: 4 | 6;
@@ -36,6 +37,8 @@ export interface Conditions {
   proto?: Cond<number>;
   /** Protocol field of the IP header itself (iptables' -p in IPv4 sees AH as 51). */
   ipProto?: Cond<number>;
+  /** The protocol as ipv6_find_hdr() finds it (ip6tables' -p); IPv4: the IP header's field. */
+  nfProto?: Cond<number>;
   sport?: Cond<Range>;
   dport?: Cond<Range>;
   spi?: Cond<Range> | SetCond;
@@ -55,11 +58,15 @@ export interface Conditions {
   length?: Cond<Range>;
   malformed?: boolean;
   /**
-   * Kernel fidelity (iptables import): the packet's header of this kind is
-   * present but truncated. The kernel's tcp/udp/icmp/esp/ah matches drop such
-   * packets outright ("hotdrop").
+   * Kernel fidelity (iptables import): bytes present at the transport header
+   * as netfilter locates it (IPv4: after the IP header; IPv6: where
+   * ipv6_find_hdr() stopped). Absent for later fragments and unreadable IPv6
+   * header chains. The kernel's tcp/udp/icmp/esp/ah/multiport matches drop a
+   * packet outright ("hotdrop") when fewer bytes than they read are there.
    */
-  truncated?: HeaderKind;
+  l4Avail?: Cond<Range>;
+  /** Kernel fidelity: the other hotdrop cases (IPv6 AH cut short, IPv4 TCP fragment at offset 1, an IPv6 header chain ipv6_find_hdr() cannot walk). */
+  truncated?: TruncatedKind;
 }
 
 export type Verdict = 'accept' | 'drop' | 'reject';

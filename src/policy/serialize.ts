@@ -42,6 +42,7 @@ export function conditionsDoc(c: Conditions): Record<string, unknown> {
   if (c.dst) d.dst = addressCond(c.dst);
   if (c.proto) d.proto = list(c.proto, (v) => v);
   if (c.ipProto) d['ip-proto'] = list(c.ipProto, (v) => v);
+  if (c.nfProto) d['nf-proto'] = list(c.nfProto, (v) => v);
   if (c.sport) d.sport = list(c.sport, (r) => range(r));
   if (c.dport) d.dport = list(c.dport, (r) => range(r));
   for (const [k, name] of [['spi', 'spi'], ['ahSpi', 'ah-spi']] as const) {
@@ -79,6 +80,7 @@ export function conditionsDoc(c: Conditions): Record<string, unknown> {
     d.mark = c.mark.negate ? { not: m } : m;
   }
   if (c.length) d.length = list(c.length, (r) => range(r));
+  if (c.l4Avail) d['l4-avail'] = list(c.l4Avail, (r) => range(r));
   if (c.malformed !== undefined) d.malformed = c.malformed;
   if (c.truncated) d.truncated = c.truncated;
   return d;

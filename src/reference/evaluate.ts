@@ -73,15 +73,19 @@ function ifaceMatches(pattern: string, name: string): boolean {
 
 /** The kernel-truncation kind of a packet (see compile/fields.ts). */
 export function truncatedKey(p: DecodedPacket): number {
-  if (p.family === 4 && p.fragment === 'later' && p.fragOffset === 1 && p.ipProto === 6) return TRUNCATED_KEYS['tcp-frag1'];
-  switch (p.malformed) {
-    case 'tcp-truncated': return TRUNCATED_KEYS.tcp;
-    case 'udp-truncated': return TRUNCATED_KEYS.udp;
-    case 'icmp-truncated': return p.proto === 1 ? TRUNCATED_KEYS.icmp : TRUNCATED_KEYS.icmpv6;
-    case 'esp-truncated': return p.natt === null ? TRUNCATED_KEYS.esp : 0;
-    case 'ah-truncated': return TRUNCATED_KEYS.ah;
-    default: return 0;
+  if (p.family === 6) {
+    if (p.nfStatus !== 0) return TRUNCATED_KEYS['ipv6-hdr'];
+    return p.malformed === 'ah-truncated' ? TRUNCATED_KEYS.ah : 0;
   }
+  if (p.family === 4 && p.fragment === 'later' && p.fragOffset === 1 && p.ipProto === 6) return TRUNCATED_KEYS['tcp-frag1'];
+  return 0;
+}
+
+/** Bytes at the transport header as netfilter locates it, or null (later fragment, unreadable IPv6 chain). */
+export function l4Avail(p: DecodedPacket): number | null {
+  if (p.family === null || p.fragment === 'later') return null;
+  if (p.family === 6 && p.nfStatus !== 0) return null;
+  return p.nfAvail;
 }
 
 /**
@@ -102,6 +106,7 @@ export function failingCondition(c: Conditions, p: DecodedPacket, meta: Meta, se
   }
   if (c.proto && !anyOf(c.proto, (v) => v === p.proto)) return 'proto';
   if (c.ipProto && !anyOf(c.ipProto, (v) => v === p.ipProto)) return 'ip-proto';
+  if (c.nfProto && (p.nfProto === null || !anyOf(c.nfProto, (v) => v === p.nfProto))) return 'nf-proto';
   for (const key of ['sport', 'dport'] as const) {
     const cond = c[key];
     if (!cond) continue;
@@ -144,6 +149,10 @@ export function failingCondition(c: Conditions, p: DecodedPacket, meta: Meta, se
     if (!anyOf(c.ctstate, (s) => CT_STATE_KEYS[s] === k)) return 'ctstate';
   }
   if (c.length && !anyOf(c.length, (r) => p.totalLength! >= r.lo && p.totalLength! <= r.hi)) return 'length';
+  if (c.l4Avail) {
+    const a = l4Avail(p);
+    if (a === null || !anyOf(c.l4Avail, (r) => a >= r.lo && a <= r.hi)) return 'l4-avail';
+  }
   if (c.malformed !== undefined && c.malformed !== (p.malformed !== null)) return 'malformed';
   if (c.truncated !== undefined && truncatedKey(p) !== TRUNCATED_KEYS[c.truncated]) return 'truncated';
   if (c.mark && ((mark & c.mark.mask) >>> 0 === c.mark.value) === c.mark.negate) return 'mark';

@@ -78,10 +78,11 @@ export class Lab {
   }
 
   /** Send frames from a namespace's interface (a helper process inside the namespace). */
-  send(from: Link, frames: Uint8Array[], repeat = 1): number {
+  send(from: Link, frames: Uint8Array[], repeat = 1, pacing?: { chunk: number; pauseMs: number }): number {
     const file = path.join(this.tmp, `frames-${Date.now()}-${Math.random().toString(16).slice(2)}.pcap`);
     fs.writeFileSync(file, writePcap(frames.map((data) => ({ data })), 1));
-    const out = sh([process.execPath, path.join(ROOT, 'build-test', 'test', 'support', 'send-frames.js'), from.ifname, file, String(repeat)], { ns: from.ns });
+    const extra = pacing ? [String(pacing.chunk), String(pacing.pauseMs)] : [];
+    const out = sh([process.execPath, path.join(ROOT, 'build-test', 'test', 'support', 'send-frames.js'), from.ifname, file, String(repeat), ...extra], { ns: from.ns });
     fs.rmSync(file, { force: true });
     return Number(out.trim());
   }
