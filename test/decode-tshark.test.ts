@@ -3,31 +3,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { haveTshark, tsharkFields, compareFrame } from './support/tshark';
-import { PCAPS, ROOT } from './support/compare';
+import { haveTshark, compareFile } from './support/tshark';
+import { PCAPS } from './support/compare';
 import { writePcap } from '../src/capture/pcap';
 import { Rng, randomIpPacket, frame } from './support/packets';
 
 const CI = process.env.CI === 'true';
 const available = haveTshark();
 if (CI && !available) throw new Error('tshark is required in CI (apt-get install -y tshark)');
-
-function inspectJson(file: string): Record<string, any>[] {
-  const out = execFileSync(process.execPath, [path.join(ROOT, 'bin', 'nfsieve.js'), 'inspect', file, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  return out.trim().split('\n').map((l) => JSON.parse(l));
-}
-
-function compareFile(file: string): string[] {
-  const theirs = tsharkFields(file);
-  const ours = inspectJson(file);
-  assert.equal(ours.length, theirs.length, `${file}: frame count`);
-  const problems: string[] = [];
-  ours.forEach((o, i) => {
-    for (const p of compareFrame(theirs[i], o)) problems.push(`${path.basename(file)} frame ${i}: ${p}`);
-  });
-  return problems;
-}
 
 test('inspect --json agrees with tshark on every frame of the shared corpus', { skip: !available && 'tshark not installed' }, () => {
   const files = fs.readdirSync(PCAPS).filter((f) => f.endsWith('.pcap'));

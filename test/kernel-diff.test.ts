@@ -183,7 +183,7 @@ test(`the kernel and classify --iptables decide alike: ${RULE_SETS} rule sets x 
     const classifier = new Classifier(compile(importIptables(text, `set${n}`, {}, ipsets), { analyse: false }));
     const packets = Array.from({ length: PACKETS }, (_, i) => packet(rng, family, i + 1));
     const capture = lab.file(`nflog${n}.pcap`, '');
-    const dump = spawn('ip', ['netns', 'exec', gw.ns, 'tcpdump', '-i', `nflog:${GROUP}`, '-B', '16384', '-U', '-w', capture, '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const dump = spawn('ip', ['netns', 'exec', gw.ns, 'tcpdump', '--immediate-mode', '-i', `nflog:${GROUP}`, '-B', '16384', '-U', '-w', capture, '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let dumpErr = '';
     await new Promise<void>((resolve) => dump.stderr.on('data', (d) => { dumpErr += d; if (String(d).includes('listening')) resolve(); }));
     lab.send(sender, packets.map(ether), 1, { chunk: 50, pauseMs: 5 });

@@ -5,6 +5,9 @@
  * docs/decoding.md.
  */
 import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import assert from 'node:assert/strict';
+import { ROOT } from './compare';
 
 export function haveTshark(): boolean {
   try {
@@ -118,3 +121,20 @@ export function compareFrame(l: Layers, ours: Record<string, any>): string[] {
   const ispi = first(l, 'isakmp.ispi');
   return bad;
 }
+
+export function inspectJson(file: string): Record<string, any>[] {
+  const out = execFileSync(process.execPath, [path.join(ROOT, 'bin', 'nfsieve.js'), 'inspect', file, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  return out.trim().split('\n').map((l) => JSON.parse(l));
+}
+
+export function compareFile(file: string): string[] {
+  const theirs = tsharkFields(file);
+  const ours = inspectJson(file);
+  assert.equal(ours.length, theirs.length, `${file}: frame count`);
+  const problems: string[] = [];
+  ours.forEach((o, i) => {
+    for (const p of compareFrame(theirs[i], o)) problems.push(`${path.basename(file)} frame ${i}: ${p}`);
+  });
+  return problems;
+}
+
