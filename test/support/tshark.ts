@@ -119,6 +119,25 @@ export function compareFrame(l: Layers, ours: Record<string, any>): string[] {
   if (!compareIke) return bad;
   compareSpi();
   const ispi = first(l, 'isakmp.ispi');
+  if (ours.ike !== null || (ispi !== undefined && ours.malformed === null)) {
+    if (ispi === undefined) bad.push('ike: tshark none');
+    else {
+      expect('ike.ispi', ispi, ours.ike?.ispi ?? null);
+      expect('ike.rspi', first(l, 'isakmp.rspi'), ours.ike?.rspi ?? null);
+      expect('ike.version', Number(first(l, 'isakmp.version')) >> 4, ours.ike?.version ?? null);
+      const ex = first(l, 'isakmp.exchangetype');
+      if (ex !== undefined) expect('ike.exchange', Number(ex), ours.ike?.exchange ?? null);
+      const fl = first(l, 'isakmp.flags');
+      if (fl !== undefined) expect('ike.flags', Number(fl), ours.ike?.flags ?? null);
+      const id = first(l, 'isakmp.messageid');
+      if (id !== undefined) expect('ike.msgid', Number(id), ours.ike?.msgid ?? null);
+    }
+  }
+  if (protos.includes('udpencap') || ours.natt !== null) {
+    const at = protos.indexOf('udpencap');
+    const kind = l['udpencap.nat_keepalive'] ? 'keepalive' : protos[at + 1] === 'esp' ? 'esp' : protos[at + 1] === 'isakmp' ? 'ike' : null;
+    if (ours.malformed === null || kind !== null) expect('natt', at < 0 ? null : kind, ours.natt);
+  }
   return bad;
 }
 
