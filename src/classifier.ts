@@ -41,7 +41,7 @@ export interface ClassifyResult {
   queue: number | null;
 }
 
-const VERDICTS: (VerdictName | null)[] = ['accept', 'drop', 'reject', 'queue'];
+const VERDICTS: (VerdictName | null)[] = ['accept', 'drop', 'reject', 'queue', 'repeat'];
 
 export function toNativeMeta(m: PacketMeta | undefined): NativeMeta | undefined {
   if (!m) return undefined;

@@ -348,7 +348,8 @@ void Classifier::decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdi
       case kActSkip: start = rule.skip_to; continue;
       default:
         out->rule = static_cast<int32_t>(r);
-        out->verdict = rule.action;  // accept, drop, reject, queue share their codes
+        // accept, drop, reject and queue share their codes with the verdicts.
+        out->verdict = rule.action == kActRepeat ? static_cast<uint8_t>(kVerdictRepeat) : rule.action;
         out->queue = rule.queue;
         out->mark = mark;
         return;

@@ -26,7 +26,7 @@ struct Meta {
 constexpr int32_t kRuleDefault = -1;  // the default verdict decided
 constexpr int32_t kRuleNotIp = -2;    // no IP header: no verdict
 
-enum VerdictCode : uint8_t { kVerdictAccept = 0, kVerdictDrop, kVerdictReject, kVerdictQueue, kVerdictNone = 255 };
+enum VerdictCode : uint8_t { kVerdictAccept = 0, kVerdictDrop, kVerdictReject, kVerdictQueue, kVerdictRepeat, kVerdictNone = 255 };
 
 struct Verdict {
   int32_t rule;

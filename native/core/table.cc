@@ -58,7 +58,7 @@ class TableLoader {
     for (uint32_t i = 0; i < rules; i++) {
       const RuleRec& r = t_->rules_[i];
       const std::string at = "rule " + std::to_string(i) + ": ";
-      if (r.action > kActSkip) return fail(at + "bad action code");
+      if (r.action > kActRepeat) return fail(at + "bad action code");
       if (r.action == kActSkip && (r.skip_to <= i || r.skip_to > rules)) return fail(at + "skip target out of range");
       if (uint64_t(r.residual_start) + r.residual_count > residual_count) return fail(at + "residuals out of range");
     }

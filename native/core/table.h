@@ -27,7 +27,7 @@ enum FieldId : uint8_t {
   kFieldCtState, kFieldMalformed, kFieldLength, kFieldTruncated, kFieldNfProto, kFieldL4Avail, kFieldLast = kFieldL4Avail
 };
 
-enum ActionCode : uint8_t { kActAccept = 0, kActDrop, kActReject, kActQueue, kActContinue, kActSkip };
+enum ActionCode : uint8_t { kActAccept = 0, kActDrop, kActReject, kActQueue, kActContinue, kActSkip, kActRepeat };
 enum ResidualCode : uint8_t { kResMark = 1, kResIn, kResOut, kResSetSrc, kResSetDst, kResSetSpi, kResSetAhSpi };
 
 struct RuleRec {

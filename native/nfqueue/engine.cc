@@ -237,6 +237,10 @@ void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::ve
         o.verdict = kNfQueue | static_cast<uint32_t>(v.queue) << 16;
         queued++;
         break;
+      case kVerdictRepeat:
+        o.verdict = kNfRepeat;
+        accepted++;
+        break;
       default:  // not IP: nothing in the policy speaks about it
         o.verdict = kNfAccept;
         not_ip++;

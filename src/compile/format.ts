@@ -17,7 +17,7 @@ export const DIM_SIZE = 32;
 export const SET_SIZE = 16;
 export const ADDRESS_ELEMENT_SIZE = 20;
 
-export const enum ActionCode { Accept = 0, Drop = 1, Reject = 2, Queue = 3, Continue = 4, Skip = 5 }
+export const enum ActionCode { Accept = 0, Drop = 1, Reject = 2, Queue = 3, Continue = 4, Skip = 5, Repeat = 6 }
 export const enum ResidualCode { Mark = 1, In = 2, Out = 3, SetSrc = 4, SetDst = 5, SetSpi = 6, SetAhSpi = 7 }
 export const VERDICT_CODES: Record<Verdict, number> = { accept: 0, drop: 1, reject: 2 };
 export const FLAG_NEEDS_CTSTATE = 1, FLAG_NEEDS_INTERFACES = 2, FLAG_NEEDS_MARK = 4;
@@ -124,9 +124,10 @@ export function writeTable(t: TableInput): Uint8Array {
       case 'accept': code = ActionCode.Accept; break;
       case 'drop': code = ActionCode.Drop; break;
       case 'reject': code = ActionCode.Reject; break;
+      case 'repeat': code = ActionCode.Repeat; break;
       case 'queue': code = ActionCode.Queue; queue = a.queue; break;
       case 'count': code = ActionCode.Continue; break;
-      case 'mark': code = a.then === 'accept' ? ActionCode.Accept : ActionCode.Continue; flags = 1; markValue = a.value; markMask = a.mask; break;
+      case 'mark': code = a.then === 'accept' ? ActionCode.Accept : a.then === 'repeat' ? ActionCode.Repeat : ActionCode.Continue; flags = 1; markValue = a.value; markMask = a.mask; break;
       case 'skip': code = ActionCode.Skip; skipTo = a.to; break;
     }
     w.u8(at, code);

@@ -14,7 +14,7 @@ type Port = number | string;
 export interface RuleInput {
   name?: string;
   comment?: string;
-  action: 'accept' | 'drop' | 'reject' | 'count' | { queue: number } | { mark: number | string; then?: 'accept' | 'continue' };
+  action: 'accept' | 'drop' | 'reject' | 'repeat' | 'count' | { queue: number } | { mark: number | string; then?: 'accept' | 'continue' | 'repeat' };
   family?: 4 | 6 | 'ipv4' | 'ipv6';
   src?: One<string>;
   dst?: One<string>;

@@ -327,7 +327,8 @@ function interpretAction(v: unknown, policy: Policy): Action {
   if (typeof v === 'string') {
     if (v === 'accept' || v === 'drop' || v === 'reject') return { type: v };
     if (v === 'count') return { type: 'count' };
-    throw new ValueError(`unknown action '${v}' (accept, drop, reject, count, {queue: N}, {mark: VALUE[/MASK], then: accept|continue})`);
+    if (v === 'repeat') return { type: 'repeat' };
+    throw new ValueError(`unknown action '${v}' (accept, drop, reject, repeat, count, {queue: N}, {mark: VALUE[/MASK], then: accept|continue|repeat})`);
   }
   if (isObj(v)) {
     if (v.queue !== undefined) {
@@ -341,12 +342,12 @@ function interpretAction(v: unknown, policy: Policy): Action {
     if (v.mark !== undefined) {
       for (const k of Object.keys(v)) if (k !== 'mark' && k !== 'then') throw new ValueError(`unknown key '${k}' in a mark action (mark, then)`);
       const then = v.then ?? 'continue';
-      if (then !== 'accept' && then !== 'continue') throw new ValueError(`then must be accept or continue, not ${JSON.stringify(then)}`);
+      if (then !== 'accept' && then !== 'continue' && then !== 'repeat') throw new ValueError(`then must be accept, continue or repeat, not ${JSON.stringify(then)}`);
       const m = parseMark(v.mark as string);
       return { type: 'mark', value: m.value, mask: m.mask, then };
     }
   }
-  throw new ValueError('action must be accept, drop, reject, count, {queue: N} or {mark: VALUE[/MASK], then: accept|continue}');
+  throw new ValueError('action must be accept, drop, reject, repeat, count, {queue: N} or {mark: VALUE[/MASK], then: accept|continue|repeat}');
 }
 
 export type { Prefix };

@@ -73,8 +73,10 @@ export type Verdict = 'accept' | 'drop' | 'reject';
 
 export type Action =
   | { type: 'accept' | 'drop' | 'reject' }
+  /** NF_REPEAT: hand the packet back to the same netfilter hook (with a new mark, to take another path). */
+  | { type: 'repeat' }
   | { type: 'queue'; queue: number }
-  | { type: 'mark'; value: number; mask: number; then: 'accept' | 'continue' }
+  | { type: 'mark'; value: number; mask: number; then: 'accept' | 'continue' | 'repeat' }
   | { type: 'count' }
   /** Jump forward to rule index `to` (iptables RETURN and goto, flattened). */
   | { type: 'skip'; to: number };

@@ -10,7 +10,7 @@ import { CT_STATE_KEYS, TRUNCATED_KEYS } from '../compile/fields';
 
 export interface Meta { in?: string; out?: string; ctstate?: number; mark?: number }
 
-export type VerdictName = 'accept' | 'drop' | 'reject' | 'queue';
+export type VerdictName = 'accept' | 'drop' | 'reject' | 'queue' | 'repeat';
 
 export interface Decision {
   /** Index of the deciding rule; -1 when the default decided; -2 for a non-IP frame. */
@@ -198,7 +198,7 @@ export function referenceEvaluate(policy: Policy, p: DecodedPacket, meta: Meta =
       mark = ((mark & ~a.mask) ^ a.value) >>> 0;
       markSet = true;
       if (a.then === 'continue') { i++; continue; }
-      return { rule: i, verdict: 'accept', mark, queue: null, matched };
+      return { rule: i, verdict: a.then, mark, queue: null, matched };
     }
     if (a.type === 'count') { i++; continue; }
     if (a.type === 'skip') { i = a.to; continue; }

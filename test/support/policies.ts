@@ -36,7 +36,7 @@ export function randomPolicy(rng: Rng, rules = 1 + rng.int(40)): PolicyInput {
     for (let k = 0; k < n; k++) addCondition(rng, r);
     const a = rng.int(12);
     r.action = a < 3 ? 'accept' : a < 6 ? 'drop' : a === 6 ? 'reject' : a === 7 ? 'count' : a === 8 ? { queue: rng.int(4) }
-      : a === 9 ? { mark: `0x${(1 + rng.int(15)).toString(16)}/0xff`, then: rng.pick(['accept', 'continue'] as const) } : 'accept';
+      : a === 9 ? { mark: `0x${(1 + rng.int(15)).toString(16)}/0xff`, then: rng.pick(['accept', 'continue', 'repeat'] as const) } : a === 10 ? 'repeat' : 'accept';
     if (rng.chance(0.3)) r.name = `r${i}`;
     list.push(r);
   }
