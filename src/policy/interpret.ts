@@ -149,27 +149,18 @@ function interpretRule(raw: unknown, at: PathPart[], policy: Policy, r: Reporter
       return interpretConditions(x, [...at, 'and', k], policy, r);
     });
   }
-  const field = <T>(key: string, fn: (value: unknown, where: PathPart[]) => T | undefined): T | undefined => {
-    if (raw[key] === undefined) return undefined;
-    try {
-      return fn(raw[key], [...at, key]);
-    } catch (e) {
-      if (e instanceof ValueError) {
-        r.error([...at, key], e.message);
-        return undefined;
-      }
-      throw e;
-    }
-  };
+  const field = fieldReader(raw, at, r);
   const action = field('action', (v) => interpretAction(v, policy));
   if (raw.action === undefined) r.error(at, "rule has no 'action'");
   else if (action) rule.action = action;
   return rule;
 }
 
-function interpretConditions(raw: Obj, at: PathPart[], policy: Policy, r: Reporter): Conditions {
-  const c: Conditions = {};
-  const field = <T>(key: string, fn: (value: unknown, where: PathPart[]) => T | undefined): T | undefined => {
+type FieldReader = <T>(key: string, fn: (value: unknown, where: PathPart[]) => T | undefined) => T | undefined;
+
+/** Reads one key of a mapping through `fn`, turning a ValueError into a report at that key. */
+function fieldReader(raw: Obj, at: PathPart[], r: Reporter): FieldReader {
+  return (key, fn) => {
     if (raw[key] === undefined) return undefined;
     try {
       return fn(raw[key], [...at, key]);
@@ -181,6 +172,11 @@ function interpretConditions(raw: Obj, at: PathPart[], policy: Policy, r: Report
       throw e;
     }
   };
+}
+
+function interpretConditions(raw: Obj, at: PathPart[], policy: Policy, r: Reporter): Conditions {
+  const c: Conditions = {};
+  const field = fieldReader(raw, at, r);
   c.family = field('family', (v) => {
     const s = String(v).toLowerCase();
     if (s === '4' || s === 'ipv4' || s === 'ip') return 4;
@@ -297,16 +293,8 @@ function spiCond(v: unknown, policy: Policy): Cond<Range> | SetCond {
 function interpretIke(v: unknown, at: PathPart[], c: Conditions, r: Reporter): void {
   if (!isObj(v)) throw new ValueError('ike is a mapping: version, exchange, initiator, response');
   for (const k of Object.keys(v)) if (!['version', 'exchange', 'initiator', 'response'].includes(k)) keyError(r, [...at, k], `unknown ike key '${k}' (version, exchange, initiator, response)`);
-  const sub = <T>(key: string, fn: (x: unknown) => T): T | undefined => {
-    if (v[key] === undefined) return undefined;
-    try {
-      return fn(v[key]);
-    } catch (e) {
-      if (e instanceof ValueError) r.error([...at, key], e.message);
-      else throw e;
-      return undefined;
-    }
-  };
+  const read = fieldReader(v, at, r);
+  const sub = <T>(key: string, fn: (x: unknown) => T): T | undefined => read(key, (x) => fn(x));
   c.ikeVersion = sub('version', (x) => cond(x, (y) => parseUint(y as string, 15, 'ike version')));
   c.ikeExchange = sub('exchange', (x) => cond(x, (y) => parseIkeExchange(y as string)));
   let set = 0, clear = 0;
