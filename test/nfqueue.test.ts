@@ -144,8 +144,19 @@ test('a second process binding the same queue gets a clear error naming the queu
   }
 });
 
+// A deep queue and a large socket buffer: a flood must not overflow the
+// kernel's queue (queue_dropped) or our socket (user_dropped) while we check
+// that reloads and stops lose nothing; kernel drops are accounted all the same.
+const DEEP = ['--max-len', '200000', '--rcvbuf', String(128 << 20)];
+
+function kernelDrops(): number {
+  const text = sh(['cat', '/proc/net/netfilter/nfnetlink_queue'], { ns: gwNs });
+  const line = text.split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[0] === QUEUE);
+  return line ? Number(line[5]) + Number(line[6]) : 0;
+}
+
 test('SIGHUP reloads under traffic without losing a packet; a bad policy is refused and the old one keeps running', { skip }, async () => {
-  const run = await startRun();
+  const run = await startRun(DEEP);
   try {
     const before = counted(peer.address);
     const beforeQueued = queuedFromPeer();
@@ -156,9 +167,10 @@ test('SIGHUP reloads under traffic without losing a packet; a bad policy is refu
       run.child.kill('SIGHUP');
     }
     const sent = await sending;
-    await waitFor(() => counted(peer.address) - before >= queuedFromPeer() - beforeQueued);
+    await waitFor(() => counted(peer.address) - before + kernelDrops() >= queuedFromPeer() - beforeQueued);
     const entered = queuedFromPeer() - beforeQueued;
     assert.ok(entered > sent * 0.9, `only ${entered} of ${sent} packets reached netfilter`);
+    assert.equal(kernelDrops(), 0, 'the kernel dropped packets from a full queue or socket');
     assert.equal(counted(peer.address) - before, entered, 'every packet of the known peer that was queued arrived, across reloads');
     await waitFor(() => run.lines.filter((l) => String(l.message ?? '').startsWith('reloaded')).length >= 5);
     assert.ok(run.lines.filter((l) => String(l.message ?? '').startsWith('reloaded')).length >= 5);
@@ -178,7 +190,7 @@ test('SIGHUP reloads under traffic without losing a packet; a bad policy is refu
 });
 
 test('stopping under traffic leaves no packet without a verdict', { skip }, async () => {
-  const run = await startRun();
+  const run = await startRun(DEEP);
   const before = counted(peer.address);
   const beforeQueued = queuedFromPeer();
   const sending = lab.sendAsync(peer, ikeFrames(peer, gw1), 8000);
