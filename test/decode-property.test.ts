@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { native, RECORD_SIZE } from '../src/native';
-import { recordToPacket, decodeFrame, packFrames } from '../src/decode/packet';
+import { recordToPacket, decodeFrame, packFrames, MALFORMED_NAMES } from '../src/decode/packet';
 import { referenceDecode } from '../src/decode/reference';
 import { Rng, randomFrame, LINK_TYPES } from './support/packets';
 import { packetDiff, hex } from './support/compare';
@@ -47,6 +47,10 @@ test('native and reference decoders agree on arbitrary bytes (fast-check)', () =
     }),
     { numRuns: 20_000, seed: SEED },
   );
+});
+
+test('both decoders name malformed reasons identically', () => {
+  assert.deepEqual(native().malformedNames(), [...MALFORMED_NAMES]);
 });
 
 test('decodeBatch refuses offsets past its data instead of reading them', () => {
