@@ -1,17 +1,20 @@
 /**
  * IP address text: parse and format (RFC 5952 for IPv6: lower case, no
  * leading zeros, the longest run of two or more zero groups compressed, the
- * first such run on a tie; IPv4-mapped addresses in mixed notation).
+ * first such run on a tie; mixed notation exactly where Wireshark's inet_ntop
+ * uses it: IPv4-mapped, and IPv4-compatible with a non-zero seventh word).
  */
 
 export function formatAddress(bytes: Uint8Array): string {
   if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   const words: number[] = [];
   for (let i = 0; i < 16; i += 2) words.push((bytes[i] << 8) | bytes[i + 1]);
-  // ::ffff:a.b.c.d, as inet_ntop and Wireshark print it.
-  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
-    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
-  }
+  // Mixed notation where BSD inet_ntop (and so Wireshark) uses it: IPv4-mapped
+  // ::ffff:a.b.c.d, and the deprecated IPv4-compatible ::a.b.c.d when exactly
+  // the first six words are zero (so ::1 and ::2 stay as they are).
+  const v4 = `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) return `::ffff:${v4}`;
+  if (words.slice(0, 6).every((w) => w === 0) && words[6] !== 0) return `::${v4}`;
   let bestStart = -1, bestLen = 0;
   for (let i = 0; i < 8; ) {
     if (words[i] !== 0) { i++; continue; }
