@@ -16,6 +16,7 @@ import { Classifier } from '../src/classifier';
 import { definePolicy } from '../src/policy/define';
 import { Policy } from '../src/policy/model';
 import { Row } from './common';
+import { rteAclPeer } from './rteacl';
 
 function best(fn: () => void, reps: number): number {
   fn();
@@ -28,13 +29,15 @@ function best(fn: () => void, reps: number): number {
   return b;
 }
 
-export function benchClassbench(sharedDir: string): { rows: Row[]; extra: Row[] } {
+export function benchClassbench(sharedDir: string): { rows: Row[]; extra: Row[]; note: string } {
   const dir = path.join(sharedDir, 'corpus', 'classbench');
   const rows: Row[] = [];
-  if (!fs.existsSync(dir)) return { rows, extra: [] };
-  const inputs: { name: string; policy: () => Policy }[] = [];
+  if (!fs.existsSync(dir)) return { rows, extra: [], note: 'ClassBench corpus not found.' };
+  const peer = rteAclPeer();
+  const note = typeof peer === 'string' ? peer : 'DPDK rte_acl (Debian dpdk-dev 22.11, --no-huge -m 3000, batches of 64, one core) runs the same rules and trace; its results are checked against the linear scan too.';
+  const inputs: { name: string; file?: string; policy: () => Policy }[] = [];
   for (const seed of ['acl1', 'fw1', 'ipc1']) {
-    for (const size of ['1k', '10k']) inputs.push({ name: `${seed}_${size}`, policy: () => loadClassbenchRules(path.join(dir, `${seed}_${size}`)) });
+    for (const size of ['1k', '10k']) inputs.push({ name: `${seed}_${size}`, file: path.join(dir, `${seed}_${size}`), policy: () => loadClassbenchRules(path.join(dir, `${seed}_${size}`)) });
     inputs.push({ name: `${seed} x30k (synthesised)`, policy: () => synthesizeRules(loadClassbenchRules(path.join(dir, `${seed}_10k`)), 30_000, 1) });
   }
   const addon = native();
@@ -59,6 +62,16 @@ export function benchClassbench(sharedDir: string): { rows: Row[]; extra: Row[] 
     const batchedMs = best(() => {
       for (let i = 0; i < trace.count; i += 256) handle.classifyTuples(trace.tuples.subarray(i * 5, Math.min(trace.count, i + 256) * 5), out256);
     }, 3);
+    let acl: Row = {};
+    if (typeof peer !== 'string' && input.file) {
+      const r = peer.run(input.file, trace.tuples);
+      if ('error' in r) acl = { 'rte_acl build ms': r.error, 'rte_acl ns/pkt': '-' };
+      else {
+        let aclDiff = 0;
+        for (let i = 0; i < trace.count; i++) if (r.results[i] !== want[i]) aclDiff++;
+        acl = { 'rte_acl build ms': r.build_ms.toFixed(0), 'rte_acl ns/pkt': `${r.ns_per_packet.toFixed(1)}${aclDiff ? ` (${aclDiff} differ!)` : ''}` };
+      }
+    }
     rows.push({
       'rule set': input.name,
       rules: policy.rules.length,
@@ -68,6 +81,7 @@ export function benchClassbench(sharedDir: string): { rows: Row[]; extra: Row[] 
       'linear scan ns/pkt': ((linearMs * 1e6) / sample).toFixed(0),
       'JS batches of 256, % of one call': ((lookupMs / batchedMs) * 100).toFixed(0),
       'equal to linear scan': mismatches === 0 ? `yes (${trace.count})` : `NO: ${mismatches} differ`,
+      ...acl,
     });
     if (mismatches) throw new Error(`${input.name}: table and linear scan differ on ${mismatches} headers`);
   }
@@ -94,5 +108,6 @@ export function benchClassbench(sharedDir: string): { rows: Row[]; extra: Row[] 
     { measure: 'named-set insert on a loaded table (from JavaScript, no rebuild)', value: `${addUs.toFixed(2)} µs` },
     { measure: 'named-set delete on a loaded table (from JavaScript, no rebuild)', value: `${delUs.toFixed(2)} µs` },
   ];
-  return { rows, extra };
+  if (typeof peer !== 'string') peer.cleanup();
+  return { rows, extra, note };
 }

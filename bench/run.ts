@@ -22,9 +22,9 @@ async function main(): Promise<void> {
   sections.push('## Decoding (ns per packet)\n', 'All frames of each input decoded repeatedly (tinybench, mean). "batch" is one native call for the whole set; "one call per packet" pays the Node-API crossing each time.\n', markdownTable(decode));
   process.stderr.write('ClassBench...\n');
   const cb = benchClassbench(SHARED);
-  process.stdout.write(markdownTable(cb.rows) + markdownTable(cb.extra));
+  process.stdout.write(markdownTable(cb.rows) + markdownTable(cb.extra) + cb.note + '\n');
   sections.push('## Decision table (ClassBench, one thread, batched lookup)\n',
-    'Traces: 100,000 headers generated from each rule set (a rule, a random point in it, Pareto-distributed repeats). "lookup" is one native call for the whole trace; the linear scan is native C++ over the same rules (20,000 headers); every run checks that the table and the linear scan agree on all 100,000 headers. Targets and DPDK rte_acl figures: docs/algorithm.md.\n',
+    'Traces: 100,000 headers generated from each rule set (a rule, a random point in it, Pareto-distributed repeats). "lookup" is one native call for the whole trace; the linear scan is native C++ over the same rules (20,000 headers); every run checks that the table and the linear scan agree on all 100,000 headers. ' + cb.note + ' Targets: docs/algorithm.md.\n',
     markdownTable(cb.rows), '\n', markdownTable(cb.extra));
   process.stderr.write('NFQUEUE throughput...\n');
   const nfq = await benchNfqueue();
