@@ -33,13 +33,12 @@ constexpr uint64_t kNameRefreshMs = 2000;
 
 }  // namespace
 
-std::string InterfaceNames::name(uint32_t ifindex) {
+std::string InterfaceNames::name(uint32_t ifindex, uint64_t t) {
   if (ifindex == 0 || ifindex > 1u << 20) return std::string();
   if (ifindex >= names_.size()) {
     names_.resize(ifindex + 1);
     stamp_.resize(ifindex + 1, 0);
   }
-  uint64_t t = now_ms();
   if (stamp_[ifindex] == 0 || t - stamp_[ifindex] > kNameRefreshMs) {
     char buf[IF_NAMESIZE] = {0};
     names_[ifindex] = if_indextoname(ifindex, buf) ? buf : "";
@@ -196,11 +195,12 @@ void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::ve
   metas.assign(count, Meta());
   ifnames.resize(2 * count);
   results.resize(count);
+  const uint64_t batch_time = now_ms();  // one clock read per batch, not per packet
   for (size_t i = 0; i < count; i++) {
     const QueuedPacket& p = packets[i];
     decode_ip(p.payload, p.payload_len, &decoded[i]);
-    ifnames[2 * i] = names.name(p.indev);
-    ifnames[2 * i + 1] = names.name(p.outdev);
+    ifnames[2 * i] = names.name(p.indev, batch_time);
+    ifnames[2 * i + 1] = names.name(p.outdev, batch_time);
     Meta& m = metas[i];
     const std::string& in = ifnames[2 * i];
     const std::string& out = ifnames[2 * i + 1];
@@ -293,26 +293,26 @@ EngineStats QueueEngine::stats() const {
   return s;
 }
 
-bool QueueEngine::set_address(const std::string& name, bool add, int family, const uint8_t* bytes, int length, bool* changed) {
+template <typename Change>
+bool QueueEngine::change_set(const std::string& name, uint8_t kind, Change change) {
   std::lock_guard<std::mutex> control(control_mutex_);
   std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
   if (!table) return false;
   std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
   NamedSet* s = table->classifier->find_set(name);
-  if (!s || s->kind != 1) return false;
-  *changed = add ? s->addresses.add(family, bytes, length) : s->addresses.remove(family, bytes, length);
+  if (!s || s->kind != kind) return false;
+  change(*s);
   return true;
 }
 
+bool QueueEngine::set_address(const std::string& name, bool add, int family, const uint8_t* bytes, int length, bool* changed) {
+  return change_set(name, 1, [&](NamedSet& s) {
+    *changed = add ? s.addresses.add(family, bytes, length) : s.addresses.remove(family, bytes, length);
+  });
+}
+
 bool QueueEngine::set_spi(const std::string& name, bool add, uint32_t lo, uint32_t hi, bool* changed) {
-  std::lock_guard<std::mutex> control(control_mutex_);
-  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
-  if (!table) return false;
-  std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
-  NamedSet* s = table->classifier->find_set(name);
-  if (!s || s->kind != 2) return false;
-  *changed = add ? s->spis.add(lo, hi) : s->spis.remove(lo, hi);
-  return true;
+  return change_set(name, 2, [&](NamedSet& s) { *changed = add ? s.spis.add(lo, hi) : s.spis.remove(lo, hi); });
 }
 
 }  // namespace nfsieve

@@ -110,14 +110,16 @@ class QueueEngine {
   std::vector<std::string> warnings_;
 
   void run(Worker* w);
+  template <typename Change>
+  bool change_set(const std::string& name, uint8_t kind, Change change);
   void process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts);
 };
 
 // Interface index -> name, cached and refreshed (links come and go).
 class InterfaceNames {
  public:
-  // Name of ifindex (empty when unknown).
-  std::string name(uint32_t ifindex);
+  // Name of ifindex (empty when unknown); `now_ms` decides when a cached name is stale.
+  std::string name(uint32_t ifindex, uint64_t now_ms);
 
  private:
   std::vector<std::string> names_;

@@ -9,19 +9,12 @@
  * its label is its 1-based position; `classify --classbench` prints 0-based
  * indices as ClassBench tools do.
  */
-import * as fs from 'node:fs';
 import { Policy, Rule, Conditions } from '../policy/model';
 import { parsePrefix } from '../policy/values';
-import { PolicyError } from '../policy/parse';
+import { PolicyError, readInputFile } from '../policy/parse';
 
 export function loadClassbenchRules(file: string): Policy {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new PolicyError([{ file, line: 0, column: 0, message: `cannot read: ${(e as Error).message}` }]);
-  }
-  return parseClassbenchRules(text, file);
+  return parseClassbenchRules(readInputFile(file), file);
 }
 
 export function parseClassbenchRules(text: string, file = '<classbench>'): Policy {
@@ -74,7 +67,7 @@ export interface Trace {
 }
 
 export function loadTrace(file: string): Trace {
-  const text = fs.readFileSync(file, 'utf8');
+  const text = readInputFile(file);
   const lines = text.split('\n');
   const tuples = new Uint32Array(lines.length * 5);
   const expected = new Int32Array(lines.length);

@@ -15,10 +15,9 @@
  * Before each rule with such a match comes a drop rule carrying the same
  * header checks and earlier matches plus the truncated-header condition.
  */
-import * as fs from 'node:fs';
 import { Conditions, NamedSet, Policy, Rule, Verdict } from '../policy/model';
 import { parsePrefix, ValueError } from '../policy/values';
-import { PolicyError } from '../policy/parse';
+import { PolicyError, readInputFile } from '../policy/parse';
 import { HeaderKind, ImportError, ParsedRule, parseRuleLine, RuleContext, tokenize } from './rule';
 
 export interface ImportOptions {
@@ -34,12 +33,7 @@ const BUILTIN = new Set(['INPUT', 'FORWARD', 'OUTPUT', 'PREROUTING', 'POSTROUTIN
 const MAX_DEPTH = 64;
 
 export function importIptablesFile(file: string, options: ImportOptions = {}): Policy {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new PolicyError([{ file, line: 0, column: 0, message: `cannot read: ${(e as Error).message}` }]);
-  }
+  const text = readInputFile(file);
   const sets = options.ipsetFile ? loadIpset(options.ipsetFile) : new Map<string, NamedSet>();
   return importIptables(text, file, options, sets);
 }
@@ -209,12 +203,7 @@ function alternatives(r: ParsedRule): Conditions[][] {
 
 /** `ipset save` output: hash:ip and hash:net sets (IPv4 or IPv6) become address sets. */
 export function loadIpset(file: string): Map<string, NamedSet> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new PolicyError([{ file, line: 0, column: 0, message: `cannot read: ${(e as Error).message}` }]);
-  }
+  const text = readInputFile(file);
   const sets = new Map<string, NamedSet>();
   const errors: { file: string; line: number; column: number; message: string }[] = [];
   text.split('\n').forEach((raw, i) => {

@@ -29,13 +29,16 @@ export function loadPolicyFile(file: string): Policy {
   if (!['.yaml', '.yml', '.json'].includes(ext)) {
     throw new PolicyError([{ file, line: 0, column: 0, message: 'a policy file ends in .yaml, .yml or .json (iptables-save files need --iptables)' }]);
   }
-  let text: string;
+  return parsePolicyText(readInputFile(file), file);
+}
+
+/** Read a policy, rule, set or trace file; failure is a PolicyError naming the file. */
+export function readInputFile(file: string): string {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(file, 'utf8');
   } catch (e) {
     throw new PolicyError([{ file, line: 0, column: 0, message: `cannot read: ${(e as Error).message}` }]);
   }
-  return parsePolicyText(text, file);
 }
 
 export function parsePolicyText(text: string, file = '<policy>'): Policy {
