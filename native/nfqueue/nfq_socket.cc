@@ -176,16 +176,20 @@ bool NfqSocket::open(const QueueConfig& c, std::string* error) {
 
 void NfqSocket::stop_queueing(const QueueConfig& c) {
   if (fd_ < 0) return;
+  // Order matters: the kernel applies each message (and, inside one message,
+  // the length before the flags) under separate locks. Fail-open must be in
+  // force before the length drops to 0, or a packet arriving in between meets
+  // a full queue without fail-open and is dropped.
   std::vector<uint8_t> msg;
   MessageWriter w(&msg);
   w.begin(NFQNL_MSG_CONFIG, 0, seq_++, queue_);
-  w.attr_be32(NFQA_CFG_QUEUE_MAXLEN, 0);
+  uint32_t flags = NFQA_CFG_F_FAIL_OPEN | (c.conntrack ? NFQA_CFG_F_CONNTRACK : 0) | (c.gso ? NFQA_CFG_F_GSO : 0);
+  w.attr_be32(NFQA_CFG_MASK, NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_CONNTRACK | NFQA_CFG_F_GSO);
+  w.attr_be32(NFQA_CFG_FLAGS, flags);
   w.end();
   MessageWriter w2(&msg);
   w2.begin(NFQNL_MSG_CONFIG, 0, seq_++, queue_);
-  uint32_t flags = NFQA_CFG_F_FAIL_OPEN | (c.conntrack ? NFQA_CFG_F_CONNTRACK : 0) | (c.gso ? NFQA_CFG_F_GSO : 0);
-  w2.attr_be32(NFQA_CFG_MASK, NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_CONNTRACK | NFQA_CFG_F_GSO);
-  w2.attr_be32(NFQA_CFG_FLAGS, flags);
+  w2.attr_be32(NFQA_CFG_QUEUE_MAXLEN, 0);
   w2.end();
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
