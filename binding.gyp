@@ -8,6 +8,7 @@
         "native/core/table.cc",
         "native/core/sets.cc",
         "native/core/classify.cc",
+        "native/core/index.cc",
         "native/core/linear.cc",
         "native/nfqueue/nfq_socket.cc",
         "native/nfqueue/engine.cc",

@@ -28,23 +28,43 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       InstanceMethod<&ClassifierWrap::SetInfo>("setInfo"),
       InstanceAccessor<&ClassifierWrap::RuleCount>("ruleCount"),
       InstanceAccessor<&ClassifierWrap::TableBytes>("tableBytes"),
+      InstanceAccessor<&ClassifierWrap::IndexBytes>("indexBytes"),
     });
   }
 
   explicit ClassifierWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ClassifierWrap>(info) {
     Napi::Env env = info.Env();
-    if (!is_bytes(info[0])) throw Napi::TypeError::New(env, "Classifier(table: Uint8Array)");
+    if (!is_bytes(info[0])) throw Napi::TypeError::New(env, "Classifier(table: Uint8Array, index?: object)");
     Bytes t = bytes_of(info[0]);
+    nfsieve::IndexLimits limits = index_limits(info[1]);
     std::string error;
     std::unique_ptr<nfsieve::Table> table = nfsieve::Table::load(t.data, t.length, &error);
     if (!table) throw Napi::Error::New(env, error);
-    classifier_.reset(new nfsieve::Classifier(std::move(table)));
+    classifier_.reset(new nfsieve::Classifier(std::move(table), limits));
     counters_.reset(new nfsieve::Counters(classifier_->table().rule_count()));
   }
 
  private:
   std::unique_ptr<nfsieve::Classifier> classifier_;
   std::unique_ptr<nfsieve::Counters> counters_;
+
+  // Index options {combine, work, memory} (validated in TypeScript; re-checked here).
+  static nfsieve::IndexLimits index_limits(const Napi::Value& v) {
+    nfsieve::IndexLimits l;
+    if (!v.IsObject()) return l;
+    Napi::Object o = v.As<Napi::Object>();
+    Napi::Value combine = o.Get("combine"), work = o.Get("work"), memory = o.Get("memory");
+    if (combine.IsBoolean()) l.combine = combine.As<Napi::Boolean>().Value();
+    auto count = [&](const Napi::Value& n, uint64_t* out) {
+      if (!n.IsNumber()) return;
+      double d = n.As<Napi::Number>().DoubleValue();
+      if (!(d >= 0 && d <= 9007199254740991.0)) throw Napi::RangeError::New(v.Env(), "index limits must be non-negative integers");
+      *out = static_cast<uint64_t>(d);
+    };
+    count(work, &l.work);
+    count(memory, &l.memory);
+    return l;
+  }
 
   // Metadata object {in, out, ctstate, mark}; the strings live in `keep`.
   static nfsieve::Meta meta_of(const Napi::Value& v, std::string keep[2]) {
@@ -226,6 +246,10 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   }
   Napi::Value TableBytes(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(classifier_->table().byte_size()));
+  }
+
+  Napi::Value IndexBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(classifier_->index_bytes()));
   }
 };
 

@@ -7,7 +7,7 @@
  *   c.classify(ipPacketBytes)          // { verdict: 'accept', rule: 'allow-ike', line: 12, mark: null }
  *   c.addToSet('gateways', '192.0.2.7') // no recompilation
  */
-import { native, NativeClassifier, NativeMeta } from './native';
+import { IndexOptions, native, NativeClassifier, NativeMeta } from './native';
 import { compile, CompiledPolicy } from './compile/compile';
 import { Policy, ruleLabel } from './policy/model';
 import { definePolicy, PolicyInput } from './policy/define';
@@ -48,13 +48,32 @@ export function toNativeMeta(m: PacketMeta | undefined): NativeMeta | undefined 
   return { in: m.in, out: m.out, ctstate: m.ctstate ? CT_STATE_KEYS[m.ctstate] : 0, mark: m.mark };
 }
 
+function checkIndexOptions(o: IndexOptions | undefined): IndexOptions | undefined {
+  if (o === undefined) return undefined;
+  if (typeof o !== 'object' || o === null) throw new TypeError('index options must be an object');
+  for (const [k, v] of Object.entries(o)) {
+    if (k === 'combine') {
+      if (typeof v !== 'boolean') throw new TypeError('index.combine must be a boolean');
+    } else if (k === 'work' || k === 'memory') {
+      if (!Number.isSafeInteger(v) || (v as number) < 0) throw new RangeError(`index.${k} must be a non-negative integer`);
+    } else {
+      throw new TypeError(`unknown index option '${k}' (known: combine, work, memory)`);
+    }
+  }
+  return o;
+}
+
 export class Classifier {
   readonly compiled: CompiledPolicy;
   private readonly handle: NativeClassifier;
 
-  constructor(compiled: CompiledPolicy) {
+  /**
+   * Load a compiled table. `options.index` trades load time and memory for
+   * lookup speed (docs/algorithm.md); the verdicts never depend on it.
+   */
+  constructor(compiled: CompiledPolicy, options: { index?: IndexOptions } = {}) {
     this.compiled = compiled;
-    this.handle = new (native().Classifier)(compiled.table);
+    this.handle = new (native().Classifier)(compiled.table, checkIndexOptions(options.index));
   }
 
   /** Compile and load a policy (a model from loadPolicyFile/importIptables, or plain input). */
@@ -66,6 +85,8 @@ export class Classifier {
   get policy(): Policy { return this.compiled.policy; }
   get ruleCount(): number { return this.handle.ruleCount; }
   get tableBytes(): number { return this.handle.tableBytes; }
+  /** Bytes of the lookup index built beside the table when it was loaded. */
+  get indexBytes(): number { return this.handle.indexBytes; }
   /** The native handle, for the queue engine and benchmarks. */
   get native(): NativeClassifier { return this.handle; }
 

@@ -18,6 +18,7 @@ export { compile } from './compile/compile';
 export type { CompiledPolicy, Warning } from './compile/compile';
 export { Classifier, LINKTYPE_RAW } from './classifier';
 export type { ClassifyResult, PacketMeta } from './classifier';
+export type { IndexOptions } from './native';
 export { referenceEvaluate } from './reference/evaluate';
 export type { Decision } from './reference/evaluate';
 export { importIptables, importIptablesFile, loadIpset } from './iptables/import';

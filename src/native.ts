@@ -35,6 +35,18 @@ export interface NativeClassifier {
   setInfo(): { name: string; kind: 'address' | 'spi'; size: number }[];
   readonly ruleCount: number;
   readonly tableBytes: number;
+  /** Bytes of the lookup index derived from the table at load (native/core/index.h). */
+  readonly indexBytes: number;
+}
+
+/** Budgets of the lookup index built when a table is loaded (native/core/index.h). */
+export interface IndexOptions {
+  /** Pre-combine fields at all (default true). */
+  combine?: boolean;
+  /** Vector words the pre-combination may touch, per address family (default 2^22). */
+  work?: number;
+  /** Bytes of derived vectors and maps (default: the larger of 8 MiB and twice the table). */
+  memory?: number;
 }
 
 export interface QueueEngineOptions {
@@ -74,7 +86,7 @@ export interface NativeQueueEngine {
 export interface NativeAddon {
   QueueEngine: new () => NativeQueueEngine;
   /** Load and validate a table; throws Error('invalid table: ...') when it is not sound. */
-  Classifier: new (table: Uint8Array) => NativeClassifier;
+  Classifier: new (table: Uint8Array, index?: IndexOptions) => NativeClassifier;
   /** Decode one frame of a pcap link type into a RECORD_SIZE-byte record. */
   decodeFrame(linkType: number, frame: Uint8Array): Buffer;
   /** Decode frames data[offsets[i]..offsets[i+1]) into out[RECORD_SIZE*i..]; returns the count. */

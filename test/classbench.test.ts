@@ -6,22 +6,22 @@ import { loadClassbenchRules, parseClassbenchRules } from '../src/classbench/cla
 import { generateTrace, synthesizeRules } from '../src/classbench/generate';
 import { packTupleRules } from '../src/classbench/linear';
 import { compile } from '../src/compile/compile';
-import { native } from '../src/native';
+import { IndexOptions, native } from '../src/native';
 import { CLASSBENCH } from './support/compare';
 
 const SETS = ['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl2_1k', 'fw3_1k', 'ipc2_1k', 'acl1_10k', 'fw1_10k', 'ipc1_10k'];
 const available = fs.existsSync(CLASSBENCH);
 if (!available && process.env.CI === 'true') throw new Error(`ClassBench corpus missing at ${CLASSBENCH}`);
 
-function agree(name: string, policy: ReturnType<typeof loadClassbenchRules>, count: number, seed: number): number {
+function agree(name: string, policy: ReturnType<typeof loadClassbenchRules>, count: number, seed: number, index?: IndexOptions): number {
   const trace = generateTrace(policy, count, seed);
-  const table = new (native().Classifier)(compile(policy, { analyse: false }).table);
+  const table = new (native().Classifier)(compile(policy, { analyse: false }).table, index);
   const got = new Int32Array(trace.count);
   table.classifyTuples(trace.tuples, got);
   const want = new Int32Array(trace.count);
   native().linearClassifyTuples(packTupleRules(policy), trace.tuples, want);
   for (let i = 0; i < trace.count; i++) {
-    if (got[i] !== want[i]) assert.fail(`${name} seed ${seed}: header ${i} (${[...trace.tuples.subarray(5 * i, 5 * i + 5)].join(' ')}): table ${got[i]}, linear scan ${want[i]}`);
+    if (got[i] !== want[i]) assert.fail(`${name} seed ${seed} index ${JSON.stringify(index)}: header ${i} (${[...trace.tuples.subarray(5 * i, 5 * i + 5)].join(' ')}): table ${got[i]}, linear scan ${want[i]}`);
     // The generator's rule contains the header, so some rule at or before it matches.
     assert.ok(want[i] >= 0 && want[i] <= trace.expected[i]);
   }
@@ -33,6 +33,9 @@ test('the decision table equals the linear first-match scan on ClassBench traces
     const policy = loadClassbenchRules(path.join(CLASSBENCH, name));
     assert.ok(policy.rules.length > 500, name);
     agree(name, policy, name.endsWith('10k') ? 20_000 : 10_000, 11);
+    // Without pre-combined fields, and with it stopped early: the same rules.
+    agree(name, policy, 5_000, 12, { combine: false });
+    agree(name, policy, 5_000, 13, { work: 20_000 });
   }
 });
 

@@ -20,7 +20,10 @@ test(`native table and reference evaluator agree: 100 random policies x 10,000 r
   for (let p = 0; p < 100; p++) {
     const input: PolicyInput = randomPolicy(rng);
     const policy = definePolicy(input);
-    const classifier = new Classifier(compile(policy, { analyse: false }));
+    // The lookup index must never change a verdict: full pre-combination,
+    // none, and budgets small enough to stop it half-way.
+    const index = [undefined, { combine: false }, { work: 1 + (p % 7) * 300, memory: 1 << 16 }][p % 3];
+    const classifier = new Classifier(compile(policy, { analyse: false }), { index });
     const sets = initialSets(policy);
     const hits = new Array<number>(policy.rules.length + 1).fill(0);
     for (let round = 0; round < 10; round++) {
@@ -55,7 +58,7 @@ test(`native table and reference evaluator agree: 100 random policies x 10,000 r
         };
         const have = { verdict: got.verdict, rule: got.rule, mark: got.mark, queue: got.queue };
         if (JSON.stringify(have) !== JSON.stringify(want)) {
-          assert.fail(`seed ${SEED}, policy ${p}, link type ${linkType}, meta ${JSON.stringify(meta)}, frame ${hex(frame)}:\n native ${JSON.stringify(have)}\n reference ${JSON.stringify(want)}\n policy ${JSON.stringify(input)}`);
+          assert.fail(`seed ${SEED}, policy ${p}, index ${JSON.stringify(index)}, link type ${linkType}, meta ${JSON.stringify(meta)}, frame ${hex(frame)}:\n native ${JSON.stringify(have)}\n reference ${JSON.stringify(want)}\n policy ${JSON.stringify(input)}`);
         }
         for (const r of ref.matched) hits[r]++;
         if (ref.verdict !== null && ref.rule === -1) hits[policy.rules.length]++;

@@ -144,7 +144,13 @@ uint32_t truncated_key(const Decoded& d) {
   return 0;
 }
 
-Classifier::Classifier(std::unique_ptr<Table> table) : table_(std::move(table)) {
+Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
+    : table_(std::move(table)), index_(new LookupIndex(*table_, limits)) {
+  simple_.resize(table_->rule_count());
+  for (uint32_t i = 0; i < table_->rule_count(); i++) {
+    const RuleRec& r = table_->rule(i);
+    simple_[i] = r.residual_count == 0 && r.action != kActContinue && r.action != kActSkip;
+  }
   for (const SetElementsView& v : table_->sets()) {
     NamedSet s;
     s.name = v.name;
@@ -246,77 +252,203 @@ inline void intervals_narrow(const Dim& dim, const uint64_t* keys, int lanes, ui
 
 }  // namespace
 
-void Classifier::classify(const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
-  if (!is_ip(d)) return not_ip(m, out);
-  const Family& f = table_->family(d.family);
-  Lookup lk;
-  lk.family = &f;
-  lk.n = 0;
-  for (int i = 0; i < f.dim_count; i++) {
-    const Dim& dim = f.dims[i];
-    uint32_t cls = dim.classes[interval_of(dim, packet_key(dim.field, dim.wide, d, m))];
-    lk.vec[lk.n] = dim.vectors + static_cast<size_t>(cls) * f.words;
-    lk.sum[lk.n++] = dim.summaries + static_cast<size_t>(cls) * f.summary_words;
+namespace {
+
+// The narrow key of one field for k packets: the switch once, not per packet.
+void narrow_keys(uint8_t field, const Decoded* p, const Meta* m, size_t stride, const int* which, int k, uint64_t* keys) {
+  switch (field) {
+    case kFieldSrc: for (int q = 0; q < k; q++) keys[q] = be32(p[which[q]].src); break;
+    case kFieldDst: for (int q = 0; q < k; q++) keys[q] = be32(p[which[q]].dst); break;
+    case kFieldProto: for (int q = 0; q < k; q++) keys[q] = p[which[q]].proto; break;
+    case kFieldSport:
+      for (int q = 0; q < k; q++) keys[q] = (p[which[q]].present & kHasPorts) ? p[which[q]].sport : kAbsentPort;
+      break;
+    case kFieldDport:
+      for (int q = 0; q < k; q++) keys[q] = (p[which[q]].present & kHasPorts) ? p[which[q]].dport : kAbsentPort;
+      break;
+    default:
+      for (int q = 0; q < k; q++) keys[q] = packet_key(field, false, p[which[q]], m[which[q] * stride]).lo;
   }
-  // The base vector (rules possible in this family) is nearly all ones: last.
-  lk.vec[lk.n] = f.base;
-  lk.sum[lk.n++] = f.base_summary;
-  decide(lk, d, m, out, counters);
+}
+
+// The class of each key through a direct array or a trie (see index.h).
+void mapped_classes(const Dim& dim, const FieldMap& map, const uint64_t* keys, int k, uint32_t* out) {
+  if (map.kind == FieldMap::kDirect) {
+    const uint16_t* direct = map.direct.data();
+    for (int q = 0; q < k; q++) out[q] = keys[q] < map.direct_size ? direct[keys[q]] : map.above;
+    return;
+  }
+  const uint32_t* t = map.trie.data();
+  for (int q = 0; q < k; q++) {
+    const uint64_t key = keys[q];
+    if (key > 0xffffffffu) {
+      out[q] = narrow_class(dim, map, key);
+      continue;
+    }
+    uint32_t e = t[key >> 16];
+    if (e & FieldMap::kChunk) {
+      e = t[(e & ~FieldMap::kChunk) + ((key >> 8) & 255)];
+      if (e & FieldMap::kChunk) e = t[(e & ~FieldMap::kChunk) + (key & 255)];
+    }
+    out[q] = e;
+  }
+}
+
+}  // namespace
+
+void Classifier::classify(const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
+  classify_batch(&d, 1, &m, 0, out, counters);
 }
 
 void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta* metas, size_t meta_stride, Verdict* out,
                                 Counters* counters) const {
   for (size_t base = 0; base < count; base += kLanes) {
-    int lanes = static_cast<int>(count - base < static_cast<size_t>(kLanes) ? count - base : kLanes);
-    Lookup lk[kLanes];
-    for (int fam : {4, 6}) {
-      int which[kLanes];
-      int k = 0;
-      for (int j = 0; j < lanes; j++)
-        if (packets[base + j].family == fam) which[k++] = j;
-      if (k == 0) continue;
-      const Family& f = table_->family(fam);
-      for (int q = 0; q < k; q++) {
-        Lookup& l = lk[which[q]];
-        l.family = &f;
-        l.n = 0;
-      }
-      for (int i = 0; i < f.dim_count; i++) {
-        const Dim& dim = f.dims[i];
-        uint32_t idx[kLanes];
-        if (!dim.wide) {
-          uint64_t keys[kLanes];
-          for (int q = 0; q < k; q++) {
-            size_t at = base + which[q];
-            keys[q] = packet_key(dim.field, false, packets[at], metas[at * meta_stride]).lo;
-          }
-          intervals_narrow(dim, keys, k, idx);
-        } else {
-          for (int q = 0; q < k; q++) {
-            size_t at = base + which[q];
-            idx[q] = interval_of(dim, packet_key(dim.field, true, packets[at], metas[at * meta_stride]));
-          }
-        }
-        for (int q = 0; q < k; q++) {
-          Lookup& l = lk[which[q]];
-          uint32_t cls = dim.classes[idx[q]];
-          l.vec[l.n] = dim.vectors + static_cast<size_t>(cls) * f.words;
-          l.sum[l.n++] = dim.summaries + static_cast<size_t>(cls) * f.summary_words;
-        }
-      }
-      for (int q = 0; q < k; q++) {
-        Lookup& l = lk[which[q]];
-        l.vec[l.n] = f.base;
-        l.sum[l.n++] = f.base_summary;
-      }
+    const int n = static_cast<int>(count - base < static_cast<size_t>(kLanes) ? count - base : kLanes);
+    const Decoded* p = packets + base;
+    const Meta* m = metas + base * meta_stride;
+    int which4[kLanes], which6[kLanes], k4 = 0, k6 = 0;
+    for (int j = 0; j < n; j++) {
+      if (p[j].family == 4) which4[k4++] = j;
+      else if (p[j].family == 6) which6[k6++] = j;
+      else not_ip(m[j * meta_stride], &out[base + j]);
     }
-    for (int j = 0; j < lanes; j++) {
-      size_t at = base + j;
-      const Meta& m = metas[at * meta_stride];
-      if (!is_ip(packets[at])) not_ip(m, &out[at]);
-      else decide(lk[j], packets[at], m, &out[at], counters);
+    if (k4) lanes(p, m, meta_stride, k4, 4, which4, out + base, counters);
+    if (k6) lanes(p, m, meta_stride, k6, 6, which6, out + base, counters);
+  }
+}
+
+// Up to kLanes packets of one family: each field's key to its class, the
+// pre-combined stages, then the rule (final stage) or the AND of what remains.
+void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, int fam, const int* which, Verdict* out,
+                       Counters* counters) const {
+  const Family& f = table_->family(fam);
+  const FamilyIndex& fx = index_->family(fam);
+  uint32_t cls[2 * kMaxDims][kLanes];
+  for (int i = 0; i < f.dim_count; i++) {
+    const Dim& dim = f.dims[i];
+    const FieldMap& map = fx.maps[i];
+    if (dim.wide) {
+      for (int q = 0; q < k; q++)
+        cls[i][q] = dim.classes[interval_of(dim, packet_key(dim.field, true, p[which[q]], m[which[q] * stride]))];
+    } else {
+      uint64_t keys[kLanes];
+      narrow_keys(dim.field, p, m, stride, which, k, keys);
+      if (map.kind == FieldMap::kSearch) {
+        uint32_t idx[kLanes];
+        intervals_narrow(dim, keys, k, idx);
+        for (int q = 0; q < k; q++) cls[i][q] = dim.classes[idx[q]];
+      } else {
+        mapped_classes(dim, map, keys, k, cls[i]);
+      }
     }
   }
+  const int F = f.dim_count;
+  const int stages = static_cast<int>(fx.stages.size());
+  for (int s = 0; s < stages; s++) {
+    const Stage& st = fx.stages[s];
+    for (int q = 0; q < k; q++) cls[F + s][q] = st.map[size_t(cls[st.a][q]) * st.b_count + cls[st.b][q]];
+  }
+  const bool final = stages > 0 && fx.stages.back().final;
+  Lookup lk[kLanes];
+  int pending[kLanes], np = 0;
+  for (int q = 0; q < k; q++) {
+    Lookup& l = lk[q];
+    l.family = &f;
+    l.n = 0;
+    auto add = [&](int op) {
+      const Operand& o = fx.operands[op];
+      l.vec[l.n] = o.vectors + size_t(cls[op][q]) * f.words;
+      l.sum[l.n++] = o.summaries + size_t(cls[op][q]) * f.summary_words;
+    };
+    if (final) {
+      uint32_t r = cls[F + stages - 1][q];
+      if (r >= table_->rule_count() || simple_[r]) {
+        finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+        continue;
+      }
+      // A rule with residual checks or a non-terminal action: scan on from it.
+      add(fx.stages.back().a);
+      add(fx.stages.back().b);
+    } else {
+      for (int op : fx.roots) add(op);
+    }
+    if (final || fx.base_root) {
+      l.vec[l.n] = f.base;
+      l.sum[l.n++] = f.base_summary;
+    }
+    pending[np++] = q;
+  }
+  // The first candidate of every lane, the lanes' scans interleaved so that
+  // their loads (vectors scattered over megabytes) overlap.
+  const uint32_t rules = table_->rule_count(), swords = f.summary_words;
+  uint32_t first[kLanes], sw[kLanes];
+  uint64_t bits[kLanes];
+  int live[kLanes], nl = 0;
+  for (int i = 0; i < np; i++) {
+    const int q = pending[i];
+    const Lookup& l = lk[q];
+    first[q] = rules;
+    sw[q] = 0;
+    uint64_t b = swords ? ~0ull : 0;
+    for (int v = 0; v < l.n && b; v++) b &= l.sum[v][0];
+    bits[q] = b;
+    live[nl++] = q;
+  }
+  while (nl > 0) {
+    int still = 0;
+    for (int i = 0; i < nl; i++) {
+      const int q = live[i];
+      const Lookup& l = lk[q];
+      while (bits[q] == 0 && ++sw[q] < swords) {
+        uint64_t b = ~0ull;
+        for (int v = 0; v < l.n && b; v++) b &= l.sum[v][sw[q]];
+        bits[q] = b;
+      }
+      if (bits[q] == 0) continue;  // no candidate: the default verdict
+      const uint32_t w = (sw[q] << 6) + static_cast<uint32_t>(__builtin_ctzll(bits[q]));
+      uint64_t acc = ~0ull;
+      for (int v = 0; v < l.n && acc; v++) acc &= l.vec[v][w];
+      if (acc) {
+        first[q] = (w << 6) + static_cast<uint32_t>(__builtin_ctzll(acc));
+        continue;
+      }
+      bits[q] &= bits[q] - 1;
+      live[still++] = q;
+    }
+    nl = still;
+  }
+  for (int i = 0; i < np; i++) {
+    const int q = pending[i];
+    const uint32_t r = first[q];
+    if (r >= rules || simple_[r]) finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+    else decide(lk[q], p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+  }
+}
+
+// The verdict of rule r when it is terminal and has no residual checks (or
+// the default verdict when r is past the last rule).
+void Classifier::finish(uint32_t r, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
+  out->mark_set = 0;
+  out->queue = 0;
+  const uint32_t rules = table_->rule_count();
+  if (r >= rules) {
+    if (counters) counters->add(rules, d.total_length);
+    out->rule = kRuleDefault;
+    out->verdict = table_->default_verdict();
+    out->mark = m.mark;
+    return;
+  }
+  const RuleRec& rule = table_->rule(r);
+  if (counters) counters->add(r, d.total_length);
+  uint32_t mark = m.mark;
+  if (rule.flags & 1) {
+    mark = (mark & ~rule.mark_mask) ^ rule.mark_value;
+    out->mark_set = 1;
+  }
+  out->rule = static_cast<int32_t>(r);
+  out->verdict = rule.action == kActRepeat ? static_cast<uint8_t>(kVerdictRepeat) : rule.action;
+  out->queue = rule.queue;
+  out->mark = mark;
 }
 
 void Classifier::decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {

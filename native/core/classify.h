@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "decode.h"
+#include "index.h"
 #include "sets.h"
 #include "table.h"
 
@@ -70,9 +71,11 @@ uint32_t truncated_key(const Decoded& d);
 
 class Classifier {
  public:
-  explicit Classifier(std::unique_ptr<Table> table);
+  explicit Classifier(std::unique_ptr<Table> table, const IndexLimits& limits = IndexLimits());
 
   const Table& table() const { return *table_; }
+  // Bytes of the lookup index derived from the table (beside the table's own).
+  size_t index_bytes() const { return index_->byte_size(); }
   std::vector<NamedSet>& sets() { return sets_; }
   NamedSet* find_set(const std::string& name);
 
@@ -81,8 +84,8 @@ class Classifier {
   void classify(const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const;
 
   // Classify `count` packets, metas[i * meta_stride] giving packet i's
-  // metadata (stride 0: one Meta for all). Same results as classify(), but the
-  // per-field searches of kLanes packets run in lockstep, so their memory
+  // metadata (stride 0: one Meta for all). Same results as classify(); the
+  // field lookups of kLanes packets are interleaved, so their memory
   // latencies overlap instead of adding up.
   void classify_batch(const Decoded* packets, size_t count, const Meta* metas, size_t meta_stride, Verdict* out,
                       Counters* counters) const;
@@ -90,6 +93,8 @@ class Classifier {
 
  private:
   std::unique_ptr<Table> table_;
+  std::unique_ptr<LookupIndex> index_;
+  std::vector<uint8_t> simple_;  // per rule: terminal, no residual checks
   std::vector<NamedSet> sets_;
 
   struct Lookup {
@@ -98,7 +103,10 @@ class Classifier {
     int n;
     const Family* family;
   };
+  void lanes(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,
+             Verdict* out, Counters* counters) const;
   void decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const;
+  void finish(uint32_t r, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const;
   bool residuals_hold(const RuleRec& r, const Decoded& d, const Meta& m, uint32_t mark) const;
   bool interfaces_match(const ResidualRec& res, const char* name, uint8_t len) const;
   bool sets_match(const ResidualRec& res, const Decoded& d) const;

@@ -1,0 +1,282 @@
+// Building the lookup index (see index.h): field maps, then pre-combined
+// field pairs within the work and memory budgets.
+#include "index.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace nfsieve {
+namespace {
+
+constexpr uint64_t kDirectLimit = uint64_t(1) << 17;
+constexpr size_t kTrieMaxEntries = size_t(1) << 22;  // 16 MiB per field at most
+
+// Number of boundaries <= key: the key's elementary interval.
+uint32_t interval_narrow(const Dim& dim, uint64_t key) {
+  return static_cast<uint32_t>(std::upper_bound(dim.boundaries, dim.boundaries + dim.boundary_count, key) - dim.boundaries);
+}
+
+void build_direct(const Dim& dim, FieldMap* m) {
+  const uint32_t n = dim.boundary_count;
+  m->kind = FieldMap::kDirect;
+  m->direct_size = n ? static_cast<uint32_t>(dim.boundaries[n - 1]) : 0;  // keys from the last boundary on: last interval
+  m->above = dim.classes[n];
+  m->direct.resize(m->direct_size);
+  uint32_t i = 0;
+  for (uint32_t k = 0; k < m->direct_size; k++) {
+    while (i < n && dim.boundaries[i] <= k) i++;
+    m->direct[k] = static_cast<uint16_t>(dim.classes[i]);
+  }
+}
+
+// Entry for the keys [lo, lo + span), `at` being the number of boundaries
+// <= lo: their class when no boundary falls strictly inside, else a chunk of
+// 256 sub-entries. Boundaries are swept once, left to right.
+bool trie_entry(const Dim& dim, uint64_t lo, uint64_t span, uint32_t at, size_t max_entries, std::vector<uint32_t>* t,
+                uint32_t* entry) {
+  const uint32_t n = dim.boundary_count;
+  if (at == n || dim.boundaries[at] >= lo + span) {
+    *entry = dim.classes[at];
+    return true;
+  }
+  size_t off = t->size();
+  if (off + 256 > max_entries) return false;
+  t->resize(off + 256);
+  const uint64_t sub = span / 256;
+  for (uint32_t i = 0; i < 256; i++) {
+    const uint64_t sub_lo = lo + i * sub;
+    while (at < n && dim.boundaries[at] <= sub_lo) at++;
+    uint32_t e;
+    if (!trie_entry(dim, sub_lo, sub, at, max_entries, t, &e)) return false;
+    (*t)[off + i] = e;
+  }
+  *entry = FieldMap::kChunk | static_cast<uint32_t>(off);
+  return true;
+}
+
+bool build_trie(const Dim& dim, size_t max_bytes, FieldMap* m) {
+  std::vector<uint32_t>& t = m->trie;
+  const size_t max_entries = std::min(kTrieMaxEntries, max_bytes / 4);
+  t.assign(65536, 0);
+  uint32_t at = 0;
+  for (uint32_t top = 0; top < 65536; top++) {
+    const uint64_t lo = uint64_t(top) << 16;
+    while (at < dim.boundary_count && dim.boundaries[at] <= lo) at++;
+    uint32_t e;
+    if (!trie_entry(dim, lo, 65536, at, max_entries, &t, &e)) {
+      t.clear();
+      t.shrink_to_fit();
+      return false;
+    }
+    t[top] = e;
+  }
+  m->kind = FieldMap::kTrie;
+  return true;
+}
+
+FieldMap make_map(const Dim& dim, size_t trie_bytes) {
+  FieldMap m;
+  if (dim.wide) return m;
+  const uint32_t n = dim.boundary_count;
+  const uint64_t last = n ? dim.boundaries[n - 1] : 0;
+  if (last < kDirectLimit && dim.vector_count <= 65536) build_direct(dim, &m);
+  else if (dim.vector_count < FieldMap::kChunk) build_trie(dim, trie_bytes, &m);
+  return m;
+}
+
+// Deduplicating store of the vectors a stage produces.
+class VectorStore {
+ public:
+  VectorStore(uint32_t words, Stage* s) : words_(words), swords_((words + 63) / 64), s_(s), slots_(1024, 0) {}
+
+  uint32_t size() const { return static_cast<uint32_t>(hashes_.size()); }
+
+  // Class of `v` (with summary `sv`), added when new; false past `limit` bytes.
+  bool intern(const uint64_t* v, const uint64_t* sv, uint64_t hash, size_t limit, uint32_t* cls) {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      uint32_t c = slots_[i];
+      if (c == 0) break;
+      if (hashes_[c - 1] == hash && std::memcmp(&s_->vectors[size_t(c - 1) * words_], v, words_ * 8) == 0) {
+        *cls = c - 1;
+        return true;
+      }
+    }
+    if ((s_->vectors.size() + words_ + swords_ + s_->summaries.size()) * 8 > limit) return false;
+    *cls = static_cast<uint32_t>(hashes_.size());
+    s_->vectors.insert(s_->vectors.end(), v, v + words_);
+    s_->summaries.insert(s_->summaries.end(), sv, sv + swords_);
+    hashes_.push_back(hash);
+    if (hashes_.size() * 2 > slots_.size()) rehash();
+    else place(*cls, hash);
+    return true;
+  }
+
+ private:
+  uint32_t words_, swords_;
+  Stage* s_;
+  std::vector<uint32_t> slots_;  // class + 1, 0 empty
+  std::vector<uint64_t> hashes_;
+
+  void place(uint32_t cls, uint64_t hash) {
+    size_t mask = slots_.size() - 1;
+    size_t i = hash & mask;
+    while (slots_[i]) i = (i + 1) & mask;
+    slots_[i] = cls + 1;
+  }
+  void rehash() {
+    slots_.assign(slots_.size() * 2, 0);
+    for (uint32_t c = 0; c < hashes_.size(); c++) place(c, hashes_[c]);
+  }
+};
+
+inline uint64_t mix(uint64_t h, uint64_t x) {
+  h ^= x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  return h * 0xff51afd7ed558ccdull;
+}
+
+// One stage: every (class of a, class of b) pair. Returns false (stage
+// unusable) when the memory budget runs out.
+bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B, bool final, size_t limit, Stage* s) {
+  const uint32_t W = f.words, S = f.summary_words;
+  s->final = final;
+  s->b_count = B.count;
+  if (uint64_t(A.count) * B.count * 4 > limit) return false;
+  s->map.assign(size_t(A.count) * B.count, 0);
+  limit -= s->map.size() * 4;
+  VectorStore store(W, s);
+  std::vector<uint64_t> v(W, 0), sv(S, 0);
+  for (uint32_t i = 0; i < A.count; i++) {
+    const uint64_t* av = A.vectors + size_t(i) * W;
+    const uint64_t* as = A.summaries + size_t(i) * S;
+    for (uint32_t j = 0; j < B.count; j++) {
+      const uint64_t* bv = B.vectors + size_t(j) * W;
+      const uint64_t* bs = B.summaries + size_t(j) * S;
+      uint32_t& out = s->map[size_t(i) * B.count + j];
+      if (final) {
+        out = rules;
+        for (uint32_t sw = 0; sw < S && out == rules; sw++) {
+          for (uint64_t bits = as[sw] & bs[sw] & f.base_summary[sw]; bits; bits &= bits - 1) {
+            uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+            uint64_t x = av[w] & bv[w] & f.base[w];
+            if (x) {
+              out = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
+              break;
+            }
+          }
+        }
+        continue;
+      }
+      uint64_t h = 0;
+      for (uint32_t sw = 0; sw < S; sw++) {
+        uint64_t exact = 0;
+        for (uint64_t bits = as[sw] & bs[sw] & f.base_summary[sw]; bits; bits &= bits - 1) {
+          uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+          uint64_t x = av[w] & bv[w] & f.base[w];
+          if (x) {
+            v[w] = x;
+            exact |= bits & -bits;
+            h = mix(h, uint64_t(w) << 32 ^ x ^ (x >> 32));
+          }
+        }
+        sv[sw] = exact;
+      }
+      if (!store.intern(v.data(), sv.data(), h, limit, &out)) return false;
+      for (uint32_t sw = 0; sw < S; sw++)  // clear what was written
+        for (uint64_t bits = sv[sw]; bits; bits &= bits - 1) v[sw * 64 + __builtin_ctzll(bits)] = 0;
+    }
+  }
+  s->count = store.size();
+  return true;
+}
+
+size_t stage_bytes(const Stage& s) { return (s.map.size() * 4) + (s.vectors.size() + s.summaries.size()) * 8; }
+
+}  // namespace
+
+uint32_t narrow_class(const Dim& dim, const FieldMap& m, uint64_t key) {
+  if (m.kind == FieldMap::kDirect) return key < m.direct_size ? m.direct[key] : m.above;
+  if (m.kind == FieldMap::kTrie && key <= 0xffffffffu) {
+    uint32_t e = m.trie[key >> 16];
+    if (e & FieldMap::kChunk) {
+      e = m.trie[(e & ~FieldMap::kChunk) + ((key >> 8) & 255)];
+      if (e & FieldMap::kChunk) e = m.trie[(e & ~FieldMap::kChunk) + (key & 255)];
+    }
+    return e;
+  }
+  return dim.classes[interval_narrow(dim, key)];
+}
+
+LookupIndex::LookupIndex(const Table& table, const IndexLimits& limits) {
+  build(table, table.family(4), limits, &fam4_);
+  build(table, table.family(6), limits, &fam6_);
+}
+
+void LookupIndex::build(const Table& table, const Family& f, const IndexLimits& limits, FamilyIndex* out) {
+  const int F = f.dim_count;
+  for (int i = 0; i < F; i++) {
+    // A trie may cost up to half the table (at least 1 MiB); past that the search stays.
+    out->maps.push_back(make_map(f.dims[i], std::max<size_t>(size_t(1) << 20, table.byte_size() / 2)));
+    bytes_ += out->maps.back().direct.size() * 2 + out->maps.back().trie.size() * 4;
+    Operand o;
+    o.count = f.dims[i].vector_count;
+    o.vectors = f.dims[i].vectors;
+    o.summaries = f.dims[i].summaries;
+    out->operands.push_back(o);
+  }
+  std::vector<int> alive;
+  for (int i = 0; i < F; i++) alive.push_back(i);
+  size_t memory = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, 2 * table.byte_size());
+  uint64_t work = limits.work;
+  out->stages.reserve(F);  // operand pointers into stages stay valid
+  while (limits.combine && alive.size() >= 2) {
+    std::stable_sort(alive.begin(), alive.end(), [&](int x, int y) { return out->operands[x].count < out->operands[y].count; });
+    const bool final = alive.size() == 2;
+    // Pairs to try: the two with fewest classes; with three left, every pair,
+    // keeping the one that leaves the fewest classes for the final stage.
+    std::vector<std::pair<int, int>> tries = {{0, 1}};
+    if (alive.size() == 3) tries = {{0, 1}, {0, 2}, {1, 2}};
+    Stage best;
+    int best_x = -1, best_y = -1;
+    for (auto [x, y] : tries) {
+      const Operand& A = out->operands[alive[x]];
+      const Operand& B = out->operands[alive[y]];
+      // Final stages touch about one summary word and one vector word per pair.
+      const uint64_t cost = uint64_t(A.count) * B.count * (final ? f.summary_words + 1 : f.words);
+      if (cost > work) continue;
+      work -= cost;
+      Stage s;
+      s.a = alive[x];
+      s.b = alive[y];
+      if (!combine(f, table.rule_count(), A, B, final, memory, &s)) continue;
+      if (best_x < 0 || s.count < best.count) {
+        best = std::move(s);
+        best_x = x;
+        best_y = y;
+      }
+    }
+    if (best_x < 0) break;
+    memory -= stage_bytes(best);
+    bytes_ += stage_bytes(best);
+    out->stages.push_back(std::move(best));
+    Stage& kept = out->stages.back();
+    Operand o;
+    o.count = kept.count;
+    o.vectors = kept.vectors.data();
+    o.summaries = kept.summaries.data();
+    o.has_base = true;
+    out->operands.push_back(o);
+    alive.erase(alive.begin() + best_y);
+    alive.erase(alive.begin() + best_x);
+    if (final) return;  // no roots: the last stage names the rule
+    alive.push_back(static_cast<int>(out->operands.size()) - 1);
+  }
+  // Most classes first: those vectors are the sparsest, so the AND stops soonest.
+  std::stable_sort(alive.begin(), alive.end(), [&](int x, int y) { return out->operands[x].count > out->operands[y].count; });
+  out->roots = alive;
+  out->base_root = true;
+  for (int r : alive)
+    if (out->operands[r].has_base) out->base_root = false;
+}
+
+}  // namespace nfsieve

@@ -1,0 +1,85 @@
+// The lookup index: derived from a loaded table when a classifier is made,
+// never stored in it. It changes how fast a packet finds its candidates, not
+// which rule it gets: the table stays the one format to validate, and the
+// evaluator without the index (tests) gives the same answers.
+//
+// Two parts, after RFC (Gupta and McKeown, "Packet classification on multiple
+// fields", 1999), laid over the table's per-field bit-vectors:
+//  - per field, the key goes straight to its class: a direct array for keys
+//    below 2^17 (ports, protocols, ICMP type/code) and a 16-8-8 multibit trie
+//    for 32-bit keys (IPv4 addresses, SPIs); IPv6 addresses keep the binary
+//    search over the table's boundaries;
+//  - fields with few classes are pre-combined in pairs: a stage maps (class
+//    of a, class of b) to the class of the AND of their vectors, deduplicated.
+//    When two operands remain and their product is small enough, the last
+//    stage stores the first candidate rule itself, and a lookup ANDs nothing.
+// Pre-combination stops at fixed work and memory budgets, so the index costs
+// a bounded multiple of the table; what remains is ANDed per packet as before.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "table.h"
+
+namespace nfsieve {
+
+struct IndexLimits {
+  bool combine = true;              // pre-combine fields at all
+  uint64_t work = uint64_t(1) << 22;  // vector words touched while combining, per family (~10 ms)
+  uint64_t memory = 0;              // bytes of derived vectors and maps; 0: max(8 MiB, 2 x table)
+};
+
+// Field key -> class.
+struct FieldMap {
+  enum Kind : uint8_t { kSearch, kDirect, kTrie } kind = kSearch;
+  uint32_t direct_size = 0;        // kDirect: keys < direct_size index `direct`
+  uint32_t above = 0;              // kDirect: class of every key >= direct_size
+  std::vector<uint16_t> direct;
+  std::vector<uint32_t> trie;      // kTrie: 65536 first-level entries, then 256-entry chunks
+  static constexpr uint32_t kChunk = 0x80000000u;  // entry flag: the rest is a chunk offset
+};
+
+// An operand of the final AND: a field, or a stage's result.
+struct Operand {
+  uint32_t count = 0;              // classes
+  const uint64_t* vectors = nullptr;
+  const uint64_t* summaries = nullptr;
+  bool has_base = false;           // vectors already ANDed with the family's base
+};
+
+// (class of a, class of b) -> class of the combination (or, when final, the
+// first candidate rule; rule_count when none).
+struct Stage {
+  int a = 0, b = 0;
+  uint32_t b_count = 0;
+  uint32_t count = 0;               // classes it produces (not final)
+  bool final = false;
+  std::vector<uint32_t> map;
+  std::vector<uint64_t> vectors, summaries;  // not final: count x words, count x summary words
+};
+
+struct FamilyIndex {
+  std::vector<FieldMap> maps;      // one per table dimension, same order
+  std::vector<Operand> operands;   // dims first, then one per stage
+  std::vector<Stage> stages;       // in evaluation order; operand dims + i is stage i's result
+  std::vector<int> roots;          // operands ANDed per packet (empty when the last stage is final)
+  bool base_root = true;           // the base vector must be ANDed too
+};
+
+class LookupIndex {
+ public:
+  LookupIndex(const Table& table, const IndexLimits& limits);
+  const FamilyIndex& family(int fam) const { return fam == 4 ? fam4_ : fam6_; }
+  size_t byte_size() const { return bytes_; }
+
+ private:
+  FamilyIndex fam4_, fam6_;
+  size_t bytes_ = 0;
+  void build(const Table& table, const Family& f, const IndexLimits& limits, FamilyIndex* out);
+};
+
+// The class of a narrow key through a map (the table's search when the map has none).
+uint32_t narrow_class(const Dim& dim, const FieldMap& map, uint64_t key);
+
+}  // namespace nfsieve
