@@ -154,15 +154,17 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     const uint32_t* in = t.Data();
     int32_t* o = out.Data();
     nfsieve::Meta m;
-    // In chunks, so that a large trace needs no large scratch memory.
-    constexpr size_t kChunk = 1024;
+    // In chunks small enough that the decoded records stay in the L1 cache
+    // between being written and being classified.
+    constexpr size_t kChunk = 64;
     std::vector<Decoded> d(kChunk);
+    for (Decoded& x : d) nfsieve::tuple_packet(0, 0, 0, 0, 0, &x);
     std::vector<nfsieve::Verdict> v(kChunk);
     for (size_t at = 0; at < n; at += kChunk) {
       size_t len = std::min(kChunk, n - at);
       for (size_t i = 0; i < len; i++) {
         const uint32_t* t5 = in + 5 * (at + i);
-        nfsieve::tuple_packet(t5[0], t5[1], t5[2], t5[3], t5[4], &d[i]);
+        nfsieve::set_tuple(t5[0], t5[1], t5[2], t5[3], t5[4], &d[i]);
       }
       classifier_->classify_batch(d.data(), len, &m, 0, v.data(), nullptr);
       for (size_t i = 0; i < len; i++) o[at + i] = v[i].rule;

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../src/native';
 import { compile } from '../src/compile/compile';
-import { crc32 } from '../src/compile/format';
+import { crc32, crc32Slicing } from '../src/compile/format';
 import { loadPolicyFile } from '../src/policy/parse';
 import { Rng, randomFrame } from './support/packets';
 import { ROOT } from './support/compare';
@@ -88,5 +88,15 @@ test('the table format documentation names every header field the writer sets', 
   const doc = fs.readFileSync(path.join(ROOT, 'docs', 'table-format.md'), 'utf8');
   for (const field of ['magic', 'version', 'total_size', 'checksum', 'rule_count', 'default_verdict', 'rules_off', 'residuals_off', 'fam4_off', 'fam6_off', 'strings_off', 'sets_off', 'refs_off']) {
     assert.ok(doc.includes(field), `docs/table-format.md misses ${field}`);
+  }
+});
+
+test('the table checksum is the standard CRC-32 on both paths (zlib and the portable one)', () => {
+  const check = new TextEncoder().encode('123456789');
+  assert.equal(crc32(check), 0xcbf43926);
+  assert.equal(crc32Slicing(check), 0xcbf43926);
+  const rng = new Uint8Array(100_003).map((_, i) => (i * 2654435761) >>> 24);
+  for (const [from, to] of [[0, 0], [0, 1], [3, 11], [5, 4096], [0, rng.length], [17, rng.length - 5]]) {
+    assert.equal(crc32Slicing(rng, from, to), crc32(rng, from, to), `bytes ${from}..${to}`);
   }
 });

@@ -135,6 +135,16 @@ void tuple_packet(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, ui
   d->ttl = 64;
 }
 
+void set_tuple(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint32_t proto, Decoded* d) {
+  d->proto = d->ip_proto = static_cast<uint8_t>(proto);
+  for (int i = 0; i < 4; i++) {
+    d->src[i] = static_cast<uint8_t>(src >> (24 - 8 * i));
+    d->dst[i] = static_cast<uint8_t>(dst >> (24 - 8 * i));
+  }
+  d->sport = static_cast<uint16_t>(sport);
+  d->dport = static_cast<uint16_t>(dport);
+}
+
 uint32_t truncated_key(const Decoded& d) {
   if (d.family == 6) {
     if (d.nf_status != kNfOk) return 8;  // ipv6_find_hdr() failed

@@ -65,6 +65,8 @@ class Counters {
 
 // An IPv4 packet that is only its 5-tuple (ClassBench headers): ports present.
 void tuple_packet(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint32_t proto, Decoded* d);
+// Rewrite only the 5-tuple of a record tuple_packet() made (the rest is the same for every tuple).
+void set_tuple(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint32_t proto, Decoded* d);
 
 // Kernel-truncation kind of a decoded packet (the Truncated field's key).
 uint32_t truncated_key(const Decoded& d);

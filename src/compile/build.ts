@@ -37,6 +37,8 @@ export interface DimTable {
   classes: Uint32Array;
   /** Distinct vectors, each `words` u64 words as 2*words u32 (little-endian). */
   vectors: Uint32Array[];
+  /** Mean number of rules in the vector of an elementary interval (lower: more selective). */
+  density: number;
 }
 
 export interface FamilyTable {
@@ -46,15 +48,6 @@ export interface FamilyTable {
 }
 
 const cmp = (a: Key, b: Key): number => (a < b ? -1 : a > b ? 1 : 0);
-
-function hashWords(v: Uint32Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < v.length; i++) {
-    h ^= v[i];
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 function equalWords(a: Uint32Array, b: Uint32Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -76,82 +69,132 @@ export function buildFamily(rules: (FamilyRule | null)[], family: 4 | 6): Family
   }
   // Most selective fields first: the evaluator ANDs vectors in table order
   // and stops at the first zero word, so sparse vectors should come early.
-  const density = new Map(dims.map((d) => [d, meanDensity(d)]));
-  dims.sort((a, b) => density.get(a)! - density.get(b)!);
+  dims.sort((a, b) => a.density - b.density);
   return { words, base, dims };
 }
 
-function popcount32(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+/** Rule events of one field, sorted by key: at keys[i], rule rules[i] enters (delta +1) or leaves (-1). */
+interface Events { keys: Key[]; rules: Int32Array; deltas: Int8Array }
+
+function narrowEvents(field: Field, rules: (FamilyRule | null)[], top: number, always: number[]): Events {
+  // Encoded as key * 2^20 + rule * 2 + leaves: one native numeric sort, no objects.
+  const codes: number[] = [];
+  rules.forEach((r, i) => {
+    if (!r) return;
+    const ivs = r.dims.get(field);
+    if (!ivs) { always.push(i); return; }
+    for (const iv of ivs) {
+      codes.push((iv.lo as number) * 1048576 + i * 2);
+      if ((iv.hi as number) < top) codes.push(((iv.hi as number) + 1) * 1048576 + i * 2 + 1);
+    }
+  });
+  const sorted = Float64Array.from(codes).sort();
+  const keys: number[] = new Array(sorted.length);
+  const rs = new Int32Array(sorted.length);
+  const ds = new Int8Array(sorted.length);
+  for (let i = 0; i < sorted.length; i++) {
+    const low = sorted[i] % 1048576;
+    keys[i] = (sorted[i] - low) / 1048576;
+    rs[i] = low >>> 1;
+    ds[i] = low & 1 ? -1 : 1;
+  }
+  return { keys, rules: rs, deltas: ds };
 }
 
-/** Mean set-bit count of the vectors an elementary interval points to. */
-function meanDensity(d: DimTable): number {
-  const bits = d.vectors.map((v) => v.reduce((n, w) => n + popcount32(w), 0));
-  let total = 0;
-  for (const c of d.classes) total += bits[c];
-  return total / d.classes.length;
-}
-
-function buildDim(field: Field, family: 4 | 6, rules: (FamilyRule | null)[], u32s: number): DimTable {
-  const info = fieldInfo(field, family);
-  const zero: Key = info.wide ? 0n : 0;
-  const top = info.max;
-  // Events: (key, rule, +1 at lo / -1 past hi). Unconstrained rules cover all.
-  const points: Key[] = [];
+function wideEvents(field: Field, rules: (FamilyRule | null)[], top: Key, always: number[]): Events {
   const adds: { key: Key; rule: number; delta: number }[] = [];
-  const always: number[] = [];
   rules.forEach((r, i) => {
     if (!r) return;
     const ivs = r.dims.get(field);
     if (!ivs) { always.push(i); return; }
     for (const iv of ivs) {
       adds.push({ key: iv.lo, rule: i, delta: 1 });
-      if (iv.hi < top) {
-        const end: Key = typeof iv.hi === 'bigint' ? iv.hi + 1n : (iv.hi as number) + 1;
-        adds.push({ key: end, rule: i, delta: -1 });
-      }
+      if (iv.hi < top) adds.push({ key: typeof iv.hi === 'bigint' ? iv.hi + 1n : (iv.hi as number) + 1, rule: i, delta: -1 });
     }
   });
   adds.sort((a, b) => cmp(a.key, b.key));
+  return { keys: adds.map((a) => a.key), rules: Int32Array.from(adds, (a) => a.rule), deltas: Int8Array.from(adds, (a) => a.delta) };
+}
+
+/** A fixed pseudo-random 32-bit word per rule: vectors hash as the XOR of their rules' words. */
+function ruleHashes(n: number): Int32Array {
+  const z = new Int32Array(n);
+  let x = 0x9e3779b9;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    z[i] = x;
+  }
+  return z;
+}
+
+function buildDim(field: Field, family: 4 | 6, rules: (FamilyRule | null)[], u32s: number): DimTable {
+  const info = fieldInfo(field, family);
+  const n = rules.length;
+  // Unconstrained rules cover every key.
+  const always: number[] = [];
+  const ev = !info.wide && n < 1 << 19 ? narrowEvents(field, rules, info.max as number, always) : wideEvents(field, rules, info.max, always);
+  const zob = ruleHashes(n);
   const cur = new Uint32Array(u32s);
-  for (const i of always) cur[i >>> 5] |= 1 << (i & 31);
-  const count = new Int32Array(rules.length);
+  let hash = 0;
+  let ones = always.length;  // rules in the current vector
+  for (const i of always) {
+    cur[i >>> 5] |= 1 << (i & 31);
+    hash ^= zob[i];
+  }
+  let onesTotal = 0;
+  const count = new Int32Array(n);
   const vectors: Uint32Array[] = [];
   const byHash = new Map<number, number[]>();
   const classes: number[] = [];
+  const points: Key[] = [];
+  // Rules whose bit flipped while applying one key's events (a +1 and a -1
+  // at the same key flip it twice: no change).
+  const flipped = new Int32Array(n);
+  let stamp = 0;
+  const touched: number[] = [];
   const snapshot = (): void => {
-    const h = hashWords(cur);
-    const bucket = byHash.get(h);
+    const bucket = byHash.get(hash);
     if (bucket) {
       for (const idx of bucket) {
-        if (equalWords(vectors[idx], cur)) { classes.push(idx); return; }
+        if (equalWords(vectors[idx], cur)) { classes.push(idx); onesTotal += ones; return; }
       }
     }
-    const copy = cur.slice();
-    vectors.push(copy);
-    if (bucket) bucket.push(vectors.length - 1); else byHash.set(h, [vectors.length - 1]);
+    vectors.push(cur.slice());
+    onesTotal += ones;
+    if (bucket) bucket.push(vectors.length - 1); else byHash.set(hash, [vectors.length - 1]);
     classes.push(vectors.length - 1);
   };
+  const { keys, rules: er, deltas } = ev;
   let k = 0;
-  // Elementary interval starting at 0.
-  while (k < adds.length && cmp(adds[k].key, zero) === 0) apply(adds[k++]);
-  snapshot();
-  while (k < adds.length) {
-    const key = adds[k].key;
-    while (k < adds.length && cmp(adds[k].key, key) === 0) apply(adds[k++]);
-    // Merge with the previous interval when nothing changed (e.g. +1 and -1 at one key).
-    const prev = vectors[classes[classes.length - 1]];
-    if (equalWords(prev, cur)) continue;
+  let first = true;
+  while (k < keys.length || first) {
+    const key = k < keys.length ? keys[k] : 0;
+    const atZero = first && k < keys.length && cmp(key, info.wide ? 0n : 0) === 0;
+    stamp++;
+    touched.length = 0;
+    if (!first || atZero) {
+      for (; k < keys.length && cmp(keys[k], key) === 0; k++) {
+        const r = er[k];
+        const before = count[r] > 0;
+        count[r] += deltas[k];
+        if (before !== count[r] > 0) {
+          cur[r >>> 5] ^= 1 << (r & 31);
+          ones += before ? -1 : 1;
+          hash ^= zob[r];
+          if (flipped[r] !== stamp) { flipped[r] = stamp; touched.push(r); } else flipped[r] = 0;
+        }
+      }
+    }
+    if (first) {
+      // The elementary interval starting at 0.
+      first = false;
+      snapshot();
+      continue;
+    }
+    // Merge with the previous interval when nothing changed.
+    if (!touched.some((r) => flipped[r] === stamp)) continue;
     points.push(key);
     snapshot();
   }
-  function apply(e: { rule: number; delta: number }): void {
-    const c = (count[e.rule] += e.delta);
-    if (c > 0) cur[e.rule >>> 5] |= 1 << (e.rule & 31);
-    else cur[e.rule >>> 5] &= ~(1 << (e.rule & 31));
-  }
-  return { field, wide: info.wide, boundaries: points, classes: Uint32Array.from(classes), vectors };
+  return { field, wide: info.wide, boundaries: points, classes: Uint32Array.from(classes), vectors, density: onesTotal / classes.length };
 }

@@ -4,6 +4,7 @@
  * field, in docs/table-format.md; the constants here and in
  * native/core/table.h must agree.
  */
+import * as zlib from 'node:zlib';
 import { Rule, NamedSet, Verdict } from '../policy/model';
 import { FamilyTable } from './build';
 import { Residual } from './normalize';
@@ -22,20 +23,40 @@ export const enum ResidualCode { Mark = 1, In = 2, Out = 3, SetSrc = 4, SetDst =
 export const VERDICT_CODES: Record<Verdict, number> = { accept: 0, drop: 1, reject: 2 };
 export const FLAG_NEEDS_CTSTATE = 1, FLAG_NEEDS_INTERFACES = 2, FLAG_NEEDS_MARK = 4;
 
-/** CRC-32 (IEEE 802.3, reflected, as zlib). */
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
+/** CRC-32 (IEEE 802.3, reflected, as zlib), eight bytes per step ("slicing-by-8"). */
+const CRC_TABLES = (() => {
+  const t = new Uint32Array(8 * 256);
   for (let i = 0; i < 256; i++) {
     let c = i;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
     t[i] = c >>> 0;
   }
+  for (let i = 0; i < 256; i++) {
+    for (let k = 1; k < 8; k++) t[k * 256 + i] = (t[(k - 1) * 256 + i] >>> 8) ^ t[t[(k - 1) * 256 + i] & 0xff];
+  }
   return t;
 })();
 
+// Node >= 20.15 has zlib's own (several times faster on large tables).
+const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+
 export function crc32(bytes: Uint8Array, from = 0, to = bytes.length): number {
+  if (zlibCrc32) return zlibCrc32(bytes.subarray(from, to)) >>> 0;
+  return crc32Slicing(bytes, from, to);
+}
+
+/** The portable path (exported for its test). */
+export function crc32Slicing(bytes: Uint8Array, from = 0, to = bytes.length): number {
+  const t = CRC_TABLES;
   let c = 0xffffffff;
-  for (let i = from; i < to; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  let i = from;
+  for (; i + 8 <= to; i += 8) {
+    const lo = (c ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24))) >>> 0;
+    const hi = bytes[i + 4] | (bytes[i + 5] << 8) | (bytes[i + 6] << 16) | (bytes[i + 7] << 24);
+    c = t[1792 + (lo & 0xff)] ^ t[1536 + ((lo >>> 8) & 0xff)] ^ t[1280 + ((lo >>> 16) & 0xff)] ^ t[1024 + (lo >>> 24)] ^
+      t[768 + (hi & 0xff)] ^ t[512 + ((hi >>> 8) & 0xff)] ^ t[256 + ((hi >>> 16) & 0xff)] ^ t[hi >>> 24 & 0xff];
+  }
+  for (; i < to; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
@@ -225,13 +246,22 @@ export function writeTable(t: TableInput): Uint8Array {
   return out;
 }
 
-/** Aggregated bit-vector: bit b set when 64-rule block b of the vector has any bit set. */
-function summary(v: Uint32Array, words: number): BigUint64Array {
-  const out = new BigUint64Array(Math.ceil(words / 64));
-  for (let b = 0; b < words; b++) {
-    if (v[2 * b] !== 0 || v[2 * b + 1] !== 0) out[b >> 6] |= 1n << BigInt(b & 63);
+/**
+ * Aggregated bit-vector at `off`: bit b set when 64-rule block b of `v` has
+ * any bit set; written as little-endian 32-bit halves.
+ */
+function writeSummary(w: Writer, off: number, v: Uint32Array, words: number): void {
+  for (let s = 0; 64 * s < words; s++) {
+    let lo = 0, hi = 0;
+    const end = Math.min(64, words - 64 * s);
+    for (let b = 0; b < end; b++) {
+      const at = 2 * (64 * s + b);
+      if ((v[at] | v[at + 1]) === 0) continue;
+      if (b < 32) lo |= 1 << b; else hi |= 1 << (b - 32);
+    }
+    w.u32(off + 8 * s, lo);
+    w.u32(off + 8 * s + 4, hi);
   }
-  return out;
 }
 
 function writeFamily(w: Writer, f: FamilyTable): number {
@@ -245,7 +275,7 @@ function writeFamily(w: Writer, f: FamilyTable): number {
   w.buf.set(new Uint8Array(f.base.buffer, f.base.byteOffset, f.words * 8), baseOff);
   w.u32(at + 8, baseOff);
   const baseSumOff = w.reserve(swords * 8);
-  summary(f.base, f.words).forEach((x, k) => w.u64(baseSumOff + k * 8, x));
+  writeSummary(w, baseSumOff, f.base, f.words);
   w.u32(at + 12, baseSumOff);
   f.dims.forEach((d, i) => {
     const da = at + 16 + i * DIM_SIZE;
@@ -257,7 +287,10 @@ function writeFamily(w: Writer, f: FamilyTable): number {
         const big = BigInt(k);
         w.u64(bOff + j * 16, big >> 64n);
         w.u64(bOff + j * 16 + 8, big & ((1n << 64n) - 1n));
-      } else w.u64(bOff + j * 8, k);
+      } else {
+        w.u32(bOff + j * 8, (k as number) % 0x100000000);
+        w.u32(bOff + j * 8 + 4, Math.floor((k as number) / 0x100000000));
+      }
     });
     w.align();
     const cOff = w.reserve(d.classes.length * 4);
@@ -266,7 +299,7 @@ function writeFamily(w: Writer, f: FamilyTable): number {
     const vOff = w.reserve(d.vectors.length * f.words * 8);
     d.vectors.forEach((v, j) => w.buf.set(new Uint8Array(v.buffer, v.byteOffset, f.words * 8), vOff + j * f.words * 8));
     const sOff = w.reserve(d.vectors.length * swords * 8);
-    d.vectors.forEach((v, j) => summary(v, f.words).forEach((x, k) => w.u64(sOff + (j * swords + k) * 8, x)));
+    d.vectors.forEach((v, j) => writeSummary(w, sOff + j * swords * 8, v, f.words));
     w.u8(da, d.field);
     w.u8(da + 1, d.wide ? 1 : 0);
     w.u32(da + 4, d.boundaries.length);
