@@ -31,9 +31,13 @@ export function markdownTable(rows: Row[]): string {
   return [line(cols), line(cols.map(() => '---')), ...rows.map((r) => line(cols.map((c) => r[c] ?? '')))].join('\n') + '\n';
 }
 
-/** Nanoseconds per item of a tinybench task that processes `items` items per iteration. */
+/**
+ * Nanoseconds per item of a tinybench task that processes `items` items per
+ * iteration: the median iteration (this class of shared VM has bursts of
+ * noise that move the mean by tens of percent).
+ */
 export function nsPerItem(task: { result?: unknown }, items: number): number {
-  const r = task.result as { latency?: { mean: number }; mean?: number } | undefined;
-  const ms = r?.latency?.mean ?? r?.mean ?? NaN;
+  const r = task.result as { latency?: { mean: number; p50?: number }; mean?: number; p50?: number } | undefined;
+  const ms = r?.latency?.p50 ?? r?.p50 ?? r?.latency?.mean ?? r?.mean ?? NaN;
   return (ms * 1e6) / items;
 }

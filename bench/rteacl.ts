@@ -11,7 +11,7 @@ import * as path from 'node:path';
 const ROOT = path.resolve(__dirname, '..', '..');
 
 export interface AclPeer {
-  run(rulesFile: string, tuples: Uint32Array): { build_ms: number; ns_per_packet: number; results: Int32Array } | { error: string };
+  run(rulesFile: string, tuples: Uint32Array, timeoutMs?: number): { build_ms: number; ns_per_packet: number; results: Int32Array } | { error: string };
   cleanup(): void;
 }
 
@@ -23,11 +23,12 @@ export function rteAclPeer(): AclPeer | string {
   const cc = spawnSync('sh', ['-c', `cc -O2 ${JSON.stringify(path.join(ROOT, 'bench', 'peers', 'acl_bench.c'))} ${cflags.stdout.trim()} -o ${JSON.stringify(bin)}`], { encoding: 'utf8' });
   if (cc.status !== 0) return `DPDK rte_acl not measured: building the peer failed: ${cc.stderr.trim().split('\n')[0]}`;
   return {
-    run(rulesFile, tuples) {
+    run(rulesFile, tuples, timeoutMs = 600_000) {
       const tfile = path.join(dir, 'tuples.bin');
       const ofile = path.join(dir, 'out.bin');
       fs.writeFileSync(tfile, Buffer.from(tuples.buffer, tuples.byteOffset, tuples.byteLength));
-      const r = spawnSync(bin, [rulesFile, tfile, ofile, '--no-huge', '-m', '3000', '--no-pci', '-l', '0', '--log-level=lib.eal:error'], { encoding: 'utf8', timeout: 600_000 });
+      const r = spawnSync(bin, [rulesFile, tfile, ofile, '--no-huge', '-m', '3000', '--no-pci', '-l', '0', '--log-level=lib.eal:error'], { encoding: 'utf8', timeout: timeoutMs });
+      if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return { error: `rte_acl gave up: no result within ${Math.round(timeoutMs / 1000)} s` };
       const line = (r.stdout ?? '').trim().split('\n').find((l) => l.startsWith('{'));
       if (r.status !== 0 || !line) return { error: `rte_acl failed: ${(r.stderr ?? '').trim().split('\n').slice(-1)[0] ?? r.status}` };
       const o = JSON.parse(line);

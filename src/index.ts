@@ -23,6 +23,6 @@ export { referenceEvaluate } from './reference/evaluate';
 export type { Decision } from './reference/evaluate';
 export { importIptables, importIptablesFile, loadIpset } from './iptables/import';
 export { loadClassbenchRules, parseClassbenchRules, loadTrace } from './classbench/classbench';
-export { generateTrace, synthesizeRules } from './classbench/generate';
+export { generateTrace, synthesizeRules, synthesizeClassbenchText } from './classbench/generate';
 export { attach, parseQueueRange } from './queue';
 export type { Attachment, AttachOptions, AttachStats } from './queue';

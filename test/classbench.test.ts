@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadClassbenchRules, parseClassbenchRules } from '../src/classbench/classbench';
-import { generateTrace, synthesizeRules } from '../src/classbench/generate';
+import { generateTrace, synthesizeRules, synthesizeClassbenchText } from '../src/classbench/generate';
 import { packTupleRules } from '../src/classbench/linear';
 import { compile } from '../src/compile/compile';
 import { IndexOptions, native } from '../src/native';
@@ -43,6 +43,25 @@ test('synthesised larger rule sets keep the equality (30k rules from fw1)', { sk
   const big = synthesizeRules(loadClassbenchRules(path.join(CLASSBENCH, 'fw1_1k')), 30_000, 3);
   assert.equal(big.rules.length, 30_000);
   agree('fw1 x30k', big, 5_000, 5);
+});
+
+test('synthesised ClassBench files draw every field from the seed and read back as rules', { skip: !available }, () => {
+  const seedText = fs.readFileSync(path.join(CLASSBENCH, 'ipc1_1k'), 'utf8');
+  const text = synthesizeClassbenchText(seedText, 3_000, 9);
+  assert.equal(synthesizeClassbenchText(seedText, 3_000, 9), text, 'deterministic for a seed');
+  const lines = text.trim().split('\n');
+  assert.equal(lines.length, 3_000);
+  const seedLines = seedText.split('\n').filter((l) => l.startsWith('@')).map((l) => l.trim().split(/\s+/));
+  const column = (rows: string[][], i: number): Set<string> => new Set(rows.map((f) => f[i]));
+  const got = lines.map((l) => l.trim().split(/\s+/));
+  for (const [i, what] of [[0, 'source'], [1, 'destination'], [8, 'protocol']] as const) {
+    const allowed = column(seedLines, i);
+    for (const f of got) assert.ok(allowed.has(f[i]), `${what} ${f[i]} is not in the seed`);
+    assert.ok(column(got, i).size > 1, `${what} varies`);
+  }
+  const policy = parseClassbenchRules(text);
+  assert.equal(policy.rules.length, 3_000);
+  agree('ipc1 synthesised text x3k', policy, 3_000, 21);
 });
 
 test('ClassBench files are read exactly, and bad lines are named', () => {

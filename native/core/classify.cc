@@ -288,17 +288,17 @@ void mapped_classes(const Dim& dim, const FieldMap& map, const uint64_t* keys, i
     for (int q = 0; q < k; q++) out[q] = keys[q] < map.direct_size ? direct[keys[q]] : map.above;
     return;
   }
-  const uint32_t* t = map.trie.data();
+  const uint16_t* t = map.trie.data();
   for (int q = 0; q < k; q++) {
     const uint64_t key = keys[q];
     if (key > 0xffffffffu) {
       out[q] = narrow_class(dim, map, key);
       continue;
     }
-    uint32_t e = t[key >> 16];
+    uint16_t e = t[key >> 16];
     if (e & FieldMap::kChunk) {
-      e = t[(e & ~FieldMap::kChunk) + ((key >> 8) & 255)];
-      if (e & FieldMap::kChunk) e = t[(e & ~FieldMap::kChunk) + (key & 255)];
+      e = t[FieldMap::chunk_offset(e) + ((key >> 8) & 255)];
+      if (e & FieldMap::kChunk) e = t[FieldMap::chunk_offset(e) + (key & 255)];
     }
     out[q] = e;
   }
@@ -356,7 +356,11 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
   const int stages = static_cast<int>(fx.stages.size());
   for (int s = 0; s < stages; s++) {
     const Stage& st = fx.stages[s];
-    for (int q = 0; q < k; q++) cls[F + s][q] = st.map[size_t(cls[st.a][q]) * st.b_count + cls[st.b][q]];
+    if (st.map16.empty()) {
+      for (int q = 0; q < k; q++) cls[F + s][q] = st.map[size_t(cls[st.a][q]) * st.b_count + cls[st.b][q]];
+    } else {
+      for (int q = 0; q < k; q++) cls[F + s][q] = st.map16[size_t(cls[st.a][q]) * st.b_count + cls[st.b][q]];
+    }
   }
   const bool final = stages > 0 && fx.stages.back().final;
   Lookup lk[kLanes];

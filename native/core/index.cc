@@ -9,7 +9,6 @@ namespace nfsieve {
 namespace {
 
 constexpr uint64_t kDirectLimit = uint64_t(1) << 17;
-constexpr size_t kTrieMaxEntries = size_t(1) << 22;  // 16 MiB per field at most
 
 // Number of boundaries <= key: the key's elementary interval.
 uint32_t interval_narrow(const Dim& dim, uint64_t key) {
@@ -32,37 +31,38 @@ void build_direct(const Dim& dim, FieldMap* m) {
 // Entry for the keys [lo, lo + span), `at` being the number of boundaries
 // <= lo: their class when no boundary falls strictly inside, else a chunk of
 // 256 sub-entries. Boundaries are swept once, left to right.
-bool trie_entry(const Dim& dim, uint64_t lo, uint64_t span, uint32_t at, size_t max_entries, std::vector<uint32_t>* t,
-                uint32_t* entry) {
+bool trie_entry(const Dim& dim, uint64_t lo, uint64_t span, uint32_t at, size_t max_entries, std::vector<uint16_t>* t,
+                uint16_t* entry) {
   const uint32_t n = dim.boundary_count;
   if (at == n || dim.boundaries[at] >= lo + span) {
-    *entry = dim.classes[at];
+    *entry = static_cast<uint16_t>(dim.classes[at]);
     return true;
   }
-  size_t off = t->size();
-  if (off + 256 > max_entries) return false;
+  const size_t off = t->size();
+  const uint32_t chunk = static_cast<uint32_t>((off - 65536) >> 8);
+  if (off + 256 > max_entries || chunk >= FieldMap::kMaxChunks) return false;
   t->resize(off + 256);
   const uint64_t sub = span / 256;
   for (uint32_t i = 0; i < 256; i++) {
     const uint64_t sub_lo = lo + i * sub;
     while (at < n && dim.boundaries[at] <= sub_lo) at++;
-    uint32_t e;
+    uint16_t e;
     if (!trie_entry(dim, sub_lo, sub, at, max_entries, t, &e)) return false;
     (*t)[off + i] = e;
   }
-  *entry = FieldMap::kChunk | static_cast<uint32_t>(off);
+  *entry = static_cast<uint16_t>(FieldMap::kChunk | chunk);
   return true;
 }
 
 bool build_trie(const Dim& dim, size_t max_bytes, FieldMap* m) {
-  std::vector<uint32_t>& t = m->trie;
-  const size_t max_entries = std::min(kTrieMaxEntries, max_bytes / 4);
+  std::vector<uint16_t>& t = m->trie;
+  const size_t max_entries = max_bytes / 2;
   t.assign(65536, 0);
   uint32_t at = 0;
   for (uint32_t top = 0; top < 65536; top++) {
     const uint64_t lo = uint64_t(top) << 16;
     while (at < dim.boundary_count && dim.boundaries[at] <= lo) at++;
-    uint32_t e;
+    uint16_t e;
     if (!trie_entry(dim, lo, 65536, at, max_entries, &t, &e)) {
       t.clear();
       t.shrink_to_fit();
@@ -80,7 +80,7 @@ FieldMap make_map(const Dim& dim, size_t trie_bytes) {
   const uint32_t n = dim.boundary_count;
   const uint64_t last = n ? dim.boundaries[n - 1] : 0;
   if (last < kDirectLimit && dim.vector_count <= 65536) build_direct(dim, &m);
-  else if (dim.vector_count < FieldMap::kChunk) build_trie(dim, trie_bytes, &m);
+  else if (dim.vector_count <= FieldMap::kChunk) build_trie(dim, trie_bytes, &m);
   return m;
 }
 
@@ -135,6 +135,39 @@ inline uint64_t mix(uint64_t h, uint64_t x) {
   return h * 0xff51afd7ed558ccdull;
 }
 
+// Half the memory for a map whose values all fit 16 bits.
+void narrow_map(Stage* s, uint32_t max_value) {
+  if (max_value > 0xffff) return;
+  s->map16.assign(s->map.begin(), s->map.end());
+  s->map.clear();
+  s->map.shrink_to_fit();
+}
+
+// A final stage: the first rule in the AND of each pair (rule_count: none).
+void first_candidates(const Family& f, uint32_t rules, const Operand& A, const Operand& B, Stage* s) {
+  const uint32_t W = f.words, S = f.summary_words;
+  for (uint32_t i = 0; i < A.count; i++) {
+    const uint64_t* av = A.vectors + size_t(i) * W;
+    const uint64_t* as = A.summaries + size_t(i) * S;
+    for (uint32_t j = 0; j < B.count; j++) {
+      const uint64_t* bv = B.vectors + size_t(j) * W;
+      const uint64_t* bs = B.summaries + size_t(j) * S;
+      uint32_t& out = s->map[size_t(i) * B.count + j];
+      out = rules;
+      for (uint32_t sw = 0; sw < S && out == rules; sw++) {
+        for (uint64_t bits = as[sw] & bs[sw] & f.base_summary[sw]; bits; bits &= bits - 1) {
+          uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+          uint64_t x = av[w] & bv[w] & f.base[w];
+          if (x) {
+            out = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
+            break;
+          }
+        }
+      }
+    }
+  }
+}
+
 // One stage: every (class of a, class of b) pair. Returns false (stage
 // unusable) when the memory budget runs out.
 bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B, bool final, size_t limit, Stage* s) {
@@ -145,6 +178,11 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
   s->map.assign(size_t(A.count) * B.count, 0);
   limit -= s->map.size() * 4;
   VectorStore store(W, s);
+  if (final) {
+    first_candidates(f, rules, A, B, s);
+    narrow_map(s, rules);
+    return true;
+  }
   std::vector<uint64_t> v(W, 0), sv(S, 0);
   for (uint32_t i = 0; i < A.count; i++) {
     const uint64_t* av = A.vectors + size_t(i) * W;
@@ -153,20 +191,6 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
       const uint64_t* bv = B.vectors + size_t(j) * W;
       const uint64_t* bs = B.summaries + size_t(j) * S;
       uint32_t& out = s->map[size_t(i) * B.count + j];
-      if (final) {
-        out = rules;
-        for (uint32_t sw = 0; sw < S && out == rules; sw++) {
-          for (uint64_t bits = as[sw] & bs[sw] & f.base_summary[sw]; bits; bits &= bits - 1) {
-            uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
-            uint64_t x = av[w] & bv[w] & f.base[w];
-            if (x) {
-              out = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
-              break;
-            }
-          }
-        }
-        continue;
-      }
       uint64_t h = 0;
       for (uint32_t sw = 0; sw < S; sw++) {
         uint64_t exact = 0;
@@ -187,20 +211,21 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
     }
   }
   s->count = store.size();
+  narrow_map(s, s->count - 1);
   return true;
 }
 
-size_t stage_bytes(const Stage& s) { return (s.map.size() * 4) + (s.vectors.size() + s.summaries.size()) * 8; }
+size_t stage_bytes(const Stage& s) { return s.map.size() * 4 + s.map16.size() * 2 + (s.vectors.size() + s.summaries.size()) * 8; }
 
 }  // namespace
 
 uint32_t narrow_class(const Dim& dim, const FieldMap& m, uint64_t key) {
   if (m.kind == FieldMap::kDirect) return key < m.direct_size ? m.direct[key] : m.above;
   if (m.kind == FieldMap::kTrie && key <= 0xffffffffu) {
-    uint32_t e = m.trie[key >> 16];
+    uint16_t e = m.trie[key >> 16];
     if (e & FieldMap::kChunk) {
-      e = m.trie[(e & ~FieldMap::kChunk) + ((key >> 8) & 255)];
-      if (e & FieldMap::kChunk) e = m.trie[(e & ~FieldMap::kChunk) + (key & 255)];
+      e = m.trie[FieldMap::chunk_offset(e) + ((key >> 8) & 255)];
+      if (e & FieldMap::kChunk) e = m.trie[FieldMap::chunk_offset(e) + (key & 255)];
     }
     return e;
   }
@@ -217,7 +242,7 @@ void LookupIndex::build(const Table& table, const Family& f, const IndexLimits& 
   for (int i = 0; i < F; i++) {
     // A trie may cost up to half the table (at least 1 MiB); past that the search stays.
     out->maps.push_back(make_map(f.dims[i], std::max<size_t>(size_t(1) << 20, table.byte_size() / 2)));
-    bytes_ += out->maps.back().direct.size() * 2 + out->maps.back().trie.size() * 4;
+    bytes_ += out->maps.back().direct.size() * 2 + out->maps.back().trie.size() * 2;
     Operand o;
     o.count = f.dims[i].vector_count;
     o.vectors = f.dims[i].vectors;

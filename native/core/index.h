@@ -36,8 +36,11 @@ struct FieldMap {
   uint32_t direct_size = 0;        // kDirect: keys < direct_size index `direct`
   uint32_t above = 0;              // kDirect: class of every key >= direct_size
   std::vector<uint16_t> direct;
-  std::vector<uint32_t> trie;      // kTrie: 65536 first-level entries, then 256-entry chunks
-  static constexpr uint32_t kChunk = 0x80000000u;  // entry flag: the rest is a chunk offset
+  std::vector<uint16_t> trie;      // kTrie: 65536 first-level entries, then 256-entry chunks
+  static constexpr uint16_t kChunk = 0x8000;  // entry flag: the rest is a chunk number
+  static constexpr uint32_t kMaxChunks = 0x8000;
+  // Entry e of a trie: a class, or the chunk at chunk_offset(e).
+  static uint32_t chunk_offset(uint16_t e) { return 65536 + (uint32_t(e & 0x7fff) << 8); }
 };
 
 // An operand of the final AND: a field, or a stage's result.
@@ -55,7 +58,8 @@ struct Stage {
   uint32_t b_count = 0;
   uint32_t count = 0;               // classes it produces (not final)
   bool final = false;
-  std::vector<uint32_t> map;
+  std::vector<uint32_t> map;       // (a, b) -> a * b_count + b; empty when map16 holds it
+  std::vector<uint16_t> map16;     // the same in half the memory, when every value fits
   std::vector<uint64_t> vectors, summaries;  // not final: count x words, count x summary words
 };
 

@@ -81,3 +81,27 @@ export function synthesizeRules(seed: Policy, count: number, rngSeed = 1): Polic
   }
   return { source: `${seed.source} x${count}`, default: 'drop', rules, sets: new Map() };
 }
+
+/**
+ * The same synthesis on ClassBench text: a rule file of `count` lines whose
+ * source, destination, port pair and protocol each come from a randomly
+ * chosen line of `seed` (the format other ClassBench tools, and DPDK's
+ * test-acl, read). Comment and blank lines of the seed are ignored.
+ */
+export function synthesizeClassbenchText(seed: string, count: number, rngSeed = 1): string {
+  const lines = seed.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('@'));
+  if (lines.length === 0) throw new Error('the seed has no ClassBench rules');
+  const fields = lines.map((l) => {
+    const m = /^@(\S+)\s+(\S+)\s+(\d+\s*:\s*\d+)\s+(\d+\s*:\s*\d+)\s+(0x[0-9a-fA-F]+\/0x[0-9a-fA-F]+)(\s+0x[0-9a-fA-F]+\/0x[0-9a-fA-F]+)?\s*$/.exec(l);
+    if (!m) throw new Error(`not a ClassBench rule: ${l}`);
+    return { src: m[1], dst: m[2], ports: `${m[3]}\t${m[4]}`, proto: m[5] };
+  });
+  const r = new Random(rngSeed);
+  const pick = (): (typeof fields)[number] => fields[r.below(fields.length)];
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const src = pick().src, dst = pick().dst, ports = pick().ports, proto = pick().proto;
+    out.push(`@${src}\t${dst}\t${ports}\t${proto}\t0x0000/0x0000`);
+  }
+  return out.join('\n') + '\n';
+}
