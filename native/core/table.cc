@@ -40,10 +40,12 @@ class TableLoader {
   bool load(const uint8_t* data, size_t size) {
     if (size < kHeaderSize) return fail("table too short for its header (" + std::to_string(size) + " bytes)");
     if (size > 0xffffffffu) return fail("table larger than 4 GiB");
-    t_->storage_.assign((size + 7) / 8, 0);
-    std::memcpy(t_->storage_.data(), data, size);
+    const size_t words = (size + 7) / 8;
+    t_->storage_.reset(new uint64_t[words]);
+    t_->storage_[words - 1] = 0;  // the padding after the last byte
+    std::memcpy(t_->storage_.get(), data, size);
     t_->size_ = size;
-    bytes_ = reinterpret_cast<const uint8_t*>(t_->storage_.data());
+    bytes_ = reinterpret_cast<const uint8_t*>(t_->storage_.get());
     size_ = size;
     if (u32(0) != kTableMagic) return fail("not an nfsieve table (bad magic)");
     if (u16(4) != kTableVersion) return fail("table version " + std::to_string(u16(4)) + " is not supported (this build reads version 1)");

@@ -97,7 +97,7 @@ class Table {
   size_t byte_size() const { return size_; }
 
  private:
-  std::vector<uint64_t> storage_;  // the table, 8-byte aligned
+  std::unique_ptr<uint64_t[]> storage_;  // the table, 8-byte aligned (not zero-filled first: it is copied over)
   size_t size_ = 0;
   uint32_t rule_count_ = 0;
   uint8_t default_verdict_ = 0;

@@ -35,8 +35,9 @@ export interface DimTable {
   boundaries: Key[];
   /** Vector index of each elementary interval (B + 1 entries). */
   classes: Uint32Array;
-  /** Distinct vectors, each `words` u64 words as 2*words u32 (little-endian). */
-  vectors: Uint32Array[];
+  /** Distinct vectors, back to back, each `words` u64 words as 2*words u32 (little-endian). */
+  vectors: Uint32Array;
+  vectorCount: number;
   /** Mean number of rules in the vector of an elementary interval (lower: more selective). */
   density: number;
 }
@@ -49,8 +50,9 @@ export interface FamilyTable {
 
 const cmp = (a: Key, b: Key): number => (a < b ? -1 : a > b ? 1 : 0);
 
-function equalWords(a: Uint32Array, b: Uint32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+/** Whether pool[at, at + v.length) equals v. */
+function equalAt(pool: Uint32Array, at: number, v: Uint32Array): boolean {
+  for (let i = 0; i < v.length; i++) if (pool[at + i] !== v[i]) return false;
   return true;
 }
 
@@ -143,7 +145,10 @@ function buildDim(field: Field, family: 4 | 6, rules: (FamilyRule | null)[], u32
   }
   let onesTotal = 0;
   const count = new Int32Array(n);
-  const vectors: Uint32Array[] = [];
+  // One growing pool for all vectors: a typed array per vector would make
+  // thousands of ArrayBuffers for the garbage collector at 100k rules.
+  let pool = new Uint32Array(Math.max(u32s, 1) * 16);
+  let vectorCount = 0;
   const byHash = new Map<number, number[]>();
   const classes: number[] = [];
   const points: Key[] = [];
@@ -156,13 +161,19 @@ function buildDim(field: Field, family: 4 | 6, rules: (FamilyRule | null)[], u32
     const bucket = byHash.get(hash);
     if (bucket) {
       for (const idx of bucket) {
-        if (equalWords(vectors[idx], cur)) { classes.push(idx); onesTotal += ones; return; }
+        if (equalAt(pool, idx * u32s, cur)) { classes.push(idx); onesTotal += ones; return; }
       }
     }
-    vectors.push(cur.slice());
+    if ((vectorCount + 1) * u32s > pool.length) {
+      const bigger = new Uint32Array(pool.length * 2);
+      bigger.set(pool);
+      pool = bigger;
+    }
+    pool.set(cur, vectorCount * u32s);
+    vectorCount++;
     onesTotal += ones;
-    if (bucket) bucket.push(vectors.length - 1); else byHash.set(hash, [vectors.length - 1]);
-    classes.push(vectors.length - 1);
+    if (bucket) bucket.push(vectorCount - 1); else byHash.set(hash, [vectorCount - 1]);
+    classes.push(vectorCount - 1);
   };
   const { keys, rules: er, deltas } = ev;
   let k = 0;
@@ -196,5 +207,5 @@ function buildDim(field: Field, family: 4 | 6, rules: (FamilyRule | null)[], u32
     points.push(key);
     snapshot();
   }
-  return { field, wide: info.wide, boundaries: points, classes: Uint32Array.from(classes), vectors, density: onesTotal / classes.length };
+  return { field, wide: info.wide, boundaries: points, classes: Uint32Array.from(classes), vectors: pool.subarray(0, vectorCount * u32s), vectorCount, density: onesTotal / classes.length };
 }

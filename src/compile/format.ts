@@ -61,8 +61,12 @@ export function crc32Slicing(bytes: Uint8Array, from = 0, to = bytes.length): nu
 }
 
 class Writer {
-  buf = new Uint8Array(1 << 16);
-  view = new DataView(this.buf.buffer);
+  buf: Uint8Array;
+  view: DataView;
+  constructor(capacity: number) {
+    this.buf = new Uint8Array(Math.max(1 << 16, capacity));
+    this.view = new DataView(this.buf.buffer);
+  }
   size = 0;
   reserve(n: number): number {
     const at = this.size;
@@ -94,8 +98,16 @@ export interface TableInput {
 }
 
 /** Serialise a compiled policy. */
+/** Bytes the families' sections take (the bulk of a large table), so the writer allocates once. */
+function familyBytes(f: FamilyTable): number {
+  const swords = Math.ceil(f.words / 64);
+  let n = 64 + f.words * 8 + swords * 8;
+  for (const d of f.dims) n += 64 + d.boundaries.length * (d.wide ? 16 : 8) + d.classes.length * 4 + d.vectorCount * (f.words + swords) * 8;
+  return n;
+}
+
 export function writeTable(t: TableInput): Uint8Array {
-  const w = new Writer();
+  const w = new Writer(familyBytes(t.families[4]) + familyBytes(t.families[6]) + t.rules.length * 64 + (1 << 16));
   w.reserve(HEADER_SIZE);
   // Strings: interface patterns and set names.
   const strings: string[] = [];
@@ -241,21 +253,22 @@ export function writeTable(t: TableInput): Uint8Array {
   w.u32(h + 56, t.sets.length);
   w.u32(h + 60, refsOff);
   w.u32(h + 64, refs.length);
-  const out = w.buf.slice(0, total);
+  // Sized right from the start: a view, not another copy, unless much was left over.
+  const out = w.buf.length - total <= (1 << 20) + total / 8 ? w.buf.subarray(0, total) : w.buf.slice(0, total);
   new DataView(out.buffer).setUint32(12, crc32(out, 16, total), true);
   return out;
 }
 
 /**
- * Aggregated bit-vector at `off`: bit b set when 64-rule block b of `v` has
- * any bit set; written as little-endian 32-bit halves.
+ * Aggregated bit-vector at `off`: bit b set when 64-rule block b of the
+ * vector at v[start..] has any bit set; written as little-endian 32-bit halves.
  */
-function writeSummary(w: Writer, off: number, v: Uint32Array, words: number): void {
+function writeSummary(w: Writer, off: number, v: Uint32Array, start: number, words: number): void {
   for (let s = 0; 64 * s < words; s++) {
     let lo = 0, hi = 0;
     const end = Math.min(64, words - 64 * s);
     for (let b = 0; b < end; b++) {
-      const at = 2 * (64 * s + b);
+      const at = start + 2 * (64 * s + b);
       if ((v[at] | v[at + 1]) === 0) continue;
       if (b < 32) lo |= 1 << b; else hi |= 1 << (b - 32);
     }
@@ -275,7 +288,7 @@ function writeFamily(w: Writer, f: FamilyTable): number {
   w.buf.set(new Uint8Array(f.base.buffer, f.base.byteOffset, f.words * 8), baseOff);
   w.u32(at + 8, baseOff);
   const baseSumOff = w.reserve(swords * 8);
-  writeSummary(w, baseSumOff, f.base, f.words);
+  writeSummary(w, baseSumOff, f.base, 0, f.words);
   w.u32(at + 12, baseSumOff);
   f.dims.forEach((d, i) => {
     const da = at + 16 + i * DIM_SIZE;
@@ -296,17 +309,17 @@ function writeFamily(w: Writer, f: FamilyTable): number {
     const cOff = w.reserve(d.classes.length * 4);
     w.buf.set(new Uint8Array(d.classes.buffer, d.classes.byteOffset, d.classes.byteLength), cOff);
     w.align();
-    const vOff = w.reserve(d.vectors.length * f.words * 8);
-    d.vectors.forEach((v, j) => w.buf.set(new Uint8Array(v.buffer, v.byteOffset, f.words * 8), vOff + j * f.words * 8));
-    const sOff = w.reserve(d.vectors.length * swords * 8);
-    d.vectors.forEach((v, j) => writeSummary(w, sOff + j * swords * 8, v, f.words));
+    const vOff = w.reserve(d.vectorCount * f.words * 8);
+    w.buf.set(new Uint8Array(d.vectors.buffer, d.vectors.byteOffset, d.vectorCount * f.words * 8), vOff);
+    const sOff = w.reserve(d.vectorCount * swords * 8);
+    for (let j = 0; j < d.vectorCount; j++) writeSummary(w, sOff + j * swords * 8, d.vectors, j * f.words * 2, f.words);
     w.u8(da, d.field);
     w.u8(da + 1, d.wide ? 1 : 0);
     w.u32(da + 4, d.boundaries.length);
     w.u32(da + 8, bOff);
     w.u32(da + 12, cOff);
     w.u32(da + 16, vOff);
-    w.u32(da + 20, d.vectors.length);
+    w.u32(da + 20, d.vectorCount);
     w.u32(da + 24, sOff);
   });
   return at;
