@@ -3,6 +3,7 @@
  * docs/benchmarks.md with the machine, Node version and date.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { benchDecode } from './decode';
 import { benchNfqueue } from './nfqueue';
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
     'Traces: 100,000 headers generated from each rule set (a rule, a random point in it, Pareto-distributed repeats); the 100k sets are synthesised from the 10k ones (each field of a rule drawn from a random seed rule). "lookup" is one native call for the whole trace (tinybench, median iteration); "build" is compile + load (lookup index included), the best of three in one process, with the first (cold JIT) in parentheses. The linear scan (native C++) and the TypeScript reference run on a sample of the trace. Every run checks that the table equals the linear scan on all 100,000 headers, and the reference on its sample. ' + cb.note + '\n',
     markdownTable(cb.rows), '\n![ns per packet against rule count](benchmarks.svg)\n',
     '### Targets (docs/algorithm.md explains the gaps)\n', markdownTable(targets), '\n', markdownTable(cb.extra));
-  fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.svg'), chartSvg(cb.results, `ClassBench lookups, ${m.split(',')[0]}`));
+  fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.svg'), chartSvg(cb.results, `ClassBench lookups, one thread: ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`));
   process.stderr.write('NFQUEUE throughput...\n');
   const nfq = await benchNfqueue();
   process.stdout.write(markdownTable(nfq.rows) + nfq.note + '\n');
