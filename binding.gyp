@@ -9,6 +9,7 @@
         "native/core/sets.cc",
         "native/core/classify.cc",
         "native/core/index.cc",
+        "native/core/sweep.cc",
         "native/core/linear.cc",
         "native/nfqueue/nfq_socket.cc",
         "native/nfqueue/engine.cc",

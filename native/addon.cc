@@ -11,6 +11,7 @@
 
 #include "core/decode.h"
 #include "core/linear.h"
+#include "core/sweep.h"
 #include "glue.h"
 #include "nfqueue/packet_tx.h"
 
@@ -103,6 +104,46 @@ Napi::Value LinearClassifyTuples(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// A typed array over a vector's memory, which the array then owns (no copy).
+template <typename T>
+Napi::ArrayBuffer adopt(Napi::Env env, std::vector<T>&& v) {
+  auto* owned = new std::vector<T>(std::move(v));
+  if (owned->empty()) owned->reserve(1);
+  return Napi::ArrayBuffer::New(env, owned->data(), owned->size() * sizeof(T),
+                                [](Napi::Env, void*, std::vector<T>* hint) { delete hint; }, owned);
+}
+
+// sweepField(lo: Float64Array, hi: Float64Array, rule: Uint32Array, always: Uint32Array, rules, top)
+//   -> { boundaries: Float64Array, classes: Uint32Array, vectors: Uint32Array, vectorCount, density }
+// The compiler's sweep of one narrow field (native/core/sweep.h).
+Napi::Value SweepField(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "sweepField(Float64Array, Float64Array, Uint32Array, Uint32Array, rules, top)";
+  const napi_typedarray_type want[4] = {napi_float64_array, napi_float64_array, napi_uint32_array, napi_uint32_array};
+  for (int i = 0; i < 4; i++)
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != want[i]) throw Napi::TypeError::New(env, usage);
+  if (!info[4].IsNumber() || !info[5].IsNumber()) throw Napi::TypeError::New(env, usage);
+  Napi::Float64Array lo = info[0].As<Napi::Float64Array>(), hi = info[1].As<Napi::Float64Array>();
+  Napi::Uint32Array rule = info[2].As<Napi::Uint32Array>(), always = info[3].As<Napi::Uint32Array>();
+  if (hi.ElementLength() != lo.ElementLength() || rule.ElementLength() != lo.ElementLength())
+    throw Napi::RangeError::New(env, "sweepField: lo, hi and rule must have one entry per interval");
+  double rules = info[4].As<Napi::Number>().DoubleValue();
+  if (!(rules >= 0 && rules < 4294967296.0)) throw Napi::RangeError::New(env, "sweepField: bad rule count");
+  nfsieve::SweepInput in{lo.Data(), hi.Data(), rule.Data(), lo.ElementLength(), always.Data(), always.ElementLength(),
+                         static_cast<uint32_t>(rules), info[5].As<Napi::Number>().DoubleValue()};
+  nfsieve::SweepResult r;
+  const char* error = nullptr;
+  if (!nfsieve::sweep_field(in, &r, &error)) throw Napi::RangeError::New(env, std::string("sweepField: ") + error);
+  const size_t b = r.boundaries.size(), c = r.classes.size(), v = r.vectors.size();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("boundaries", Napi::Float64Array::New(env, b, adopt(env, std::move(r.boundaries)), 0));
+  o.Set("classes", Napi::Uint32Array::New(env, c, adopt(env, std::move(r.classes)), 0));
+  o.Set("vectors", Napi::Uint32Array::New(env, 2 * v, adopt(env, std::move(r.vectors)), 0));
+  o.Set("vectorCount", Napi::Number::New(env, r.vector_count));
+  o.Set("density", Napi::Number::New(env, r.density));
+  return o;
+}
+
 Napi::Value MalformedNames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array names = Napi::Array::New(env, nfsieve::kMalformedCount);
@@ -120,6 +161,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeBatch", Napi::Function::New(env, DecodeBatch));
   exports.Set("sendFrames", Napi::Function::New(env, SendFrames));
   exports.Set("linearClassifyTuples", Napi::Function::New(env, LinearClassifyTuples));
+  exports.Set("sweepField", Napi::Function::New(env, SweepField));
   exports.Set("malformedNames", Napi::Function::New(env, MalformedNames));
   exports.Set("recordSize", Napi::Number::New(env, sizeof(Decoded)));
   return exports;

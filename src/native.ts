@@ -95,6 +95,14 @@ export interface NativeAddon {
   sendFrames(ifname: string, frames: Uint8Array[], repeat?: number): number;
   /** First-match linear scan over packed 5-tuple rules (see src/classbench/linear.ts); out[i] = rule or -1. */
   linearClassifyTuples(rules: Uint32Array, tuples: Uint32Array, out: Int32Array): number;
+  /**
+   * The compiler's sweep of one narrow field (native/core/sweep.h): interval i
+   * (keys lo[i]..hi[i]) belongs to rule[i]; `always` rules accept every key.
+   * Same result as the TypeScript sweep in src/compile/build.ts.
+   */
+  sweepField(lo: Float64Array, hi: Float64Array, rule: Uint32Array, always: Uint32Array, rules: number, top: number): {
+    boundaries: Float64Array; classes: Uint32Array; vectors: Uint32Array; vectorCount: number; density: number;
+  };
   /** Malformed-reason names indexed by code; index 0 (no problem) is null. */
   malformedNames(): (string | null)[];
   readonly recordSize: number;

@@ -7,6 +7,8 @@ import { compile } from '../src/compile/compile';
 import { crc32, crc32Slicing } from '../src/compile/format';
 import { loadPolicyFile } from '../src/policy/parse';
 import { Rng, randomFrame } from './support/packets';
+import { randomPolicy } from './support/policies';
+import { definePolicy } from '../src/policy/define';
 import { ROOT } from './support/compare';
 
 const table = compile(loadPolicyFile(path.join(ROOT, 'examples', 'freeswan-gateway.yaml'))).table;
@@ -99,4 +101,29 @@ test('the table checksum is the standard CRC-32 on both paths (zlib and the port
   for (const [from, to] of [[0, 0], [0, 1], [3, 11], [5, 4096], [0, rng.length], [17, rng.length - 5]]) {
     assert.equal(crc32Slicing(rng, from, to), crc32(rng, from, to), `bytes ${from}..${to}`);
   }
+});
+
+test('the native sweep writes byte-identical tables to the TypeScript one: 300 random policies and the example policies', () => {
+  const rng = new Rng(4242);
+  const policies = Array.from({ length: 300 }, () => definePolicy(randomPolicy(rng, 1 + rng.int(120))));
+  for (const name of fs.readdirSync(path.join(ROOT, 'examples'))) policies.push(loadPolicyFile(path.join(ROOT, 'examples', name)));
+  policies.forEach((policy, i) => {
+    const js = compile(policy, { analyse: false, sweep: 'js' }).table;
+    const nat = compile(policy, { analyse: false, sweep: 'native' }).table;
+    assert.ok(Buffer.from(js).equals(Buffer.from(nat)), `policy ${i} (${policy.source}): tables differ`);
+  });
+});
+
+test('the native sweep refuses out-of-range input instead of trusting it', () => {
+  const f = (lo: number[], hi: number[], rule: number[], rules: number, top = 65535): unknown =>
+    native().sweepField(Float64Array.from(lo), Float64Array.from(hi), Uint32Array.from(rule), new Uint32Array(0), rules, top);
+  assert.throws(() => f([5], [4], [0], 1), /interval out of range/);
+  assert.throws(() => f([0], [70000], [0], 1), /interval out of range/);
+  assert.throws(() => f([0.5], [3], [0], 1), /interval out of range/);
+  assert.throws(() => f([0], [3], [1], 1), /rule index out of range/);
+  assert.throws(() => f([0], [3, 4], [0], 1), /one entry per interval/);
+  const ok = f([10, 20], [19, 29], [0, 1], 2) as { boundaries: Float64Array; classes: Uint32Array; vectorCount: number };
+  assert.deepEqual([...ok.boundaries], [10, 20, 30]);
+  assert.deepEqual([...ok.classes], [0, 1, 2, 0]);
+  assert.equal(ok.vectorCount, 3);
 });

@@ -27,6 +27,7 @@
  */
 import { Field, fieldInfo } from './fields';
 import { FamilyRule, Interval, Key } from './normalize';
+import { native } from '../native';
 
 export interface DimTable {
   field: Field;
@@ -57,7 +58,7 @@ function equalAt(pool: Uint32Array, at: number, v: Uint32Array): boolean {
 }
 
 /** Build the table of one family from its normalised rules (null = cannot match). */
-export function buildFamily(rules: (FamilyRule | null)[], family: 4 | 6): FamilyTable {
+export function buildFamily(rules: (FamilyRule | null)[], family: 4 | 6, sweep?: 'native' | 'js'): FamilyTable {
   const n = rules.length;
   const words = Math.ceil(n / 64);
   const u32s = words * 2;
@@ -67,12 +68,39 @@ export function buildFamily(rules: (FamilyRule | null)[], family: 4 | 6): Family
   for (const r of rules) if (r) for (const f of r.dims.keys()) fields.add(f);
   const dims: DimTable[] = [];
   for (const field of [...fields].sort((a, b) => a - b)) {
-    dims.push(buildDim(field, family, rules, u32s));
+    const info = fieldInfo(field, family);
+    const fast = !info.wide && sweep !== 'js' ? nativeSweep(sweep === 'native') : null;
+    dims.push(fast ? nativeDim(fast, field, info.max as number, rules) : buildDim(field, family, rules, u32s));
   }
   // Most selective fields first: the evaluator ANDs vectors in table order
   // and stops at the first zero word, so sparse vectors should come early.
   dims.sort((a, b) => a.density - b.density);
   return { words, base, dims };
+}
+
+type Sweep = ReturnType<typeof native>['sweepField'];
+
+/** The addon's sweep; null (the TypeScript one is used) when the addon does not load, unless it is required. */
+function nativeSweep(required: boolean): Sweep | null {
+  try {
+    return native().sweepField;
+  } catch (e) {
+    if (required) throw e;
+    return null;
+  }
+}
+
+/** One narrow field through the addon's sweep (native/core/sweep.h), same result as buildDim(). */
+function nativeDim(sweep: Sweep, field: Field, top: number, rules: (FamilyRule | null)[]): DimTable {
+  const lo: number[] = [], hi: number[] = [], owner: number[] = [], always: number[] = [];
+  rules.forEach((r, i) => {
+    if (!r) return;
+    const ivs = r.dims.get(field);
+    if (!ivs) { always.push(i); return; }
+    for (const iv of ivs) { lo.push(iv.lo as number); hi.push(iv.hi as number); owner.push(i); }
+  });
+  const out = sweep(Float64Array.from(lo), Float64Array.from(hi), Uint32Array.from(owner), Uint32Array.from(always), rules.length, top);
+  return { field, wide: false, boundaries: Array.from(out.boundaries), classes: out.classes, vectors: out.vectors, vectorCount: out.vectorCount, density: out.density };
 }
 
 /** Rule events of one field, sorted by key: at keys[i], rule rules[i] enters (delta +1) or leaves (-1). */

@@ -22,7 +22,11 @@ export interface CompiledPolicy {
 /** Above this many rules the pairwise shadow analysis is skipped (it is quadratic). */
 export const SHADOW_ANALYSIS_LIMIT = 4000;
 
-export function compile(policy: Policy, options: { analyse?: boolean } = {}): CompiledPolicy {
+/**
+ * `sweep`: 'native' (the default when the addon loads) or 'js' (the
+ * TypeScript sweep, the reference the native one is tested against).
+ */
+export function compile(policy: Policy, options: { analyse?: boolean; sweep?: 'native' | 'js' } = {}): CompiledPolicy {
   const t0 = performance.now();
   const v4 = policy.rules.map((r) => normalize(r, 4));
   const v6 = policy.rules.map((r) => normalize(r, 6));
@@ -36,7 +40,7 @@ export function compile(policy: Policy, options: { analyse?: boolean } = {}): Co
     rules: policy.rules,
     residuals,
     defaultVerdict: policy.default,
-    families: { 4: buildFamily(v4, 4), 6: buildFamily(v6, 6) },
+    families: { 4: buildFamily(v4, 4, options.sweep), 6: buildFamily(v6, 6, options.sweep) },
     sets: [...policy.sets.values()],
     flags: (needs.ctstate ? FLAG_NEEDS_CTSTATE : 0) | (needs.interfaces ? FLAG_NEEDS_INTERFACES : 0) | (needs.mark ? FLAG_NEEDS_MARK : 0),
   });
