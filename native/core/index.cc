@@ -28,47 +28,44 @@ void build_direct(const Dim& dim, FieldMap* m) {
   }
 }
 
-// Entry for the keys [lo, lo + span), `at` being the number of boundaries
-// <= lo: their class when no boundary falls strictly inside, else a chunk of
-// 256 sub-entries. Boundaries are swept once, left to right.
-bool trie_entry(const Dim& dim, uint64_t lo, uint64_t span, uint32_t at, size_t max_entries, std::vector<uint16_t>* t,
-                uint16_t* entry) {
+// Fills t[off, off + count) for the blocks of `sub` keys starting at lo,
+// `at` being the number of boundaries <= lo: a run of blocks with no boundary
+// strictly inside gets the class of its keys in one fill; a block with one
+// gets a chunk of 256 sub-blocks, filled the same way. Boundaries are swept
+// once, left to right.
+bool fill_chunk(const Dim& dim, uint64_t lo, uint64_t sub, uint32_t count, uint32_t at, size_t off, size_t max_entries,
+                std::vector<uint16_t>* t) {
   const uint32_t n = dim.boundary_count;
-  if (at == n || dim.boundaries[at] >= lo + span) {
-    *entry = static_cast<uint16_t>(dim.classes[at]);
-    return true;
+  const uint64_t* b = dim.boundaries;
+  uint32_t i = 0;
+  while (i < count) {
+    const uint64_t block_lo = lo + i * sub;
+    while (at < n && b[at] <= block_lo) at++;
+    // Blocks before the one holding the next boundary all share one class.
+    const uint64_t j = at == n ? count : std::min<uint64_t>(count, (b[at] - lo) / sub);
+    if (j > i) {
+      std::fill(t->begin() + off + i, t->begin() + off + j, static_cast<uint16_t>(dim.classes[at]));
+      i = static_cast<uint32_t>(j);
+      continue;
+    }
+    const size_t chunk_off = t->size();
+    const uint32_t chunk = static_cast<uint32_t>((chunk_off - 65536) >> 8);
+    if (chunk_off + 256 > max_entries || chunk >= FieldMap::kMaxChunks) return false;
+    t->resize(chunk_off + 256);
+    if (!fill_chunk(dim, block_lo, sub / 256, 256, at, chunk_off, max_entries, t)) return false;
+    (*t)[off + i] = static_cast<uint16_t>(FieldMap::kChunk | chunk);
+    i++;
   }
-  const size_t off = t->size();
-  const uint32_t chunk = static_cast<uint32_t>((off - 65536) >> 8);
-  if (off + 256 > max_entries || chunk >= FieldMap::kMaxChunks) return false;
-  t->resize(off + 256);
-  const uint64_t sub = span / 256;
-  for (uint32_t i = 0; i < 256; i++) {
-    const uint64_t sub_lo = lo + i * sub;
-    while (at < n && dim.boundaries[at] <= sub_lo) at++;
-    uint16_t e;
-    if (!trie_entry(dim, sub_lo, sub, at, max_entries, t, &e)) return false;
-    (*t)[off + i] = e;
-  }
-  *entry = static_cast<uint16_t>(FieldMap::kChunk | chunk);
   return true;
 }
 
 bool build_trie(const Dim& dim, size_t max_bytes, FieldMap* m) {
   std::vector<uint16_t>& t = m->trie;
-  const size_t max_entries = max_bytes / 2;
   t.assign(65536, 0);
-  uint32_t at = 0;
-  for (uint32_t top = 0; top < 65536; top++) {
-    const uint64_t lo = uint64_t(top) << 16;
-    while (at < dim.boundary_count && dim.boundaries[at] <= lo) at++;
-    uint16_t e;
-    if (!trie_entry(dim, lo, 65536, at, max_entries, &t, &e)) {
-      t.clear();
-      t.shrink_to_fit();
-      return false;
-    }
-    t[top] = e;
+  if (!fill_chunk(dim, 0, 65536, 65536, 0, 0, max_bytes / 2, &t)) {
+    t.clear();
+    t.shrink_to_fit();
+    return false;
   }
   m->kind = FieldMap::kTrie;
   return true;
