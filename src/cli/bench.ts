@@ -18,7 +18,7 @@ import { loadPolicyArg, POLICY_FLAGS } from './policy-arg';
 
 export const BENCH_FLAGS = { ...POLICY_FLAGS, classbench: 'string', trace: 'string', pcap: 'string', json: 'boolean', seconds: 'string' } as const;
 
-interface Result { rules: number; build_ms: number; table_bytes: number; index_bytes: number; packets: number; ns_per_packet: number; mpps: number; input: string }
+interface Result { rules: number; build_ms: number; first_build_ms: number; table_bytes: number; index_bytes: number; packets: number; ns_per_packet: number; mpps: number; input: string }
 
 /** Run `pass` (which classifies `packets` packets) repeatedly for about `seconds`; the best pass wins. */
 function measure(pass: () => void, packets: number, seconds: number, progress: (fraction: number) => void): number {
@@ -48,11 +48,28 @@ function progressBar(enabled: boolean): (f: number) => void {
   };
 }
 
-function build(policy: Parameters<typeof compile>[0]): { handle: NativeClassifier; ms: number; bytes: number; indexBytes: number } {
-  const t0 = performance.now();
-  const compiled = compile(policy, { analyse: false });
-  const handle = new (native().Classifier)(compiled.table);
-  return { handle, ms: performance.now() - t0, bytes: compiled.table.length, indexBytes: handle.indexBytes };
+interface Built { handle: NativeClassifier; ms: number; firstMs: number; bytes: number; indexBytes: number }
+
+/**
+ * Compile and load (index included), up to three times within about two
+ * seconds: `ms` is the best, `firstMs` the first (it also pays for the
+ * JavaScript engine compiling the compiler).
+ */
+function build(policy: Parameters<typeof compile>[0]): Built {
+  const started = performance.now();
+  const once = (): Built => {
+    const t0 = performance.now();
+    const compiled = compile(policy, { analyse: false });
+    const handle = new (native().Classifier)(compiled.table);
+    const ms = performance.now() - t0;
+    return { handle, ms, firstMs: ms, bytes: compiled.table.length, indexBytes: handle.indexBytes };
+  };
+  let best = once();
+  for (let i = 1; i < 3 && performance.now() - started < 2000; i++) {
+    const next = once();
+    if (next.ms < best.ms) best = { ...next, firstMs: best.firstMs };
+  }
+  return best;
 }
 
 export function bench(args: ParsedArgs, out: Output): number {
@@ -66,10 +83,10 @@ export function bench(args: ParsedArgs, out: Output): number {
     const policy = loadClassbenchRules(cb);
     const traceFile = stringFlag(args, 'trace');
     const trace: Trace = traceFile ? loadTrace(traceFile) : generateTrace(policy, 100_000);
-    const { handle, ms, bytes, indexBytes } = build(policy);
+    const { handle, ms, firstMs, bytes, indexBytes } = build(policy);
     const outBuf = new Int32Array(trace.count);
     const ns = measure(() => handle.classifyTuples(trace.tuples, outBuf), trace.count, seconds, bar);
-    result = { rules: policy.rules.length, build_ms: round(ms), table_bytes: bytes, index_bytes: indexBytes, packets: trace.count, ns_per_packet: round(ns), mpps: round(1000 / ns), input: traceFile ?? 'generated ClassBench-style trace (100000 headers)' };
+    result = { rules: policy.rules.length, build_ms: round(ms), first_build_ms: round(firstMs), table_bytes: bytes, index_bytes: indexBytes, packets: trace.count, ns_per_packet: round(ns), mpps: round(1000 / ns), input: traceFile ?? 'generated ClassBench-style trace (100000 headers)' };
   } else {
     if (args.positional.length !== 1) throw new UsageError('usage: nfsieve bench POLICY [--pcap FILE] [--json]  |  nfsieve bench --classbench RULES [--trace TRACE] [--json]');
     const policy = loadPolicyArg(args.positional[0], args);
@@ -85,14 +102,14 @@ export function bench(args: ParsedArgs, out: Output): number {
       const rng = new Rng(7);
       frames = Array.from({ length: 4096 }, () => randomIpPacket(rng));
     }
-    const { handle, ms, bytes, indexBytes } = build(policy);
+    const { handle, ms, firstMs, bytes, indexBytes } = build(policy);
     const { data, offsets } = packFrames(frames);
     const outBuf = new Uint32Array(frames.length * 3);
     const ns = measure(() => handle.classifyBatch(linkType, data, offsets, outBuf), frames.length, seconds, bar);
-    result = { rules: policy.rules.length, build_ms: round(ms), table_bytes: bytes, index_bytes: indexBytes, packets: frames.length, ns_per_packet: round(ns), mpps: round(1000 / ns), input: pcap ?? 'generated IPsec, ICMP and transport traffic (4096 packets)' };
+    result = { rules: policy.rules.length, build_ms: round(ms), first_build_ms: round(firstMs), table_bytes: bytes, index_bytes: indexBytes, packets: frames.length, ns_per_packet: round(ns), mpps: round(1000 / ns), input: pcap ?? 'generated IPsec, ICMP and transport traffic (4096 packets)' };
   }
   if (json) out.line(JSON.stringify(result));
-  else out.line(`${result.rules} rules, table ${result.table_bytes} bytes (+ ${result.index_bytes} bytes of lookup index) built in ${result.build_ms} ms; ${result.packets} packets (${result.input}): ${result.ns_per_packet} ns/packet, ${result.mpps} Mpps (decode + classify, batched, one thread)`);
+  else out.line(`${result.rules} rules, table ${result.table_bytes} bytes (+ ${result.index_bytes} bytes of lookup index) built in ${result.build_ms} ms (first build ${result.first_build_ms} ms); ${result.packets} packets (${result.input}): ${result.ns_per_packet} ns/packet, ${result.mpps} Mpps (decode + classify, batched, one thread)`);
   return 0;
 }
 
