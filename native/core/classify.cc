@@ -124,15 +124,9 @@ inline bool name_matches(const std::string& pattern, const char* name, uint8_t l
 void tuple_packet(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint32_t proto, Decoded* d) {
   std::memset(d, 0, sizeof(*d));
   d->family = 4;
-  d->proto = d->ip_proto = static_cast<uint8_t>(proto);
-  for (int i = 0; i < 4; i++) {
-    d->src[i] = static_cast<uint8_t>(src >> (24 - 8 * i));
-    d->dst[i] = static_cast<uint8_t>(dst >> (24 - 8 * i));
-  }
-  d->sport = static_cast<uint16_t>(sport);
-  d->dport = static_cast<uint16_t>(dport);
   d->present = kHasPorts;
   d->ttl = 64;
+  set_tuple(src, dst, sport, dport, proto, d);
 }
 
 void set_tuple(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint32_t proto, Decoded* d) {

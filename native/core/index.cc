@@ -144,29 +144,42 @@ void narrow_map(Stage* s, uint32_t max_value) {
   s->map.shrink_to_fit();
 }
 
-// A final stage: the first rule in the AND of each pair (rule_count: none).
-void first_candidates(const Family& f, uint32_t rules, const Operand& A, const Operand& B, Stage* s) {
-  const uint32_t W = f.words, S = f.summary_words;
-  for (uint32_t i = 0; i < A.count; i++) {
-    const uint64_t* av = A.vectors + size_t(i) * W;
-    const uint64_t* as = A.summaries + size_t(i) * S;
-    for (uint32_t j = 0; j < B.count; j++) {
-      const uint64_t* bv = B.vectors + size_t(j) * W;
-      const uint64_t* bs = B.summaries + size_t(j) * S;
-      uint32_t& out = s->map[size_t(i) * B.count + j];
-      out = rules;
-      for (uint32_t sw = 0; sw < S && out == rules; sw++) {
-        for (uint64_t bits = as[sw] & bs[sw] & f.base_summary[sw]; bits; bits &= bits - 1) {
-          uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
-          uint64_t x = av[w] & bv[w] & f.base[w];
-          if (x) {
-            out = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
-            break;
-          }
-        }
-      }
+// Every (class i of A, class j of B), as visit(slot i * |B| + j, view) where
+// the view walks the words both vectors (and the base) have non-zero in
+// summary word sw: fn(word index, AND of the three words, its summary bit).
+struct PairView {
+  const Family& f;
+  const uint64_t *av, *as, *bv, *bs;
+  template <typename Fn>
+  void words_in(uint32_t sw, Fn fn) const {
+    for (uint64_t bits = as[sw] & bs[sw] & f.base_summary[sw]; bits; bits &= bits - 1) {
+      const uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+      if (fn(w, av[w] & bv[w] & f.base[w], bits & -bits)) return;
     }
   }
+};
+
+template <typename Visit>
+void each_pair(const Family& f, const Operand& A, const Operand& B, Visit visit) {
+  const uint32_t W = f.words, S = f.summary_words;
+  for (uint32_t i = 0; i < A.count; i++)
+    for (uint32_t j = 0; j < B.count; j++)
+      visit(size_t(i) * B.count + j, PairView{f, A.vectors + size_t(i) * W, A.summaries + size_t(i) * S,
+                                              B.vectors + size_t(j) * W, B.summaries + size_t(j) * S});
+}
+
+// A final stage: the first rule in the AND of each pair (rule_count: none).
+void first_candidates(const Family& f, uint32_t rules, const Operand& A, const Operand& B, Stage* s) {
+  each_pair(f, A, B, [&](size_t slot, const PairView& p) {
+    uint32_t out = rules;
+    for (uint32_t sw = 0; sw < f.summary_words && out == rules; sw++) {
+      p.words_in(sw, [&](uint32_t w, uint64_t x, uint64_t) {
+        if (x) out = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
+        return x != 0;
+      });
+    }
+    s->map[slot] = out;
+  });
 }
 
 // One stage: every (class of a, class of b) pair. Returns false (stage
@@ -178,39 +191,34 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
   if (uint64_t(A.count) * B.count * 4 > limit) return false;
   s->map.assign(size_t(A.count) * B.count, 0);
   limit -= s->map.size() * 4;
-  VectorStore store(W, s);
   if (final) {
     first_candidates(f, rules, A, B, s);
     narrow_map(s, rules);
     return true;
   }
+  VectorStore store(W, s);
   std::vector<uint64_t> v(W, 0), sv(S, 0);
-  for (uint32_t i = 0; i < A.count; i++) {
-    const uint64_t* av = A.vectors + size_t(i) * W;
-    const uint64_t* as = A.summaries + size_t(i) * S;
-    for (uint32_t j = 0; j < B.count; j++) {
-      const uint64_t* bv = B.vectors + size_t(j) * W;
-      const uint64_t* bs = B.summaries + size_t(j) * S;
-      uint32_t& out = s->map[size_t(i) * B.count + j];
-      uint64_t h = 0;
-      for (uint32_t sw = 0; sw < S; sw++) {
-        uint64_t exact = 0;
-        for (uint64_t bits = as[sw] & bs[sw] & f.base_summary[sw]; bits; bits &= bits - 1) {
-          uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
-          uint64_t x = av[w] & bv[w] & f.base[w];
-          if (x) {
-            v[w] = x;
-            exact |= bits & -bits;
-            h = mix(h, uint64_t(w) << 32 ^ x ^ (x >> 32));
-          }
+  bool fits = true;
+  each_pair(f, A, B, [&](size_t slot, const PairView& p) {
+    if (!fits) return;
+    uint64_t h = 0;
+    for (uint32_t sw = 0; sw < S; sw++) {
+      uint64_t exact = 0;
+      p.words_in(sw, [&](uint32_t w, uint64_t x, uint64_t bit) {
+        if (x) {
+          v[w] = x;
+          exact |= bit;
+          h = mix(h, uint64_t(w) << 32 ^ x ^ (x >> 32));
         }
-        sv[sw] = exact;
-      }
-      if (!store.intern(v.data(), sv.data(), h, limit, &out)) return false;
-      for (uint32_t sw = 0; sw < S; sw++)  // clear what was written
-        for (uint64_t bits = sv[sw]; bits; bits &= bits - 1) v[sw * 64 + __builtin_ctzll(bits)] = 0;
+        return false;
+      });
+      sv[sw] = exact;
     }
-  }
+    fits = store.intern(v.data(), sv.data(), h, limit, &s->map[slot]);
+    for (uint32_t sw = 0; sw < S; sw++)  // clear what was written
+      for (uint64_t bits = sv[sw]; bits; bits &= bits - 1) v[sw * 64 + __builtin_ctzll(bits)] = 0;
+  });
+  if (!fits) return false;
   s->count = store.size();
   narrow_map(s, s->count - 1);
   return true;
