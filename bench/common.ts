@@ -33,11 +33,12 @@ export function markdownTable(rows: Row[]): string {
 
 /**
  * Nanoseconds per item of a tinybench task that processes `items` items per
- * iteration: the median iteration (this class of shared VM has bursts of
- * noise that move the mean by tens of percent).
+ * iteration: the median iteration, or with `fastest` the fastest one (this
+ * class of shared VM has bursts of interference from its neighbours that move
+ * the mean, and even the median, by tens of percent from run to run).
  */
-export function nsPerItem(task: { result?: unknown }, items: number): number {
-  const r = task.result as { latency?: { mean: number; p50?: number }; mean?: number; p50?: number } | undefined;
-  const ms = r?.latency?.p50 ?? r?.p50 ?? r?.latency?.mean ?? r?.mean ?? NaN;
+export function nsPerItem(task: { result?: unknown }, items: number, fastest = false): number {
+  const r = task.result as { latency?: { mean: number; p50?: number; min?: number }; mean?: number; p50?: number; min?: number } | undefined;
+  const ms = fastest ? (r?.latency?.min ?? r?.min ?? NaN) : (r?.latency?.p50 ?? r?.p50 ?? r?.latency?.mean ?? r?.mean ?? NaN);
   return (ms * 1e6) / items;
 }
