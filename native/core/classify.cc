@@ -59,22 +59,14 @@ __attribute__((always_inline)) inline Key packet_key(uint8_t field, bool wide, c
   }
 }
 
-// Number of boundaries <= key: the index of the key's elementary interval.
+// Number of boundaries <= a 128-bit key: the index of its elementary interval
+// (narrow keys go through the index's maps or intervals_narrow()).
 // Branch-free halving (the compiler emits conditional moves), so its cost is
 // log2(B) dependent loads and no mispredictions.
-__attribute__((always_inline)) inline uint32_t interval_of(const Dim& dim, Key k) {
+__attribute__((always_inline)) inline uint32_t interval_wide(const Dim& dim, Key k) {
   uint32_t n = dim.boundary_count;
   if (n == 0) return 0;
   const uint64_t* b = dim.boundaries;
-  if (!dim.wide) {
-    const uint64_t* p = b;
-    while (n > 1) {
-      uint32_t half = n >> 1;
-      p = (p[half] <= k.lo) ? p + half : p;
-      n -= half;
-    }
-    return static_cast<uint32_t>(p - b) + (*p <= k.lo ? 1 : 0);
-  }
   uint32_t lo = 0;
   while (n > 1) {
     uint32_t half = n >> 1;
@@ -278,24 +270,11 @@ void narrow_keys(uint8_t field, const Decoded* p, const Meta* m, size_t stride, 
 // The class of each key through a direct array or a trie (see index.h).
 void mapped_classes(const Dim& dim, const FieldMap& map, const uint64_t* keys, int k, uint32_t* out) {
   if (map.kind == FieldMap::kDirect) {
-    const uint16_t* direct = map.direct.data();
-    for (int q = 0; q < k; q++) out[q] = keys[q] < map.direct_size ? direct[keys[q]] : map.above;
+    for (int q = 0; q < k; q++) out[q] = map.direct_class(keys[q]);
     return;
   }
-  const uint16_t* t = map.trie.data();
-  for (int q = 0; q < k; q++) {
-    const uint64_t key = keys[q];
-    if (key > 0xffffffffu) {
-      out[q] = narrow_class(dim, map, key);
-      continue;
-    }
-    uint16_t e = t[key >> 16];
-    if (e & FieldMap::kChunk) {
-      e = t[FieldMap::chunk_offset(e) + ((key >> 8) & 255)];
-      if (e & FieldMap::kChunk) e = t[FieldMap::chunk_offset(e) + (key & 255)];
-    }
-    out[q] = e;
-  }
+  for (int q = 0; q < k; q++)
+    out[q] = keys[q] <= 0xffffffffu ? map.trie_class(static_cast<uint32_t>(keys[q])) : narrow_class(dim, map, keys[q]);
 }
 
 }  // namespace
@@ -333,7 +312,7 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
     const FieldMap& map = fx.maps[i];
     if (dim.wide) {
       for (int q = 0; q < k; q++)
-        cls[i][q] = dim.classes[interval_of(dim, packet_key(dim.field, true, p[which[q]], m[which[q] * stride]))];
+        cls[i][q] = dim.classes[interval_wide(dim, packet_key(dim.field, true, p[which[q]], m[which[q] * stride]))];
     } else {
       uint64_t keys[kLanes];
       narrow_keys(dim.field, p, m, stride, which, k, keys);

@@ -229,15 +229,8 @@ size_t stage_bytes(const Stage& s) { return s.map.size() * 4 + s.map16.size() * 
 }  // namespace
 
 uint32_t narrow_class(const Dim& dim, const FieldMap& m, uint64_t key) {
-  if (m.kind == FieldMap::kDirect) return key < m.direct_size ? m.direct[key] : m.above;
-  if (m.kind == FieldMap::kTrie && key <= 0xffffffffu) {
-    uint16_t e = m.trie[key >> 16];
-    if (e & FieldMap::kChunk) {
-      e = m.trie[FieldMap::chunk_offset(e) + ((key >> 8) & 255)];
-      if (e & FieldMap::kChunk) e = m.trie[FieldMap::chunk_offset(e) + (key & 255)];
-    }
-    return e;
-  }
+  if (m.kind == FieldMap::kDirect) return m.direct_class(key);
+  if (m.kind == FieldMap::kTrie && key <= 0xffffffffu) return m.trie_class(static_cast<uint32_t>(key));
   return dim.classes[interval_narrow(dim, key)];
 }
 

@@ -41,6 +41,17 @@ struct FieldMap {
   static constexpr uint32_t kMaxChunks = 0x8000;
   // Entry e of a trie: a class, or the chunk at chunk_offset(e).
   static uint32_t chunk_offset(uint16_t e) { return 65536 + (uint32_t(e & 0x7fff) << 8); }
+
+  uint32_t direct_class(uint64_t key) const { return key < direct_size ? direct[key] : above; }
+  // A 32-bit key's class: one to three loads.
+  uint32_t trie_class(uint32_t key) const {
+    uint16_t e = trie[key >> 16];
+    if (e & kChunk) {
+      e = trie[chunk_offset(e) + ((key >> 8) & 255)];
+      if (e & kChunk) e = trie[chunk_offset(e) + (key & 255)];
+    }
+    return e;
+  }
 };
 
 // An operand of the final AND: a field, or a stage's result.
