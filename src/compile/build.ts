@@ -23,7 +23,12 @@
  * boundaries and N rules, with an early exit at the first matching word.
  * Build: O(F * (N log N + E * N/32)) for E elementary intervals; memory is
  * (distinct vectors) * N/8 bytes per field. docs/algorithm.md records the
- * measurements that chose this layout and its known limits.
+ * measurements that chose this layout and its known limits. Narrow fields are
+ * swept by the addon (native/core/sweep.cc) when it loads, with the same
+ * result byte for byte; the sweep below is its reference and serves 128-bit
+ * keys. At load, the addon derives a lookup index from the table
+ * (native/core/index.h) that replaces most of this lookup's searching and
+ * ANDing; the table itself is what this file describes.
  */
 import { Field, fieldInfo } from './fields';
 import { FamilyRule, Interval, Key } from './normalize';
