@@ -128,3 +128,26 @@ function loadIpsetText(text: string) {
   const t = tmp({ s: text });
   try { return loadIpset(path.join(t.dir, 's')); } finally { t.done(); }
 }
+
+test('an IPv6 later fragment whose fragment header is cut short still fails port matches without a drop, as in the kernel', () => {
+  // Found by the kernel comparison (seed 535021018, set 19, packet 193):
+  // routing header, then a fragment header of which only 5 of 8 bytes are
+  // present, offset 32. ipv6_find_hdr() needs 4 of them: fragoff != 0, UDP,
+  // so multiport does not match and the chain policy decides.
+  const text = '*filter\n:INPUT ACCEPT [0:0]\n' +
+    '-A INPUT -p udp -m multiport --ports 1701 -j DROP\n' +
+    '-A INPUT -p udp -m udp --dport 53 -j DROP\n' +
+    '-A INPUT -p udp -j NFQUEUE --queue-num 4\nCOMMIT\n';
+  const c = new Classifier(compile(importIptables(text, 'r.v6', { family: 6 })));
+  const frame = Buffer.from('600000c1000d2b40fd000202000000000000000000000004fd0002010000000000000000000000012c000104000000001100010440', 'hex');
+  const decoded = referenceDecode(101, frame);
+  assert.equal(decoded.malformed, 'ext-truncated');
+  assert.equal(decoded.nfLater, true);
+  const r = c.classify(frame);
+  assert.deepEqual([r.verdict, r.queue, r.line], ['queue', 4, 5], JSON.stringify(r));
+  // The same fragment with its 8-byte header complete: the same verdict.
+  const whole = Buffer.from('600000c100102b40fd000202000000000000000000000004fd0002010000000000000000000000012c000104000000001100010440000000', 'hex');
+  assert.equal(referenceDecode(101, whole).fragment, 'later');
+  const w = c.classify(whole);
+  assert.deepEqual([w.verdict, w.queue, w.line], ['queue', 4, 5], JSON.stringify(w));
+});

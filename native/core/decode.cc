@@ -233,6 +233,7 @@ void nf_find_hdr(const uint8_t* p, size_t end, Decoded* d) {
         if (!inner_ext) {  // 59 included: "no next header" is returned as such
           next = inner;
           start += 8;
+          d->nf_later = 1;
           break;
         }
         d->nf_status = kNfNoEnt;

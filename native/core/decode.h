@@ -112,7 +112,12 @@ struct Decoded {
   uint8_t nf_proto;
   uint8_t nf_status;      // NfStatus
   uint16_t nf_avail;      // bytes present from the header nf_proto names (IPv4: from the end of the IP header), capped at 65535
-  uint32_t reserved;
+  // 1 when the walk stopped at a fragment header with a non-zero offset:
+  // netfilter's fragoff, so transport matches fail there without dropping,
+  // even when the rest of that fragment header is cut off.
+  uint8_t nf_later;
+  uint8_t reserved1;
+  uint16_t reserved2;
 };
 
 enum NfStatus : uint8_t { kNfOk = 0, kNfBadMsg = 1, kNfNoEnt = 2 };

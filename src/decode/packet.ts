@@ -64,6 +64,12 @@ export interface DecodedPacket {
   nfStatus: number;
   /** Bytes present from the header nfProto names (IPv4: from the end of the IP header). */
   nfAvail: number;
+  /**
+   * IPv6: the walk stopped at a fragment header with a non-zero offset
+   * (netfilter's fragoff), even one whose last bytes are cut off: transport
+   * matches fail there without dropping the packet.
+   */
+  nfLater: boolean;
 }
 
 const FRAGMENTS: Fragment[] = ['none', 'first', 'later'];
@@ -134,6 +140,7 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
     nfProto: v.getUint8(97) === 0 ? v.getUint8(96) : null,
     nfStatus: v.getUint8(97),
     nfAvail: v.getUint16(98, true),
+    nfLater: v.getUint8(100) === 1,
   };
 }
 
@@ -142,7 +149,7 @@ export function emptyPacket(malformed: string | null, l3Offset = 0): DecodedPack
   return {
     family: null, srcBytes: null, dstBytes: null, proto: null, ipProto: null, fragment: null,
     ttl: null, totalLength: null, sport: null, dport: null, spi: null, espSeq: null, ah: null,
-    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0, nfProto: null, nfStatus: 0, nfAvail: 0,
+    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0, nfProto: null, nfStatus: 0, nfAvail: 0, nfLater: false,
   };
 }
 

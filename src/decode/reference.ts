@@ -229,6 +229,7 @@ function findHdr(w: Walk, l3: number, end: number): void {
         if (IPV6_EXT.has(inner) && inner !== 59) { p.nfStatus = 2; p.nfProto = null; return; }
         next = inner;
         at += 8;
+        p.nfLater = true;
         break;
       }
       next = inner;

@@ -84,7 +84,7 @@ export function truncatedKey(p: DecodedPacket): number {
 /** Bytes at the transport header as netfilter locates it, or null (later fragment, unreadable IPv6 chain). */
 export function l4Avail(p: DecodedPacket): number | null {
   if (p.family === null || p.fragment === 'later') return null;
-  if (p.family === 6 && p.nfStatus !== 0) return null;
+  if (p.family === 6 && (p.nfStatus !== 0 || p.nfLater)) return null;
   return p.nfAvail;
 }
 
