@@ -8,6 +8,7 @@
         "native/core/table.cc",
         "native/core/sets.cc",
         "native/core/classify.cc",
+        "native/core/lanes.cc",
         "native/core/index.cc",
         "native/core/sweep.cc",
         "native/core/linear.cc",

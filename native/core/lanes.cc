@@ -1,0 +1,280 @@
+// Classifying a batch: up to Classifier::kLanes packets of one family move
+// together through each field's key-to-class map (index.h), the pre-combined
+// stages, and the candidate scans, so that their memory loads overlap.
+#include <cstring>
+
+#include "classify.h"
+
+namespace nfsieve {
+namespace {
+
+constexpr uint64_t kAbsentPort = 65536;
+constexpr uint64_t kAbsentSpi = 1ull << 32;
+
+struct Key {
+  uint64_t hi, lo;  // lo only for narrow keys
+};
+
+inline uint32_t be32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+
+inline Key address_key(const uint8_t* a, bool wide) {
+  if (!wide) return {0, be32(a)};
+  return {static_cast<uint64_t>(be32(a)) << 32 | be32(a + 4), static_cast<uint64_t>(be32(a + 8)) << 32 | be32(a + 12)};
+}
+
+__attribute__((always_inline)) inline Key packet_key(uint8_t field, bool wide, const Decoded& d, const Meta& m) {
+  switch (field) {
+    case kFieldSrc: return address_key(d.src, wide);
+    case kFieldDst: return address_key(d.dst, wide);
+    case kFieldProto: return {0, d.proto};
+    case kFieldIpProto: return {0, d.ip_proto};
+    case kFieldSport: return {0, (d.present & kHasPorts) ? d.sport : kAbsentPort};
+    case kFieldDport: return {0, (d.present & kHasPorts) ? d.dport : kAbsentPort};
+    case kFieldSpi: return {0, (d.present & kHasSpi) ? d.spi : kAbsentSpi};
+    case kFieldAhSpi: return {0, (d.present & kHasAh) ? d.ah_spi : kAbsentSpi};
+    case kFieldIcmp: {
+      bool right_proto = d.proto == (d.family == 4 ? 1 : 58);
+      return {0, (d.present & kHasIcmp) && right_proto ? (uint64_t(d.icmp_type) << 8 | d.icmp_code) : 65536};
+    }
+    case kFieldIkeVersion: return {0, (d.present & kHasIke) ? d.ike_version : 16u};
+    case kFieldIkeExchange: return {0, (d.present & kHasIke) ? d.ike_exchange : 256u};
+    case kFieldIkeFlags: return {0, (d.present & kHasIke) ? d.ike_flags : 256u};
+    case kFieldNatt: return {0, d.natt};
+    case kFieldFragment: return {0, d.fragment};
+    case kFieldCtState: return {0, m.ctstate};
+    case kFieldMalformed: return {0, d.malformed};
+    case kFieldLength: return {0, d.total_length};
+    case kFieldTruncated: return {0, truncated_key(d)};
+    case kFieldNfProto: return {0, d.nf_status == kNfOk ? d.nf_proto : 256u};
+    case kFieldL4Avail: {
+      bool absent = d.fragment == kFragLater || (d.family == 6 && (d.nf_status != kNfOk || d.nf_later));
+      return {0, absent ? 65536u : d.nf_avail};
+    }
+    default: return {0, 0};
+  }
+}
+
+// Number of boundaries <= a 128-bit key: the index of its elementary interval
+// (narrow keys go through the index's maps or intervals_narrow()).
+// Branch-free halving (the compiler emits conditional moves), so its cost is
+// log2(B) dependent loads and no mispredictions.
+__attribute__((always_inline)) inline uint32_t interval_wide(const Dim& dim, Key k) {
+  uint32_t n = dim.boundary_count;
+  if (n == 0) return 0;
+  const uint64_t* b = dim.boundaries;
+  uint32_t lo = 0;
+  while (n > 1) {
+    uint32_t half = n >> 1;
+    uint64_t bh = b[2 * (lo + half)], bl = b[2 * (lo + half) + 1];
+    bool le = bh < k.hi || (bh == k.hi && bl <= k.lo);
+    lo = le ? lo + half : lo;
+    n -= half;
+  }
+  uint64_t bh = b[2 * lo], bl = b[2 * lo + 1];
+  return lo + ((bh < k.hi || (bh == k.hi && bl <= k.lo)) ? 1 : 0);
+}
+
+
+}  // namespace
+
+namespace {
+
+inline bool is_ip(const Decoded& d) { return d.family == 4 || d.family == 6; }
+
+inline void not_ip(const Meta& m, Verdict* out) {
+  out->rule = kRuleNotIp;
+  out->verdict = kVerdictNone;
+  out->mark_set = 0;
+  out->queue = 0;
+  out->mark = m.mark;
+}
+
+// Lockstep branch-free search of `lanes` narrow keys in one boundary array:
+// every lane halves the same range length, so the loop is shared and the
+// loads of different lanes are independent.
+inline void intervals_narrow(const Dim& dim, const uint64_t* keys, int lanes, uint32_t* idx) {
+  const uint64_t* b = dim.boundaries;
+  uint32_t n = dim.boundary_count;
+  if (n == 0) {
+    for (int j = 0; j < lanes; j++) idx[j] = 0;
+    return;
+  }
+  const uint64_t* p[Classifier::kLanes];
+  for (int j = 0; j < lanes; j++) p[j] = b;
+  while (n > 1) {
+    uint32_t half = n >> 1;
+    for (int j = 0; j < lanes; j++) p[j] = (p[j][half] <= keys[j]) ? p[j] + half : p[j];
+    n -= half;
+  }
+  for (int j = 0; j < lanes; j++) idx[j] = static_cast<uint32_t>(p[j] - b) + (*p[j] <= keys[j] ? 1 : 0);
+}
+
+}  // namespace
+
+namespace {
+
+// The narrow key of one field for k packets: the switch once, not per packet.
+void narrow_keys(uint8_t field, const Decoded* p, const Meta* m, size_t stride, const int* which, int k, uint64_t* keys) {
+  switch (field) {
+    case kFieldSrc: for (int q = 0; q < k; q++) keys[q] = be32(p[which[q]].src); break;
+    case kFieldDst: for (int q = 0; q < k; q++) keys[q] = be32(p[which[q]].dst); break;
+    case kFieldProto: for (int q = 0; q < k; q++) keys[q] = p[which[q]].proto; break;
+    case kFieldSport:
+      for (int q = 0; q < k; q++) keys[q] = (p[which[q]].present & kHasPorts) ? p[which[q]].sport : kAbsentPort;
+      break;
+    case kFieldDport:
+      for (int q = 0; q < k; q++) keys[q] = (p[which[q]].present & kHasPorts) ? p[which[q]].dport : kAbsentPort;
+      break;
+    default:
+      for (int q = 0; q < k; q++) keys[q] = packet_key(field, false, p[which[q]], m[which[q] * stride]).lo;
+  }
+}
+
+// The class of each key through a direct array or a trie (see index.h).
+void mapped_classes(const Dim& dim, const FieldMap& map, const uint64_t* keys, int k, uint32_t* out) {
+  if (map.kind == FieldMap::kDirect) {
+    for (int q = 0; q < k; q++) out[q] = map.direct_class(keys[q]);
+    return;
+  }
+  for (int q = 0; q < k; q++)
+    out[q] = keys[q] <= 0xffffffffu ? map.trie_class(static_cast<uint32_t>(keys[q])) : narrow_class(dim, map, keys[q]);
+}
+
+}  // namespace
+
+void Classifier::classify(const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
+  classify_batch(&d, 1, &m, 0, out, counters);
+}
+
+void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta* metas, size_t meta_stride, Verdict* out,
+                                Counters* counters) const {
+  for (size_t base = 0; base < count; base += kLanes) {
+    const int n = static_cast<int>(count - base < static_cast<size_t>(kLanes) ? count - base : kLanes);
+    const Decoded* p = packets + base;
+    const Meta* m = metas + base * meta_stride;
+    int which4[kLanes], which6[kLanes], k4 = 0, k6 = 0;
+    for (int j = 0; j < n; j++) {
+      if (p[j].family == 4) which4[k4++] = j;
+      else if (p[j].family == 6) which6[k6++] = j;
+      else not_ip(m[j * meta_stride], &out[base + j]);
+    }
+    if (k4) lanes(p, m, meta_stride, k4, 4, which4, out + base, counters);
+    if (k6) lanes(p, m, meta_stride, k6, 6, which6, out + base, counters);
+  }
+}
+
+// Up to kLanes packets of one family: each field's key to its class, the
+// pre-combined stages, then the rule (final stage) or the AND of what remains.
+void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, int fam, const int* which, Verdict* out,
+                       Counters* counters) const {
+  const Family& f = table_->family(fam);
+  const FamilyIndex& fx = index_->family(fam);
+  uint32_t cls[2 * kMaxDims][kLanes];
+  for (int i = 0; i < f.dim_count; i++) {
+    const Dim& dim = f.dims[i];
+    const FieldMap& map = fx.maps[i];
+    if (dim.wide) {
+      for (int q = 0; q < k; q++)
+        cls[i][q] = dim.classes[interval_wide(dim, packet_key(dim.field, true, p[which[q]], m[which[q] * stride]))];
+    } else {
+      uint64_t keys[kLanes];
+      narrow_keys(dim.field, p, m, stride, which, k, keys);
+      if (map.kind == FieldMap::kSearch) {
+        uint32_t idx[kLanes];
+        intervals_narrow(dim, keys, k, idx);
+        for (int q = 0; q < k; q++) cls[i][q] = dim.classes[idx[q]];
+      } else {
+        mapped_classes(dim, map, keys, k, cls[i]);
+      }
+    }
+  }
+  const int F = f.dim_count;
+  const int stages = static_cast<int>(fx.stages.size());
+  for (int s = 0; s < stages; s++) {
+    const Stage& st = fx.stages[s];
+    if (st.map16.empty()) {
+      for (int q = 0; q < k; q++) cls[F + s][q] = st.map[size_t(cls[st.a][q]) * st.b_count + cls[st.b][q]];
+    } else {
+      for (int q = 0; q < k; q++) cls[F + s][q] = st.map16[size_t(cls[st.a][q]) * st.b_count + cls[st.b][q]];
+    }
+  }
+  const bool final = stages > 0 && fx.stages.back().final;
+  Lookup lk[kLanes];
+  int pending[kLanes], np = 0;
+  for (int q = 0; q < k; q++) {
+    Lookup& l = lk[q];
+    l.family = &f;
+    l.n = 0;
+    auto add = [&](int op) {
+      const Operand& o = fx.operands[op];
+      l.vec[l.n] = o.vectors + size_t(cls[op][q]) * f.words;
+      l.sum[l.n++] = o.summaries + size_t(cls[op][q]) * f.summary_words;
+    };
+    if (final) {
+      uint32_t r = cls[F + stages - 1][q];
+      if (r >= table_->rule_count() || simple_[r]) {
+        finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+        continue;
+      }
+      // A rule with residual checks or a non-terminal action: scan on from it.
+      add(fx.stages.back().a);
+      add(fx.stages.back().b);
+    } else {
+      for (int op : fx.roots) add(op);
+    }
+    if (final || fx.base_root) {
+      l.vec[l.n] = f.base;
+      l.sum[l.n++] = f.base_summary;
+    }
+    pending[np++] = q;
+  }
+  // The first candidate of every lane, the lanes' scans interleaved so that
+  // their loads (vectors scattered over megabytes) overlap.
+  const uint32_t rules = table_->rule_count(), swords = f.summary_words;
+  uint32_t first[kLanes], sw[kLanes];
+  uint64_t bits[kLanes];
+  int live[kLanes], nl = 0;
+  for (int i = 0; i < np; i++) {
+    const int q = pending[i];
+    const Lookup& l = lk[q];
+    first[q] = rules;
+    sw[q] = 0;
+    uint64_t b = swords ? ~0ull : 0;
+    for (int v = 0; v < l.n && b; v++) b &= l.sum[v][0];
+    bits[q] = b;
+    live[nl++] = q;
+  }
+  while (nl > 0) {
+    int still = 0;
+    for (int i = 0; i < nl; i++) {
+      const int q = live[i];
+      const Lookup& l = lk[q];
+      while (bits[q] == 0 && ++sw[q] < swords) {
+        uint64_t b = ~0ull;
+        for (int v = 0; v < l.n && b; v++) b &= l.sum[v][sw[q]];
+        bits[q] = b;
+      }
+      if (bits[q] == 0) continue;  // no candidate: the default verdict
+      const uint32_t w = (sw[q] << 6) + static_cast<uint32_t>(__builtin_ctzll(bits[q]));
+      uint64_t acc = ~0ull;
+      for (int v = 0; v < l.n && acc; v++) acc &= l.vec[v][w];
+      if (acc) {
+        first[q] = (w << 6) + static_cast<uint32_t>(__builtin_ctzll(acc));
+        continue;
+      }
+      bits[q] &= bits[q] - 1;
+      live[still++] = q;
+    }
+    nl = still;
+  }
+  for (int i = 0; i < np; i++) {
+    const int q = pending[i];
+    const uint32_t r = first[q];
+    if (r >= rules || simple_[r]) finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+    else decide(lk[q], p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+  }
+}
+
+}  // namespace nfsieve
