@@ -39,3 +39,10 @@ test('under AddressSanitizer 2,000,000 random frames decode without a fault', { 
   const out = execFileSync(path.join(BUILD, 'decode_fuzz'), ['2000000', seed], { encoding: 'utf8' });
   assert.match(out, /^decoded 2000000 frames, \d+ malformed/, `seed ${seed}`);
 });
+
+test('under AddressSanitizer 200,000 random named-set changes agree with a plain set model', { skip: !available && 'cmake or c++ missing' }, () => {
+  build();
+  const seed = String(process.env.NFSIEVE_SEED ?? Date.now() % 1e9);
+  const out = execFileSync(path.join(BUILD, 'sets_stress'), ['200000', seed], { encoding: 'utf8' });
+  assert.match(out, /^checked 200000 operations, \d+ members/, `seed ${seed}`);
+});

@@ -173,7 +173,8 @@ void Classifier::finish(uint32_t r, const Decoded& d, const Meta& m, Verdict* ou
   out->mark = mark;
 }
 
-void Classifier::decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
+void Classifier::decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters,
+                        uint32_t first) const {
   out->mark_set = 0;
   out->queue = 0;
   out->mark = m.mark;
@@ -185,8 +186,10 @@ void Classifier::decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdi
   uint32_t mark = m.mark;
   uint32_t start = 0;
   const uint32_t rules = table_->rule_count();
-  uint32_t r;
-  while (start < rules && next_candidate(vec, sum, n, f.words, f.summary_words, start, &r)) {
+  uint32_t r = first;
+  bool known = first < rules;
+  while (known || (start < rules && next_candidate(vec, sum, n, f.words, f.summary_words, start, &r))) {
+    known = false;
     const RuleRec& rule = table_->rule(r);
     if (rule.residual_count && !residuals_hold(rule, d, m, mark)) {
       start = r + 1;

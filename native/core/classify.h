@@ -107,7 +107,9 @@ class Classifier {
   };
   void lanes(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,
              Verdict* out, Counters* counters) const;
-  void decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const;
+  // The full scan: residual checks, marks, non-terminal actions. `first`,
+  // when below the rule count, is already known to be the first candidate.
+  void decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters, uint32_t first) const;
   void finish(uint32_t r, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const;
   bool residuals_hold(const RuleRec& r, const Decoded& d, const Meta& m, uint32_t mark) const;
   bool interfaces_match(const ResidualRec& res, const char* name, uint8_t len) const;

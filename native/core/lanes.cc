@@ -221,10 +221,13 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
       // A rule with residual checks or a non-terminal action: scan on from it.
       add(fx.stages.back().a);
       add(fx.stages.back().b);
-    } else {
-      for (int op : fx.roots) add(op);
+      l.vec[l.n] = f.base;
+      l.sum[l.n++] = f.base_summary;
+      decide(l, p[which[q]], m[which[q] * stride], &out[which[q]], counters, r);
+      continue;
     }
-    if (final || fx.base_root) {
+    for (int op : fx.roots) add(op);
+    if (fx.base_root) {
       l.vec[l.n] = f.base;
       l.sum[l.n++] = f.base_summary;
     }
@@ -273,7 +276,7 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
     const int q = pending[i];
     const uint32_t r = first[q];
     if (r >= rules || simple_[r]) finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
-    else decide(lk[q], p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+    else decide(lk[q], p[which[q]], m[which[q] * stride], &out[which[q]], counters, r);
   }
 }
 

@@ -40,10 +40,10 @@ bool AddressSet::add(int family, const uint8_t* bytes, int length) {
   bool added;
   if (family == 4) {
     if (length < 0 || length > 32) return false;
-    added = v4_[length].insert(mask_v4(bytes, length)).second;
+    added = v4_[length].insert(mask_v4(bytes, length));
   } else {
     if (length < 0 || length > 128) return false;
-    added = v6_[length].insert(mask_v6(bytes, length)).second;
+    added = v6_[length].insert(mask_v6(bytes, length));
   }
   if (added) {
     size_++;
@@ -53,7 +53,7 @@ bool AddressSet::add(int family, const uint8_t* bytes, int length) {
 }
 
 bool AddressSet::remove(int family, const uint8_t* bytes, int length) {
-  size_t removed;
+  bool removed;
   if (family == 4) {
     if (length < 0 || length > 32) return false;
     removed = v4_[length].erase(mask_v4(bytes, length));
@@ -65,17 +65,17 @@ bool AddressSet::remove(int family, const uint8_t* bytes, int length) {
     size_--;
     refresh_lengths(family);
   }
-  return removed != 0;
+  return removed;
 }
 
 bool AddressSet::contains(int family, const uint8_t* bytes) const {
   if (family == 4) {
     for (int l : v4_lengths_)
-      if (v4_[l].count(mask_v4(bytes, l))) return true;
+      if (v4_[l].contains(mask_v4(bytes, l))) return true;
     return false;
   }
   for (int l : v6_lengths_)
-    if (v6_[l].count(mask_v6(bytes, l))) return true;
+    if (v6_[l].contains(mask_v6(bytes, l))) return true;
   return false;
 }
 
@@ -88,7 +88,7 @@ void AddressSet::clear() {
 }
 
 bool SpiSet::add(uint32_t lo, uint32_t hi) {
-  if (lo == hi) return values_.insert(lo).second;
+  if (lo == hi) return values_.insert(lo);
   auto r = std::make_pair(lo, hi);
   if (std::find(ranges_.begin(), ranges_.end(), r) != ranges_.end()) return false;
   ranges_.push_back(r);
@@ -96,7 +96,7 @@ bool SpiSet::add(uint32_t lo, uint32_t hi) {
 }
 
 bool SpiSet::remove(uint32_t lo, uint32_t hi) {
-  if (lo == hi) return values_.erase(lo) != 0;
+  if (lo == hi) return values_.erase(lo);
   auto it = std::find(ranges_.begin(), ranges_.end(), std::make_pair(lo, hi));
   if (it == ranges_.end()) return false;
   ranges_.erase(it);
@@ -104,7 +104,7 @@ bool SpiSet::remove(uint32_t lo, uint32_t hi) {
 }
 
 bool SpiSet::contains(uint32_t spi) const {
-  if (values_.count(spi)) return true;
+  if (values_.contains(spi)) return true;
   for (const auto& r : ranges_)
     if (spi >= r.first && spi <= r.second) return true;
   return false;

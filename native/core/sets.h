@@ -9,8 +9,9 @@
 
 #include <cstdint>
 #include <string>
-#include <unordered_set>
 #include <vector>
+
+#include "flat_set.h"
 
 namespace nfsieve {
 
@@ -18,8 +19,15 @@ struct Key128 {
   uint64_t hi, lo;
   bool operator==(const Key128& o) const { return hi == o.hi && lo == o.lo; }
 };
+// Prefix keys end in zero bits, so every bit of the key must reach the low
+// bits the table's mask keeps.
 struct Key128Hash {
-  size_t operator()(const Key128& k) const { return std::hash<uint64_t>()(k.hi * 0x9e3779b97f4a7c15ull ^ k.lo); }
+  size_t operator()(const Key128& k) const {
+    uint64_t h = k.hi * 0x9e3779b97f4a7c15ull ^ k.lo * 0xc2b2ae3d27d4eb4full;
+    h ^= h >> 32;
+    h *= 0xff51afd7ed558ccdull;
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
 };
 
 class AddressSet {
@@ -32,8 +40,8 @@ class AddressSet {
   void clear();
 
  private:
-  std::unordered_set<uint32_t> v4_[33];
-  std::unordered_set<Key128, Key128Hash> v6_[129];
+  FlatSet<uint32_t, U32Hash> v4_[33];
+  FlatSet<Key128, Key128Hash> v6_[129];
   std::vector<int> v4_lengths_, v6_lengths_;  // lengths in use, longest first
   size_t size_ = 0;
   void refresh_lengths(int family);
@@ -48,7 +56,7 @@ class SpiSet {
   void clear() { values_.clear(); ranges_.clear(); }
 
  private:
-  std::unordered_set<uint32_t> values_;
+  FlatSet<uint32_t, U32Hash> values_;
   std::vector<std::pair<uint32_t, uint32_t>> ranges_;
 };
 
