@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { ChildProcess } from 'node:child_process';
 import { Lab, Link, labSkip, sh, ruleCount, udpFrame, espFrame } from './support/netns';
 import { ROOT } from './support/compare';
+import { onJsonLines } from '../src/cli/output';
 
 const skip = labSkip();
 const BIN = path.join(ROOT, 'bin', 'nfsieve.js');
@@ -61,22 +62,12 @@ async function startRun(extra: string[] = []): Promise<{ child: ChildProcess; li
   const child = lab.spawn(gwNs, [process.execPath, BIN, 'run', policyFile, '--queue', QUEUE, '--json', '--stats-every', '1', ...extra]);
   const lines: Record<string, unknown>[] = [];
   let err = '';
-  let buf = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   child.stderr!.on('data', (d) => (err += d));
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const o = JSON.parse(line);
-          lines.push(o);
-          if (o.event === 'note' && String(o.message).startsWith('attached')) resolve();
-        } catch { /* not JSON */ }
-      }
+    onJsonLines(child.stdout!, (o) => {
+      lines.push(o);
+      if (o.event === 'note' && String(o.message).startsWith('attached')) resolve();
     });
     child.on('exit', (code) => reject(new Error(`nfsieve run exited ${code}: ${err}`)));
     setTimeout(() => reject(new Error(`nfsieve run did not attach: ${err}`)), 15000);

@@ -36,36 +36,26 @@ void AddressSet::refresh_lengths(int family) {
   }
 }
 
-bool AddressSet::add(int family, const uint8_t* bytes, int length) {
-  bool added;
-  if (family == 4) {
-    if (length < 0 || length > 32) return false;
-    added = v4_[length].insert(mask_v4(bytes, length));
-  } else {
-    if (length < 0 || length > 128) return false;
-    added = v6_[length].insert(mask_v6(bytes, length));
-  }
-  if (added) {
-    size_++;
-    refresh_lengths(family);
-  }
-  return added;
-}
+bool AddressSet::add(int family, const uint8_t* bytes, int length) { return change(family, bytes, length, true); }
 
-bool AddressSet::remove(int family, const uint8_t* bytes, int length) {
-  bool removed;
+bool AddressSet::remove(int family, const uint8_t* bytes, int length) { return change(family, bytes, length, false); }
+
+bool AddressSet::change(int family, const uint8_t* bytes, int length, bool add) {
+  bool changed;
   if (family == 4) {
     if (length < 0 || length > 32) return false;
-    removed = v4_[length].erase(mask_v4(bytes, length));
+    const uint32_t k = mask_v4(bytes, length);
+    changed = add ? v4_[length].insert(k) : v4_[length].erase(k);
   } else {
     if (length < 0 || length > 128) return false;
-    removed = v6_[length].erase(mask_v6(bytes, length));
+    const Key128 k = mask_v6(bytes, length);
+    changed = add ? v6_[length].insert(k) : v6_[length].erase(k);
   }
-  if (removed) {
-    size_--;
+  if (changed) {
+    size_ = add ? size_ + 1 : size_ - 1;
     refresh_lengths(family);
   }
-  return removed;
+  return changed;
 }
 
 bool AddressSet::contains(int family, const uint8_t* bytes) const {

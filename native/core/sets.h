@@ -44,6 +44,7 @@ class AddressSet {
   FlatSet<Key128, Key128Hash> v6_[129];
   std::vector<int> v4_lengths_, v6_lengths_;  // lengths in use, longest first
   size_t size_ = 0;
+  bool change(int family, const uint8_t* bytes, int length, bool add);
   void refresh_lengths(int family);
 };
 

@@ -14,7 +14,7 @@ import { parseDocument } from 'yaml';
 import { loadPolicyFile } from '../policy/parse';
 import { hookCommands } from './hook';
 import { ParsedArgs, intFlag } from './args';
-import { Output } from './output';
+import { Output, onJsonLines } from './output';
 
 export const DEMO_FLAGS = { duration: 'string', json: 'boolean' } as const;
 
@@ -141,20 +141,10 @@ export async function demo(args: ParsedArgs, out: Output): Promise<number> {
     type Stats = { rules: { rule: string; line: number | null; packets: number }[]; queues: { received: number; accepted: number; dropped: number }[] };
     const seen: { latest: Stats | null } = { latest: null };
     let attached = false;
-    let buf = '';
-    runner.stdout!.on('data', (d) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const o = JSON.parse(line);
-          if (o.event === 'note' && String(o.message).startsWith('attached')) attached = true;
-          if (o.event === 'stats' || o.event === 'final') seen.latest = o;
-          if (json) out.line(line), out.flush();
-        } catch { /* ignore */ }
-      }
+    onJsonLines(runner.stdout!, (o, line) => {
+      if (o.event === 'note' && String(o.message).startsWith('attached')) attached = true;
+      if (o.event === 'stats' || o.event === 'final') seen.latest = o as unknown as Stats;
+      if (json) out.line(line), out.flush();
     });
     for (let t = 0; !attached && t < 100; t++) await new Promise((r) => setTimeout(r, 100));
     if (!attached) throw new Error('nfsieve run did not attach in the gateway namespace');

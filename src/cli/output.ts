@@ -17,3 +17,22 @@ export class Output {
     this.size = 0;
   }
 }
+
+/**
+ * Calls `each(object, line)` for every JSON line a stream (a child's stdout,
+ * say) writes, across chunk boundaries; lines that are not JSON are skipped.
+ */
+export function onJsonLines(stream: NodeJS.ReadableStream, each: (o: Record<string, unknown>, line: string) => void): void {
+  let buf = '';
+  stream.on('data', (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let o: Record<string, unknown>;
+      try { o = JSON.parse(line); } catch { continue; }
+      each(o, line);
+    }
+  });
+}
