@@ -39,7 +39,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     nfsieve::IndexLimits limits = index_limits(info[1]);
     std::string error;
     std::unique_ptr<nfsieve::Table> table = nfsieve::Table::load(t.data, t.length, &error);
-    if (!table) throw Napi::Error::New(env, error);
+    if (!table) throw coded_error(env, error, "ETABLE");
     classifier_.reset(new nfsieve::Classifier(std::move(table), limits));
     counters_.reset(new nfsieve::Counters(classifier_->table().rule_count()));
   }

@@ -26,7 +26,7 @@ std::unique_ptr<nfsieve::Classifier> classifier_from(const Napi::Value& v) {
   Bytes t = bytes_of(v);
   std::string error;
   std::unique_ptr<nfsieve::Table> table = nfsieve::Table::load(t.data, t.length, &error);
-  if (!table) throw Napi::Error::New(env, error);
+  if (!table) throw coded_error(env, error, "ETABLE");
   return std::unique_ptr<nfsieve::Classifier>(new nfsieve::Classifier(std::move(table)));
 }
 
@@ -140,7 +140,7 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
     if (!ok) {
       tsfn_.Release();
       tsfn_ = Napi::ThreadSafeFunction();
-      throw Napi::Error::New(env, error);
+      throw coded_error(env, error, "EQUEUE");
     }
     Napi::Array warnings = Napi::Array::New(env);
     for (size_t i = 0; i < engine_->warnings().size(); i++) warnings.Set(static_cast<uint32_t>(i), engine_->warnings()[i]);

@@ -40,7 +40,7 @@ test('inspect without --json prints a readable line per frame; a corrupt capture
     const bad = path.join(dir, 'cut.pcap');
     const bytes = fs.readFileSync(path.join(PCAPS, 'espudp1.pcap'));
     fs.writeFileSync(bad, bytes.subarray(0, bytes.length - 10));
-    const e = run('inspect', bad, '--json');
+    const e = run('inspect', bad);
     assert.equal(e.code, 1);
     assert.match(e.stderr, new RegExp(`^${bad.replace(/[.]/g, '\\.')}: offset \\d+: record of \\d+ bytes runs past the end of the file`));
     const lt = path.join(dir, 'lt.pcap');
@@ -187,5 +187,5 @@ test('unknown commands and options are usage errors (exit 2)', () => {
   assert.equal(run('frobnicate').code, 2);
   const r = run('inspect', 'x.pcap', '--jsn');
   assert.equal(r.code, 2);
-  assert.equal(r.stderr.trim(), 'nfsieve inspect: unknown option --jsn');
+  assert.match(r.stderr, /^nfsieve inspect: Unknown option '--jsn'/);
 });

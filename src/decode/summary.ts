@@ -21,7 +21,7 @@ function time(t: number): string {
   return `${d.toISOString().slice(11, 19)}.${String(micro).padStart(6, '0')}`;
 }
 
-export function summaryLine(index: number, t: number, p: DecodedPacket): string {
+export function summaryLine(index: number, t: number, p: DecodedPacket, _frame?: { data: Uint8Array; linkType: number; originalLength: number }): string {
   const head = `${index} ${time(t)}`;
   if (p.family === null) return `${head} non-IP frame${p.malformed ? ` [malformed: ${p.malformed}]` : ''}`;
   const src = formatAddress(p.srcBytes!);

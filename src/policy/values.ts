@@ -5,11 +5,18 @@
  * with a message that names what was expected.
  */
 import { parseIpv4, parseIpv6 } from '../decode/address';
+import { NfsieveError } from '../errors';
 import {
   AddressItem, FRAGMENTS, ICMP_TYPES, ICMPV6_TYPES, IKE_EXCHANGE_NAMES, NATT_KINDS, PROTOCOLS, Prefix, Range,
 } from './model';
 
-export class ValueError extends Error {}
+/** A value refused by a parser; code EVALUE. */
+export class ValueError extends NfsieveError {
+  constructor(message: string) {
+    super('EVALUE', message);
+    this.name = 'ValueError';
+  }
+}
 
 const INT = /^(0x[0-9a-fA-F]+|\d+)$/;
 
