@@ -36,8 +36,11 @@ const COMMANDS: Record<string, Command> = {
   import: { flags: IMPORT_FLAGS, run: importCommand, help: 'import iptables FILE [--table T] [--chain C] [--ipset F]  iptables-save to a policy' },
 };
 
+/** The command names (tests check that each has --help). */
+export const COMMAND_NAMES: readonly string[] = Object.keys(COMMANDS);
+
 /** Exit status of each error code; anything without a code is a bug: 2 with its stack. */
-const EXIT_STATUS: Record<ErrorCode, number> = {
+export const EXIT_STATUS: Record<ErrorCode, number> = {
   EUSAGE: 2, EVALUE: 2, EPOLICY: 1, ECAPTURE: 1, ETABLE: 1, EQUEUE: 1,
 };
 

@@ -41,10 +41,10 @@ export function loadPolicyFile(file: string): Policy {
 export function checkJsonPolicy(text: string, file: string): void {
   const offence = checkStrictJson(text);
   if (!offence) return;
-  const p = new LineCounter();
-  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) p.addNewLine(i + 1);
-  const pos = p.linePos(offence.offset);
-  throw new PolicyError([{ file, line: pos.line, column: pos.col, message: `not JSON: ${offence.message}` }]);
+  let line = 1;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offence.offset; i = text.indexOf('\n', i + 1)) { line++; lineStart = i + 1; }
+  throw new PolicyError([{ file, line, column: offence.offset - lineStart + 1, message: `not JSON: ${offence.message}` }]);
 }
 
 /** Read a policy, rule, set or trace file; failure is a PolicyError naming the file. */
