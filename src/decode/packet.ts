@@ -107,8 +107,9 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
   const at = rec.byteOffset + offset;
   return {
     family,
-    srcBytes: new Uint8Array(rec.buffer.slice(at + 8, at + 8 + alen)),
-    dstBytes: new Uint8Array(rec.buffer.slice(at + 24, at + 24 + alen)),
+    // Views into the record buffer (fresh for every decode call), not copies: no allocation per address.
+    srcBytes: new Uint8Array(rec.buffer, at + 8, alen),
+    dstBytes: new Uint8Array(rec.buffer, at + 24, alen),
     proto: v.getUint8(1),
     ipProto: v.getUint8(7),
     fragment: FRAGMENTS[v.getUint8(2)] ?? null,
