@@ -87,7 +87,7 @@ function icmpText(p: DecodedPacket): string {
 function ipsecText(p: DecodedPacket, parts: string[]): void {
   if (p.ah) parts.push(`AH(spi=0x${p.ah.spi.toString(16).padStart(8, '0')})`);
   if (p.natt === 'keepalive') parts.push('NAT-keepalive');
-  if (p.natt === 'esp') parts.push('UDP-encap');
+  if (p.natt === 'esp') parts.push('UDP-encap:');
   if (p.spi !== null) parts.push(`ESP(spi=0x${p.spi.toString(16).padStart(8, '0')}${p.espSeq !== null ? `,seq=0x${p.espSeq.toString(16)}` : ''})`);
   if (p.ike) {
     const role = p.ike.version === 2 ? ((p.ike.flags & 0x20 ? ' response' : ' request') + (p.ike.flags & 0x08 ? ' initiator' : ' responder')) : '';
@@ -108,7 +108,7 @@ export function summaryLine(index: number, t: number, p: DecodedPacket, frame?: 
   // ESP prints as tcpdump's ESP(spi=...,seq=...) alone; ICMP6 as "ICMP6, name".
   const name = PROTO_NAMES[proto] ?? `proto ${proto}`;
   if (p.icmp) parts.push(proto === PROTO_ICMP6 ? `${name}, ${icmpText(p)}` : `${name} ${icmpText(p)}`);
-  else if (!(proto === PROTO_ESP && p.spi !== null)) parts.push(name);
+  else if (!(proto === PROTO_ESP && p.spi !== null) && p.natt !== 'esp') parts.push(name);
   if (p.fragment !== 'none') parts.push(`(frag ${p.fragment})`);
   ipsecText(p, parts);
   const length = payloadLength(p);
