@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "decode.h"
@@ -53,9 +54,15 @@ class SpinLock {
     __builtin_ia32_pause();
 #endif
   }
+  // Spin briefly (the holder needs tens of nanoseconds), then yield the CPU:
+  // with more queue threads than cores the holder may itself be waiting for one.
   void lock() {
-    while (flag_.exchange(true, std::memory_order_acquire))
-      while (flag_.load(std::memory_order_relaxed)) relax();
+    for (int spins = 0; flag_.exchange(true, std::memory_order_acquire);) {
+      while (flag_.load(std::memory_order_relaxed)) {
+        if (++spins < 128) relax();
+        else std::this_thread::yield();
+      }
+    }
   }
   void unlock() { flag_.store(false, std::memory_order_release); }
 
