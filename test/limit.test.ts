@@ -359,3 +359,17 @@ test('IKE initial and COOKIE as Wireshark reads them: 2,000 random near-initial 
   });
   assert.ok(initial > 500 && cookies > 40, `too few cases: ${initial} initial, ${cookies} cookies`);
 });
+
+test('nfsieve classify --pcap measures limits by the capture timestamps', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsieve-limit-cli-'));
+  const policyFile = path.join(dir, 'p.yaml');
+  fs.writeFileSync(policyFile, 'default: drop\nrules:\n  - name: init\n    ike: {initial: true}\n    limit: {rate: 2/s, burst: 2, per: src}\n    action: accept\n');
+  // Source A: three at t=100 s, one at 100.4 s (under the 0.5 s a token takes), one at 100.5 s; source B once at 100 s.
+  const a = initV2('10.0.0.1'), b = initV2('10.0.0.2');
+  const frames = [[a, 100], [a, 100], [b, 100], [a, 100], [a, 100.4], [a, 100.5]].map(([data, time]) => ({ data: data as Uint8Array, time: time as number }));
+  const pcap = path.join(dir, 'ike.pcap');
+  fs.writeFileSync(pcap, writePcap(frames, 101));
+  const out = execFileSync(process.execPath, [path.join(ROOT, 'bin', 'nfsieve.js'), 'classify', policyFile, '--pcap', pcap, '--json'], { encoding: 'utf8' });
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.deepEqual(out.trim().split('\n').map((l) => JSON.parse(l).verdict), ['accept', 'accept', 'accept', 'drop', 'drop', 'accept']);
+});
