@@ -8,7 +8,10 @@
 // sits behind a shared_ptr that reload() replaces atomically. A worker takes
 // its own reference once per batch, so a batch never sees two tables, and the
 // old table is freed when the last worker lets go of it. Named-set changes
-// take a writer lock that workers take as readers once per batch.
+// take a writer lock that workers take as readers once per batch. Rate-limit
+// buckets belong to the classifier: set changes keep them, a reload starts
+// the new table's buckets full. Workers read CLOCK_MONOTONIC once per batch
+// for them (Meta::now_ns).
 #pragma once
 
 #include <atomic>
