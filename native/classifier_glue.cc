@@ -42,7 +42,11 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     std::string error;
     std::unique_ptr<nfsieve::Table> table = nfsieve::Table::load(t.data, t.length, &error);
     if (!table) throw Napi::Error::New(env, error);
-    classifier_.reset(new nfsieve::Classifier(std::move(table), limits));
+    try {
+      classifier_.reset(new nfsieve::Classifier(std::move(table), limits));
+    } catch (const std::bad_alloc&) {
+      throw Napi::Error::New(env, "out of memory loading the table (lookup index and rate-limit state)");
+    }
     counters_.reset(new nfsieve::Counters(classifier_->table().rule_count()));
   }
 

@@ -27,7 +27,11 @@ std::unique_ptr<nfsieve::Classifier> classifier_from(const Napi::Value& v) {
   std::string error;
   std::unique_ptr<nfsieve::Table> table = nfsieve::Table::load(t.data, t.length, &error);
   if (!table) throw Napi::Error::New(env, error);
-  return std::unique_ptr<nfsieve::Classifier>(new nfsieve::Classifier(std::move(table)));
+  try {
+    return std::unique_ptr<nfsieve::Classifier>(new nfsieve::Classifier(std::move(table)));
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(env, "out of memory loading the table (lookup index and rate-limit state)");
+  }
 }
 
 uint32_t opt_u32(const Napi::Object& o, const char* key, uint32_t fallback) {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Classifier } from '../src/classifier';
 import { compile } from '../src/compile/compile';
 import { crc32 } from '../src/compile/format';
-import { definePolicy, PolicyInput } from '../src/policy/define';
+import { definePolicy, PolicyInput, RuleInput } from '../src/policy/define';
 import { parsePolicyText, PolicyError } from '../src/policy/parse';
 import { referenceDecode } from '../src/decode/reference';
 import { decodeFrame } from '../src/decode/packet';
@@ -285,6 +285,10 @@ test('a corrupt limits section is refused with its reason', () => {
   refused((b, v) => v.setUint32(residualsOff + 4, 9, true), /bad limit reference/);
   refused((b) => { b[residualsOff + 1] = 1; }, /bad limit reference/);
   refused((b, v) => v.setUint32(72, 3, true), /limits section out of bounds|limit 2: /);
+  // Per-source buckets are preallocated: 2^24 in all over a table.
+  const big = (n: number): RuleInput => ({ action: 'accept', limit: { rate: '1/s', per: 'src', 'max-sources': n } });
+  assert.throws(() => new Classifier(compile(definePolicy({ default: 'drop', rules: [big(1 << 23), big((1 << 23) + 1)] }))),
+    /per-source limits keep 16777217 sources in all \(at most 16777216\)/);
 });
 
 test('the road-warrior example against the reference: a simulated flood from 1,000 sources, the known gateway and COOKIE retries', () => {

@@ -163,15 +163,24 @@ bool SourceBuckets::take(uint64_t k0, uint64_t k1, uint32_t family, uint64_t now
   return bucket_take(&e.credit, &e.last, now, p);
 }
 
+// A seed per table for the source hash, so that a flood cannot aim at one
+// probe run without seeing the table; the clock when no random device opens.
+static uint64_t random_seed() {
+  try {
+    std::random_device rd;
+    return (uint64_t(rd()) << 32) ^ rd();
+  } catch (...) {
+    return mix(monotonic_ns());
+  }
+}
+
 LimitState::LimitState(const Table& table) {
-  std::random_device rd;
   for (uint32_t i = 0; i < table.limit_count(); i++) {
     std::unique_ptr<One> one(new One());
     one->rec = table.limit(i);
     bucket_params(one->rec, &one->params);  // the loader has checked that it succeeds
     if (one->rec.per == kLimitPerSource) {
-      const uint64_t seed = (uint64_t(rd()) << 32) ^ rd();
-      one->sources.reset(new SourceBuckets(one->rec.max_sources, seed));
+      one->sources.reset(new SourceBuckets(one->rec.max_sources, random_seed()));
     }
     limits_.push_back(std::move(one));
   }
@@ -205,7 +214,13 @@ uint64_t LimitState::evictions(uint32_t i) const {
 
 uint32_t LimitState::sources(uint32_t i) const {
   if (i >= limits_.size()) return 0;
-  if (!limits_[i]->sources) return limits_[i]->started ? 1 : 0;
+  if (!limits_[i]->sources) {
+    One& one = *limits_[i];
+    one.lock.lock();
+    const bool started = one.started;
+    one.lock.unlock();
+    return started ? 1 : 0;
+  }
   SourceBuckets& s = *limits_[i]->sources;
   s.lock().lock();
   uint32_t n = s.size();

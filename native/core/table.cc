@@ -142,6 +142,7 @@ class TableLoader {
   bool load_limits() {
     const uint32_t n = t_->limit_count_;
     t_->limit_rules_.assign(n, UINT32_MAX);
+    uint64_t sources = 0;
     for (uint32_t i = 0; i < n; i++) {
       const LimitRec& l = t_->limits_[i];
       const std::string at = "limit " + std::to_string(i) + ": ";
@@ -152,7 +153,10 @@ class TableLoader {
       if (l.per == kLimitPerSource && (l.prefix4 < 1 || l.prefix4 > 32 || l.prefix6 < 1 || l.prefix6 > 128))
         return fail(at + "bad source prefix length");
       if (l.per == kLimitPerSource && (l.max_sources == 0 || l.max_sources > kMaxSources)) return fail(at + "max-sources out of range");
+      if (l.per == kLimitPerSource) sources += l.max_sources;
     }
+    // Per-source buckets are preallocated at load (limit.h): bound them in all.
+    if (sources > kMaxSources) return fail("per-source limits keep " + std::to_string(sources) + " sources in all (at most 16777216)");
     for (uint32_t ri = 0; ri < t_->rule_count_; ri++) {
       const RuleRec& r = t_->rules_[ri];
       for (uint32_t k = 0; k < r.residual_count; k++) {
