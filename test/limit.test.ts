@@ -9,6 +9,7 @@ import { compile } from '../src/compile/compile';
 import { crc32 } from '../src/compile/format';
 import { definePolicy, PolicyInput, RuleInput } from '../src/policy/define';
 import { parsePolicyText, PolicyError } from '../src/policy/parse';
+import { policyToYaml } from '../src/policy/serialize';
 import { referenceDecode } from '../src/decode/reference';
 import { decodeFrame } from '../src/decode/packet';
 import { referenceEvaluate, initialSets, LimitState, ikeInitial, ikeCookie } from '../src/reference/evaluate';
@@ -376,4 +377,12 @@ test('nfsieve classify --pcap measures limits by the capture timestamps', () => 
   const out = execFileSync(process.execPath, [path.join(ROOT, 'bin', 'nfsieve.js'), 'classify', policyFile, '--pcap', pcap, '--json'], { encoding: 'utf8' });
   fs.rmSync(dir, { recursive: true, force: true });
   assert.deepEqual(out.trim().split('\n').map((l) => JSON.parse(l).verdict), ['accept', 'accept', 'accept', 'drop', 'drop', 'accept']);
+});
+
+test('policyToYaml writes limits and the ike initial/cookie conditions back as they were read', () => {
+  const text = 'default: drop\nrules:\n  - ike: {initial: true, cookie: false}\n    limit: {rate: 7/min, burst: 3, per: src, per-prefix4: 24, per-prefix6: 48, max-sources: 100}\n    action: accept\n  - ike: {cookie: true}\n    limit: {rate: 2/day}\n    action: accept\n';
+  const p = parsePolicyText(text, 'a.yaml');
+  const again = parsePolicyText(policyToYaml(p), 'b.yaml');
+  assert.deepEqual(again.rules.map((r) => [r.conditions, r.limit]), p.rules.map((r) => [r.conditions, r.limit]));
+  assert.equal(again.rules[1].limit!.periodNs, 86_400n * S);
 });
