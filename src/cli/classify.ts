@@ -6,7 +6,7 @@ import { ParsedArgs, UsageError, stringFlag } from './args';
 import { Output } from './output';
 import { loadPolicyArg, metaFromArgs, POLICY_FLAGS, META_FLAGS } from './policy-arg';
 import { classifyClassbench } from './classbench';
-import { byLinkType } from './inspect';
+import { byLinkType, runsOf } from './inspect';
 
 export const CLASSIFY_FLAGS = { ...POLICY_FLAGS, ...META_FLAGS, pcap: 'string', json: 'boolean', classbench: 'string', trace: 'string' } as const;
 
@@ -19,10 +19,15 @@ export async function classify(args: ParsedArgs, out: Output): Promise<number> {
   const classifier = new Classifier(compile(policy, { analyse: false }));
   const meta = metaFromArgs(args);
   const json = args.flags.has('json');
+  // Rate limits measure time by the capture's timestamps (microseconds), so a replay decides as the capture happened.
+  const limited = policy.rules.some((r) => r.limit);
   for await (const batch of streamCapture(pcap)) {
     byLinkType(batch, (run) => {
-      const results = classifier.classifyBatch(run.map((f) => f.data), { linkType: run[0].linkType, meta });
-      results.forEach((r, k) => out.line(json ? jsonLine(run[k], r) : textLine(run[k], r)));
+      for (const chunk of limited ? runsOf(run, (f) => f.time) : [run]) {
+        const now = limited ? BigInt(Math.round(chunk[0].time * 1e6)) * 1000n : undefined;
+        const results = classifier.classifyBatch(chunk.map((f) => f.data), { linkType: chunk[0].linkType, meta: now === undefined ? meta : { ...meta, now } });
+        results.forEach((r, k) => out.line(json ? jsonLine(chunk[k], r) : textLine(chunk[k], r)));
+      }
     });
   }
   return 0;

@@ -7,14 +7,21 @@ import { Output } from './output';
 
 export const INSPECT_FLAGS = { json: 'boolean' } as const;
 
-/** Calls `each(run)` for every run of consecutive frames sharing a link type. */
-export function byLinkType(frames: Frame[], each: (run: Frame[]) => void): void {
+/** Consecutive runs of frames with the same key, in file order (the whole array when there is one run). */
+export function runsOf<K>(frames: Frame[], key: (f: Frame) => K): Frame[][] {
+  const runs: Frame[][] = [];
   for (let i = 0; i < frames.length;) {
     let j = i + 1;
-    while (j < frames.length && frames[j].linkType === frames[i].linkType) j++;
-    each(i === 0 && j === frames.length ? frames : frames.slice(i, j));
+    while (j < frames.length && key(frames[j]) === key(frames[i])) j++;
+    runs.push(i === 0 && j === frames.length ? frames : frames.slice(i, j));
     i = j;
   }
+  return runs;
+}
+
+/** Calls `each(run)` for every run of consecutive frames sharing a link type. */
+export function byLinkType(frames: Frame[], each: (run: Frame[]) => void): void {
+  for (const run of runsOf(frames, (f) => f.linkType)) each(run);
 }
 
 export async function inspect(args: ParsedArgs, out: Output): Promise<number> {
