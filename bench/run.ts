@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { benchDecode } from './decode';
 import { benchNfqueue } from './nfqueue';
 import { benchClassbench, targetRows } from './classify';
+import { benchLive } from './live';
 import { chartSvg } from './chart';
 import { machine, markdownTable } from './common';
 
@@ -31,6 +32,10 @@ async function main(): Promise<void> {
     markdownTable(cb.rows), '\n![ns per packet against rule count](benchmarks.svg)\n',
     '### Targets (docs/algorithm.md explains the gaps)\n', markdownTable(targets), '\n', markdownTable(cb.extra));
   fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.svg'), chartSvg(cb.results, `ClassBench lookups, one thread: ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`));
+  process.stderr.write('live sets and the control socket...\n');
+  const live = await benchLive();
+  process.stdout.write(markdownTable(live.rows) + live.note + '\n');
+  sections.push('## Live sets and the control socket\n', live.note + '\n', markdownTable(live.rows));
   process.stderr.write('NFQUEUE throughput...\n');
   const nfq = await benchNfqueue();
   process.stdout.write(markdownTable(nfq.rows) + nfq.note + '\n');
