@@ -121,7 +121,7 @@ before(() => {
 
 after(() => { if (lab) lab.cleanup(); });
 
-test('under a flood: set add admits, set del refuses, set test answers; SIGHUP drops a removed file member but keeps live ones; --state survives a restart; a timeout expires; no verdict lost', { skip, timeout: 180_000 }, async (t) => {
+test('under a flood: set add admits, set del refuses, set test answers; SIGHUP drops a removed file member but keeps live ones; --state survives a restart; a timeout expires; flush; no verdict lost', { skip, timeout: 180_000 }, async (t) => {
   let run = await startRun();
   // The flood: UDP the policy accepts, paced at 1,000 frames a millisecond or more,
   // through the same queue, for the whole test.
@@ -181,6 +181,13 @@ test('under a flood: set add admits, set del refuses, set test answers; SIGHUP d
     assert.equal(await admitted(), 20, 'admitted while its timeout runs');
     assert.ok(await waitFor(() => cli('set', 'test', 'gateways', peer.address).code === 1, 5000), 'expired');
     assert.equal(await admitted(), 0, 'refused once expired');
+
+    // flush (on a copy, swapped in): live members go, file members stay.
+    assert.equal(cli('set', 'add', 'gateways', peer.address).code, 0);
+    assert.equal(await admitted(), 20);
+    assert.equal(cli('set', 'flush', 'gateways').code, 0);
+    assert.equal(await admitted(), 0, 'flushed');
+    assert.equal(cli('set', 'test', 'gateways', OTHER).code, 0, 'the file member stays');
 
     const stats = JSON.parse(cli('stats', '--json').stdout);
     assert.ok(stats.queues[0].received > 0);

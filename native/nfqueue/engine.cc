@@ -318,8 +318,17 @@ int QueueEngine::set_remove(const std::string& name, const SetElement& e, uint8_
   return with_set(name, e.kind, true, [&](NamedSet& s) { *changed = s.remove(e, origins); });
 }
 
+// A flush may touch every member of a large set: it runs on a copy, outside
+// the lock the workers take, and the lock covers only the swap.
 int QueueEngine::set_flush(const std::string& name, uint8_t origins, size_t* count) {
-  return with_set(name, 0, true, [&](NamedSet& s) { *count = s.flush(origins); });
+  return with_set(name, 0, false, [&](NamedSet& s) {
+    NamedSet next = s;
+    *count = next.flush(origins);
+    std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+    std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
+    std::swap(s.addresses, next.addresses);
+    std::swap(s.spis, next.spis);
+  });
 }
 
 int QueueEngine::set_test(const std::string& name, const SetElement& e, bool* matched) const {
