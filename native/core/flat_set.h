@@ -85,6 +85,8 @@ class FlatSet {
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  // Whether inserting one more key would rebuild the table (grow()).
+  bool full() const { return (size_ + 1) * 2 > slots_.size(); }
   void clear() {
     slots_.clear();
     mask_ = 0;

@@ -183,6 +183,23 @@ size_t AddressSet::expire(int64_t now_ms) {
   return dead.size();
 }
 
+size_t AddressSet::due(int64_t now_ms) const {
+  size_t n = 0;
+  for (const auto& kv : expiries_) n += kv.second <= now_ms;
+  return n;
+}
+
+namespace {
+template <typename M>
+bool map_would_rehash(const M& m) { return m.size() + 1 > m.bucket_count() * m.max_load_factor(); }
+}  // namespace
+
+bool AddressSet::add_would_grow(int family, int length) const {
+  if (map_would_rehash(expiries_)) return true;
+  if (family == 4) return length >= 0 && length <= 32 && v4_[length].full();
+  return length >= 0 && length <= 128 && v6_[length].full();
+}
+
 void AddressSet::list(std::vector<MemberInfo>* out, int64_t now_ms) const {
   each([&](int family, int l, const Key128& k, uint8_t t) {
     MemberInfo m{};
@@ -275,6 +292,17 @@ bool SpiSet::remove(uint32_t lo, uint32_t hi, uint8_t origins) {
       return true;
     }
   return false;
+}
+
+size_t SpiSet::due(int64_t now_ms) const {
+  size_t n = 0;
+  for (const auto& kv : expiries_) n += kv.second <= now_ms;
+  for (const Range& r : ranges_) n += (r.tag & kTagTimed) && r.expires_ms <= now_ms;
+  return n;
+}
+
+bool SpiSet::add_would_grow(uint32_t lo, uint32_t hi) const {
+  return lo == hi ? values_.full() || map_would_rehash(expiries_) : ranges_.size() == ranges_.capacity();
 }
 
 bool SpiSet::timed() const {

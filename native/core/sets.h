@@ -101,6 +101,10 @@ class AddressSet {
   // Walks the timed members only.
   size_t expire(int64_t now_ms);
   bool timed() const { return !expiries_.empty(); }
+  // Timed members whose expiry is at or before now.
+  size_t due(int64_t now_ms) const;
+  // Whether adding this prefix may rebuild a hash table (O(members), not O(1)).
+  bool add_would_grow(int family, int length) const;
   // Copy the live (unexpired) members of another set in, with their expiries.
   void merge_live(const AddressSet& from, int64_t now_ms);
   void list(std::vector<MemberInfo>* out, int64_t now_ms) const;
@@ -132,6 +136,8 @@ class SpiSet {
   size_t flush(uint8_t origins);
   size_t expire(int64_t now_ms);
   bool timed() const;
+  size_t due(int64_t now_ms) const;
+  bool add_would_grow(uint32_t lo, uint32_t hi) const;
   void merge_live(const SpiSet& from, int64_t now_ms);
   void list(std::vector<MemberInfo>* out, int64_t now_ms) const;
   SetSizes sizes(int64_t now_ms) const;
@@ -162,6 +168,10 @@ struct NamedSet {
   size_t flush(uint8_t origins) { return kind == kSetAddress ? addresses.flush(origins) : spis.flush(origins); }
   size_t expire(int64_t now) { return kind == kSetAddress ? addresses.expire(now) : spis.expire(now); }
   bool timed() const { return kind == kSetAddress ? addresses.timed() : spis.timed(); }
+  size_t due(int64_t now) const { return kind == kSetAddress ? addresses.due(now) : spis.due(now); }
+  bool add_would_grow(const SetElement& e) const {
+    return kind == kSetAddress ? addresses.add_would_grow(e.family, e.length) : spis.add_would_grow(e.lo, e.hi);
+  }
   void merge_live(const NamedSet& from, int64_t now);
   void list(std::vector<MemberInfo>* out, int64_t now) const;
   SetSizes sizes(int64_t now) const { return kind == kSetAddress ? addresses.sizes(now) : spis.sizes(now); }

@@ -293,50 +293,68 @@ EngineStats QueueEngine::stats() const {
   return s;
 }
 
+namespace {
+
+// Change a set the workers read. A change that touches O(1) members runs in
+// place under the workers' lock; one that may rebuild a table (a hash table
+// growing, a flush, a mass expiry) runs on a copy outside the lock, and the
+// lock covers only the swap. Either way the workers wait microseconds.
+template <typename F>
+void write_set(NamedSet& s, std::shared_mutex& lock, bool heavy, F f) {
+  if (!heavy) {
+    std::unique_lock<std::shared_mutex> lk(lock);
+    f(s);
+    return;
+  }
+  NamedSet next = s;  // the workers go on reading s meanwhile
+  f(next);
+  std::unique_lock<std::shared_mutex> lk(lock);
+  std::swap(s.addresses, next.addresses);
+  std::swap(s.spis, next.spis);
+}
+
+constexpr size_t kExpireInPlace = 64;  // more members due at once: expire on a copy
+
+}  // namespace
+
+// op(set, the workers' lock); the control mutex keeps other writers out, so
+// readers here need no lock.
 template <typename Op>
-int QueueEngine::with_set(const std::string& name, uint8_t kind, bool write, Op op) const {
+int QueueEngine::with_set(const std::string& name, uint8_t kind, Op op) const {
   std::lock_guard<std::mutex> control(control_mutex_);
   std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
   if (!table) return kNoSuchSet;
   NamedSet* s = table->classifier->find_set(name);
   if (!s) return kNoSuchSet;
   if (kind && s->kind != kind) return kWrongKind;
-  if (write) {
-    std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
-    op(*s);
-  } else {
-    op(*s);  // the control mutex keeps writers out; workers only read
-  }
+  op(*s, table->sets_mutex);
   return kSetOk;
 }
 
 int QueueEngine::set_add(const std::string& name, const SetElement& e, int64_t expires_ms, bool* changed) {
-  return with_set(name, e.kind, true, [&](NamedSet& s) { *changed = s.add(e, kOriginLive, expires_ms); });
+  return with_set(name, e.kind, [&](NamedSet& s, std::shared_mutex& m) {
+    write_set(s, m, s.add_would_grow(e), [&](NamedSet& t) { *changed = t.add(e, kOriginLive, expires_ms); });
+  });
 }
 
 int QueueEngine::set_remove(const std::string& name, const SetElement& e, uint8_t origins, bool* changed) {
-  return with_set(name, e.kind, true, [&](NamedSet& s) { *changed = s.remove(e, origins); });
+  return with_set(name, e.kind, [&](NamedSet& s, std::shared_mutex& m) {
+    write_set(s, m, false, [&](NamedSet& t) { *changed = t.remove(e, origins); });
+  });
 }
 
-// A flush may touch every member of a large set: it runs on a copy, outside
-// the lock the workers take, and the lock covers only the swap.
 int QueueEngine::set_flush(const std::string& name, uint8_t origins, size_t* count) {
-  return with_set(name, 0, false, [&](NamedSet& s) {
-    NamedSet next = s;
-    *count = next.flush(origins);
-    std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
-    std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
-    std::swap(s.addresses, next.addresses);
-    std::swap(s.spis, next.spis);
+  return with_set(name, 0, [&](NamedSet& s, std::shared_mutex& m) {
+    write_set(s, m, true, [&](NamedSet& t) { *count = t.flush(origins); });
   });
 }
 
 int QueueEngine::set_test(const std::string& name, const SetElement& e, bool* matched) const {
-  return with_set(name, e.kind, false, [&](NamedSet& s) { *matched = s.test(e); });
+  return with_set(name, e.kind, [&](NamedSet& s, std::shared_mutex&) { *matched = s.test(e); });
 }
 
 int QueueEngine::set_list(const std::string& name, std::vector<MemberInfo>* out) const {
-  return with_set(name, 0, false, [&](NamedSet& s) { s.list(out, steady_now_ms()); });
+  return with_set(name, 0, [&](NamedSet& s, std::shared_mutex&) { s.list(out, steady_now_ms()); });
 }
 
 size_t QueueEngine::set_expire() {
@@ -346,9 +364,10 @@ size_t QueueEngine::set_expire() {
   const int64_t now = steady_now_ms();
   size_t n = 0;
   for (NamedSet& s : table->classifier->sets()) {
-    if (!s.timed()) continue;  // write-lock only the sets that may have something to reap
-    std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
-    n += s.expire(now);
+    if (!s.timed()) continue;
+    const size_t due = s.due(now);
+    if (due == 0) continue;
+    write_set(s, table->sets_mutex, due > kExpireInPlace, [&](NamedSet& t) { n += t.expire(now); });
   }
   return n;
 }

@@ -133,7 +133,7 @@ class QueueEngine {
 
   void run(Worker* w);
   template <typename Op>
-  int with_set(const std::string& name, uint8_t kind, bool write, Op op) const;
+  int with_set(const std::string& name, uint8_t kind, Op op) const;
   void process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts);
 };
 
