@@ -121,7 +121,7 @@ before(() => {
 
 after(() => { if (lab) lab.cleanup(); });
 
-test('under a flood: set add admits, set del refuses, set test answers; SIGHUP drops a removed file member but keeps live ones; --state survives a restart; a timeout expires; flush; no verdict lost', { skip, timeout: 180_000 }, async (t) => {
+test('under a flood: set add admits, set del refuses, set test answers; SIGHUP drops a removed file member but keeps live ones; --state survives a restart; a timeout expires; flush; a corrupt state file; no verdict lost', { skip, timeout: 180_000 }, async (t) => {
   let run = await startRun();
   // The flood: UDP the policy accepts, paced at 1,000 frames a millisecond or more,
   // through the same queue, for the whole test.
@@ -191,6 +191,16 @@ test('under a flood: set add admits, set del refuses, set test answers; SIGHUP d
 
     const stats = JSON.parse(cli('stats', '--json').stdout);
     assert.ok(stats.queues[0].received > 0);
+
+    // A corrupt state file: a clear message, moved aside, the file members only; never a crash.
+    assert.equal(cli('set', 'add', 'gateways', peer.address).code, 0);
+    run.child.kill('SIGTERM');
+    assert.equal(await run.exited, 0);
+    fs.writeFileSync(stateFile, '{"version":1,"sets":{"gateways":[{"value":');
+    run = await startRun();
+    assert.ok(run.lines.some((l) => /^state file .*: not valid JSON .*moved to .*\.corrupt; starting with the policy file's members only$/.test(String(l.message))), JSON.stringify(run.lines));
+    assert.equal(await admitted(), 0, 'the live member of the corrupt file is not applied');
+    assert.equal(cli('set', 'test', 'gateways', OTHER).code, 0);
   } finally {
     flooding = false;
     await floodLoop;
