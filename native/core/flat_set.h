@@ -5,7 +5,8 @@
 //
 // Each key carries a one-byte tag (never 0: 0 marks an empty slot) in the
 // byte the slot's padding had anyway, so the sets keep a member's origin
-// (sets.h) at no cost in size.
+// (sets.h) at no cost in size. A FlatTable with a payload is a map (the
+// expiries of timed members); FlatSet has none.
 #pragma once
 
 #include <cstddef>
@@ -14,8 +15,10 @@
 
 namespace nfsieve {
 
-template <typename K, typename Hash>
-class FlatSet {
+struct NoPayload {};
+
+template <typename K, typename Hash, typename P>
+class FlatTable {
  public:
   bool contains(const K& k) const { return tag(k) != 0; }
 
@@ -33,7 +36,7 @@ class FlatSet {
   bool insert(const K& k, uint8_t tag = 1) {
     if (contains(k)) return false;
     if ((size_ + 1) * 2 > slots_.size()) grow();
-    place(k, tag);
+    place(k, tag, P());
     size_++;
     return true;
   }
@@ -51,6 +54,34 @@ class FlatSet {
           return;
         }
     insert(k, t);
+  }
+
+  // The payload of k; null when k is absent.
+  const P* payload(const K& k) const {
+    if (size_ == 0) return nullptr;
+    for (size_t i = home(k); slots_[i].used; i = (i + 1) & mask_)
+      if (slots_[i].key == k) return &slots_[i].payload;
+    return nullptr;
+  }
+
+  // Insert k or update it, with tag 1 and this payload.
+  void put(const K& k, const P& p) {
+    if (size_ != 0)
+      for (size_t i = home(k); slots_[i].used; i = (i + 1) & mask_)
+        if (slots_[i].key == k) {
+          slots_[i].payload = p;
+          return;
+        }
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    place(k, 1, p);
+    size_++;
+  }
+
+  // f(key, payload) for every member, in slot order.
+  template <typename F>
+  void for_each_payload(F f) const {
+    for (const Slot& s : slots_)
+      if (s.used) f(s.key, s.payload);
   }
 
   // f(key, tag) for every member, in slot order.
@@ -97,17 +128,19 @@ class FlatSet {
   struct Slot {
     K key;
     uint8_t used = 0;  // the tag; 0: empty
+    P payload;
   };
   std::vector<Slot> slots_;
   size_t mask_ = 0;
   size_t size_ = 0;
 
   size_t home(const K& k) const { return Hash()(k) & mask_; }
-  void place(const K& k, uint8_t tag) {
+  void place(const K& k, uint8_t tag, const P& p) {
     size_t i = home(k);
     while (slots_[i].used) i = (i + 1) & mask_;
     slots_[i].key = k;
     slots_[i].used = tag;
+    slots_[i].payload = p;
   }
   void grow() {
     std::vector<Slot> old;
@@ -115,9 +148,12 @@ class FlatSet {
     slots_.assign(old.empty() ? 16 : old.size() * 2, Slot());
     mask_ = slots_.size() - 1;
     for (const Slot& s : old)
-      if (s.used) place(s.key, s.used);
+      if (s.used) place(s.key, s.used, s.payload);
   }
 };
+
+template <typename K, typename Hash>
+using FlatSet = FlatTable<K, Hash, NoPayload>;
 
 // Fibonacci hashing: the multiply spreads the key over the high bits, which
 // the fold brings down to the bits the mask keeps.

@@ -37,7 +37,7 @@ uint8_t next_tag(uint8_t t, uint8_t add, uint8_t remove, int64_t expires_ms) {
 }
 
 void keep_expiry(Expiries& e, const ExpiryKey& k, uint8_t tag, int64_t expires_ms) {
-  if (tag & kTagTimed) e[k] = expires_ms;
+  if (tag & kTagTimed) e.put(k, expires_ms);
   else e.erase(k);
 }
 
@@ -109,8 +109,8 @@ bool AddressSet::remove(int family, const uint8_t* bytes, int length, uint8_t or
 // the clock and the side map are read for timed members only.
 bool AddressSet::alive(uint8_t tag, const ExpiryKey& ek) const {
   if (!(tag & kTagTimed) || (tag & kOriginFile)) return true;
-  auto it = expiries_.find(ek);
-  return it != expiries_.end() && it->second > coarse_now_ms();
+  const int64_t* expires = expiries_.payload(ek);
+  return expires && *expires > coarse_now_ms();
 }
 
 bool AddressSet::matches(int family, const uint8_t* bytes, int max_length) const {
@@ -171,31 +171,26 @@ size_t AddressSet::flush(uint8_t origins) {
 
 size_t AddressSet::expire(int64_t now_ms) {
   std::vector<SetElement> dead;
-  for (const auto& kv : expiries_) {  // the timed members only
-    if (kv.second > now_ms) continue;
+  expiries_.for_each_payload([&](const ExpiryKey& k, int64_t expires) {  // the timed members only
+    if (expires > now_ms) return;
     SetElement e;
-    e.family = kv.first.table >> 8;
-    e.length = kv.first.table & 0xff;
-    key_bytes(e.family, kv.first.key, e.bytes);
+    e.family = k.table >> 8;
+    e.length = k.table & 0xff;
+    key_bytes(e.family, k.key, e.bytes);
     dead.push_back(e);
-  }
+  });
   for (const SetElement& e : dead) remove(e.family, e.bytes, e.length, kOriginLive);
   return dead.size();
 }
 
 size_t AddressSet::due(int64_t now_ms) const {
   size_t n = 0;
-  for (const auto& kv : expiries_) n += kv.second <= now_ms;
+  expiries_.for_each_payload([&](const ExpiryKey&, int64_t expires) { n += expires <= now_ms; });
   return n;
 }
 
-namespace {
-template <typename M>
-bool map_would_rehash(const M& m) { return m.size() + 1 > m.bucket_count() * m.max_load_factor(); }
-}  // namespace
-
 bool AddressSet::add_would_grow(int family, int length) const {
-  if (map_would_rehash(expiries_)) return true;
+  if (expiries_.full()) return true;
   if (family == 4) return length >= 0 && length <= 32 && v4_[length].full();
   return length >= 0 && length <= 128 && v6_[length].full();
 }
@@ -210,8 +205,8 @@ void AddressSet::list(std::vector<MemberInfo>* out, int64_t now_ms) const {
     m.origins = t & kOriginAll;
     m.expires_ms = 0;
     if (t & kTagTimed) {
-      auto it = expiries_.find(ExpiryKey{k, table_of(family, l)});
-      m.expires_ms = it == expiries_.end() ? now_ms : it->second;
+      const int64_t* expires = expiries_.payload(ExpiryKey{k, table_of(family, l)});
+      m.expires_ms = expires ? *expires : now_ms;
       if (m.expires_ms <= now_ms) {  // the live origin has run out
         m.origins &= static_cast<uint8_t>(~kOriginLive);
         m.expires_ms = 0;
@@ -244,8 +239,8 @@ SetSizes AddressSet::sizes(int64_t now_ms) const {
 
 int64_t SpiSet::value_expiry(uint8_t tag, uint32_t v) const {
   if (!(tag & kTagTimed)) return 0;
-  auto it = expiries_.find(ExpiryKey{{0, v}, 0});
-  return it == expiries_.end() ? 1 : it->second;
+  const int64_t* expires = expiries_.payload(ExpiryKey{{0, v}, 0});
+  return expires ? *expires : 1;
 }
 
 bool SpiSet::alive_value(uint8_t tag, uint32_t v) const {
@@ -296,13 +291,13 @@ bool SpiSet::remove(uint32_t lo, uint32_t hi, uint8_t origins) {
 
 size_t SpiSet::due(int64_t now_ms) const {
   size_t n = 0;
-  for (const auto& kv : expiries_) n += kv.second <= now_ms;
+  expiries_.for_each_payload([&](const ExpiryKey&, int64_t expires) { n += expires <= now_ms; });
   for (const Range& r : ranges_) n += (r.tag & kTagTimed) && r.expires_ms <= now_ms;
   return n;
 }
 
 bool SpiSet::add_would_grow(uint32_t lo, uint32_t hi) const {
-  return lo == hi ? values_.full() || map_would_rehash(expiries_) : ranges_.size() == ranges_.capacity();
+  return lo == hi ? values_.full() || expiries_.full() : ranges_.size() == ranges_.capacity();
 }
 
 bool SpiSet::timed() const {
@@ -355,8 +350,9 @@ size_t SpiSet::flush(uint8_t origins) {
 
 size_t SpiSet::expire(int64_t now_ms) {
   std::vector<std::pair<uint32_t, uint32_t>> dead;
-  for (const auto& kv : expiries_)
-    if (kv.second <= now_ms) dead.emplace_back(static_cast<uint32_t>(kv.first.key.lo), static_cast<uint32_t>(kv.first.key.lo));
+  expiries_.for_each_payload([&](const ExpiryKey& k, int64_t expires) {
+    if (expires <= now_ms) dead.emplace_back(static_cast<uint32_t>(k.key.lo), static_cast<uint32_t>(k.key.lo));
+  });
   for (const Range& r : ranges_)
     if ((r.tag & kTagTimed) && r.expires_ms <= now_ms) dead.emplace_back(r.lo, r.hi);
   for (const auto& d : dead) remove(d.first, d.second, kOriginLive);

@@ -17,7 +17,6 @@
 
 #include <cstdint>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "flat_set.h"
@@ -60,9 +59,10 @@ struct ExpiryKey {
   bool operator==(const ExpiryKey& o) const { return key == o.key && table == o.table; }
 };
 struct ExpiryKeyHash {
-  size_t operator()(const ExpiryKey& k) const { return Key128Hash()(k.key) ^ k.table; }
+  size_t operator()(const ExpiryKey& k) const { return Key128Hash()(Key128{k.key.hi ^ k.table, k.key.lo}); }
 };
-using Expiries = std::unordered_map<ExpiryKey, int64_t, ExpiryKeyHash>;
+// Expiries of timed members, inline like the members (one probe, no node).
+using Expiries = FlatTable<ExpiryKey, ExpiryKeyHash, int64_t>;
 
 // One element as the control path names it: a prefix, or an SPI range.
 struct SetElement {
