@@ -9,6 +9,8 @@ import { benchDecode } from './decode';
 import { benchNfqueue } from './nfqueue';
 import { benchClassbench, targetRows } from './classify';
 import { limitBench } from './limit';
+import { benchLive } from './live';
+import { benchLiveNfqueue } from './live-nfqueue';
 import { chartSvg } from './chart';
 import { machine, markdownTable } from './common';
 
@@ -38,6 +40,13 @@ async function main(): Promise<void> {
   const lim = await limitBench();
   process.stdout.write(lim.text);
   sections.push('## Rate limits (ns per packet)\n', LIMIT_NOTE, lim.text);
+  process.stderr.write('live sets and the control socket...\n');
+  const live = await benchLive();
+  process.stdout.write(markdownTable(live.rows) + live.note + '\n');
+  const liveNfq = await benchLiveNfqueue(50);
+  process.stdout.write(markdownTable(liveNfq));
+  sections.push('## Live sets and the control socket\n', live.note + '\n', markdownTable(live.rows),
+    '\nThrough NFQUEUE (root; bench/live-nfqueue.ts): the peer streams IKE, `nfsieve run` drops it until `set.add`; a UDP socket behind the queue notes the first packet after the answer, and the last one after `set.del`.\n', markdownTable(liveNfq));
   process.stderr.write('NFQUEUE throughput...\n');
   const nfq = await benchNfqueue();
   process.stdout.write(markdownTable(nfq.rows) + nfq.note + '\n');

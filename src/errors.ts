@@ -10,8 +10,9 @@
  * ETABLE   a compiled decision table the addon refused to load
  * EVALUE   a value refused by the API (a port, a prefix, a queue number...)
  * EQUEUE   attaching to or running NFQUEUE failed (the kernel said no)
+ * ECONTROL the control socket cannot be opened (in use, not a socket, bad group)
  */
-export type ErrorCode = 'EUSAGE' | 'EPOLICY' | 'ECAPTURE' | 'ETABLE' | 'EVALUE' | 'EQUEUE';
+export type ErrorCode = 'EUSAGE' | 'EPOLICY' | 'ECAPTURE' | 'ETABLE' | 'EVALUE' | 'EQUEUE' | 'ECONTROL';
 
 /** Where in an input file an error was found (1-based; 0 when unknown). */
 export interface ErrorPlace { file?: string; line?: number; col?: number }
@@ -30,7 +31,7 @@ export class NfsieveError extends Error {
   }
 }
 
-const CODES: readonly ErrorCode[] = ['EUSAGE', 'EPOLICY', 'ECAPTURE', 'ETABLE', 'EVALUE', 'EQUEUE'];
+const CODES: readonly ErrorCode[] = ['EUSAGE', 'EPOLICY', 'ECAPTURE', 'ETABLE', 'EVALUE', 'EQUEUE', 'ECONTROL'];
 
 /** The nfsieve code an error carries (an NfsieveError, or a native error with `code`), or null. */
 export function errorCode(err: unknown): ErrorCode | null {

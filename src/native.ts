@@ -23,8 +23,29 @@ export interface NativeMeta {
   now?: bigint;
 }
 
+/** A set element: an address prefix, or an SPI range. */
+export type NativeSetElement = { family: 4 | 6; bytes: Uint8Array; length: number } | { lo: number; hi: number };
+/** A member as listed: its element, origin bits (1 file, 2 live), milliseconds left (0: no timeout). */
+export type NativeSetMember = NativeSetElement & { origins: number; remainingMs: number };
+
+/**
+ * Named-set operations (native/set_glue.h), the same on a Classifier and on a
+ * QueueEngine; they throw on an unknown set or an element of the wrong kind.
+ */
+export interface NativeSetMethods {
+  /** Add a live member, timing out after timeoutMs (0: never); true when it was not live before. */
+  setAdd(name: string, element: NativeSetElement, timeoutMs: number): boolean;
+  /** Remove origins (bits) of a member; true when it had one. */
+  setRemove(name: string, element: NativeSetElement, origins: number): boolean;
+  setFlush(name: string, origins: number): number;
+  setTest(name: string, element: NativeSetElement): boolean;
+  setList(name: string): NativeSetMember[];
+  setExpire(): number;
+  setInfo(): { name: string; kind: 'address' | 'spi'; size: number; file: number; live: number }[];
+}
+
 /** A loaded decision table (native/core/classify.h) with its named sets and counters. */
-export interface NativeClassifier {
+export interface NativeClassifier extends NativeSetMethods {
   /** Result triple: [rule + 2 (0 not IP, 1 default), verdict | markSet << 8 | queue << 16, mark]. */
   classify(linkType: number, frame: Uint8Array, meta?: NativeMeta): Uint32Array;
   classifyBatch(linkType: number, data: Uint8Array, offsets: Uint32Array, out: Uint32Array, meta?: NativeMeta): number;
@@ -36,9 +57,6 @@ export interface NativeClassifier {
   limitStats(): { rule: number; perSource: boolean; sources: number; evictions: number }[];
   /** Bytes of every limit's preallocated state (per-source tables included). */
   readonly limitBytes: number;
-  setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;
-  setSpi(name: string, add: boolean, lo: number, hi: number): boolean;
-  setInfo(): { name: string; kind: 'address' | 'spi'; size: number }[];
   readonly ruleCount: number;
   readonly tableBytes: number;
   /** Bytes of the lookup index derived from the table at load (native/core/index.h). */
@@ -78,7 +96,7 @@ export interface NativeQueueStats {
 }
 
 /** The NFQUEUE engine (native/nfqueue/engine.h): one native thread per queue. */
-export interface NativeQueueEngine {
+export interface NativeQueueEngine extends NativeSetMethods {
   /** Bind the queues and start; throws (nothing left bound) on failure. */
   start(table: Uint8Array, options: QueueEngineOptions, onEvent: (kind: 'error' | 'stats', message: string) => void): string[];
   reload(table: Uint8Array): void;
@@ -86,8 +104,6 @@ export interface NativeQueueEngine {
     generation: number; running: boolean; queues: NativeQueueStats[]; hits: BigUint64Array; bytes: BigUint64Array;
     overLimit: BigUint64Array; evictions: BigUint64Array;
   };
-  setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;
-  setSpi(name: string, add: boolean, lo: number, hi: number): boolean;
   /** Stop, verdict what was received, unbind, join; resolves when done. */
   close(): Promise<void>;
 }

@@ -232,7 +232,7 @@ test('errors carry codes, and each code has one exit status', () => {
   assert.equal(errorCode(new NfsieveError('EPOLICY', 'x')), 'EPOLICY');
   assert.equal(errorCode(new Error('invalid table: looks like one')), null);
   assert.equal(errorCode(Object.assign(new Error('x'), { code: 'ENOENT' })), null);
-  assert.deepEqual(EXIT_STATUS, { EUSAGE: 2, EVALUE: 2, EPOLICY: 1, ECAPTURE: 1, ETABLE: 1, EQUEUE: 1 });
+  assert.deepEqual(EXIT_STATUS, { EUSAGE: 2, EVALUE: 2, EPOLICY: 1, ECAPTURE: 1, ETABLE: 1, EQUEUE: 1, ECONTROL: 1 });
   // A capture error exits 1 with its file and offset; an unknown command 2.
   const dir = tmpdir();
   try {
