@@ -201,7 +201,8 @@ test('stopping under traffic leaves no packet without a verdict', { skip }, asyn
   const before = counted(peer.address);
   const beforeQueued = queuedFromPeer();
   const sending = lab.sendAsync(peer, ikeFrames(peer, gw1), 8000);
-  await new Promise((r) => setTimeout(r, 150));
+  // Stop mid-flood: once a few thousand packets went through the queue (a count, not a sleep).
+  await waitFor(() => queuedFromPeer() - beforeQueued >= 2000, 15000);
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0);
   const sent = await sending;
