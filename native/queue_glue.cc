@@ -2,8 +2,11 @@
 // the QueueEngine class. Events reach JavaScript through one
 // ThreadSafeFunction, never once per packet; the function is unref'd so an
 // attached queue alone does not keep the process alive, and a throwing
-// listener is contained here.
+// listener is contained here. Its queue is bounded (kEventQueueBound): when
+// JavaScript falls behind, events are dropped and counted, and the next
+// error event delivered says how many were lost.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -20,6 +23,10 @@ struct Event {
   std::string kind;
   std::string message;
 };
+
+// Events waiting for the JavaScript thread, at most (errors are already
+// rate-limited by the engine, statistics come once per interval).
+constexpr size_t kEventQueueBound = 64;
 
 std::unique_ptr<nfsieve::Classifier> classifier_from(const Napi::Value& v) {
   Napi::Env env = v.Env();
@@ -127,11 +134,14 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
       c.reject_mark_set = true;
       c.reject_mark = rm.As<Napi::Number>().Uint32Value();
     }
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "nfsieve-queue-events", 0, 1);
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "nfsieve-queue-events", kEventQueueBound, 1);
     tsfn_.Unref(env);
     Napi::ThreadSafeFunction tsfn = tsfn_;
-    auto emit = [tsfn](const std::string& kind, const std::string& message) mutable {
+    auto lost = std::make_shared<std::atomic<uint64_t>>(0);
+    auto emit = [tsfn, lost](const std::string& kind, const std::string& message) mutable {
       Event* e = new Event{kind, message};
+      uint64_t missed = kind == "error" ? lost->exchange(0) : 0;
+      if (missed > 0) e->message += " (" + std::to_string(missed) + " events dropped: the event queue was full)";
       napi_status s = tsfn.NonBlockingCall(e, [](Napi::Env env, Napi::Function fn, Event* ev) {
         std::unique_ptr<Event> owned(ev);
         if (env == nullptr || fn.IsEmpty()) return;
@@ -141,7 +151,10 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
           // A listener threw: never let it take the process down.
         }
       });
-      if (s != napi_ok) delete e;
+      if (s != napi_ok) {
+        lost->fetch_add(1 + missed);
+        delete e;
+      }
     };
     std::string error;
     bool ok = engine_->start(

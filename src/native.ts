@@ -4,7 +4,8 @@
  *
  * The addon is found with node-gyp-build (a prebuild in prebuilds/, or a local
  * build in build/Release). When neither fits this Node and platform, loading
- * fails with a message that lists the ways out.
+ * fails with a message that lists the ways out. NFSIEVE_ADDON=/path/nfsieve.node
+ * loads that build instead (the ASan/UBSan build of .ci/sanitized-suite).
  */
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -151,9 +152,15 @@ export function native(): NativeAddon {
   const root = packageRoot();
   let addon: NativeAddon;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const load = require('node-gyp-build') as (dir: string) => unknown;
-    addon = load(root) as NativeAddon;
+    const override = process.env.NFSIEVE_ADDON;
+    if (override) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      addon = require(path.resolve(override)) as NativeAddon;
+    } else {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const load = require('node-gyp-build') as (dir: string) => unknown;
+      addon = load(root) as NativeAddon;
+    }
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(

@@ -143,19 +143,15 @@ void QueueEngine::run(Worker* w) {
   std::vector<VerdictOut> verdicts;
   packets.reserve(config_.batch);
   verdicts.reserve(config_.batch);
-  uint64_t last_error_report = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
     int n = w->socket.receive(&packets, config_.batch, 100);
     if (n < 0) {
       if (n == -ENOBUFS) {
         w->counters.enobufs.fetch_add(1, std::memory_order_relaxed);
+        report(w, w->enobufs_reports, "socket buffer overrun (ENOBUFS): the kernel dropped packets; raise --rcvbuf");
       } else {
         w->counters.receive_errors.fetch_add(1, std::memory_order_relaxed);
-        uint64_t t = now_ms();
-        if (on_error_ && t - last_error_report > 1000) {
-          last_error_report = t;
-          on_error_("queue " + std::to_string(w->queue) + ": receive failed: " + strerror(-n));
-        }
+        report(w, w->receive_reports, std::string("receive failed: ") + strerror(-n));
       }
       continue;
     }
@@ -175,8 +171,18 @@ void QueueEngine::run(Worker* w) {
     }
     if (n == 0 && kernel_queue_stats(w->queue).queue_total == 0) break;
   }
+  w->final_kernel = kernel_queue_stats(w->queue);
   w->socket.unbind();
   w->socket.close();
+}
+
+// One error report through the limiter of its kind (at most one a second per queue and kind).
+void QueueEngine::report(Worker* w, ReportLimiter& limiter, const std::string& what) {
+  uint64_t suppressed = 0;
+  if (!on_error_ || !limiter.allow(now_ms(), &suppressed)) return;
+  std::string message = "queue " + std::to_string(w->queue) + ": " + what;
+  if (suppressed > 0) message += " (" + std::to_string(suppressed) + " more suppressed)";
+  on_error_(message);
 }
 
 void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts) {
@@ -267,7 +273,7 @@ void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::ve
   int err = w->socket.send_verdicts(verdicts);
   if (err < 0) {
     qc.verdict_errors.fetch_add(1, std::memory_order_relaxed);
-    if (on_error_) on_error_("queue " + std::to_string(w->queue) + ": sending verdicts failed: " + strerror(-err));
+    report(w, w->verdict_reports, std::string("sending verdicts failed: ") + strerror(-err));
   }
 }
 
@@ -277,7 +283,7 @@ EngineStats QueueEngine::stats() const {
     const QueueCounters& c = w->counters;
     QueueStatsSnapshot q{w->queue, c.received.load(), c.accepted.load(), c.dropped.load(), c.rejected.load(), c.queued.load(),
                          c.not_ip.load(), c.bytes.load(), c.enobufs.load(), c.verdict_errors.load(), c.receive_errors.load(),
-                         c.batches.load(), kernel_queue_stats(w->queue)};
+                         c.batches.load(), running_ ? kernel_queue_stats(w->queue) : w->final_kernel};
     s.queues.push_back(q);
   }
   std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);

@@ -74,6 +74,32 @@ struct EngineStats {
   uint64_t generation;
 };
 
+// At most one report per interval for one kind of error; the reports held
+// back are counted and named in the next one ("N more suppressed"), so a
+// lasting error costs one message a second, not one per batch.
+class ReportLimiter {
+ public:
+  explicit ReportLimiter(uint64_t interval_ms = 1000) : interval_ms_(interval_ms) {}
+  // True when a report may go out at `now_ms`; *suppressed is then the count held back since the last one.
+  bool allow(uint64_t now_ms, uint64_t* suppressed) {
+    if (sent_ && now_ms - last_ms_ < interval_ms_) {
+      held_++;
+      return false;
+    }
+    sent_ = true;
+    last_ms_ = now_ms;
+    *suppressed = held_;
+    held_ = 0;
+    return true;
+  }
+
+ private:
+  uint64_t interval_ms_;
+  uint64_t last_ms_ = 0;
+  uint64_t held_ = 0;
+  bool sent_ = false;
+};
+
 class QueueEngine {
  public:
   using ErrorFn = std::function<void(const std::string&)>;
@@ -119,6 +145,8 @@ class QueueEngine {
     NfqSocket socket;
     QueueCounters counters;
     std::thread thread;
+    ReportLimiter receive_reports, verdict_reports, enobufs_reports;  // touched by this worker's thread only
+    KernelQueueStats final_kernel;  // the kernel's counters just before unbinding (they vanish with the queue)
   };
 
   EngineConfig config_;
@@ -137,6 +165,7 @@ class QueueEngine {
   std::vector<std::string> warnings_;
 
   void run(Worker* w);
+  void report(Worker* w, ReportLimiter& limiter, const std::string& what);
   template <typename Op>
   int with_set(const std::string& name, uint8_t kind, Op op) const;
   void process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts);

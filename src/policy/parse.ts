@@ -67,7 +67,14 @@ export function parsePolicyText(text: string, file = '<policy>'): Policy {
   }
   if (diagnostics.length) throw new PolicyError(diagnostics);
   const locate = (at: PathPart[]): Position => locateIn(doc, lc, at);
-  const policy = interpretPolicy(doc.toJS({ maxAliasCount: 100 }), {
+  let js: unknown;
+  try {
+    js = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // Aliases are resolved here, not while parsing: an unknown anchor or an alias bomb.
+    throw new PolicyError([{ file, line: 1, column: 1, message: (e as Error).message }]);
+  }
+  const policy = interpretPolicy(js, {
     error: (at, message) => {
       const p = locate(at);
       diagnostics.push({ file, line: p.line, column: p.column, message });
