@@ -9,10 +9,12 @@ import { compile } from '../compile/compile';
 import { ParsedArgs, UsageError, stringFlag, intFlag } from './args';
 import { Output } from './output';
 import { loadPolicyArg, POLICY_FLAGS } from './policy-arg';
+import { startVici, checkLearnSet, DEFAULT_LEARN_SET } from '../ike/vici';
 
 export const RUN_FLAGS = {
   ...POLICY_FLAGS, queue: 'string', 'fail-open': 'boolean', 'copy-range': 'string', 'stats-every': 'string', json: 'boolean',
   'max-len': 'string', rcvbuf: 'string', 'reject-mark': 'string', 'no-gso': 'boolean',
+  vici: 'boolean', 'vici-socket': 'string', 'learn-set': 'string',
 } as const;
 
 function table(s: AttachStats): string {
@@ -37,13 +39,15 @@ function json(s: AttachStats, event: string): string {
 
 export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const queueText = stringFlag(args, 'queue');
-  if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--stats-every S] [--json] [--reject-mark M]');
+  if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--stats-every S] [--json] [--reject-mark M] [--vici [--vici-socket PATH] [--learn-set NAME]]');
   const file = args.positional[0];
   const queues = parseQueueRange(queueText);
   const every = intFlag(args, 'stats-every', 0, 86400) ?? 10;
   const asJson = args.flags.has('json');
   const failOpen = args.flags.has('fail-open');
   let compiled = compile(loadPolicyArg(file, args), { analyse: false });
+  const useVici = args.flags.has('vici') || args.flags.has('vici-socket');
+  if (useVici) checkLearnSet(compiled.policy, stringFlag(args, 'learn-set') ?? DEFAULT_LEARN_SET);
   const attachment = attach(compiled, {
     queues,
     failOpen,
@@ -84,7 +88,9 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   });
   note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}`, { queues, failOpen });
   for (const w of attachment.warnings) note(`warning: ${w}`);
+  const vici = useVici ? startVici(attachment, { socket: stringFlag(args, 'vici-socket'), set: stringFlag(args, 'learn-set') }, note) : null;
   await stopped;
+  await vici?.close();
   await attachment.close();
   clearInterval(keepAlive);
   process.removeListener('SIGHUP', reload);

@@ -160,6 +160,7 @@ class Learner extends EventEmitter implements ViciLearner {
     if (this.fileCovers(host)) return; // a member the policy file gives: not ours to add or remove
     try {
       if (add) this.target.addToSet(this.set, host); else this.target.deleteFromSet(this.set, host);
+      this.log(`vici: ${add ? 'learnt' : 'forgot'} ${host} (set '${this.set}')`);
       this.emit(add ? 'added' : 'removed', host);
     } catch (err) {
       this.log(`vici: could not ${add ? 'add' : 'remove'} ${host} ${add ? 'to' : 'from'} set '${this.set}': ${(err as Error).message}`);
@@ -193,11 +194,15 @@ function prefixCovers(prefix: Uint8Array, length: number, address: Uint8Array): 
 
 /** Start learning; the first connection is attempted at once, errors are logged, never thrown after start. */
 export function startVici(target: LearnTarget, opts: ViciOptions, log: (message: string) => void): ViciLearner {
-  const set = opts.set ?? DEFAULT_LEARN_SET;
-  const known = target.policy?.sets.get(set);
-  if (target.policy && !known) throw new ValueError(`--vici: the policy has no set named '${set}' (--learn-set NAME chooses it)`);
-  if (known && known.kind !== 'address') throw new ValueError(`--vici: set '${set}' holds SPIs, not addresses`);
+  if (target.policy) checkLearnSet(target.policy, opts.set ?? DEFAULT_LEARN_SET);
   const learner = new Learner(target, opts, log);
   void learner.connect();
   return learner;
+}
+
+/** The learn set must be an address set of the policy. */
+export function checkLearnSet(policy: Policy, set: string): void {
+  const known = policy.sets.get(set);
+  if (!known) throw new ValueError(`--vici: the policy has no set named '${set}' (--learn-set NAME chooses it)`);
+  if (known.kind !== 'address') throw new ValueError(`--vici: set '${set}' holds SPIs, not addresses`);
 }
