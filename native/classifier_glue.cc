@@ -8,6 +8,7 @@
 
 #include "core/classify.h"
 #include "glue.h"
+#include "set_glue.h"
 
 namespace glue {
 namespace {
@@ -23,8 +24,12 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       InstanceMethod<&ClassifierWrap::ClassifyTuples>("classifyTuples"),
       InstanceMethod<&ClassifierWrap::GetCounters>("counters"),
       InstanceMethod<&ClassifierWrap::ResetCounters>("resetCounters"),
-      InstanceMethod<&ClassifierWrap::SetAddress>("setAddress"),
-      InstanceMethod<&ClassifierWrap::SetSpi>("setSpi"),
+      InstanceMethod<&ClassifierWrap::SetAdd>("setAdd"),
+      InstanceMethod<&ClassifierWrap::SetRemove>("setRemove"),
+      InstanceMethod<&ClassifierWrap::SetFlush>("setFlush"),
+      InstanceMethod<&ClassifierWrap::SetTest>("setTest"),
+      InstanceMethod<&ClassifierWrap::SetList>("setList"),
+      InstanceMethod<&ClassifierWrap::SetExpire>("setExpire"),
       InstanceMethod<&ClassifierWrap::SetInfo>("setInfo"),
       InstanceAccessor<&ClassifierWrap::RuleCount>("ruleCount"),
       InstanceAccessor<&ClassifierWrap::TableBytes>("tableBytes"),
@@ -193,53 +198,66 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     return info.Env().Undefined();
   }
 
-  nfsieve::NamedSet& set_arg(const Napi::CallbackInfo& info, uint8_t kind) {
+  nfsieve::NamedSet& set_arg(const Napi::CallbackInfo& info) {
     if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "set name must be a string");
     std::string name = info[0].As<Napi::String>().Utf8Value();
     nfsieve::NamedSet* s = classifier_->find_set(name);
     if (!s) throw Napi::Error::New(info.Env(), "no set named '" + name + "' in this policy");
-    if (s->kind != kind) throw Napi::Error::New(info.Env(), "set '" + name + "' holds " + (s->kind == 1 ? "addresses" : "SPIs"));
     return *s;
   }
 
-  // setAddress(name, add: boolean, family, bytes, length) -> changed
-  Napi::Value SetAddress(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    nfsieve::NamedSet& s = set_arg(info, 1);
-    bool add = info[1].ToBoolean();
-    int family = info[2].ToNumber().Int32Value();
-    if ((family != 4 && family != 6) || !is_bytes(info[3])) throw Napi::TypeError::New(env, "setAddress(name, add, 4|6, bytes, length)");
-    Bytes b = bytes_of(info[3]);
-    int length = info[4].ToNumber().Int32Value();
-    if (b.length != (family == 4 ? 4u : 16u) || length < 0 || length > (family == 4 ? 32 : 128))
-      throw Napi::RangeError::New(env, "address bytes or prefix length do not fit the family");
-    bool changed = add ? s.addresses.add(family, b.data, length) : s.addresses.remove(family, b.data, length);
-    return Napi::Boolean::New(env, changed);
+  nfsieve::SetElement element_of(const Napi::CallbackInfo& info, const nfsieve::NamedSet& s) {
+    nfsieve::SetElement e = element_arg(info.Env(), info[1]);
+    if (e.kind != s.kind) throw Napi::Error::New(info.Env(), "set '" + s.name + "' holds " + (s.kind == 1 ? "addresses" : "SPIs"));
+    return e;
   }
 
-  // setSpi(name, add: boolean, lo, hi) -> changed
-  Napi::Value SetSpi(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    nfsieve::NamedSet& s = set_arg(info, 2);
-    bool add = info[1].ToBoolean();
-    double lo = info[2].ToNumber().DoubleValue(), hi = info[3].ToNumber().DoubleValue();
-    if (!(lo >= 0 && hi <= 4294967295.0 && lo <= hi)) throw Napi::RangeError::New(env, "SPI range out of bounds");
-    bool changed = add ? s.spis.add(static_cast<uint32_t>(lo), static_cast<uint32_t>(hi))
-                       : s.spis.remove(static_cast<uint32_t>(lo), static_cast<uint32_t>(hi));
-    return Napi::Boolean::New(env, changed);
+  // setAdd(name, element, timeoutMs) -> whether the element was not live before
+  Napi::Value SetAdd(const Napi::CallbackInfo& info) {
+    nfsieve::NamedSet& s = set_arg(info);
+    nfsieve::SetElement e = element_of(info, s);
+    return Napi::Boolean::New(info.Env(), s.add(e, nfsieve::kOriginLive, expiry_arg(info.Env(), info[2])));
+  }
+
+  // setRemove(name, element, origins) -> whether it had one of these origins
+  Napi::Value SetRemove(const Napi::CallbackInfo& info) {
+    nfsieve::NamedSet& s = set_arg(info);
+    nfsieve::SetElement e = element_of(info, s);
+    return Napi::Boolean::New(info.Env(), s.remove(e, origins_arg(info.Env(), info[2])));
+  }
+
+  // setFlush(name, origins) -> members that lost an origin
+  Napi::Value SetFlush(const Napi::CallbackInfo& info) {
+    nfsieve::NamedSet& s = set_arg(info);
+    return Napi::Number::New(info.Env(), static_cast<double>(s.flush(origins_arg(info.Env(), info[1]))));
+  }
+
+  Napi::Value SetTest(const Napi::CallbackInfo& info) {
+    nfsieve::NamedSet& s = set_arg(info);
+    return Napi::Boolean::New(info.Env(), s.test(element_of(info, s)));
+  }
+
+  Napi::Value SetList(const Napi::CallbackInfo& info) {
+    nfsieve::NamedSet& s = set_arg(info);
+    std::vector<nfsieve::MemberInfo> members;
+    s.list(&members, nfsieve::steady_now_ms());
+    return members_js(info.Env(), members);
+  }
+
+  Napi::Value SetExpire(const Napi::CallbackInfo& info) {
+    size_t n = 0;
+    const int64_t now = nfsieve::steady_now_ms();
+    for (nfsieve::NamedSet& s : classifier_->sets())
+      if (s.timed()) n += s.expire(now);
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 
   Napi::Value SetInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
-    for (const nfsieve::NamedSet& s : classifier_->sets()) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", s.name);
-      o.Set("kind", s.kind == 1 ? "address" : "spi");
-      o.Set("size", static_cast<double>(s.kind == 1 ? s.addresses.size() : s.spis.size()));
-      out.Set(i++, o);
-    }
+    const int64_t now = nfsieve::steady_now_ms();
+    for (const nfsieve::NamedSet& s : classifier_->sets()) out.Set(i++, summary_js(env, s.name, s.kind, s.sizes(now)));
     return out;
   }
 

@@ -10,6 +10,7 @@
 
 #include "core/classify.h"
 #include "glue.h"
+#include "set_glue.h"
 #include "nfqueue/engine.h"
 
 namespace glue {
@@ -64,8 +65,13 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
       InstanceMethod<&QueueEngineWrap::Start>("start"),
       InstanceMethod<&QueueEngineWrap::Reload>("reload"),
       InstanceMethod<&QueueEngineWrap::Stats>("stats"),
-      InstanceMethod<&QueueEngineWrap::SetAddress>("setAddress"),
-      InstanceMethod<&QueueEngineWrap::SetSpi>("setSpi"),
+      InstanceMethod<&QueueEngineWrap::SetAdd>("setAdd"),
+      InstanceMethod<&QueueEngineWrap::SetRemove>("setRemove"),
+      InstanceMethod<&QueueEngineWrap::SetFlush>("setFlush"),
+      InstanceMethod<&QueueEngineWrap::SetTest>("setTest"),
+      InstanceMethod<&QueueEngineWrap::SetList>("setList"),
+      InstanceMethod<&QueueEngineWrap::SetExpire>("setExpire"),
+      InstanceMethod<&QueueEngineWrap::SetInfo>("setInfo"),
       InstanceMethod<&QueueEngineWrap::Close>("close"),
     });
   }
@@ -197,31 +203,70 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
     return o;
   }
 
-  Napi::Value SetAddress(const Napi::CallbackInfo& info) {
+  std::string name_arg(const Napi::CallbackInfo& info) {
+    if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "set name must be a string");
+    return info[0].As<Napi::String>().Utf8Value();
+  }
+
+  void check(const Napi::Env& env, int status, const std::string& name) {
+    if (status == nfsieve::kNoSuchSet) throw Napi::Error::New(env, "no set named '" + name + "' in the running policy");
+    if (status == nfsieve::kWrongKind) throw Napi::Error::New(env, "set '" + name + "' holds the other kind of element");
+  }
+
+  // The same operations as the Classifier's (classifier_glue.cc), on the running table.
+  Napi::Value SetAdd(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsString() || !is_bytes(info[3])) throw Napi::TypeError::New(env, "setAddress(name, add, family, bytes, length)");
-    Bytes b = bytes_of(info[3]);
-    int family = info[2].ToNumber().Int32Value();
-    int length = info[4].ToNumber().Int32Value();
-    if ((family != 4 && family != 6) || b.length != (family == 4 ? 4u : 16u) || length < 0 || length > (family == 4 ? 32 : 128))
-      throw Napi::RangeError::New(env, "address bytes or prefix length do not fit the family");
+    std::string name = name_arg(info);
+    nfsieve::SetElement e = element_arg(env, info[1]);
     bool changed = false;
-    std::string name = info[0].As<Napi::String>().Utf8Value();
-    if (!engine_->set_address(name, info[1].ToBoolean(), family, b.data, length, &changed))
-      throw Napi::Error::New(env, "no address set named '" + name + "' in the running policy");
+    check(env, engine_->set_add(name, e, expiry_arg(env, info[2]), &changed), name);
     return Napi::Boolean::New(env, changed);
   }
 
-  Napi::Value SetSpi(const Napi::CallbackInfo& info) {
+  Napi::Value SetRemove(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsString()) throw Napi::TypeError::New(env, "setSpi(name, add, lo, hi)");
-    double lo = info[2].ToNumber().DoubleValue(), hi = info[3].ToNumber().DoubleValue();
-    if (!(lo >= 0 && hi <= 4294967295.0 && lo <= hi)) throw Napi::RangeError::New(env, "SPI range out of bounds");
+    std::string name = name_arg(info);
+    nfsieve::SetElement e = element_arg(env, info[1]);
     bool changed = false;
-    std::string name = info[0].As<Napi::String>().Utf8Value();
-    if (!engine_->set_spi(name, info[1].ToBoolean(), static_cast<uint32_t>(lo), static_cast<uint32_t>(hi), &changed))
-      throw Napi::Error::New(env, "no SPI set named '" + name + "' in the running policy");
+    check(env, engine_->set_remove(name, e, origins_arg(env, info[2]), &changed), name);
     return Napi::Boolean::New(env, changed);
+  }
+
+  Napi::Value SetFlush(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name = name_arg(info);
+    size_t n = 0;
+    check(env, engine_->set_flush(name, origins_arg(env, info[1]), &n), name);
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
+  Napi::Value SetTest(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name = name_arg(info);
+    nfsieve::SetElement e = element_arg(env, info[1]);
+    bool matched = false;
+    check(env, engine_->set_test(name, e, &matched), name);
+    return Napi::Boolean::New(env, matched);
+  }
+
+  Napi::Value SetList(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name = name_arg(info);
+    std::vector<nfsieve::MemberInfo> members;
+    check(env, engine_->set_list(name, &members), name);
+    return members_js(env, members);
+  }
+
+  Napi::Value SetExpire(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(engine_->set_expire()));
+  }
+
+  Napi::Value SetInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const auto& s : engine_->set_summaries()) out.Set(i++, summary_js(env, s.name, s.kind, s.sizes));
+    return out;
   }
 
   // close() -> Promise: stop on a worker thread (joins may take a moment), then release events.

@@ -5,13 +5,13 @@
  *
  *   const c = Classifier.fromPolicy(loadPolicyFile('gateway.yaml'));
  *   c.classify(ipPacketBytes)          // { verdict: 'accept', rule: 'allow-ike', line: 12, mark: null }
- *   c.addToSet('gateways', '192.0.2.7') // no recompilation
+ *   c.addToSet('gateways', '192.0.2.7') // no recompilation (a live member)
  */
 import { IndexOptions, native, NativeClassifier, NativeMeta } from './native';
 import { compile, CompiledPolicy } from './compile/compile';
 import { Policy, ruleLabel } from './policy/model';
 import { definePolicy, PolicyInput } from './policy/define';
-import { parsePrefix, parseRange, ValueError } from './policy/values';
+import { LiveSets, SetOperations, AddOptions, DeleteOptions, OriginSelector, SetMember, SetSizes } from './sets';
 import { packFrames } from './decode/packet';
 import { CT_STATE_KEYS } from './compile/fields';
 import { VerdictName } from './reference/evaluate';
@@ -63,9 +63,10 @@ function checkIndexOptions(o: IndexOptions | undefined): IndexOptions | undefine
   return o;
 }
 
-export class Classifier {
+export class Classifier implements SetOperations {
   readonly compiled: CompiledPolicy;
   private readonly handle: NativeClassifier;
+  private readonly live: LiveSets;
 
   /**
    * Load a compiled table. `options.index` trades load time and memory for
@@ -74,6 +75,7 @@ export class Classifier {
   constructor(compiled: CompiledPolicy, options: { index?: IndexOptions } = {}) {
     this.compiled = compiled;
     this.handle = new (native().Classifier)(compiled.table, checkIndexOptions(options.index));
+    this.live = new LiveSets(this.handle, () => this.policy);
   }
 
   /** Compile and load a policy (a model from loadPolicyFile/importIptables, or plain input). */
@@ -134,22 +136,16 @@ export class Classifier {
 
   resetCounters(): void { this.handle.resetCounters(); }
 
-  /** Add an element (address, prefix, SPI or SPI range) to a named set; returns false if it was there. */
-  addToSet(name: string, element: string | number): boolean { return this.changeSet(name, element, true); }
-  /** Remove an element from a named set; returns false if it was not there. */
-  deleteFromSet(name: string, element: string | number): boolean { return this.changeSet(name, element, false); }
+  /** Add a live element (address, prefix, SPI or SPI range), optionally with a timeout; false if it was live already. */
+  addToSet(name: string, element: string | number, options?: AddOptions): boolean { return this.live.add(name, element, options); }
+  /** Remove an element's origins (default all); false if it had none of them. */
+  deleteFromSet(name: string, element: string | number, options?: DeleteOptions): boolean { return this.live.delete(name, element, options); }
+  flushSet(name: string, origin?: OriginSelector): number { return this.live.flush(name, origin); }
+  testSet(name: string, value: string | number): boolean { return this.live.test(name, value); }
+  listSet(name: string): SetMember[] { return this.live.list(name); }
+  setSizes(): SetSizes[] { return this.live.sizes(); }
+  expireSets(): number { return this.live.expire(); }
 
-  private changeSet(name: string, element: string | number, add: boolean): boolean {
-    const set = this.policy.sets.get(name);
-    if (!set) throw new ValueError(`no set named '${name}' in this policy`);
-    if (set.kind === 'address') {
-      const p = parsePrefix(String(element));
-      return this.handle.setAddress(name, add, p.family, p.bytes, p.length);
-    }
-    const r = parseRange(element as string, 0xffffffff, 'spi');
-    return this.handle.setSpi(name, add, r.lo, r.hi);
-  }
-
-  /** Set names, kinds and current sizes. */
-  sets(): { name: string; kind: 'address' | 'spi'; size: number }[] { return this.handle.setInfo(); }
+  /** Set names, kinds and current sizes (total, file, live). */
+  sets(): SetSizes[] { return this.live.sizes(); }
 }

@@ -26,3 +26,5 @@ export { loadClassbenchRules, parseClassbenchRules, loadTrace } from './classben
 export { generateTrace, synthesizeRules, synthesizeClassbenchText } from './classbench/generate';
 export { attach, parseQueueRange } from './queue';
 export type { Attachment, AttachOptions, AttachStats } from './queue';
+export { SetError } from './sets';
+export type { SetOperations, SetMember, SetSizes, Origin, OriginSelector, AddOptions, DeleteOptions } from './sets';

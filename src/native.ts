@@ -21,8 +21,29 @@ export interface NativeMeta {
   mark?: number;
 }
 
+/** A set element: an address prefix, or an SPI range. */
+export type NativeSetElement = { family: 4 | 6; bytes: Uint8Array; length: number } | { lo: number; hi: number };
+/** A member as listed: its element, origin bits (1 file, 2 live), milliseconds left (0: no timeout). */
+export type NativeSetMember = NativeSetElement & { origins: number; remainingMs: number };
+
+/**
+ * Named-set operations (native/set_glue.h), the same on a Classifier and on a
+ * QueueEngine; they throw on an unknown set or an element of the wrong kind.
+ */
+export interface NativeSetMethods {
+  /** Add a live member, timing out after timeoutMs (0: never); true when it was not live before. */
+  setAdd(name: string, element: NativeSetElement, timeoutMs: number): boolean;
+  /** Remove origins (bits) of a member; true when it had one. */
+  setRemove(name: string, element: NativeSetElement, origins: number): boolean;
+  setFlush(name: string, origins: number): number;
+  setTest(name: string, element: NativeSetElement): boolean;
+  setList(name: string): NativeSetMember[];
+  setExpire(): number;
+  setInfo(): { name: string; kind: 'address' | 'spi'; size: number; file: number; live: number }[];
+}
+
 /** A loaded decision table (native/core/classify.h) with its named sets and counters. */
-export interface NativeClassifier {
+export interface NativeClassifier extends NativeSetMethods {
   /** Result triple: [rule + 2 (0 not IP, 1 default), verdict | markSet << 8 | queue << 16, mark]. */
   classify(linkType: number, frame: Uint8Array, meta?: NativeMeta): Uint32Array;
   classifyBatch(linkType: number, data: Uint8Array, offsets: Uint32Array, out: Uint32Array, meta?: NativeMeta): number;
@@ -30,9 +51,6 @@ export interface NativeClassifier {
   classifyTuples(tuples: Uint32Array, out: Int32Array): number;
   counters(): { hits: BigUint64Array; bytes: BigUint64Array };
   resetCounters(): void;
-  setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;
-  setSpi(name: string, add: boolean, lo: number, hi: number): boolean;
-  setInfo(): { name: string; kind: 'address' | 'spi'; size: number }[];
   readonly ruleCount: number;
   readonly tableBytes: number;
   /** Bytes of the lookup index derived from the table at load (native/core/index.h). */
@@ -72,13 +90,11 @@ export interface NativeQueueStats {
 }
 
 /** The NFQUEUE engine (native/nfqueue/engine.h): one native thread per queue. */
-export interface NativeQueueEngine {
+export interface NativeQueueEngine extends NativeSetMethods {
   /** Bind the queues and start; throws (nothing left bound) on failure. */
   start(table: Uint8Array, options: QueueEngineOptions, onEvent: (kind: 'error' | 'stats', message: string) => void): string[];
   reload(table: Uint8Array): void;
   stats(): { generation: number; running: boolean; queues: NativeQueueStats[]; hits: BigUint64Array; bytes: BigUint64Array };
-  setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;
-  setSpi(name: string, add: boolean, lo: number, hi: number): boolean;
   /** Stop, verdict what was received, unbind, join; resolves when done. */
   close(): Promise<void>;
 }

@@ -2,6 +2,10 @@
 // by backward shift: no tombstones). A lookup is one hash and, at the load
 // factor kept here (at most 1/2), about one cache line; a node-based set
 // costs a bucket load and a node load, two misses on a large set.
+//
+// Each key carries a one-byte tag (never 0: 0 marks an empty slot) in the
+// byte the slot's padding had anyway, so the sets keep a member's origin
+// (sets.h) at no cost in size.
 #pragma once
 
 #include <cstddef>
@@ -13,22 +17,47 @@ namespace nfsieve {
 template <typename K, typename Hash>
 class FlatSet {
  public:
-  bool contains(const K& k) const {
-    if (size_ == 0) return false;
+  bool contains(const K& k) const { return tag(k) != 0; }
+
+  // The tag of k, 0 when k is not in the set.
+  uint8_t tag(const K& k) const {
+    if (size_ == 0) return 0;
     for (size_t i = home(k);; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
-      if (!s.used) return false;
-      if (s.key == k) return true;
+      if (!s.used) return 0;
+      if (s.key == k) return s.used;
     }
   }
 
-  // False when k was there already.
-  bool insert(const K& k) {
+  // False when k was there already (its tag is then left alone).
+  bool insert(const K& k, uint8_t tag = 1) {
     if (contains(k)) return false;
     if ((size_ + 1) * 2 > slots_.size()) grow();
-    place(k);
+    place(k, tag);
     size_++;
     return true;
+  }
+
+  // Give k the tag t (inserting k when absent); t == 0 erases k.
+  void set_tag(const K& k, uint8_t t) {
+    if (t == 0) {
+      erase(k);
+      return;
+    }
+    if (size_ != 0)
+      for (size_t i = home(k); slots_[i].used; i = (i + 1) & mask_)
+        if (slots_[i].key == k) {
+          slots_[i].used = t;
+          return;
+        }
+    insert(k, t);
+  }
+
+  // f(key, tag) for every member, in slot order.
+  template <typename F>
+  void for_each(F f) const {
+    for (const Slot& s : slots_)
+      if (s.used) f(s.key, s.used);
   }
 
   // False when k was not there.
@@ -49,7 +78,7 @@ class FlatSet {
         i = j;
       }
     }
-    slots_[i].used = false;
+    slots_[i].used = 0;
     size_--;
     return true;
   }
@@ -65,18 +94,18 @@ class FlatSet {
  private:
   struct Slot {
     K key;
-    bool used = false;
+    uint8_t used = 0;  // the tag; 0: empty
   };
   std::vector<Slot> slots_;
   size_t mask_ = 0;
   size_t size_ = 0;
 
   size_t home(const K& k) const { return Hash()(k) & mask_; }
-  void place(const K& k) {
+  void place(const K& k, uint8_t tag) {
     size_t i = home(k);
     while (slots_[i].used) i = (i + 1) & mask_;
     slots_[i].key = k;
-    slots_[i].used = true;
+    slots_[i].used = tag;
   }
   void grow() {
     std::vector<Slot> old;
@@ -84,7 +113,7 @@ class FlatSet {
     slots_.assign(old.empty() ? 16 : old.size() * 2, Slot());
     mask_ = slots_.size() - 1;
     for (const Slot& s : old)
-      if (s.used) place(s.key);
+      if (s.used) place(s.key, s.used);
   }
 };
 

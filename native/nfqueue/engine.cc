@@ -109,14 +109,14 @@ void QueueEngine::reload(std::unique_ptr<Classifier> classifier) {
   std::shared_ptr<ActiveTable> old = std::atomic_load(&active_);
   std::shared_ptr<ActiveTable> next = std::make_shared<ActiveTable>(std::move(classifier), workers_.size(), ++generation_);
   if (old) {
-    // Live set members (changed by updown scripts, say) survive a reload.
+    // File members are the new table's alone; live members (set at run time,
+    // by updown scripts say) carry over with their remaining timeouts. The
+    // workers share this lock as readers: they never wait for the copy.
     std::shared_lock<std::shared_mutex> lk(old->sets_mutex);
+    const int64_t now = steady_now_ms();
     for (NamedSet& s : next->classifier->sets()) {
       NamedSet* prev = old->classifier->find_set(s.name);
-      if (prev && prev->kind == s.kind) {
-        s.addresses = prev->addresses;
-        s.spis = prev->spis;
-      }
+      if (prev && prev->kind == s.kind) s.merge_live(*prev, now);
     }
   }
   std::atomic_store(&active_, next);
@@ -293,26 +293,65 @@ EngineStats QueueEngine::stats() const {
   return s;
 }
 
-template <typename Change>
-bool QueueEngine::change_set(const std::string& name, uint8_t kind, Change change) {
+template <typename Op>
+int QueueEngine::with_set(const std::string& name, uint8_t kind, bool write, Op op) const {
   std::lock_guard<std::mutex> control(control_mutex_);
   std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
-  if (!table) return false;
-  std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
+  if (!table) return kNoSuchSet;
   NamedSet* s = table->classifier->find_set(name);
-  if (!s || s->kind != kind) return false;
-  change(*s);
-  return true;
+  if (!s) return kNoSuchSet;
+  if (kind && s->kind != kind) return kWrongKind;
+  if (write) {
+    std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
+    op(*s);
+  } else {
+    op(*s);  // the control mutex keeps writers out; workers only read
+  }
+  return kSetOk;
 }
 
-bool QueueEngine::set_address(const std::string& name, bool add, int family, const uint8_t* bytes, int length, bool* changed) {
-  return change_set(name, 1, [&](NamedSet& s) {
-    *changed = add ? s.addresses.add(family, bytes, length) : s.addresses.remove(family, bytes, length);
-  });
+int QueueEngine::set_add(const std::string& name, const SetElement& e, int64_t expires_ms, bool* changed) {
+  return with_set(name, e.kind, true, [&](NamedSet& s) { *changed = s.add(e, kOriginLive, expires_ms); });
 }
 
-bool QueueEngine::set_spi(const std::string& name, bool add, uint32_t lo, uint32_t hi, bool* changed) {
-  return change_set(name, 2, [&](NamedSet& s) { *changed = add ? s.spis.add(lo, hi) : s.spis.remove(lo, hi); });
+int QueueEngine::set_remove(const std::string& name, const SetElement& e, uint8_t origins, bool* changed) {
+  return with_set(name, e.kind, true, [&](NamedSet& s) { *changed = s.remove(e, origins); });
+}
+
+int QueueEngine::set_flush(const std::string& name, uint8_t origins, size_t* count) {
+  return with_set(name, 0, true, [&](NamedSet& s) { *count = s.flush(origins); });
+}
+
+int QueueEngine::set_test(const std::string& name, const SetElement& e, bool* matched) const {
+  return with_set(name, e.kind, false, [&](NamedSet& s) { *matched = s.test(e); });
+}
+
+int QueueEngine::set_list(const std::string& name, std::vector<MemberInfo>* out) const {
+  return with_set(name, 0, false, [&](NamedSet& s) { s.list(out, steady_now_ms()); });
+}
+
+size_t QueueEngine::set_expire() {
+  std::lock_guard<std::mutex> control(control_mutex_);
+  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+  if (!table) return 0;
+  const int64_t now = steady_now_ms();
+  size_t n = 0;
+  for (NamedSet& s : table->classifier->sets()) {
+    if (!s.timed()) continue;  // write-lock only the sets that may have something to reap
+    std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
+    n += s.expire(now);
+  }
+  return n;
+}
+
+std::vector<QueueEngine::SetSummary> QueueEngine::set_summaries() const {
+  std::lock_guard<std::mutex> control(control_mutex_);
+  std::vector<SetSummary> out;
+  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+  if (!table) return out;
+  const int64_t now = steady_now_ms();
+  for (const NamedSet& s : table->classifier->sets()) out.push_back(SetSummary{s.name, s.kind, s.sizes(now)});
+  return out;
 }
 
 }  // namespace nfsieve

@@ -9,6 +9,10 @@
 // its own reference once per batch, so a batch never sees two tables, and the
 // old table is freed when the last worker lets go of it. Named-set changes
 // take a writer lock that workers take as readers once per batch.
+//
+// A reload builds the new table's sets outside that lock: file members come
+// from the new table alone, live members (with their expiries) from the old
+// table's sets of the same name and kind; then one pointer swap.
 #pragma once
 
 #include <atomic>
@@ -25,6 +29,10 @@
 #include "nfq_socket.h"
 
 namespace nfsieve {
+
+constexpr int kSetOk = 0;
+constexpr int kNoSuchSet = 1;
+constexpr int kWrongKind = 2;
 
 struct EngineConfig {
   std::vector<uint16_t> queues;
@@ -72,7 +80,8 @@ class QueueEngine {
   // Bind every queue, then start the workers. False (nothing left running) with *error.
   bool start(std::unique_ptr<Classifier> classifier, const EngineConfig& config, ErrorFn on_error, StatsFn on_stats,
              std::string* error);
-  // Swap in a new table; live members of sets present in both tables carry over.
+  // Swap in a new table: its file members exactly, plus the live members of
+  // sets present in both tables with the same kind.
   void reload(std::unique_ptr<Classifier> classifier);
   // Stop receiving, give every received packet its verdict, unbind, join. Idempotent.
   void stop();
@@ -81,9 +90,22 @@ class QueueEngine {
   const std::vector<std::string>& warnings() const { return warnings_; }
 
   EngineStats stats() const;
-  // Named-set changes on the active table. Returns false if the set does not exist.
-  bool set_address(const std::string& name, bool add, int family, const uint8_t* bytes, int length, bool* changed);
-  bool set_spi(const std::string& name, bool add, uint32_t lo, uint32_t hi, bool* changed);
+  // Named-set operations on the active table (sets.h). Each returns kSetOk, or
+  // kNoSuchSet / kWrongKind and changes nothing. Writers hold the table's set
+  // lock only for the change itself; readers (lists) share it with the workers.
+  int set_add(const std::string& name, const SetElement& e, int64_t expires_ms, bool* changed);
+  int set_remove(const std::string& name, const SetElement& e, uint8_t origins, bool* changed);
+  int set_flush(const std::string& name, uint8_t origins, size_t* count);
+  int set_test(const std::string& name, const SetElement& e, bool* matched) const;
+  int set_list(const std::string& name, std::vector<MemberInfo>* out) const;
+  // Reap expired live members of every set; returns how many went.
+  size_t set_expire();
+  struct SetSummary {
+    std::string name;
+    uint8_t kind;
+    SetSizes sizes;
+  };
+  std::vector<SetSummary> set_summaries() const;
 
  private:
   struct Worker {
@@ -106,12 +128,12 @@ class QueueEngine {
   std::mutex reporter_mutex_;
   std::condition_variable reporter_cv_;
   std::mutex stop_mutex_;
-  std::mutex control_mutex_;  // serialises reload and set changes
+  mutable std::mutex control_mutex_;  // serialises reload and set operations
   std::vector<std::string> warnings_;
 
   void run(Worker* w);
-  template <typename Change>
-  bool change_set(const std::string& name, uint8_t kind, Change change);
+  template <typename Op>
+  int with_set(const std::string& name, uint8_t kind, bool write, Op op) const;
   void process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts);
 };
 
