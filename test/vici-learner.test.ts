@@ -2,7 +2,7 @@
  * The vici learner's behaviour against a scripted server (no root): the
  * bookkeeping of IKE SAs per host, events arriving in the middle of a
  * list-sas, rekeys, reconnects with backoff and one log line per outage, a
- * server that sends garbage, and members the policy file gives left alone.
+ * server that sends garbage, and a Classifier as the target (file members stay).
  * (The wire format against real charon: vici-charon.test.ts.)
  */
 import { test, afterEach } from 'node:test';
@@ -18,6 +18,7 @@ import {
   CMD_REQUEST, CMD_RESPONSE, EVENT_REGISTER, EVENT_UNREGISTER, EVENT_CONFIRM, EVENT,
 } from '../src/ike/vici-message';
 import { definePolicy } from '../src/policy/define';
+import { Classifier } from '../src/classifier';
 
 test('tracker: a host stays while any of its IKE SAs is up; rekeys move ids; replaceAll reports the difference', () => {
   const t = new IkeSaTracker();
@@ -90,11 +91,16 @@ class FakeCharon {
 class Recorder implements LearnTarget {
   members = new Set<string>();
   log: string[] = [];
-  constructor(readonly policy?: ReturnType<typeof definePolicy>) {}
   addToSet(name: string, element: string): boolean { assert.equal(name, 'peers'); this.members.add(element); return true; }
-  deleteFromSet(name: string, element: string): boolean { assert.equal(name, 'peers'); return this.members.delete(element); }
+  deleteFromSet(name: string, element: string, options: { origin: 'live' }): boolean {
+    assert.equal(name, 'peers');
+    assert.equal(options.origin, 'live');
+    return this.members.delete(element);
+  }
 }
 
+/** No test may hang the suite: an awaited event that never comes fails after 10 s. */
+const T = { timeout: 10_000 };
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => { for (const c of cleanups.splice(0)) await c(); });
 
@@ -111,7 +117,7 @@ async function setup(script: Script, target = new Recorder()): Promise<{ charon:
 const once = (e: ViciLearner, name: string): Promise<unknown> => new Promise((r) => e.once(name, r));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-test('resync: list-sa entries and events arriving during the listing; only established SAs count', async () => {
+test('resync: list-sa entries and events arriving during the listing; only established SAs count', T, async () => {
   const script: Script = {
     sas: [['1', '10.0.0.1'], ['2', '10.0.0.2']],
     duringList: (send) => {
@@ -128,7 +134,7 @@ test('resync: list-sa entries and events arriving during the listing; only estab
   assert.equal(learner.connected, true);
 });
 
-test('events after the resync: up, child-updown, rekey, down of the last SA', async () => {
+test('events after the resync: up, child-updown, rekey, down of the last SA', T, async () => {
   const { learner, target, charon } = await setup({ sas: [] });
   await once(learner, 'synced');
   charon.event('ike-updown', { up: 'yes', gw: ikeSa('7', '10.0.0.7') });
@@ -149,7 +155,7 @@ test('events after the resync: up, child-updown, rekey, down of the last SA', as
   ]);
 });
 
-test('charon away at start and during an outage: retries with backoff, one log line per outage, resync on return', async () => {
+test('charon away at start and during an outage: retries with backoff, one log line per outage, resync on return', T, async () => {
   const { learner, target, charon } = await setup({ sas: [['1', '10.0.0.1']] });
   await once(learner, 'synced');
   await charon.stop();
@@ -167,7 +173,7 @@ test('charon away at start and during an outage: retries with backoff, one log l
   assert.match(target.log.at(-1)!, /^vici: reconnected to charon at .*: 1 IKE SA\(s\) up to 1 host\(s\) in set 'peers' \(\+1 -1\)$/);
 });
 
-test('a server speaking garbage: the connection is dropped and retried, the process stays up', async () => {
+test('a server speaking garbage: the connection is dropped and retried, the process stays up', T, async () => {
   const { learner, target, charon } = await setup({ sas: [], garbage: true });
   await once(learner, 'disconnected');
   await sleep(200);
@@ -179,15 +185,25 @@ test('a server speaking garbage: the connection is dropped and retried, the proc
   assert.deepEqual([...target.members], ['10.0.0.1']);
 });
 
-test('hosts the policy file lists are never added or removed by vici; the learn set must exist and hold addresses', async () => {
-  const policy = definePolicy({ default: 'accept', sets: { peers: { type: 'address', elements: ['10.0.0.0/24'] }, spis: { type: 'spi', elements: ['0x100'] } }, rules: [] });
-  const { learner, target, charon } = await setup({ sas: [['1', '10.0.0.1'], ['2', '10.0.1.1']] }, new Recorder(policy));
+test('a Classifier as the target: learnt members are live, a member the file also gives survives the SA going down', T, async () => {
+  const policy = definePolicy({ default: 'accept', sets: { peers: { type: 'address', elements: ['10.0.0.1'] }, spis: { type: 'spi', elements: ['0x100'] } }, rules: [] });
+  const classifier = Classifier.fromPolicy(policy);
+  const log: string[] = [];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsieve-vici-'));
+  const charon = new FakeCharon(path.join(dir, 'charon.vici'), { sas: [['1', '10.0.0.1'], ['2', '10.0.1.1']] });
+  await charon.listen();
+  const learner = startVici(classifier, { socket: charon.file, set: 'peers', backoffFirstMs: 20 }, (m) => log.push(m));
+  cleanups.push(async () => { await learner.close(); await charon.stop(); fs.rmSync(dir, { recursive: true, force: true }); });
   await once(learner, 'synced');
-  assert.deepEqual([...target.members], ['10.0.1.1']);
+  const members = (): [string, string[]][] => classifier.listSet('peers').map((m) => [m.value, m.origins]);
+  assert.deepEqual(members().sort(), [['10.0.0.1', ['file', 'live']], ['10.0.1.1', ['live']]]);
+  const removed: unknown[] = [];
+  learner.on('removed', (h) => removed.push(h));
   charon.event('ike-updown', { gw: ikeSa('1', '10.0.0.1', 'DELETING') });
   charon.event('ike-updown', { gw: ikeSa('2', '10.0.1.1', 'DELETING') });
-  await once(learner, 'removed');
-  assert.equal(target.log.filter((l) => l.includes('10.0.0.1')).length, 0);
-  assert.throws(() => startVici(new Recorder(policy), { set: 'nope' }, () => undefined), /no set named 'nope'/);
-  assert.throws(() => startVici(new Recorder(policy), { set: 'spis' }, () => undefined), /holds SPIs/);
+  while (removed.length < 2) await sleep(10);
+  assert.deepEqual(members(), [['10.0.0.1', ['file']]]);
+  assert.equal(classifier.testSet('peers', '10.0.1.1'), false);
+  assert.throws(() => startVici(classifier, { set: 'nope' }, () => undefined), /no set named 'nope'/);
+  assert.throws(() => startVici(classifier, { set: 'spis' }, () => undefined), /holds SPIs/);
 });

@@ -13,7 +13,7 @@ import { ViciConnection } from './vici-connection';
 import { ViciSection, text } from './vici-message';
 import { IkeSaTracker, HostChanges, IKE_UP_STATES, ikeSas, rekeys } from './ike-sas';
 import { Policy } from '../policy/model';
-import { parsePrefix, ValueError } from '../policy/values';
+import { ValueError } from '../policy/values';
 
 export const DEFAULT_VICI_SOCKET = '/var/run/charon.vici';
 export const DEFAULT_LEARN_SET = 'gateways';
@@ -31,9 +31,11 @@ const UP_YES = 'yes';
 
 /** What the learner changes: an Attachment, or a Classifier. */
 export interface LearnTarget {
+  /** Adds a live member. */
   addToSet(name: string, element: string): boolean;
-  deleteFromSet(name: string, element: string): boolean;
-  /** When given, the learn set is checked to exist, and hosts the policy file lists are never touched. */
+  /** Called with `{ origin: 'live' }`: a member the policy file also gives stays. */
+  deleteFromSet(name: string, element: string, options: { origin: 'live' }): boolean;
+  /** When given, the learn set is checked to exist and hold addresses. */
   readonly policy?: Policy;
 }
 
@@ -157,22 +159,13 @@ class Learner extends EventEmitter implements ViciLearner {
   }
 
   private setMember(host: string, add: boolean): void {
-    if (this.fileCovers(host)) return; // a member the policy file gives: not ours to add or remove
     try {
-      if (add) this.target.addToSet(this.set, host); else this.target.deleteFromSet(this.set, host);
+      if (add) this.target.addToSet(this.set, host); else this.target.deleteFromSet(this.set, host, { origin: 'live' });
       this.log(`vici: ${add ? 'learnt' : 'forgot'} ${host} (set '${this.set}')`);
       this.emit(add ? 'added' : 'removed', host);
     } catch (err) {
       this.log(`vici: could not ${add ? 'add' : 'remove'} ${host} ${add ? 'to' : 'from'} set '${this.set}': ${(err as Error).message}`);
     }
-  }
-
-  private fileCovers(host: string): boolean {
-    const set = this.target.policy?.sets.get(this.set);
-    if (!set) return false;
-    let p;
-    try { p = parsePrefix(host); } catch { return false; }
-    return set.addresses.some((f) => f.family === p.family && prefixCovers(f.bytes, f.length, p.bytes));
   }
 
   async close(): Promise<void> {
@@ -182,14 +175,6 @@ class Learner extends EventEmitter implements ViciLearner {
     this.conn?.close();
     this.conn = null;
   }
-}
-
-function prefixCovers(prefix: Uint8Array, length: number, address: Uint8Array): boolean {
-  for (let bit = 0; bit < length; bit++) {
-    const byte = bit >> 3, mask = 0x80 >> (bit & 7);
-    if ((prefix[byte] & mask) !== (address[byte] & mask)) return false;
-  }
-  return true;
 }
 
 /** Start learning; the first connection is attempted at once, errors are logged, never thrown after start. */
