@@ -192,13 +192,15 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
       qs.Set(static_cast<uint32_t>(i), qo);
     }
     o.Set("queues", qs);
-    for (int kind = 0; kind < 2; kind++) {
-      const std::vector<uint64_t>& src = kind == 0 ? s.hits : s.bytes;
+    const char* names[4] = {"hits", "bytes", "overLimit", "evictions"};
+    const std::vector<uint64_t>* lists[4] = {&s.hits, &s.bytes, &s.over_limit, &s.evictions};
+    for (int kind = 0; kind < 4; kind++) {
+      const std::vector<uint64_t>& src = *lists[kind];
       Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, src.size() * 8);
       if (!src.empty()) std::memcpy(ab.Data(), src.data(), src.size() * 8);
       napi_value arr;
       napi_create_typedarray(env, napi_biguint64_array, src.size(), ab, 0, &arr);
-      o.Set(kind == 0 ? "hits" : "bytes", Napi::Value(env, arr));
+      o.Set(names[kind], Napi::Value(env, arr));
     }
     return o;
   }

@@ -19,6 +19,8 @@ export interface NativeMeta {
   /** 0 unknown, 1 invalid, 2 new, 3 established, 4 related, 5 untracked. */
   ctstate?: number;
   mark?: number;
+  /** Monotonic clock in ns for rate limits; the addon reads CLOCK_MONOTONIC when absent. */
+  now?: bigint;
 }
 
 /** A set element: an address prefix, or an SPI range. */
@@ -49,8 +51,12 @@ export interface NativeClassifier extends NativeSetMethods {
   classifyBatch(linkType: number, data: Uint8Array, offsets: Uint32Array, out: Uint32Array, meta?: NativeMeta): number;
   /** IPv4 5-tuples (src, dst, sport, dport, proto) -> rule index or -1, without counters. */
   classifyTuples(tuples: Uint32Array, out: Int32Array): number;
-  counters(): { hits: BigUint64Array; bytes: BigUint64Array };
+  counters(): { hits: BigUint64Array; bytes: BigUint64Array; overLimit: BigUint64Array; evictions: BigUint64Array };
   resetCounters(): void;
+  /** Per limit, in table order: the rule it belongs to, buckets kept, per-source buckets evicted. */
+  limitStats(): { rule: number; perSource: boolean; sources: number; evictions: number }[];
+  /** Bytes of every limit's preallocated state (per-source tables included). */
+  readonly limitBytes: number;
   readonly ruleCount: number;
   readonly tableBytes: number;
   /** Bytes of the lookup index derived from the table at load (native/core/index.h). */
@@ -94,7 +100,10 @@ export interface NativeQueueEngine extends NativeSetMethods {
   /** Bind the queues and start; throws (nothing left bound) on failure. */
   start(table: Uint8Array, options: QueueEngineOptions, onEvent: (kind: 'error' | 'stats', message: string) => void): string[];
   reload(table: Uint8Array): void;
-  stats(): { generation: number; running: boolean; queues: NativeQueueStats[]; hits: BigUint64Array; bytes: BigUint64Array };
+  stats(): {
+    generation: number; running: boolean; queues: NativeQueueStats[]; hits: BigUint64Array; bytes: BigUint64Array;
+    overLimit: BigUint64Array; evictions: BigUint64Array;
+  };
   /** Stop, verdict what was received, unbind, join; resolves when done. */
   close(): Promise<void>;
 }

@@ -66,6 +66,8 @@ struct QueueStatsSnapshot {
 struct EngineStats {
   std::vector<QueueStatsSnapshot> queues;
   std::vector<uint64_t> hits, bytes;  // per rule + default, summed over workers
+  std::vector<uint64_t> over_limit;   // per rule + default: packets its limit refused
+  std::vector<uint64_t> evictions;    // per rule + default: per-source buckets evicted
   uint64_t generation;
 };
 

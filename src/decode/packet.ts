@@ -23,6 +23,12 @@ export interface IkeHeader {
   rspi: string;
   msgid: number;
   length: number;
+  /**
+   * IKEv2: the notify message type of the first payload when that payload is
+   * a Notify (41) whose fixed 8 bytes are present, else 0 (COOKIE, 16390,
+   * there marks a retried IKE_SA_INIT, RFC 7296 section 2.6).
+   */
+  firstNotify: number;
 }
 
 export interface DecodedPacket {
@@ -130,6 +136,7 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
           rspi: hex(new Uint8Array(rec.buffer, at + 84, 8)),
           msgid: v.getUint32(68, true),
           length: v.getUint32(72, true),
+          firstNotify: v.getUint16(102, true),
         }
       : null,
     natt: NATT[v.getUint8(5)] ?? null,
