@@ -32,7 +32,7 @@ export interface MetricsSnapshot {
   /** Members by origin. */
   sets?: { name: string; file: number; live: number }[];
   /** Packets that met every other condition of a rule but found its limit exhausted. */
-  limits?: { rule: string | number; overLimit: Count }[];
+  limits?: { rule: string | number; overLimit: Count; evictions?: Count }[];
   reloads?: { ok: number; failed: number };
   generation?: number;
   /** The vici learner: 1 while following charon. */
@@ -73,7 +73,10 @@ export function renderMetrics(s: MetricsSnapshot): string {
   const rules = s.rules ?? [];
   family(out, 'nfsieve_rule_packets_total', 'counter', 'Packets decided by the rule (default: the policy default).', rules.map((r) => [{ rule: r.rule }, r.packets]));
   family(out, 'nfsieve_rule_bytes_total', 'counter', 'Bytes of the packets decided by the rule.', rules.map((r) => [{ rule: r.rule }, r.bytes]));
-  family(out, 'nfsieve_rule_over_limit_total', 'counter', 'Packets that met a rule\'s other conditions while over its limit (later rules decided).', (s.limits ?? []).map((l) => [{ rule: l.rule }, l.overLimit]));
+  const limits = s.limits ?? [];
+  family(out, 'nfsieve_rule_over_limit_total', 'counter', 'Packets that met a rule\'s other conditions while over its limit (later rules decided).', limits.map((l) => [{ rule: l.rule }, l.overLimit]));
+  family(out, 'nfsieve_rule_limit_evictions_total', 'counter', 'Per-source buckets of a rule\'s limit given up for newer sources (max-sources reached).',
+    limits.filter((l) => l.evictions !== undefined).map((l) => [{ rule: l.rule }, l.evictions!]));
   queueFamilies(out, s.queues ?? []);
   family(out, 'nfsieve_set_members', 'gauge', 'Members of a named set by origin (file: the policy; live: added at run time).',
     (s.sets ?? []).flatMap((x): Sample[] => [[{ set: x.name, origin: 'file' }, x.file], [{ set: x.name, origin: 'live' }, x.live]]));
@@ -120,12 +123,18 @@ export function serveMetrics(listen: { host: string; port: number }, snapshot: (
 
 /** The snapshot of a running attachment (and what `run` counts beside it). */
 export function attachmentSnapshot(
-  attachment: { stats(): { generation: number; queues: QueueMetrics[]; rules: { rule: string | number; hits: Count; bytes: Count }[] }; setSizes?(): { name: string; file: number; live: number }[] },
-  extra: Pick<MetricsSnapshot, 'reloads' | 'vici' | 'limits'> = {},
+  attachment: {
+    readonly policy: { rules: { limit?: unknown }[] };
+    stats(): { generation: number; queues: QueueMetrics[]; rules: { rule: string | number; hits: Count; bytes: Count; overLimit?: Count; evictions?: Count }[] };
+    setSizes?(): { name: string; file: number; live: number }[];
+  },
+  extra: Pick<MetricsSnapshot, 'reloads' | 'vici'> = {},
 ): MetricsSnapshot {
   const s = attachment.stats();
+  const limited = s.rules.filter((r, i) => attachment.policy.rules[i]?.limit !== undefined && r.overLimit !== undefined);
   return {
     rules: s.rules.map((r) => ({ rule: r.rule, packets: r.hits, bytes: r.bytes })),
+    limits: limited.map((r) => ({ rule: r.rule, overLimit: r.overLimit!, evictions: r.evictions })),
     queues: s.queues,
     sets: attachment.setSizes?.(),
     generation: s.generation,

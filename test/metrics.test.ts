@@ -48,7 +48,7 @@ const SNAPSHOT: MetricsSnapshot = {
   rules: [{ rule: 'ike "quoted" \\ back\nslash', packets: 12n, bytes: 3400n }, { rule: 'default', packets: 3, bytes: 180 }],
   queues: [{ queue: 3, received: 15, accepted: 12, dropped: 2, rejected: 1, enobufs: 0, verdictErrors: 0, kernel: { queueDropped: 4, userDropped: 5, present: true } }],
   sets: [{ name: 'gateways', file: 2, live: 7 }],
-  limits: [{ rule: 'ike-init', overLimit: 99 }],
+  limits: [{ rule: 'ike-init', overLimit: 99, evictions: 4n }],
   reloads: { ok: 2, failed: 1 },
   generation: 3,
   vici: { connected: true, hosts: 7 },
@@ -66,6 +66,7 @@ test('the renderer: label escaping, HELP and TYPE, *_total counters, read back b
   assert.equal(sample(fams, 'nfsieve_rule_packets_total', { rule: 'ike "quoted" \\ back\nslash' }), 12);
   assert.equal(sample(fams, 'nfsieve_rule_bytes_total', { rule: 'default' }), 180);
   assert.equal(sample(fams, 'nfsieve_rule_over_limit_total', { rule: 'ike-init' }), 99);
+  assert.equal(sample(fams, 'nfsieve_rule_limit_evictions_total', { rule: 'ike-init' }), 4);
   assert.equal(sample(fams, 'nfsieve_queue_received_total', { queue: '3' }), 15);
   assert.equal(sample(fams, 'nfsieve_queue_verdicts_total', { queue: '3', verdict: 'accept' }), 12);
   assert.equal(sample(fams, 'nfsieve_queue_verdicts_total', { queue: '3', verdict: 'drop' }), 2);
@@ -160,7 +161,7 @@ print(json.dumps({'type': r.headers['Content-Type'], 'families': [{'name': f.nam
 `;
 
 test('nfsieve run --metrics: values agree with the run\'s own statistics; reloads and generation move', { skip: rootSkip }, async () => {
-  const policy = lab.file('m.yaml', `default: drop\nsets:\n  gateways:\n    type: address\n    elements: [${peer.address}, 10.99.0.0/16]\nrules:\n  - name: esp-from-gateways\n    src: "@gateways"\n    proto: esp\n    action: accept\n`);
+  const policy = lab.file('m.yaml', `default: drop\nsets:\n  gateways:\n    type: address\n    elements: [${peer.address}, 10.99.0.0/16]\nrules:\n  - name: esp-from-gateways\n    src: "@gateways"\n    proto: esp\n    action: accept\n  - name: discard-limited\n    proto: udp\n    dport: 9\n    limit: {rate: 1/minute, burst: 2}\n    action: accept\n`);
   const child: ChildProcess = lab.spawn(gw.ns, [process.execPath, BIN, 'run', policy, '--queue', QUEUE, '--json', '--stats-every', '1', '--metrics', '127.0.0.1:0']);
   const lines: Record<string, any>[] = [];
   onJsonLines(child.stdout!, (o) => lines.push(o));
@@ -195,11 +196,15 @@ test('nfsieve run --metrics: values agree with the run\'s own statistics; reload
       assert.equal(sample(f, 'nfsieve_rule_bytes_total', { rule: String(r.rule) }), r.bytes);
     }
     assert.equal(sample(f, 'nfsieve_rule_packets_total', { rule: 'esp-from-gateways' }), 20);
-    assert.equal(sample(f, 'nfsieve_rule_packets_total', { rule: 'default' }), 10);
+    assert.equal(sample(f, 'nfsieve_rule_packets_total', { rule: 'discard-limited' }), 2);
+    assert.equal(sample(f, 'nfsieve_rule_packets_total', { rule: 'default' }), 8);
+    assert.equal(sample(f, 'nfsieve_rule_over_limit_total', { rule: 'discard-limited' }), 8);
+    assert.equal(stats.rules[1].overLimit, 8);
+    assert.equal(sample(f, 'nfsieve_rule_over_limit_total', { rule: 'esp-from-gateways' }), undefined, 'rules without a limit have no over-limit series');
     const q = { queue: QUEUE };
     assert.equal(sample(f, 'nfsieve_queue_received_total', q), 30);
-    assert.equal(sample(f, 'nfsieve_queue_verdicts_total', { ...q, verdict: 'accept' }), 20);
-    assert.equal(sample(f, 'nfsieve_queue_verdicts_total', { ...q, verdict: 'drop' }), 10);
+    assert.equal(sample(f, 'nfsieve_queue_verdicts_total', { ...q, verdict: 'accept' }), 22);
+    assert.equal(sample(f, 'nfsieve_queue_verdicts_total', { ...q, verdict: 'drop' }), 8);
     assert.equal(sample(f, 'nfsieve_queue_enobufs_total', q), stats.queues[0].enobufs);
     assert.equal(sample(f, 'nfsieve_queue_kernel_dropped_total', { ...q, reason: 'user_dropped' }), stats.queues[0].kernel.userDropped);
     assert.equal(sample(f, 'nfsieve_set_members', { origin: 'file', set: 'gateways' }), 2);
