@@ -9,6 +9,7 @@ import { benchDecode } from './decode';
 import { benchNfqueue } from './nfqueue';
 import { benchClassbench, targetRows } from './classify';
 import { limitBench } from './limit';
+import { benchLive } from './live';
 import { chartSvg } from './chart';
 import { machine, markdownTable } from './common';
 
@@ -38,6 +39,10 @@ async function main(): Promise<void> {
   const lim = await limitBench();
   process.stdout.write(lim.text);
   sections.push('## Rate limits (ns per packet)\n', LIMIT_NOTE, lim.text);
+  process.stderr.write('live sets and the control socket...\n');
+  const live = await benchLive();
+  process.stdout.write(markdownTable(live.rows) + live.note + '\n');
+  sections.push('## Live sets and the control socket\n', live.note + '\n', markdownTable(live.rows));
   process.stderr.write('NFQUEUE throughput...\n');
   const nfq = await benchNfqueue();
   process.stdout.write(markdownTable(nfq.rows) + nfq.note + '\n');

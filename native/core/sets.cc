@@ -49,6 +49,14 @@ int64_t steady_now_ms() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+// The packet path's clock: the same clock at tick resolution (a few ms; a
+// timeout is whole seconds), read without leaving the vDSO's fast path.
+int64_t coarse_now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
 void AddressSet::refresh_lengths(int family) {
   std::vector<int>& out = family == 4 ? v4_lengths_ : v6_lengths_;
   out.clear();
@@ -102,7 +110,7 @@ bool AddressSet::remove(int family, const uint8_t* bytes, int length, uint8_t or
 bool AddressSet::alive(uint8_t tag, const ExpiryKey& ek) const {
   if (!(tag & kTagTimed) || (tag & kOriginFile)) return true;
   auto it = expiries_.find(ek);
-  return it != expiries_.end() && it->second > steady_now_ms();
+  return it != expiries_.end() && it->second > coarse_now_ms();
 }
 
 bool AddressSet::matches(int family, const uint8_t* bytes, int max_length) const {
@@ -225,7 +233,7 @@ int64_t SpiSet::value_expiry(uint8_t tag, uint32_t v) const {
 
 bool SpiSet::alive_value(uint8_t tag, uint32_t v) const {
   if (!(tag & kTagTimed) || (tag & kOriginFile)) return true;
-  return value_expiry(tag, v) > steady_now_ms();
+  return value_expiry(tag, v) > coarse_now_ms();
 }
 
 bool SpiSet::add(uint32_t lo, uint32_t hi, uint8_t origin, int64_t expires_ms) {
@@ -285,7 +293,7 @@ bool SpiSet::matches(uint32_t lo, uint32_t hi) const {
   }
   for (const auto& r : ranges_)
     if (lo >= r.lo && hi <= r.hi) {
-      if (!(r.tag & kTagTimed) || (r.tag & kOriginFile) || r.expires_ms > steady_now_ms()) return true;
+      if (!(r.tag & kTagTimed) || (r.tag & kOriginFile) || r.expires_ms > coarse_now_ms()) return true;
     }
   return false;
 }

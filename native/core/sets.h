@@ -35,6 +35,8 @@ constexpr uint8_t kSetSpi = 2;
 
 // Milliseconds of the monotonic clock: the time base of expiries.
 int64_t steady_now_ms();
+// The same clock at tick resolution (CLOCK_MONOTONIC_COARSE): what lookups read.
+int64_t coarse_now_ms();
 
 struct Key128 {
   uint64_t hi, lo;

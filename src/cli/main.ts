@@ -12,6 +12,9 @@ import { run, RUN_FLAGS } from './run';
 import { hook, HOOK_FLAGS } from './hook';
 import { demo, DEMO_FLAGS } from './demo';
 import { bench, BENCH_FLAGS } from './bench';
+import { setCommand, SET_FLAGS } from './set';
+import { stats, reload, STATS_FLAGS, RELOAD_FLAGS } from './stats';
+import { updown, UPDOWN_FLAGS } from './updown';
 import { Output } from './output';
 import { CaptureError } from '../capture/pcap';
 
@@ -31,6 +34,10 @@ const COMMANDS: Record<string, Command> = {
   hook: { flags: HOOK_FLAGS, run: hook, help: 'hook POLICY --queue N[:M]                  print the iptables rules that feed the queue' },
   bench: { flags: BENCH_FLAGS, run: bench, help: 'bench POLICY [--pcap FILE] [--json]        lookup cost of a policy on a capture\n  bench --classbench RULES [--trace TRACE] [--json]' },
   import: { flags: IMPORT_FLAGS, run: importCommand, help: 'import iptables FILE [--table T] [--chain C] [--ipset F]  iptables-save to a policy' },
+  set: { flags: SET_FLAGS, run: setCommand, help: 'set add|del|flush|test|list NAME [VALUE...]  live set members of a running `run`' },
+  stats: { flags: STATS_FLAGS, run: stats, help: 'stats [--json]                              counters of a running `run`' },
+  reload: { flags: RELOAD_FLAGS, run: reload, help: 'reload                                     re-read the policy of a running `run` (as SIGHUP)' },
+  updown: { flags: UPDOWN_FLAGS, run: updown, help: 'updown [--set NAME] [--state FILE]          updown program for strongSwan / Libreswan' },
 };
 
 export const USAGE = [

@@ -88,10 +88,11 @@ export class Lab {
   }
 
   /** As send(), without blocking: resolves with the count sent. */
-  sendAsync(from: Link, frames: Uint8Array[], repeat = 1): Promise<number> {
+  sendAsync(from: Link, frames: Uint8Array[], repeat = 1, pacing?: { chunk: number; pauseMs: number }): Promise<number> {
     const file = path.join(this.tmp, `frames-${Date.now()}-${Math.random().toString(16).slice(2)}.pcap`);
     fs.writeFileSync(file, writePcap(frames.map((data) => ({ data })), 1));
-    const child = this.spawn(from.ns, [process.execPath, path.join(ROOT, 'build-test', 'test', 'support', 'send-frames.js'), from.ifname, file, String(repeat)]);
+    const extra = pacing ? [String(pacing.chunk), String(pacing.pauseMs)] : [];
+    const child = this.spawn(from.ns, [process.execPath, path.join(ROOT, 'build-test', 'test', 'support', 'send-frames.js'), from.ifname, file, String(repeat), ...extra]);
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     return new Promise((resolve, reject) => {
