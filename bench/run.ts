@@ -10,6 +10,7 @@ import { benchNfqueue } from './nfqueue';
 import { benchClassbench, targetRows } from './classify';
 import { limitBench } from './limit';
 import { benchLive } from './live';
+import { benchLiveNfqueue } from './live-nfqueue';
 import { chartSvg } from './chart';
 import { machine, markdownTable } from './common';
 
@@ -42,7 +43,10 @@ async function main(): Promise<void> {
   process.stderr.write('live sets and the control socket...\n');
   const live = await benchLive();
   process.stdout.write(markdownTable(live.rows) + live.note + '\n');
-  sections.push('## Live sets and the control socket\n', live.note + '\n', markdownTable(live.rows));
+  const liveNfq = await benchLiveNfqueue(50);
+  process.stdout.write(markdownTable(liveNfq));
+  sections.push('## Live sets and the control socket\n', live.note + '\n', markdownTable(live.rows),
+    '\nThrough NFQUEUE (root; bench/live-nfqueue.ts): the peer streams IKE, `nfsieve run` drops it until `set.add`; a UDP socket behind the queue notes the first packet after the answer, and the last one after `set.del`.\n', markdownTable(liveNfq));
   process.stderr.write('NFQUEUE throughput...\n');
   const nfq = await benchNfqueue();
   process.stdout.write(markdownTable(nfq.rows) + nfq.note + '\n');

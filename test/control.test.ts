@@ -74,7 +74,7 @@ function converse(socket: string, payload: string | Buffer, count: number): Prom
     s.on('connect', () => s.write(payload));
     s.on('data', (d: string) => {
       buf += d;
-      const lines = buf.split('\n').filter(Boolean);
+      const lines = buf.split('\n').slice(0, -1).filter(Boolean);  // complete lines only
       if (lines.length >= count) { s.destroy(); resolve(lines.slice(0, count)); }
     });
     s.on('error', reject);
@@ -370,4 +370,20 @@ test('updown with no run listening: one line, non-zero, and with --state the cha
   assert.deepEqual(readState(state)!.sets.gateways, [{ value: '10.80.0.1', expires: null }]);
   assert.equal(cli(['updown', '--control', nowhere, '--state', state], STRONGSWAN('down-host', '10.80.0.1', '4', '1')).code, 2);
   assert.deepEqual(readState(state)!.sets.gateways, []);
+});
+
+test('a large answer (a set list of 20,000 members, over 1 MiB) is delivered whole', async () => {
+  const lines: string[] = [];
+  for (let k = 0; k < 5; k++) {
+    const values = Array.from({ length: 4000 }, (_, i) => `10.${100 + k}.${i >> 8}.${i & 255}`);
+    lines.push(JSON.stringify({ v: 1, id: k, cmd: 'set.add', set: 'gateways', values, timeout: 600 }));
+  }
+  lines.push(JSON.stringify({ v: 1, id: 'list', cmd: 'set.list', set: 'gateways' }));
+  const answers = await converse(sock, lines.join('\n') + '\n', 6);
+  for (let k = 0; k < 5; k++) assert.equal(JSON.parse(answers[k]).added, 4000);
+  assert.ok(answers[5].length > 1 << 20);
+  const listed = JSON.parse(answers[5]).sets[0];
+  assert.equal(listed.live, 20000);
+  assert.equal(listed.members.filter((m: { timeout: number | null }) => m.timeout !== null).length, 20000);
+  assert.equal((await converse(sock, '{"v":1,"cmd":"set.flush","set":"gateways"}\n', 1)).length, 1);
 });

@@ -129,7 +129,7 @@ export class ControlServer {
           this.reply(s, JSON.stringify(errorResponse(new ControlError('line-too-long', `request longer than ${MAX_LINE_BYTES} bytes`))));
         } else {
           chunks.push(piece);
-          this.reply(s, this.handler.handleLine(Buffer.concat(chunks).toString('utf8')));
+          this.reply(s, this.answer(Buffer.concat(chunks).toString('utf8')));
         }
         chunks = [];
         buffered = 0;
@@ -150,8 +150,21 @@ export class ControlServer {
 
   private reply(s: net.Socket, line: string): void {
     if (s.destroyed) return;
+    // A client that sends requests without reading its answers: cut off once
+    // earlier answers pile up (one large answer, a long set list, is fine).
+    if (s.writableLength > MAX_PENDING_OUTPUT) {
+      s.destroy();
+      return;
+    }
     s.write(line + '\n');
-    if (s.writableLength > MAX_PENDING_OUTPUT) s.destroy();  // a client that does not read its answers
+  }
+
+  private answer(line: string): string {
+    try {
+      return this.handler.handleLine(line);
+    } catch (e) {  // a handler fault must not take the process down
+      return JSON.stringify(errorResponse(new ControlError('internal', (e as Error)?.message ?? String(e))));
+    }
   }
 
   /** Stop listening, close every client, remove the socket file. */
