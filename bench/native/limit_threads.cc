@@ -2,7 +2,11 @@
 // from one per-rule bucket, or from one per-source table (each thread its own
 // stream of sources), as NFQUEUE queue threads would. ns per take, per thread.
 // Build and run: g++ -O2 -std=c++17 -pthread bench/native/limit_threads.cc native/core/limit.cc -o /tmp/limit_threads && /tmp/limit_threads
+// TAKES=N takes per thread (default 4,000,000), KEYS=N sources per thread (default 1,000; above
+// 65,536 in all the table evicts). Built with -fsanitize=thread or address,undefined it is
+// also the limit code's sanitizer check (clean at KEYS=200000).
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -12,7 +16,7 @@
 using namespace nfsieve;
 
 static double run(int threads, bool per_source) {
-  constexpr int kTakes = 4000000;
+  const int kTakes = getenv("TAKES") ? atoi(getenv("TAKES")) : 4000000;
   LimitRec rec{};
   rec.rate = 1000; rec.burst = 1000; rec.period_ns = 1000000000ull; rec.max_sources = 65536;
   BucketParams p;
@@ -28,7 +32,7 @@ static double run(int threads, bool per_source) {
       if (per_source) {
         s = s * 1664525u + 1013904223u;
         sources.lock().lock();
-        sources.take(uint64_t(s % 1000) << 32 | uint64_t(t) << 56, 0, 4, now, p);
+        sources.take(uint64_t(s % (getenv("KEYS") ? atoi(getenv("KEYS")) : 1000)) << 32 | uint64_t(t) << 56, 0, 4, now, p);
         sources.lock().unlock();
       } else {
         lock.lock();

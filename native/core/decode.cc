@@ -48,7 +48,9 @@ void decode_ike(const uint8_t* p, size_t cap, size_t declared, Decoded* d) {
   if (d->ike_version == 2 && d->ike_next_payload == kIkePayloadNotify && cap >= kIkeHeader + kIkeNotifyFixed) {
     const uint8_t* n = p + kIkeHeader;
     const uint16_t payload_length = static_cast<uint16_t>(n[2] << 8 | n[3]);
-    if (payload_length >= kIkeNotifyFixed) d->ike_first_notify = static_cast<uint16_t>(n[6] << 8 | n[7]);
+    // The payload must fit the message its header declares (else it is not a notify at all).
+    if (payload_length >= kIkeNotifyFixed && d->ike_length >= kIkeHeader && payload_length <= d->ike_length - kIkeHeader)
+      d->ike_first_notify = static_cast<uint16_t>(n[6] << 8 | n[7]);
   }
 }
 

@@ -12,7 +12,10 @@
 //
 // A reload builds the new table's sets outside that lock: file members come
 // from the new table alone, live members (with their expiries) from the old
-// table's sets of the same name and kind; then one pointer swap.
+// table's sets of the same name and kind; then one pointer swap. Rate-limit
+// buckets belong to the classifier: set changes keep them, a reload starts
+// the new table's buckets full. Workers read CLOCK_MONOTONIC once per batch
+// for them (Meta::now_ns).
 #pragma once
 
 #include <atomic>

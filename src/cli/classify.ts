@@ -20,12 +20,15 @@ export function classify(args: ParsedArgs, out: Output): number {
   const meta = metaFromArgs(args);
   const frames = readCapture(pcap);
   const json = args.flags.has('json');
-  // Batches of frames sharing a link type, in file order.
+  // Rate limits measure time by the capture's timestamps (microseconds), so a replay decides as the capture happened.
+  const limited = policy.rules.some((r) => r.limit);
+  // Batches of frames sharing a link type (and, with limits, a timestamp), in file order.
   for (let i = 0; i < frames.length; ) {
     let j = i;
-    while (j < frames.length && j - i < BATCH && frames[j].linkType === frames[i].linkType) j++;
+    while (j < frames.length && j - i < BATCH && frames[j].linkType === frames[i].linkType && (!limited || frames[j].time === frames[i].time)) j++;
     const chunk = frames.slice(i, j);
-    const results = classifier.classifyBatch(chunk.map((f) => f.data), { linkType: chunk[0].linkType, meta });
+    const now = limited ? BigInt(Math.round(frames[i].time * 1e6)) * 1000n : undefined;
+    const results = classifier.classifyBatch(chunk.map((f) => f.data), { linkType: chunk[0].linkType, meta: now === undefined ? meta : { ...meta, now } });
     results.forEach((r, k) => out.line(json ? jsonLine(chunk[k], r) : textLine(chunk[k], r)));
     i = j;
   }

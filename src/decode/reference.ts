@@ -327,7 +327,8 @@ function ike(w: Walk, at: number, cap: number, declared: number): void {
   };
   if (length < 28 || length > declared) w.bad('ike-length');
   // Only the first payload: RFC 7296 section 2.6 puts a retried request's COOKIE first.
-  if (w.pkt.ike.version === 2 && w.pkt.ike.nextPayload === IKE_PAYLOAD_NOTIFY && cap >= 28 + 8 && w.u16(at + 28 + 2) >= 8) {
+  const payloadLength = cap >= 28 + 8 ? w.u16(at + 28 + 2) : 0;
+  if (w.pkt.ike.version === 2 && w.pkt.ike.nextPayload === IKE_PAYLOAD_NOTIFY && payloadLength >= 8 && payloadLength <= length - 28) {
     w.pkt.ike.firstNotify = w.u16(at + 28 + 6);
   }
 }
