@@ -10,7 +10,7 @@ import {
   ViciError, ViciSection, ViciInput, SegmentReader, decodePacket, encodePacket,
 } from './vici-message';
 
-/** A request charon does not answer within this time fails the connection. */
+/** A request charon leaves this long without an answer or a streamed event fails the connection. */
 export const VICI_REQUEST_TIMEOUT_MS = 10_000;
 
 interface Pending {
@@ -82,6 +82,15 @@ export class ViciConnection {
     const head = this.queue[0];
     if (!head) return;
     this.socket.write(head.packet);
+    this.arm();
+  }
+
+  /** (Re)start the deadline of the request in flight: silence, not a long stream of events, fails it. */
+  private arm(): void {
+    const head = this.queue[0];
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (!head) return;
     this.timer = setTimeout(() => this.fail(new Error(`charon did not answer the ${head.what} within ${VICI_REQUEST_TIMEOUT_MS} ms`)), VICI_REQUEST_TIMEOUT_MS);
     this.timer.unref();
   }
@@ -100,6 +109,7 @@ export class ViciConnection {
   private dispatch(segment: Buffer): void {
     const packet = decodePacket(segment);
     if (packet.type === EVENT) {
+      if (this.timer) this.arm();
       this.onEvent(packet.name ?? '', packet.message ?? new Map());
       return;
     }
