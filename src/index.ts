@@ -30,3 +30,7 @@ export { attach, parseQueueRange } from './queue';
 export type { Attachment, AttachOptions, AttachStats } from './queue';
 export { SetError } from './sets';
 export type { SetOperations, SetMember, SetSizes, Origin, OriginSelector, AddOptions, DeleteOptions } from './sets';
+export { startVici, DEFAULT_VICI_SOCKET } from './ike/vici';
+export type { ViciLearner, ViciOptions, LearnTarget } from './ike/vici';
+export { renderMetrics, serveMetrics, attachmentSnapshot } from './metrics';
+export type { MetricsSnapshot, MetricsServer } from './metrics';
