@@ -1,0 +1,175 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { definePolicy, PolicyInput, RuleInput } from '../src/policy/define';
+import { compile } from '../src/compile/compile';
+import { normalize } from '../src/compile/normalize';
+import { packetShapes, witness, meet } from '../src/compile/space';
+import { Field } from '../src/compile/fields';
+import { referenceDecode } from '../src/decode/reference';
+import { initialSets, ruleFailure, ruleHolds, Meta } from '../src/reference/evaluate';
+import { Rule } from '../src/policy/model';
+import { Rng, randomFrame, LINK_TYPES } from './support/packets';
+import { randomMeta, randomPolicy } from './support/policies';
+import { witnessMeta, witnessPacket } from './support/witness';
+import { toNativeMeta } from '../src/classifier';
+
+const SEED = Number(process.env.NFSIEVE_SEED ?? Date.now() % 0x7fffffff);
+const RAW_IP = 101;
+
+const dead = (policy: ReturnType<typeof definePolicy>): Set<number> =>
+  new Set(compile(policy).warnings.filter((w) => w.kind === 'dead').map((w) => w.rule));
+
+test('check reports the issue\'s never-matching rules, and not their live neighbours', () => {
+  const rules: RuleInput[] = [
+    { name: 'tcp-icmp', proto: 'tcp', icmp: 'echo-request', action: 'drop' },
+    { name: 'esp-ports', proto: 'esp', dport: 500, action: 'drop' },
+    { name: 'icmp-icmpv6', proto: 'icmp', icmpv6: 'echo-request', action: 'drop' },
+    { name: 'v4-with-v6-only', src: '10.0.0.1', icmpv6: 'echo-request', action: 'drop' },
+    { name: 'ike-over-tcp', proto: 'tcp', ike: { version: 2 }, action: 'drop' },
+    { name: 'later-fragment-ports', fragment: 'later', dport: 53, action: 'drop' },
+    { name: 'natt-esp-spi-0', natt: 'esp', spi: 0, action: 'drop' },
+    { name: 'esp-spi-0', proto: 'esp', spi: 0, action: 'accept' },
+    { name: 'ike-4500', dport: 4500, ike: { version: 2 }, action: 'accept' },
+    { name: 'icmp', proto: 'icmp', icmp: 'echo-request', action: 'accept' },
+    { name: 'udp-500', proto: 'udp', dport: 500, action: 'accept' },
+  ];
+  const policy = definePolicy({ default: 'drop', rules });
+  const names = [...dead(policy)].map((i) => policy.rules[i].name);
+  assert.deepEqual(names, ['tcp-icmp', 'esp-ports', 'icmp-icmpv6', 'v4-with-v6-only', 'ike-over-tcp', 'later-fragment-ports', 'natt-esp-spi-0']);
+});
+
+/** Conditions whose keys the witness builder can produce (no named sets, no ip-proto/length/malformed). */
+function witnessablePolicy(rng: Rng): PolicyInput {
+  const port = (): number | string => rng.pick([500, 4500, 53, 1701, '33434-33633', `0-${rng.int(2000)}`, rng.int(65536)]);
+  const not = <T>(v: T): T | { not: T } => (rng.chance(0.2) ? { not: v } : v);
+  const conds: ((r: RuleInput) => void)[] = [
+    (r) => { r.family = rng.pick([4, 6] as const); },
+    (r) => { r.src = not(rng.pick(['10.0.0.0/8', '10.1.2.3', 'fd00::/16', 'fd00::7', ['10.0.0.1', 'fd00::1']])); },
+    (r) => { r.dst = not(rng.pick(['10.2.0.0/16', 'fd00::/64', '10.0.0.9-10.0.0.20'])); },
+    (r) => { r.proto = not(rng.pick(['udp', 'tcp', 'esp', 'icmp', 'icmpv6', 47, ['tcp', 'udp'], ['esp', 'udp']])); },
+    (r) => { r.dport = not(port()); },
+    (r) => { r.sport = not(port()); },
+    (r) => { r.spi = not(rng.pick([0, 0x100, `0-${rng.u32()}`, '1-5'])); },
+    (r) => { r['ah-spi'] = not(rng.pick([0x100, '0x100-0x2000'])); },
+    (r) => { if (!r.icmpv6) r.icmp = not(rng.pick(['echo-request', 'destination-unreachable', '11/1', 5])); },
+    (r) => { if (!r.icmp) r.icmpv6 = not(rng.pick(['echo-request', 'packet-too-big', 135])); },
+    (r) => { r.ike = { ...(rng.chance(0.5) ? { version: not(rng.pick([1, 2])) } : {}), ...(rng.chance(0.5) ? { exchange: rng.pick(['ike_sa_init', 'ike_auth', 34]) } : {}), ...(rng.chance(0.4) ? { initiator: rng.chance(0.5) } : {}) }; },
+    (r) => { r.natt = not(rng.pick(['ike', 'esp', 'keepalive', 'none'] as const)); },
+    (r) => { r.fragment = not(rng.pick(['none', 'first', 'later'] as const)); },
+    (r) => { r.in = not(rng.pick(['eth0', 'ipsec+', ['ppp+', 'lo']])); },
+    (r) => { r.ctstate = not(rng.pick(['new', 'established', 'invalid'] as const)); },
+    (r) => { r.mark = rng.pick(['0x3/0xff', 1, { not: 1 }, '0x100/0xff']); },
+  ];
+  const rules: RuleInput[] = Array.from({ length: 1 + rng.int(20) }, () => {
+    const r: RuleInput = { action: rng.pick(['accept', 'drop'] as const) };
+    for (let k = 1 + rng.int(4); k > 0; k--) rng.pick(conds)(r);
+    return r;
+  });
+  return { default: 'accept', rules };
+}
+
+function witnessFor(rule: Rule): { frame: Uint8Array; meta: Meta } | null {
+  for (const family of [4, 6] as const) {
+    const fr = normalize(rule, family);
+    const w = witness(fr, family);
+    if (!w || !fr) continue;
+    return { frame: witnessPacket(w.shape, w.keys, w.box, family), meta: witnessMeta(w.keys, fr.residuals) };
+  }
+  return null;
+}
+
+test(`every rule check calls live is matched by a packet built from its region (seed ${SEED})`, () => {
+  const rng = new Rng(SEED);
+  let live = 0, reported = 0;
+  for (let n = 0; n < 400; n++) {
+    const policy = definePolicy(witnessablePolicy(rng));
+    const gone = dead(policy);
+    const sets = initialSets(policy);
+    policy.rules.forEach((rule, i) => {
+      if (gone.has(i)) { reported++; return; }
+      const w = witnessFor(rule);
+      assert.ok(w, `rule ${i} not reported dead but has no witness (seed ${SEED}, policy ${n})`);
+      const p = referenceDecode(RAW_IP, w.frame);
+      // The rule alone (as if first): the reference evaluator must say it matches.
+      const failed = ruleFailure(rule, p, w.meta, sets, w.meta.mark ?? 0);
+      assert.equal(failed, null, `seed ${SEED}, policy ${n}, rule ${i} ${JSON.stringify(rule.conditions)}: witness fails on ${failed}; packet ${Buffer.from(w.frame).toString('hex')}`);
+      live++;
+    });
+  }
+  assert.ok(live > 1000 && reported > 20, `too few rules of each kind to mean anything: ${live} live, ${reported} dead`);
+});
+
+test(`no rule check calls dead matches a random packet or one built from its own conditions (seed ${SEED})`, () => {
+  const rng = new Rng(SEED ^ 0x5a5a);
+  let deadRules = 0, tries = 0;
+  for (let n = 0; n < 200; n++) {
+    const policy = definePolicy(n % 2 ? randomPolicy(rng) : witnessablePolicy(rng));
+    const gone = [...dead(policy)];
+    if (gone.length === 0) continue;
+    deadRules += gone.length;
+    const sets = initialSets(policy);
+    const check = (frame: Uint8Array, meta: Meta, what: string): void => {
+      const p = referenceDecode(RAW_IP, frame);
+      for (const i of gone) {
+        tries++;
+        assert.ok(!ruleHolds(policy.rules[i], p, meta, sets, meta.mark ?? 0), `seed ${SEED}: rule ${i} reported dead matches ${what} ${Buffer.from(frame).toString('hex')}`);
+      }
+    };
+    for (let k = 0; k < 300; k++) {
+      const m = randomMeta(rng);
+      const meta: Meta = { in: m.in, out: m.out, ctstate: toNativeMeta(m)?.ctstate, mark: m.mark };
+      check(randomFrame(rng, RAW_IP).data, meta, 'a random packet');
+    }
+    // Packets from the rule's own conditions, one per shape: each field's key from the rule where the shape allows it.
+    for (const i of gone) {
+      for (const family of [4, 6] as const) {
+        const fr = normalize(policy.rules[i], family);
+        if (!fr) continue;
+        for (const s of packetShapes(family)) {
+          const keys = new Map<Field, bigint | number>();
+          for (const [f, ivs] of fr.dims) keys.set(f, ivs[0].lo);
+          const inShape = meet({ dims: new Map(), residuals: [] }, s, family)!;
+          check(witnessPacket(s.name, keys, new Map([...inShape, ...fr.dims]), family), witnessMeta(keys, fr.residuals), `a packet of shape ${s.name} from its conditions`);
+        }
+      }
+    }
+  }
+  assert.ok(deadRules > 20 && tries > 0, `too few dead rules to mean anything: ${deadRules}`);
+});
+
+test('random packets never match a rule whose region is empty, on every link type', () => {
+  // The same, framed on each link type, so the decoder's view of those frames is the one checked.
+  const policy = definePolicy({ default: 'accept', rules: [{ proto: 'tcp', icmp: 'echo-request', action: 'drop' }, { proto: 'esp', sport: 500, action: 'drop' }] });
+  assert.equal(dead(policy).size, 2);
+  const rng = new Rng(SEED);
+  const sets = initialSets(policy);
+  for (const lt of LINK_TYPES) for (let k = 0; k < 2000; k++) {
+    const p = referenceDecode(lt, randomFrame(rng, lt).data);
+    if (p.family === null) continue;
+    for (const r of policy.rules) assert.ok(!ruleHolds(r, p, {}, sets, 0));
+  }
+});
+
+test('check and check --json name the dead rules with their lines', () => {
+  const root = path.resolve(__dirname, '..', '..');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsieve-dead-'));
+  try {
+    const file = path.join(dir, 'p.yaml');
+    fs.writeFileSync(file, 'default: accept\nrules:\n  - name: ping-over-tcp\n    proto: tcp\n    icmp: echo-request\n    action: drop\n  - name: ike\n    proto: udp\n    dport: 500\n    action: accept\n');
+    const bin = path.join(root, 'bin', 'nfsieve.js');
+    const text = spawnSync(process.execPath, [bin, 'check', file], { encoding: 'utf8' });
+    assert.equal(text.status, 0, text.stderr);
+    assert.ok(text.stdout.includes(`${file}:3:5: warning: rule "ping-over-tcp": can never match`), text.stdout);
+    assert.match(text.stdout, /1 warning\b/);
+    const json = spawnSync(process.execPath, [bin, 'check', '--json', file], { encoding: 'utf8' });
+    assert.equal(json.status, 0, json.stderr);
+    const warnings = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { warnings?: unknown[] }).flatMap((o) => o.warnings ?? []);
+    assert.deepEqual(warnings.map((w) => { const { message: _m, ...rest } = w as { message: string }; return rest; }), [{ kind: 'dead', rule: 1, line: 3, column: 5 }]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
