@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { definePolicy, PolicyInput, RuleInput } from '../src/policy/define';
+import { definePolicy, RuleInput } from '../src/policy/define';
 import { compile } from '../src/compile/compile';
 import { normalize } from '../src/compile/normalize';
 import { packetShapes, witness, meet } from '../src/compile/space';
@@ -14,7 +14,7 @@ import { initialSets, ruleFailure, ruleHolds, Meta } from '../src/reference/eval
 import { Rule } from '../src/policy/model';
 import { Rng, randomFrame, LINK_TYPES } from './support/packets';
 import { randomMeta, randomPolicy } from './support/policies';
-import { witnessMeta, witnessPacket } from './support/witness';
+import { witnessablePolicy, witnessMeta, witnessPacket } from './support/witness';
 import { toNativeMeta } from '../src/classifier';
 
 const SEED = Number(process.env.NFSIEVE_SEED ?? Date.now() % 0x7fffffff);
@@ -41,36 +41,6 @@ test('check reports the issue\'s never-matching rules, and not their live neighb
   const names = [...dead(policy)].map((i) => policy.rules[i].name);
   assert.deepEqual(names, ['tcp-icmp', 'esp-ports', 'icmp-icmpv6', 'v4-with-v6-only', 'ike-over-tcp', 'later-fragment-ports', 'natt-esp-spi-0']);
 });
-
-/** Conditions whose keys the witness builder can produce (no named sets, no ip-proto/length/malformed). */
-function witnessablePolicy(rng: Rng): PolicyInput {
-  const port = (): number | string => rng.pick([500, 4500, 53, 1701, '33434-33633', `0-${rng.int(2000)}`, rng.int(65536)]);
-  const not = <T>(v: T): T | { not: T } => (rng.chance(0.2) ? { not: v } : v);
-  const conds: ((r: RuleInput) => void)[] = [
-    (r) => { r.family = rng.pick([4, 6] as const); },
-    (r) => { r.src = not(rng.pick(['10.0.0.0/8', '10.1.2.3', 'fd00::/16', 'fd00::7', ['10.0.0.1', 'fd00::1']])); },
-    (r) => { r.dst = not(rng.pick(['10.2.0.0/16', 'fd00::/64', '10.0.0.9-10.0.0.20'])); },
-    (r) => { r.proto = not(rng.pick(['udp', 'tcp', 'esp', 'icmp', 'icmpv6', 47, ['tcp', 'udp'], ['esp', 'udp']])); },
-    (r) => { r.dport = not(port()); },
-    (r) => { r.sport = not(port()); },
-    (r) => { r.spi = not(rng.pick([0, 0x100, `0-${rng.u32()}`, '1-5'])); },
-    (r) => { r['ah-spi'] = not(rng.pick([0x100, '0x100-0x2000'])); },
-    (r) => { if (!r.icmpv6) r.icmp = not(rng.pick(['echo-request', 'destination-unreachable', '11/1', 5])); },
-    (r) => { if (!r.icmp) r.icmpv6 = not(rng.pick(['echo-request', 'packet-too-big', 135])); },
-    (r) => { r.ike = { ...(rng.chance(0.5) ? { version: not(rng.pick([1, 2])) } : {}), ...(rng.chance(0.5) ? { exchange: rng.pick(['ike_sa_init', 'ike_auth', 34]) } : {}), ...(rng.chance(0.4) ? { initiator: rng.chance(0.5) } : {}) }; },
-    (r) => { r.natt = not(rng.pick(['ike', 'esp', 'keepalive', 'none'] as const)); },
-    (r) => { r.fragment = not(rng.pick(['none', 'first', 'later'] as const)); },
-    (r) => { r.in = not(rng.pick(['eth0', 'ipsec+', ['ppp+', 'lo']])); },
-    (r) => { r.ctstate = not(rng.pick(['new', 'established', 'invalid'] as const)); },
-    (r) => { r.mark = rng.pick(['0x3/0xff', 1, { not: 1 }, '0x100/0xff']); },
-  ];
-  const rules: RuleInput[] = Array.from({ length: 1 + rng.int(20) }, () => {
-    const r: RuleInput = { action: rng.pick(['accept', 'drop'] as const) };
-    for (let k = 1 + rng.int(4); k > 0; k--) rng.pick(conds)(r);
-    return r;
-  });
-  return { default: 'accept', rules };
-}
 
 function witnessFor(rule: Rule): { frame: Uint8Array; meta: Meta } | null {
   for (const family of [4, 6] as const) {

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseDocument } from 'yaml';
 import { loadPolicyFile } from '../policy/parse';
-import { hookCommands } from './hook';
+import { iptablesInstall } from '../hook/render';
 import { ParsedArgs, intFlag } from './args';
 import { Output, onJsonLines } from './output';
 
@@ -133,10 +133,8 @@ export async function demo(args: ParsedArgs, out: Output): Promise<number> {
     doc.setIn(['sets', 'gateways', 'elements'], [peer.ip]);
     const policyFile = path.join(tmp, 'freeswan-gateway.yaml');
     fs.writeFileSync(policyFile, doc.toString());
-    for (const cmd of hookCommands(loadPolicyFile(policyFile), [0])) {
-      if (cmd.startsWith('ip6tables')) continue;
-      must(cmd.split(' '), gwNs);
-    }
+    const hookScript = iptablesInstall(loadPolicyFile(policyFile), { queues: [0], chain: 'INPUT', table: 'filter', name: 'NFSIEVE', bypass: true, cpuFanout: false });
+    must(['sh', '-ec', hookScript.join('\n')], gwNs);
     runner = spawn('ip', ['netns', 'exec', gwNs, process.execPath, path.join(PKG, 'bin', 'nfsieve.js'), 'run', policyFile, '--queue', '0', '--json', '--stats-every', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
     type Stats = { rules: { rule: string; line: number | null; packets: number }[]; queues: { received: number; accepted: number; dropped: number }[] };
     const seen: { latest: Stats | null } = { latest: null };

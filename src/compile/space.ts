@@ -82,6 +82,8 @@ function udpShapes(decoded: Interval[]): Shape[] {
     out.push(base('udp/natt-esp', sport, dport, [[Field.Spi, [{ lo: 1, hi: 0x100000000 }]], ...IKE_ABSENT, [Field.Natt, one(NATT_KEY.esp)]]));
     out.push(base('udp/natt-keepalive', sport, dport, [[Field.Spi, SPI_ABSENT], ...IKE_ABSENT, [Field.Natt, one(NATT_KEY.keepalive)]]));
   }
+  // A UDP header cut short before its ports: no ports, nothing above.
+  out.push(shape('udp-short', [...noUpper(), [Field.Fragment, decoded], [Field.Proto, one(PROTO_UDP)]]));
   return out;
 }
 

@@ -7,6 +7,8 @@ import { Field } from '../../src/compile/fields';
 import { Interval, Key, Residual } from '../../src/compile/normalize';
 import { esp, icmp, ikeHeader, ipPacket, PacketSpec, tcp, udp } from '../../src/craft';
 import { Meta } from '../../src/reference/evaluate';
+import { PolicyInput, RuleInput } from '../../src/policy/define';
+import { Rng } from '../../src/craft';
 
 const IPV6_EXTENSIONS = new Set([0, 43, 44, 51, 60, 135, 139, 140, 253, 254]);
 
@@ -54,6 +56,7 @@ export function witnessPacket(shape: string, keys: Map<Field, Key>, box: Map<Fie
   let proto: number;
   let upper: Uint8Array;
   if (shape === 'tcp') { proto = 6; upper = tcp(port(Field.Sport), port(Field.Dport)); }
+  else if (shape === 'udp-short') { proto = 17; upper = new Uint8Array([0, 53]); }
   else if (shape.startsWith('udp')) { proto = 17; upper = udp(port(Field.Sport), port(Field.Dport), udpPayload(shape, keys)); }
   else if (shape === 'icmp') {
     const k = Math.min(Number(keys.get(Field.Icmp) ?? 0x0800), 65535);
@@ -95,3 +98,34 @@ export function witnessMeta(keys: Map<Field, Key>, residuals: Residual[]): Meta 
   }
   return meta;
 }
+
+/** Conditions whose keys the witness builder can produce (no named sets, no ip-proto/length/malformed). */
+export function witnessablePolicy(rng: Rng): PolicyInput {
+  const port = (): number | string => rng.pick([500, 4500, 53, 1701, '33434-33633', `0-${rng.int(2000)}`, rng.int(65536)]);
+  const not = <T>(v: T): T | { not: T } => (rng.chance(0.2) ? { not: v } : v);
+  const conds: ((r: RuleInput) => void)[] = [
+    (r) => { r.family = rng.pick([4, 6] as const); },
+    (r) => { r.src = not(rng.pick(['10.0.0.0/8', '10.1.2.3', 'fd00::/16', 'fd00::7', ['10.0.0.1', 'fd00::1']])); },
+    (r) => { r.dst = not(rng.pick(['10.2.0.0/16', 'fd00::/64', '10.0.0.9-10.0.0.20'])); },
+    (r) => { r.proto = not(rng.pick(['udp', 'tcp', 'esp', 'icmp', 'icmpv6', 47, ['tcp', 'udp'], ['esp', 'udp']])); },
+    (r) => { r.dport = not(port()); },
+    (r) => { r.sport = not(port()); },
+    (r) => { r.spi = not(rng.pick([0, 0x100, `0-${rng.u32()}`, '1-5'])); },
+    (r) => { r['ah-spi'] = not(rng.pick([0x100, '0x100-0x2000'])); },
+    (r) => { if (!r.icmpv6) r.icmp = not(rng.pick(['echo-request', 'destination-unreachable', '11/1', 5])); },
+    (r) => { if (!r.icmp) r.icmpv6 = not(rng.pick(['echo-request', 'packet-too-big', 135])); },
+    (r) => { r.ike = { ...(rng.chance(0.5) ? { version: not(rng.pick([1, 2])) } : {}), ...(rng.chance(0.5) ? { exchange: rng.pick(['ike_sa_init', 'ike_auth', 34]) } : {}), ...(rng.chance(0.4) ? { initiator: rng.chance(0.5) } : {}) }; },
+    (r) => { r.natt = not(rng.pick(['ike', 'esp', 'keepalive', 'none'] as const)); },
+    (r) => { r.fragment = not(rng.pick(['none', 'first', 'later'] as const)); },
+    (r) => { r.in = not(rng.pick(['eth0', 'ipsec+', ['ppp+', 'lo']])); },
+    (r) => { r.ctstate = not(rng.pick(['new', 'established', 'invalid'] as const)); },
+    (r) => { r.mark = rng.pick(['0x3/0xff', 1, { not: 1 }, '0x100/0xff']); },
+  ];
+  const rules: RuleInput[] = Array.from({ length: 1 + rng.int(20) }, () => {
+    const r: RuleInput = { action: rng.pick(['accept', 'drop'] as const) };
+    for (let k = 1 + rng.int(4); k > 0; k--) rng.pick(conds)(r);
+    return r;
+  });
+  return { default: 'accept', rules };
+}
+
