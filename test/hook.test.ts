@@ -4,13 +4,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { definePolicy } from '../src/policy/define';
+import { definePolicy, PolicyInput, RuleInput } from '../src/policy/define';
+import { offloadable } from '../src/hook/offload';
 import { loadPolicyFile } from '../src/policy/parse';
 import { policySelectors, Selector } from '../src/hook/select';
 import { HookOptions, iptablesInstall, iptablesRules, nftRuleset } from '../src/hook/render';
 import { DecodedPacket } from '../src/decode/packet';
 import { referenceDecode } from '../src/decode/reference';
-import { initialSets, Meta, referenceEvaluate } from '../src/reference/evaluate';
+import { initialSets, Meta, referenceEvaluate, ruleHolds } from '../src/reference/evaluate';
 import { Rng, randomFrame } from './support/packets';
 import { randomMeta, randomPolicy } from './support/policies';
 import { witnessablePolicy } from './support/witness';
@@ -214,4 +215,122 @@ test('iptablesInstall is what the CLI prints', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(r.stdout.trim().split('\n').slice(1), iptablesInstall(loadPolicyFile(file), OPTS));
   assert.deepEqual(spawnSync(process.execPath, [BIN, 'hook', file, '--queue', '3', '--nft'], { encoding: 'utf8' }).stdout.trim().split('\n').slice(1), nftRuleset(loadPolicyFile(file), { ...OPTS, name: 'nfsieve' }));
+});
+
+/** Rules of the shape --offload takes (protocol, ports, prefixes, a named set), among arbitrary ones. */
+function offloadPolicy(rng: Rng): PolicyInput {
+  const base = witnessablePolicy(rng);
+  const rules = [...base.rules];
+  for (let k = 1 + rng.int(6); k > 0; k--) {
+    const r: RuleInput = { action: rng.pick(['accept', 'drop'] as const), proto: rng.pick(['udp', 'tcp', 'esp']) };
+    if (rng.chance(0.5)) r.src = rng.pick(['@gw', '10.0.0.0/8', ['10.1.0.0/16', 'fd00::/16'], 'fd00::7']);
+    if (rng.chance(0.3)) r.dst = rng.pick(['10.2.0.0/16', 'fd00::/64']);
+    if (r.proto !== 'esp' && rng.chance(0.7)) r[rng.chance(0.7) ? 'dport' : 'sport'] = rng.pick([500, [500, 4500], '33434-33633', 53]);
+    rules.splice(rng.int(rules.length + 1), 0, r);
+  }
+  return { default: rng.pick(['accept', 'drop'] as const), sets: { gw: { elements: ['10.0.0.1', '10.1.0.0/16', 'fd00::1'] } }, rules };
+}
+
+test(`--offload: a packet an offloaded rule catches in the kernel gets that rule's verdict from the policy too (seed ${SEED})`, () => {
+  const rng = new Rng(SEED ^ 0x0ff);
+  let caught = 0, offloaded = 0;
+  for (let n = 0; n < 200; n++) {
+    const policy = definePolicy(offloadPolicy(rng));
+    const chosen = offloadable(policy).rules;
+    offloaded += chosen.length;
+    const sets = initialSets(policy);
+    for (let k = 0; k < 300; k++) {
+      const m = randomMeta(rng);
+      const meta: Meta = { in: m.in, out: m.out, ctstate: toNativeMeta(m)?.ctstate, mark: m.mark };
+      const p = referenceDecode(101, randomFrame(rng, 101).data);
+      if (p.family === null) continue;
+      // The kernel's view of an offloaded rule: its conditions, with -p reading the IP header (IPv4) or
+      // ipv6_find_hdr() (IPv6), and port matches needing a first fragment with its ports.
+      const kernelProto = p.family === 4 ? p.ipProto : p.nfStatus === 0 ? p.nfProto : null;
+      const first = chosen.find((i) => {
+        const r = policy.rules[i];
+        if (kernelProto !== p.proto || !ruleHolds(r, p, meta, sets, meta.mark ?? 0)) return false;
+        return !(r.conditions.sport || r.conditions.dport) || (p.fragment !== 'later' && !p.nfLater);
+      });
+      if (first === undefined) continue;
+      caught++;
+      const ref = referenceEvaluate(policy, p, meta, sets);
+      assert.equal(ref.rule, first, `seed ${SEED} policy ${n}: offloaded rule ${first} catches a packet the policy gives to rule ${ref.rule}`);
+      assert.equal(ref.verdict, policy.rules[first].action.type);
+    }
+  }
+  assert.ok(offloaded > 200 && caught > 500, `${offloaded} rules offloaded, ${caught} packets caught`);
+});
+
+test('--offload for the FreeS/WAN gateway: IKE and ESP from the gateways set accepted and from anyone else dropped in the kernel, traceroute accepted; ICMP, L2TP and tunnels still queued', () => {
+  const policy = loadPolicyFile(path.join(EXAMPLES, 'freeswan-gateway.yaml'));
+  assert.deepEqual(offloadable(policy), { rules: [0, 1, 2, 3, 7], sets: ['gateways'] });
+  const lines = iptablesRules(policy, 4, { ...OPTS, offload: true });
+  assert.deepEqual(lines.slice(0, 5), [
+    '-A NFSIEVE -m set --match-set gateways src -p udp -m multiport --dports 500,4500 -j ACCEPT',
+    '-A NFSIEVE -m set --match-set gateways src -p esp -j ACCEPT',
+    '-A NFSIEVE -p udp -m multiport --dports 500,4500 -j DROP',
+    '-A NFSIEVE -p esp -j DROP',
+    '-A NFSIEVE -p udp --dport 33434:33633 -j ACCEPT',
+  ]);
+  assert.deepEqual(lines.slice(5), iptablesRules(policy, 4, OPTS), 'the queue rules stay as they were');
+  // A rule after one the kernel cannot decide, and overlapping it, stays in user space: l2tp-elsewhere after l2tp-into-tunnels.
+  assert.ok(!offloadable(policy).rules.includes(9));
+});
+
+test('--offload in a namespace: ipsets and rules installed once however often it runs, packets decided in the kernel as the policy decides them, --delete removes rules and ipsets', { skip: skip || (spawnSync('ipset', ['--version']).status !== 0 ? 'ipset is not installed (apt-get install ipset)' : false) }, () => {
+  const lab = new Lab(`nfof${process.pid % 10000}`);
+  try {
+    const [gw, peer] = lab.connect('gw', 'peer', 32);
+    const [gw2, stranger] = lab.connect('gw', 'strngr', 33);
+    const ns = gw.ns;
+    const text = fs.readFileSync(path.join(EXAMPLES, 'freeswan-gateway.yaml'), 'utf8').replace('- 192.0.2.1 ', `- ${peer.address} `);
+    const policyFile = lab.file('gw.yaml', text);
+    const policy = loadPolicyFile(policyFile);
+    const hook = (...args: string[]): string => {
+      const r = spawnSync(process.execPath, [BIN, 'hook', ...args], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    const script = hook(policyFile, '--queue', '5', '--offload');
+    for (let i = 0; i < 2; i++) sh(['sh', '-e'], { ns, input: script });
+    const save = sh(['iptables-save'], { ns });
+    assert.equal(save.split('\n').filter((l) => l === '-A INPUT -j NFSIEVE').length, 1);
+    assert.equal(save.split('\n').filter((l) => l.includes('--match-set gateways src') && l.includes('-p esp') && l.endsWith('-j ACCEPT')).length, 1, save);
+    assert.deepEqual(sh(['ipset', 'list', '-n'], { ns }).trim().split('\n').sort(), ['gateways', 'gateways-v6']);
+    assert.match(sh(['ipset', 'list', 'gateways'], { ns }), new RegExp(`${peer.address.replace(/\./g, '\\.')}\\b`));
+
+    // Which rule of the chain counted each packet, against the policy's verdict for the same packet.
+    const chain = (): number[] => sh(['iptables', '-L', 'NFSIEVE', '-v', '-x', '-n'], { ns }).split('\n').slice(2).filter(Boolean).map((l) => Number(l.trim().split(/\s+/)[0]));
+    const targets = sh(['iptables', '-L', 'NFSIEVE', '-n'], { ns }).split('\n').slice(2).filter(Boolean).map((l) => l.split(/\s+/)[0]);
+    const ike = new Uint8Array(28);
+    const cases: [typeof peer, typeof gw, Uint8Array][] = [
+      [peer, gw, udpFrame(gw.mac, peer.mac, peer.address, gw.address, 500, 500, ike)],
+      [peer, gw, espFrame(gw.mac, peer.mac, peer.address, gw.address, 0x1001, 1)],
+      [stranger, gw2, udpFrame(gw2.mac, stranger.mac, stranger.address, gw2.address, 4500, 4500, new Uint8Array([0xff]))],
+      [stranger, gw2, espFrame(gw2.mac, stranger.mac, stranger.address, gw2.address, 0x2002, 1)],
+      [stranger, gw2, udpFrame(gw2.mac, stranger.mac, stranger.address, gw2.address, 40000, 33500, new Uint8Array(8))],
+      [peer, gw, udpFrame(gw.mac, peer.mac, peer.address, gw.address, 40000, 1701, new Uint8Array(8))],
+    ];
+    const sets = initialSets(policy);
+    for (const [from, to, frame] of cases) {
+      const c0 = chain();
+      assert.equal(lab.send(from, [frame]), 1);
+      const c1 = chain();
+      const hit = c1.findIndex((v, i) => v !== c0[i]);
+      const want = referenceEvaluate(policy, referenceDecode(1, frame), { in: to.ifname }, sets);
+      assert.ok(hit >= 0, `no rule counted the packet from ${from.address}`);
+      const kernel = targets[hit];
+      if (kernel === 'NFQUEUE') assert.ok(!offloadable(policy).rules.includes(want.rule), `queued, though rule ${want.rule} is offloaded`);
+      else assert.equal(kernel.toLowerCase(), want.verdict, `kernel ${kernel} where the policy says ${want.verdict} (rule ${want.rule})`);
+    }
+    assert.deepEqual(targets.slice(0, 5), ['ACCEPT', 'ACCEPT', 'DROP', 'DROP', 'ACCEPT']);
+
+    const del = hook('--delete');
+    for (let i = 0; i < 2; i++) sh(['sh', '-e'], { ns, input: del });
+    assert.equal(/NFSIEVE/.test(sh(['iptables-save'], { ns }) + sh(['ip6tables-save'], { ns })), false);
+    assert.equal(sh(['ipset', 'list', '-n'], { ns }).trim(), '');
+  } finally {
+    lab.cleanup();
+  }
 });

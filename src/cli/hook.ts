@@ -13,10 +13,10 @@ import { loadPolicyArg, POLICY_FLAGS } from './policy-arg';
 
 export const HOOK_FLAGS = {
   ...POLICY_FLAGS, queue: 'string', 'hook-chain': 'string', 'hook-table': 'string', 'hook-name': 'string',
-  nft: 'boolean', delete: 'boolean', 'fail-closed': 'boolean', 'cpu-fanout': 'boolean',
+  nft: 'boolean', delete: 'boolean', offload: 'boolean', 'fail-closed': 'boolean', 'cpu-fanout': 'boolean',
 } as const;
 
-const USAGE = 'usage: nfsieve hook POLICY --queue N[:M] [--nft] [--delete] [--hook-chain INPUT] [--hook-table filter] [--hook-name NFSIEVE] [--fail-closed] [--cpu-fanout]';
+const USAGE = 'usage: nfsieve hook POLICY --queue N[:M] [--nft] [--delete] [--hook-chain INPUT] [--hook-table filter] [--hook-name NFSIEVE] [--fail-closed] [--cpu-fanout] [--offload]';
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,27}$/;
 
 function options(args: ParsedArgs): HookOptions {
@@ -29,7 +29,9 @@ function options(args: ParsedArgs): HookOptions {
   const table = stringFlag(args, 'hook-table') ?? 'filter';
   if (!/^[A-Z]+$/.test(chain)) throw new UsageError(`--hook-chain ${chain}: a built-in chain name such as INPUT or PREROUTING`);
   if (!['filter', 'mangle', 'raw'].includes(table)) throw new UsageError(`--hook-table ${table}: filter, mangle or raw`);
-  return { queues: parseQueueRange(queueText ?? '0'), chain, table, name, bypass: !args.flags.has('fail-closed'), cpuFanout: args.flags.has('cpu-fanout') };
+  const offload = args.flags.has('offload');
+  if (offload && nft) throw new UsageError('--offload prints iptables rules with ipsets; its nftables form (named sets in the table) is not written yet');
+  return { queues: parseQueueRange(queueText ?? '0'), chain, table, name, bypass: !args.flags.has('fail-closed'), cpuFanout: args.flags.has('cpu-fanout'), offload };
 }
 
 export function hook(args: ParsedArgs, out: Output): number {
@@ -37,7 +39,7 @@ export function hook(args: ParsedArgs, out: Output): number {
   const nft = args.flags.has('nft');
   if (args.flags.has('delete')) {
     if (args.positional.length > 1) throw new UsageError(USAGE);
-    out.line(`# remove nfsieve's hook: ${nft ? `table inet ${o.name}` : `chain ${o.name} in ${o.table} and its jump from ${o.chain}`}`);
+    out.line(`# remove nfsieve's hook: ${nft ? `table inet ${o.name}` : `chain ${o.name} in ${o.table}, its jump from ${o.chain}, and the ipsets it names (--offload)`}`);
     for (const l of nft ? nftDelete(o) : iptablesDelete(o)) out.line(l);
     return 0;
   }

@@ -14,6 +14,7 @@
 import { Interval } from '../compile/normalize';
 import { Verdict } from '../policy/model';
 import { CT_STATE_NAMES, PROTO_AH, policySelectors, Selector } from './select';
+import { ipsetDelete, ipsetInstall, offloadable, offloadMatches } from './offload';
 import { Policy } from '../policy/model';
 
 export interface HookOptions {
@@ -28,6 +29,8 @@ export interface HookOptions {
   bypass: boolean;
   /** Spread flows over the queues by CPU rather than by flow hash (--queue-cpu-fanout). */
   cpuFanout: boolean;
+  /** Let the kernel decide the rules it can decide exactly (src/hook/offload.ts). */
+  offload?: boolean;
 }
 
 export class HookError extends Error {
@@ -108,10 +111,23 @@ function iptablesMatches(s: Selector, family: 4 | 6): string[] {
   return [`${ctx}${p}`];
 }
 
+const portMatch = (dir: 'sport' | 'dport', ranges: Interval[]): string[] =>
+  portChunks(ranges).map((c) => (c.length === 1 ? `--${dir} ${c[0]}` : `-m multiport --${dir}s ${c.join(',')}`));
+
+/** With --offload: the rules the kernel decides itself, in policy order, before any queue rule. */
+function offloadLines(policy: Policy, family: 4 | 6, o: HookOptions): string[] {
+  if (!o.offload) return [];
+  return offloadable(policy).rules.flatMap((i) => {
+    const verdict = policy.rules[i].action.type === 'accept' ? 'ACCEPT' : 'DROP';
+    return offloadMatches(policy.rules[i], family, portMatch).map((m) => `-A ${o.name} ${m} -j ${verdict}`);
+  });
+}
+
 /** The chain's rules (iptables-restore lines) for one family. */
 export function iptablesRules(policy: Policy, family: 4 | 6, o: HookOptions): string[] {
   const target = nfqueueTarget(o);
-  const lines = policySelectors(policy, family).flatMap((s) => iptablesMatches(s, family)).map((m) => `-A ${o.name} ${m ? `${m} ` : ''}-j ${target}`);
+  const lines = offloadLines(policy, family, o);
+  lines.push(...policySelectors(policy, family).flatMap((s) => iptablesMatches(s, family)).map((m) => `-A ${o.name} ${m ? `${m} ` : ''}-j ${target}`));
   const def = defaultAction(policy.default, o.table, o.chain);
   if (def) lines.push(`-A ${o.name} -j ${def}`);
   return lines;
@@ -120,9 +136,13 @@ export function iptablesRules(policy: Policy, family: 4 | 6, o: HookOptions): st
 /** Shell commands installing the hook for both families; running them again changes nothing. */
 export function iptablesInstall(policy: Policy, o: HookOptions): string[] {
   const out: string[] = [];
+  const rules = { 4: iptablesRules(policy, 4, o), 6: iptablesRules(policy, 6, o) };
+  // The ipsets the offloaded rules name, created and filled before the rules refer to them.
+  const used = new Set([...rules[4], ...rules[6]].flatMap((l) => [...l.matchAll(/--match-set (\S+) /g)].map((m) => m[1])));
+  out.push(...ipsetInstall([...policy.sets.values()].filter((s) => s.kind === 'address'), used));
   for (const family of [4, 6] as const) {
     const { cmd, restore } = IPTABLES[family];
-    out.push(`${restore} --noflush <<'EOF'`, `*${o.table}`, `:${o.name} - [0:0]`, ...iptablesRules(policy, family, o), 'COMMIT', 'EOF');
+    out.push(`${restore} --noflush <<'EOF'`, `*${o.table}`, `:${o.name} - [0:0]`, ...rules[family], 'COMMIT', 'EOF');
     out.push(`${cmd} -t ${o.table} -C ${o.chain} -j ${o.name} 2>/dev/null || ${cmd} -t ${o.table} -I ${o.chain} -j ${o.name}`);
   }
   return out;
@@ -130,13 +150,18 @@ export function iptablesInstall(policy: Policy, o: HookOptions): string[] {
 
 /** Shell commands removing exactly what iptablesInstall adds (no error when it is not there). */
 export function iptablesDelete(o: HookOptions): string[] {
-  return ([4, 6] as const).flatMap((family) => {
-    const { cmd } = IPTABLES[family];
-    return [
-      `while ${cmd} -t ${o.table} -D ${o.chain} -j ${o.name} 2>/dev/null; do :; done`,
-      `if ${cmd} -t ${o.table} -S ${o.name} >/dev/null 2>&1; then ${cmd} -t ${o.table} -F ${o.name} && ${cmd} -t ${o.table} -X ${o.name}; fi`,
-    ];
-  });
+  return [
+    // The ipsets --offload created are the ones the chain names: read them before the chain goes.
+    `nfsieve_sets=$( { iptables -t ${o.table} -S ${o.name}; ip6tables -t ${o.table} -S ${o.name}; } 2>/dev/null | sed -n 's/.*--match-set \\([^ ]*\\) .*/\\1/p' | sort -u)`,
+    ...([4, 6] as const).flatMap((family) => {
+      const { cmd } = IPTABLES[family];
+      return [
+        `while ${cmd} -t ${o.table} -D ${o.chain} -j ${o.name} 2>/dev/null; do :; done`,
+        `if ${cmd} -t ${o.table} -S ${o.name} >/dev/null 2>&1; then ${cmd} -t ${o.table} -F ${o.name} && ${cmd} -t ${o.table} -X ${o.name}; fi`,
+      ];
+    }),
+    ...ipsetDelete(),
+  ];
 }
 
 // ---- nftables ----
