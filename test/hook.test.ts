@@ -214,6 +214,15 @@ test('iptablesInstall is what the CLI prints', () => {
   const r = spawnSync(process.execPath, [BIN, 'hook', file, '--queue', '3'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(r.stdout.trim().split('\n').slice(1), iptablesInstall(loadPolicyFile(file), OPTS));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsieve-hook-'));
+  try {
+    const reject = path.join(dir, 'reject.yaml');
+    fs.writeFileSync(reject, 'default: reject\nrules:\n  - proto: esp\n    action: accept\n');
+    const r2 = spawnSync(process.execPath, [BIN, 'hook', reject, '--queue', '0', '--hook-table', 'mangle', '--hook-chain', 'PREROUTING'], { encoding: 'utf8' });
+    assert.equal(r2.status, 1);
+    assert.match(r2.stderr, /^nfsieve hook: default reject needs the filter table/);
+    assert.equal(spawnSync(process.execPath, [BIN, 'hook', file, '--queue', '0', '--nft', '--offload'], { encoding: 'utf8' }).status, 2);
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
   assert.deepEqual(spawnSync(process.execPath, [BIN, 'hook', file, '--queue', '3', '--nft'], { encoding: 'utf8' }).stdout.trim().split('\n').slice(1), nftRuleset(loadPolicyFile(file), { ...OPTS, name: 'nfsieve' }));
 });
 

@@ -44,7 +44,8 @@ const IKE_ANY: [Field, Interval[]][] = [
 ];
 const NATT_KEY = { none: 0, ike: 1, esp: 2, keepalive: 3 } as const;
 const FRAGMENT_KEY = { none: 0, first: 1, later: 2 } as const;
-const PROTO_TCP = 6, PROTO_UDP = 17, PROTO_ESP = 50, PROTO_ICMP = 1, PROTO_ICMPV6 = 58;
+/** IP protocol numbers (IANA). */
+export const PROTO_ICMP = 1, PROTO_TCP = 6, PROTO_UDP = 17, PROTO_ESP = 50, PROTO_AH = 51, PROTO_ICMPV6 = 58, PROTO_SCTP = 132;
 
 const one = (k: number): Interval[] => [{ lo: k, hi: k }];
 const span = (lo: number, hi: number): Interval[] => [{ lo, hi }];

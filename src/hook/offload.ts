@@ -23,9 +23,8 @@
  * them in step (`nfsieve run`) must add to the live set before the ipset, and
  * delete from the ipset before the live set.
  */
-import { Field } from '../compile/fields';
 import { FamilyRule, intersect, normalize } from '../compile/normalize';
-import { live } from '../compile/space';
+import { live, PROTO_ESP, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from '../compile/space';
 import { formatAddress } from '../decode/address';
 import { AddressItem, NamedSet, Policy, Rule } from '../policy/model';
 
@@ -37,8 +36,8 @@ export interface Offload {
 }
 
 const OFFLOADABLE = new Set(['family', 'src', 'dst', 'proto', 'sport', 'dport']);
-const KERNEL_PROTOS = new Set([6, 17, 50, 132]);
-const PORT_PROTOS = new Set([6, 17, 132]);
+const KERNEL_PROTOS = new Set([PROTO_TCP, PROTO_UDP, PROTO_ESP, PROTO_SCTP]);
+const PORT_PROTOS = new Set([PROTO_TCP, PROTO_UDP, PROTO_SCTP]);
 
 /** Are the rule's conditions and action all ones the kernel matches exactly as nfsieve does? */
 function expressible(rule: Rule): boolean {
@@ -111,7 +110,7 @@ export function offloadMatches(rule: Rule, family: 4 | 6, portMatch: (dir: 'spor
   const srcs = addr('src'), dsts = addr('dst');
   if (!srcs || !dsts) return [];
   const proto = c.proto!.values[0];
-  const name = { 6: 'tcp', 17: 'udp', 50: 'esp', 132: 'sctp' }[proto] ?? String(proto);
+  const name = { [PROTO_TCP]: 'tcp', [PROTO_UDP]: 'udp', [PROTO_ESP]: 'esp', [PROTO_SCTP]: 'sctp' }[proto] ?? String(proto);
   const ports = c.dport ? portMatch('dport', c.dport.values) : c.sport ? portMatch('sport', c.sport.values) : [''];
   const out: string[] = [];
   for (const s of srcs) for (const d of dsts) for (const p of ports) out.push(`${s}${d}-p ${name}${p ? ` ${p}` : ''}`);
@@ -140,4 +139,3 @@ export function ipsetDelete(): string[] {
   return ['for s in $nfsieve_sets; do ipset destroy "$s"; done'];
 }
 
-export { Field };

@@ -12,10 +12,9 @@
  * one `nft -f` transaction.
  */
 import { Interval } from '../compile/normalize';
-import { Verdict } from '../policy/model';
-import { CT_STATE_NAMES, PROTO_AH, policySelectors, Selector } from './select';
+import { CT_STATE_NAMES, policySelectors, Selector } from './select';
 import { ipsetDelete, ipsetInstall, offloadable, offloadMatches } from './offload';
-import { Policy } from '../policy/model';
+import { Policy, Verdict } from '../policy/model';
 
 export interface HookOptions {
   queues: number[];
@@ -33,9 +32,11 @@ export interface HookOptions {
   offload?: boolean;
 }
 
+/** A policy and hook options that no kernel rule set can honour; the CLI exits 1 with the message. */
 export class HookError extends Error {
   readonly code = 'HOOK';
-  constructor(message: string) { super(message); this.name = 'HookError'; }
+  readonly exitCode = 1;
+  constructor(message: string) { super(`nfsieve hook: ${message}`); this.name = 'HookError'; }
 }
 
 /** iptables -p names; others are numbers. */
@@ -236,4 +237,3 @@ export function nftDelete(o: HookOptions): string[] {
   return [`table inet ${o.name}`, `delete table inet ${o.name}`];
 }
 
-export { PROTO_AH };

@@ -26,7 +26,7 @@
  */
 import { CT_STATE_KEYS, Field, fieldInfo } from '../compile/fields';
 import { canonical, FamilyRule, Interval, normalize } from '../compile/normalize';
-import { meet, packetShapes } from '../compile/space';
+import { meet, packetShapes, PROTO_AH, PROTO_ESP, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../compile/space';
 import { Policy } from '../policy/model';
 
 export interface Selector {
@@ -41,7 +41,6 @@ export interface Selector {
   ctstate?: number[];
 }
 
-export const PROTO_AH = 51;
 /** Above this many protocols (or ICMP entries) a selector becomes "any" (or the whole protocol). */
 const MAX_LIST = 16;
 const PORT_TOP = 65535;
@@ -79,17 +78,17 @@ function pieces(rule: FamilyRule, family: 4 | 6): Selector[] {
   const direct = family === 4 ? rule.dims.get(Field.IpProto) : rule.dims.get(Field.NfProto);
   if (direct) return protocols(direct);
   const out: Selector[] = [];
-  const icmpProto = family === 4 ? 1 : 58;
+  const icmpProto = family === 4 ? PROTO_ICMP : PROTO_ICMPV6;
   for (const s of packetShapes(family)) {
     const box = meet(rule, s, family);
     if (!box) continue;
-    if (s.name === 'udp-short') out.push({ proto: 17 });
+    if (s.name === 'udp-short') out.push({ proto: PROTO_UDP });
     else if (s.name === 'tcp' || s.name.startsWith('udp')) {
-      out.push({ proto: s.name === 'tcp' ? 6 : 17, ports: portsOf(box, rule) });
+      out.push({ proto: s.name === 'tcp' ? PROTO_TCP : PROTO_UDP, ports: portsOf(box, rule) });
     } else if (s.name === 'icmp') {
       const icmp = clip(box.get(Field.Icmp)!, ICMP_TOP);
       out.push({ proto: icmpProto, icmp: width(icmp) === ICMP_TOP + 1 ? undefined : icmp });
-    } else if (s.name === 'esp') out.push({ proto: 50 });
+    } else if (s.name === 'esp') out.push({ proto: PROTO_ESP });
     else out.push(...protocols(box.get(Field.Proto) ?? [{ lo: 0, hi: 255 }]));
   }
   // IPv4 -p reads the IP header: AH-protected traffic is protocol 51 there.
