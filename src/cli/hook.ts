@@ -30,7 +30,6 @@ function options(args: ParsedArgs): HookOptions {
   if (!/^[A-Z]+$/.test(chain)) throw new UsageError(`--hook-chain ${chain}: a built-in chain name such as INPUT or PREROUTING`);
   if (!['filter', 'mangle', 'raw'].includes(table)) throw new UsageError(`--hook-table ${table}: filter, mangle or raw`);
   const offload = args.flags.has('offload');
-  if (offload && nft) throw new UsageError('--offload prints iptables rules with ipsets; its nftables form (named sets in the table) is not written yet');
   return { queues: parseQueueRange(queueText ?? '0'), chain, table, name, bypass: !args.flags.has('fail-closed'), cpuFanout: args.flags.has('cpu-fanout'), offload };
 }
 

@@ -23,10 +23,10 @@
  * them in step (`nfsieve run`) must add to the live set before the ipset, and
  * delete from the ipset before the live set.
  */
-import { FamilyRule, intersect, normalize } from '../compile/normalize';
+import { FamilyRule, intersect, Interval, normalize } from '../compile/normalize';
 import { live, PROTO_ESP, PROTO_SCTP, PROTO_TCP, PROTO_UDP } from '../compile/space';
 import { formatAddress } from '../decode/address';
-import { AddressItem, NamedSet, Policy, Rule } from '../policy/model';
+import { AddressItem, Policy, Rule } from '../policy/model';
 
 export interface Offload {
   /** Indices of the offloaded rules, in policy order. */
@@ -94,42 +94,56 @@ export const ipsetName = (set: string, family: 4 | 6): string => (family === 4 ?
 
 const prefixText = (item: AddressItem): string => (item.kind === 'prefix' ? `${formatAddress(item.prefix.bytes)}/${item.prefix.length}` : '');
 
-/** iptables match lists for one family: each alternative is one kernel rule's matches (without the target). */
-export function offloadMatches(rule: Rule, family: 4 | 6, portMatch: (dir: 'sport' | 'dport', ranges: { lo: number; hi: number }[]) => string[]): string[] {
+/** An address match: a named set (ipset or nftables set, per family) or one prefix. */
+export type AddressMatch = { set: string } | { prefix: string };
+
+/** One kernel rule's matches for an offloaded rule (without the verdict). */
+export interface OffloadMatch {
+  src: AddressMatch | null;
+  dst: AddressMatch | null;
+  proto: number;
+  ports: { dir: 'sport' | 'dport'; ranges: Interval[] } | null;
+}
+
+/** The kernel rules (one per source x destination alternative) an offloaded rule needs in one family. */
+export function offloadAlternatives(rule: Rule, family: 4 | 6): OffloadMatch[] {
   const c = rule.conditions;
-  if (c.family !== undefined && c.family !== family) return [];
-  if (!normalize(rule, family)) return [];
-  const addr = (k: 'src' | 'dst'): string[] | null => {
+  if ((c.family !== undefined && c.family !== family) || !normalize(rule, family)) return [];
+  const addr = (k: 'src' | 'dst'): (AddressMatch | null)[] => {
     const cond = c[k];
-    if (!cond) return [''];
-    const flag = k === 'src' ? '-s' : '-d';
-    if ('sets' in cond) return cond.sets.map((s) => `-m set --match-set ${ipsetName(s, family)} ${k} `);
-    const mine = cond.values.filter((v) => v.kind === 'prefix' && v.prefix.family === family);
-    return mine.length === 0 ? null : mine.map((v) => `${flag} ${prefixText(v)} `);
+    if (!cond) return [null];
+    if ('sets' in cond) return cond.sets.map((s) => ({ set: ipsetName(s, family) }));
+    return cond.values.filter((v) => v.kind === 'prefix' && v.prefix.family === family).map((v) => ({ prefix: prefixText(v) }));
   };
-  const srcs = addr('src'), dsts = addr('dst');
-  if (!srcs || !dsts) return [];
-  const proto = c.proto!.values[0];
-  const name = { [PROTO_TCP]: 'tcp', [PROTO_UDP]: 'udp', [PROTO_ESP]: 'esp', [PROTO_SCTP]: 'sctp' }[proto] ?? String(proto);
-  const ports = c.dport ? portMatch('dport', c.dport.values) : c.sport ? portMatch('sport', c.sport.values) : [''];
-  const out: string[] = [];
-  for (const s of srcs) for (const d of dsts) for (const p of ports) out.push(`${s}${d}-p ${name}${p ? ` ${p}` : ''}`);
+  const port = c.dport ?? c.sport;
+  const ports = port ? { dir: c.dport ? 'dport' as const : 'sport' as const, ranges: port.values.map((r) => ({ lo: r.lo, hi: r.hi })) } : null;
+  const out: OffloadMatch[] = [];
+  for (const src of addr('src')) for (const dst of addr('dst')) out.push({ src, dst, proto: c.proto!.values[0], ports });
   return out;
 }
 
-/** Shell commands creating the ipsets in `used` (idempotent) and loading the policy's members into each. */
-export function ipsetInstall(sets: NamedSet[], used: Set<string>): string[] {
-  const out: string[] = [];
-  for (const s of sets) {
+/** The named sets of a policy that the offloaded rules refer to, per family, with their members. */
+export function offloadSets(policy: Policy, chosen: number[]): { name: string; family: 4 | 6; members: string[] }[] {
+  const used = new Set(chosen.flatMap((i) => ([4, 6] as const).flatMap((f) => offloadAlternatives(policy.rules[i], f)))
+    .flatMap((m) => [m.src, m.dst]).filter((a): a is { set: string } => a !== null && 'set' in a).map((a) => a.set));
+  const out: { name: string; family: 4 | 6; members: string[] }[] = [];
+  for (const s of policy.sets.values()) {
     for (const family of [4, 6] as const) {
       const name = ipsetName(s.name, family);
-      if (!used.has(name)) continue;
-      out.push(`ipset create -exist ${name} hash:net family ${family === 4 ? 'inet' : 'inet6'}`);
-      const members = s.addresses.filter((p) => p.family === family).map((p) => `add ${name} ${formatAddress(p.bytes)}/${p.length}`);
-      // Replaced whole: flush, then the members. Meanwhile a member missing from the ipset is only queued.
-      out.push(`ipset flush ${name}`);
-      if (members.length > 0) out.push(`ipset restore -exist <<'EOF'`, ...members, 'EOF');
+      if (used.has(name)) out.push({ name, family, members: s.addresses.filter((p) => p.family === family).map((p) => `${formatAddress(p.bytes)}/${p.length}`) });
     }
+  }
+  return out;
+}
+
+/** Shell commands creating the ipsets (idempotent) and loading the policy's members into each. */
+export function ipsetInstall(sets: { name: string; family: 4 | 6; members: string[] }[]): string[] {
+  const out: string[] = [];
+  for (const s of sets) {
+    out.push(`ipset create -exist ${s.name} hash:net family ${s.family === 4 ? 'inet' : 'inet6'}`);
+    // Replaced whole: flush, then the members. Meanwhile a member missing from the ipset is only queued.
+    out.push(`ipset flush ${s.name}`);
+    if (s.members.length > 0) out.push(`ipset restore -exist <<'EOF'`, ...s.members.map((m) => `add ${s.name} ${m}`), 'EOF');
   }
   return out;
 }

@@ -13,7 +13,7 @@
  */
 import { Interval } from '../compile/normalize';
 import { CT_STATE_NAMES, policySelectors, Selector } from './select';
-import { ipsetDelete, ipsetInstall, offloadable, offloadMatches } from './offload';
+import { ipsetDelete, ipsetInstall, offloadable, offloadAlternatives, OffloadMatch, offloadSets } from './offload';
 import { Policy, Verdict } from '../policy/model';
 
 export interface HookOptions {
@@ -115,12 +115,21 @@ function iptablesMatches(s: Selector, family: 4 | 6): string[] {
 const portMatch = (dir: 'sport' | 'dport', ranges: Interval[]): string[] =>
   portChunks(ranges).map((c) => (c.length === 1 ? `--${dir} ${c[0]}` : `-m multiport --${dir}s ${c.join(',')}`));
 
+const PORT_PROTO_NAME: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
+
+function iptablesOffload(m: OffloadMatch): string[] {
+  const addr = (a: OffloadMatch['src'], dir: 'src' | 'dst'): string =>
+    (a === null ? '' : 'set' in a ? `-m set --match-set ${a.set} ${dir} ` : `${dir === 'src' ? '-s' : '-d'} ${a.prefix} `);
+  const p = `${addr(m.src, 'src')}${addr(m.dst, 'dst')}-p ${PROTO_NAME[m.proto] ?? m.proto}`;
+  return m.ports ? portMatch(m.ports.dir, m.ports.ranges).map((x) => `${p} ${x}`) : [p];
+}
+
 /** With --offload: the rules the kernel decides itself, in policy order, before any queue rule. */
 function offloadLines(policy: Policy, family: 4 | 6, o: HookOptions): string[] {
   if (!o.offload) return [];
   return offloadable(policy).rules.flatMap((i) => {
     const verdict = policy.rules[i].action.type === 'accept' ? 'ACCEPT' : 'DROP';
-    return offloadMatches(policy.rules[i], family, portMatch).map((m) => `-A ${o.name} ${m} -j ${verdict}`);
+    return offloadAlternatives(policy.rules[i], family).flatMap(iptablesOffload).map((m) => `-A ${o.name} ${m} -j ${verdict}`);
   });
 }
 
@@ -139,8 +148,7 @@ export function iptablesInstall(policy: Policy, o: HookOptions): string[] {
   const out: string[] = [];
   const rules = { 4: iptablesRules(policy, 4, o), 6: iptablesRules(policy, 6, o) };
   // The ipsets the offloaded rules name, created and filled before the rules refer to them.
-  const used = new Set([...rules[4], ...rules[6]].flatMap((l) => [...l.matchAll(/--match-set (\S+) /g)].map((m) => m[1])));
-  out.push(...ipsetInstall([...policy.sets.values()].filter((s) => s.kind === 'address'), used));
+  if (o.offload) out.push(...ipsetInstall(offloadSets(policy, offloadable(policy).rules)));
   for (const family of [4, 6] as const) {
     const { cmd, restore } = IPTABLES[family];
     out.push(`${restore} --noflush <<'EOF'`, `*${o.table}`, `:${o.name} - [0:0]`, ...rules[family], 'COMMIT', 'EOF');
@@ -215,7 +223,7 @@ export function nftRuleset(policy: Policy, o: HookOptions): string[] {
   if (!hook) throw new HookError(`--hook-chain ${o.chain}: expected one of ${Object.keys(NFT_HOOK).join(', ')}`);
   const def = defaultAction(policy.default, o.table === 'filter' ? 'filter' : o.table, o.chain);
   const q = nftQueue(o);
-  const rules: string[] = [];
+  const rules: string[] = o.offload ? nftOffload(policy) : [];
   for (const family of [4, 6] as const) {
     for (const s of policySelectors(policy, family)) for (const m of nftMatches(s, family)) rules.push(`${m} ${q}`);
   }
@@ -224,12 +232,41 @@ export function nftRuleset(policy: Policy, o: HookOptions): string[] {
     `table inet ${o.name}`,
     `delete table inet ${o.name}`,
     `table inet ${o.name} {`,
+    ...(o.offload ? nftSets(policy) : []),
     `  chain ${hook} {`,
     `    type filter hook ${hook} priority ${o.table}; policy accept;`,
     ...rules.map((r) => `    ${r}`),
     '  }',
     '}',
   ];
+}
+
+/** With --offload: the table's named sets (nftables counterparts of the ipsets, same names). */
+function nftSets(policy: Policy): string[] {
+  return offloadSets(policy, offloadable(policy).rules).flatMap((s) => [
+    `  set ${s.name} {`,
+    `    type ${s.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`,
+    '    flags interval',
+    ...(s.members.length > 0 ? [`    elements = { ${s.members.join(', ')} }`] : []),
+    '  }',
+  ]);
+}
+
+function nftOffloadMatch(m: OffloadMatch, family: 4 | 6): string {
+  const ip = family === 4 ? 'ip' : 'ip6';
+  const addr = (a: OffloadMatch['src'], dir: 'saddr' | 'daddr'): string => (a === null ? '' : `${ip} ${dir} ${'set' in a ? `@${a.set}` : a.prefix} `);
+  const ports = m.ports
+    ? `${PORT_PROTO_NAME[m.proto]} ${m.ports.dir} ${nftSet(m.ports.ranges.map((r) => (Number(r.lo) === Number(r.hi) ? `${r.lo}` : `${r.lo}-${r.hi}`)))}`
+    : `meta l4proto ${NFT_PROTO[m.proto] ?? m.proto}`;
+  return `meta nfproto ${family === 4 ? 'ipv4' : 'ipv6'} ${addr(m.src, 'saddr')}${addr(m.dst, 'daddr')}${ports}`;
+}
+
+/** With --offload: the offloaded rules, in policy order, each family's alternatives. */
+function nftOffload(policy: Policy): string[] {
+  return offloadable(policy).rules.flatMap((i) => {
+    const verdict = policy.rules[i].action.type === 'accept' ? 'accept' : 'drop';
+    return ([4, 6] as const).flatMap((f) => offloadAlternatives(policy.rules[i], f).map((m) => `${nftOffloadMatch(m, f)} ${verdict}`));
+  });
 }
 
 /** nftables lines removing the table (declaring it first makes this succeed when it is absent). */
