@@ -268,7 +268,7 @@ test(`--offload: a packet an offloaded rule catches in the kernel gets that rule
       assert.equal(ref.verdict, policy.rules[first].action.type);
     }
   }
-  assert.ok(offloaded > 200 && caught > 500, `${offloaded} rules offloaded, ${caught} packets caught`);
+  assert.ok(offloaded > 100 && caught > 500, `${offloaded} rules offloaded, ${caught} packets caught`);
 });
 
 test('--offload for the FreeS/WAN gateway: IKE and ESP from the gateways set accepted and from anyone else dropped in the kernel, traceroute accepted; ICMP, L2TP and tunnels still queued', () => {
