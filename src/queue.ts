@@ -42,6 +42,10 @@ export interface RuleCounter {
   line: number | null;
   hits: bigint;
   bytes: bigint;
+  /** Packets its limit refused (every other condition held). */
+  overLimit: bigint;
+  /** Per-source buckets given up. */
+  evictions: bigint;
 }
 
 /** Counters of one queue: nfsieve's own, and the kernel's from /proc/net/netfilter/nfnetlink_queue. */
@@ -116,8 +120,11 @@ class QueueAttachment extends EventEmitter implements Attachment {
 
   stats(): AttachStats {
     const s = this.engine.stats();
-    const rules: RuleCounter[] = this.policy.rules.map((r, i) => ({ rule: ruleLabel(r, i), line: r.line, hits: s.hits[i] ?? 0n, bytes: s.bytes[i] ?? 0n }));
-    rules.push({ rule: 'default', line: null, hits: s.hits[rules.length] ?? 0n, bytes: s.bytes[rules.length] ?? 0n });
+    const row = (rule: string | number, line: number | null, i: number): RuleCounter => ({
+      rule, line, hits: s.hits[i] ?? 0n, bytes: s.bytes[i] ?? 0n, overLimit: s.overLimit?.[i] ?? 0n, evictions: s.evictions?.[i] ?? 0n,
+    });
+    const rules: RuleCounter[] = this.policy.rules.map((r, i) => row(ruleLabel(r, i), r.line, i));
+    rules.push(row('default', null, rules.length));
     return { generation: s.generation, running: s.running, queues: s.queues, rules };
   }
 

@@ -69,7 +69,8 @@ function analyse(rules: Rule[], v4: (FamilyRule | null)[], v6: (FamilyRule | nul
     else names.set(r.name, i);
   });
   if (rules.length > SHADOW_ANALYSIS_LIMIT) return warnings;
-  const terminal = (r: Rule): boolean => r.action.type !== 'count' && r.action.type !== 'skip' && !(r.action.type === 'mark' && r.action.then === 'continue');
+  // A rate-limited rule lets the packets over its limit through to later rules: it shadows nothing.
+  const terminal = (r: Rule): boolean => r.action.type !== 'count' && r.action.type !== 'skip' && !(r.action.type === 'mark' && r.action.then === 'continue') && !r.limit;
   // Skips (flattened iptables chains) make "earlier" depend on the path; analyse plain policies only.
   if (rules.some((r) => r.action.type === 'skip')) return warnings;
   for (let j = 0; j < rules.length; j++) {

@@ -43,6 +43,7 @@ const PORT_PROTOS = new Set([PROTO_TCP, PROTO_UDP, PROTO_SCTP]);
 function expressible(rule: Rule): boolean {
   const a = rule.action;
   if (a.type !== 'accept' && a.type !== 'drop') return false;
+  if (rule.limit) return false; // a rate limit is nfsieve's to count
   if (rule.extra && rule.extra.length > 0) return false;
   const c = rule.conditions as Record<string, unknown>;
   for (const [k, v] of Object.entries(c)) if (v !== undefined && !OFFLOADABLE.has(k)) return false;

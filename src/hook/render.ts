@@ -12,6 +12,7 @@
  * one `nft -f` transaction.
  */
 import { Interval } from '../compile/normalize';
+import { NfsieveError } from '../errors';
 import { CT_STATE_NAMES, policySelectors, Selector } from './select';
 import { ipsetDelete, ipsetInstall, offloadable, offloadAlternatives, OffloadMatch, offloadSets } from './offload';
 import { Policy, Verdict } from '../policy/model';
@@ -32,11 +33,9 @@ export interface HookOptions {
   offload?: boolean;
 }
 
-/** A policy and hook options that no kernel rule set can honour; the CLI exits 1 with the message. */
-export class HookError extends Error {
-  readonly code = 'HOOK';
-  readonly exitCode = 1;
-  constructor(message: string) { super(`nfsieve hook: ${message}`); this.name = 'HookError'; }
+/** A policy and hook options that no kernel rule set can honour (code EPOLICY: the CLI exits 1 with the message). */
+export class HookError extends NfsieveError {
+  constructor(message: string) { super('EPOLICY', `nfsieve hook: ${message}`); this.name = 'HookError'; }
 }
 
 /** iptables -p names; others are numbers. */

@@ -45,8 +45,8 @@ export interface ConditionsInput {
   icmp?: One<string | number>;
   /** ICMPv6 type or type/code: `packet-too-big`, `128`. */
   icmpv6?: One<string | number>;
-  /** IKE header fields (any subset; `{}`: has an IKE header). */
-  ike?: { version?: One<number>; exchange?: One<string | number>; initiator?: boolean; response?: boolean };
+  /** IKE header fields (any subset; `{}`: has an IKE header); `initial`: an IKE_SA_INIT request without a responder SPI, `cookie`: one carrying a COOKIE notify. */
+  ike?: { version?: One<number>; exchange?: One<string | number>; initiator?: boolean; response?: boolean; initial?: boolean; cookie?: boolean };
   /** The RFC 3948 kind of a UDP 4500 payload. */
   natt?: One<'ike' | 'esp' | 'keepalive' | 'none'>;
   fragment?: One<'none' | 'first' | 'later'>;
@@ -75,6 +75,18 @@ export interface RuleInput extends ConditionsInput {
   action: ActionInput;
   /** Further conjuncts, each a mapping of conditions (flattened iptables chains). */
   and?: ConditionsInput[];
+  /** Rate limit, checked once every other condition holds: `{rate: '20/s', burst: 40}` or `{rate: '5/s', burst: 10, per: 'src'}`. */
+  limit?: LimitInput;
+}
+
+/** As in a policy file: rate `N/s|sec|second|m|min|minute|h|hour|d|day`; burst default 5; per-source keys and bound. */
+export interface LimitInput {
+  rate: string;
+  burst?: number;
+  per?: 'src' | 'rule';
+  'per-prefix4'?: number;
+  'per-prefix6'?: number;
+  'max-sources'?: number;
 }
 
 /** A named set: addresses/prefixes (`type: address`, the default) or SPIs and SPI ranges (`type: spi`), inline or from a file. */
