@@ -36,10 +36,12 @@ test('check reports the issue\'s never-matching rules, and not their live neighb
     { name: 'ike-4500', dport: 4500, ike: { version: 2 }, action: 'accept' },
     { name: 'icmp', proto: 'icmp', icmp: 'echo-request', action: 'accept' },
     { name: 'udp-500', proto: 'udp', dport: 500, action: 'accept' },
+    { name: 'esp-ike-initial', proto: 'esp', ike: { initial: true }, action: 'drop' },
+    { name: 'ike-initial', dport: 500, ike: { initial: true }, action: 'drop' },
   ];
   const policy = definePolicy({ default: 'drop', rules });
   const names = [...dead(policy)].map((i) => policy.rules[i].name);
-  assert.deepEqual(names, ['tcp-icmp', 'esp-ports', 'icmp-icmpv6', 'v4-with-v6-only', 'ike-over-tcp', 'later-fragment-ports', 'natt-esp-spi-0']);
+  assert.deepEqual(names, ['tcp-icmp', 'esp-ports', 'icmp-icmpv6', 'v4-with-v6-only', 'ike-over-tcp', 'later-fragment-ports', 'natt-esp-spi-0', 'esp-ike-initial']);
 });
 
 function witnessFor(rule: Rule): { frame: Uint8Array; meta: Meta } | null {

@@ -25,7 +25,7 @@
  * dead is dead; a rule that is dead only through one of those free fields is
  * not reported.
  */
-import { Field, fieldInfo } from './fields';
+import { Field, fieldInfo, IKE_COOKIE_KEYS, IKE_INITIAL_KEYS } from './fields';
 import { canonical, complement, FamilyRule, intersect, Interval, Key } from './normalize';
 
 export type Shape = { name: string; dims: Map<Field, Interval[]> };
@@ -37,10 +37,12 @@ const SPI_ABSENT: Interval[] = [{ lo: 0x100000000, hi: 0x100000000 }];
 const ICMP_ABSENT: Interval[] = [{ lo: 65536, hi: 65536 }];
 const IKE_ABSENT: [Field, Interval[]][] = [
   [Field.IkeVersion, [{ lo: 16, hi: 16 }]], [Field.IkeExchange, [{ lo: 256, hi: 256 }]], [Field.IkeFlags, [{ lo: 256, hi: 256 }]],
+  [Field.IkeInitial, [{ lo: IKE_INITIAL_KEYS.absent, hi: IKE_INITIAL_KEYS.absent }]], [Field.IkeCookie, [{ lo: IKE_COOKIE_KEYS.absent, hi: IKE_COOKIE_KEYS.absent }]],
 ];
 /** IKE keys: any present value, or absent when the IKE header is cut short. */
 const IKE_ANY: [Field, Interval[]][] = [
   [Field.IkeVersion, [{ lo: 0, hi: 16 }]], [Field.IkeExchange, [{ lo: 0, hi: 256 }]], [Field.IkeFlags, [{ lo: 0, hi: 256 }]],
+  [Field.IkeInitial, [{ lo: 0, hi: IKE_INITIAL_KEYS.absent }]], [Field.IkeCookie, [{ lo: 0, hi: IKE_COOKIE_KEYS.absent }]],
 ];
 const NATT_KEY = { none: 0, ike: 1, esp: 2, keepalive: 3 } as const;
 const FRAGMENT_KEY = { none: 0, first: 1, later: 2 } as const;
