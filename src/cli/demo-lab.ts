@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { loadPolicyFile } from '../policy/parse';
-import { hookCommands } from './hook';
+import { iptablesInstall } from '../hook/render';
 import { onJsonLines } from './output';
 import { End } from './demo-traffic';
 
@@ -77,7 +77,8 @@ export class DemoLab {
 
   /** Hook the policy's traffic to queue 0 and start `nfsieve run` with its control socket; resolves once attached. */
   async startGateway(policyFile: string, onLine: (o: Record<string, unknown>, line: string) => void): Promise<void> {
-    for (const cmd of hookCommands(loadPolicyFile(policyFile), [0])) if (!cmd.startsWith('ip6tables')) must(cmd.split(' '), this.namespaces[0]);
+    const hook = iptablesInstall(loadPolicyFile(policyFile), { queues: [0], chain: 'INPUT', table: 'filter', name: 'NFSIEVE', bypass: true, cpuFanout: false });
+    must(['sh', '-ec', hook.join('\n')], this.namespaces[0]);
     const child = this.spawn(this.namespaces[0], [path.join(PKG, 'bin', 'nfsieve.js'), 'run', policyFile, '--queue', '0', '--json', '--stats-every', '0', '--max-len', '65536', '--control', this.control], 'inherit');
     let attached = false;
     onJsonLines(child.stdout!, (o, line) => {
