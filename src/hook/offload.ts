@@ -141,7 +141,7 @@ export function offloadSets(policy: Policy, chosen: number[]): { name: string; f
 export function ipsetInstall(sets: { name: string; family: 4 | 6; members: string[] }[]): string[] {
   const out: string[] = [];
   for (const s of sets) {
-    out.push(`ipset create -exist ${s.name} hash:net family ${s.family === 4 ? 'inet' : 'inet6'}`);
+    out.push(`ipset create -exist ${s.name} hash:net family ${s.family === 4 ? 'inet' : 'inet6'} timeout 0`);
     // Replaced whole: flush, then the members. Meanwhile a member missing from the ipset is only queued.
     out.push(`ipset flush ${s.name}`);
     if (s.members.length > 0) out.push(`ipset restore -exist <<'EOF'`, ...s.members.map((m) => `add ${s.name} ${m}`), 'EOF');
