@@ -47,10 +47,11 @@ async function main(): Promise<void> {
   process.stdout.write(markdownTable(liveNfq));
   sections.push('## Live sets and the control socket\n', live.note + '\n', markdownTable(live.rows),
     '\nThrough NFQUEUE (root; bench/live-nfqueue.ts): the peer streams IKE, `nfsieve run` drops it until `set.add`; a UDP socket behind the queue notes the first packet after the answer, and the last one after `set.del`.\n', markdownTable(liveNfq));
-  process.stderr.write('NFQUEUE throughput...\n');
+  process.stderr.write('NFQUEUE loss and CPU per packet...\n');
   const nfq = await benchNfqueue();
-  process.stdout.write(markdownTable(nfq.rows) + nfq.note + '\n');
-  sections.push('## NFQUEUE throughput (packets per second, one queue)\n', nfq.note + '\n', markdownTable(nfq.rows));
+  process.stdout.write(markdownTable(nfq.rows) + markdownTable(nfq.offload) + nfq.note + '\n');
+  sections.push('## NFQUEUE: loss and CPU per packet at fixed offered rates\n', nfq.note + '\n', markdownTable(nfq.rows),
+    '\nOffload: ESP from the known peers at the sender\'s limit, whole-machine CPU per arrived packet (the sender included).\n', markdownTable(nfq.offload));
   const doc = ['# Benchmarks\n', `Produced by \`npm run bench\` on: ${m}.\n`, ...sections].join('\n');
   fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.md'), doc);
   process.stderr.write('wrote docs/benchmarks.md\n');
