@@ -49,7 +49,7 @@ enum Malformed : uint8_t {
   kExtTruncated,     // IPv6 extension header runs past the packet
   kExtChain,         // more than kMaxExtHeaders extension headers
   kAhTruncated,      // fewer than 12 bytes of AH (next header .. sequence number)
-  kAhLength,         // AH length field below 12 bytes or past the packet
+  kAhLength,         // AH length field below 12 bytes (walked over anyway) or past the packet
   kUdpTruncated,     // fewer than 8 bytes of UDP header
   kUdpLength,        // UDP length < 8 or past the IP payload
   kTcpTruncated,     // fewer than 20 bytes of TCP header
@@ -116,11 +116,18 @@ struct Decoded {
   // netfilter's fragoff, so transport matches fail there without dropping,
   // even when the rest of that fragment header is cut off.
   uint8_t nf_later;
-  uint8_t reserved1;
+  // IPv6: what ip6tables' -m ah sees (NfAh): the first AH as
+  // ipv6_find_hdr(..., NEXTHDR_AUTH) finds it. 0 in IPv4.
+  uint8_t nf_ah;
   uint16_t reserved2;
 };
 
 enum NfStatus : uint8_t { kNfOk = 0, kNfBadMsg = 1, kNfNoEnt = 2 };
+
+// IPv6 -m ah: kNfAhFound (the SPI is ah_spi), kNfAhNone (no AH before the
+// upper layer or a later fragment: no match, no drop), kNfAhDrop (a header
+// on the way or the AH itself is cut short: the match drops the packet).
+enum NfAh : uint8_t { kNfAhFound = 0, kNfAhNone = 1, kNfAhDrop = 2 };
 
 static_assert(sizeof(Decoded) == 104, "Decoded is a fixed 104-byte record");
 static_assert(offsetof(Decoded, src) == 8, "layout");

@@ -70,7 +70,15 @@ export interface DecodedPacket {
    * matches fail there without dropping the packet.
    */
   nfLater: boolean;
+  /**
+   * IPv6: what ip6tables' -m ah sees: 'found' (the SPI is ah.spi), 'none' (no
+   * match, no drop), 'drop' (the match drops the packet). 'none' in IPv4.
+   */
+  nfAh: NfAh;
 }
+
+export type NfAh = 'found' | 'none' | 'drop';
+const NF_AH: NfAh[] = ['found', 'none', 'drop'];
 
 const FRAGMENTS: Fragment[] = ['none', 'first', 'later'];
 const NATT: (NattKind | null)[] = [null, 'ike', 'esp', 'keepalive'];
@@ -141,6 +149,7 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
     nfStatus: v.getUint8(97),
     nfAvail: v.getUint16(98, true),
     nfLater: v.getUint8(100) === 1,
+    nfAh: NF_AH[v.getUint8(101)] ?? 'drop',
   };
 }
 
@@ -149,7 +158,7 @@ export function emptyPacket(malformed: string | null, l3Offset = 0): DecodedPack
   return {
     family: null, srcBytes: null, dstBytes: null, proto: null, ipProto: null, fragment: null,
     ttl: null, totalLength: null, sport: null, dport: null, spi: null, espSeq: null, ah: null,
-    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0, nfProto: null, nfStatus: 0, nfAvail: 0, nfLater: false,
+    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0, nfProto: null, nfStatus: 0, nfAvail: 0, nfLater: false, nfAh: 'none',
   };
 }
 

@@ -140,8 +140,11 @@ export function parseRuleLine(words: string[], lineNo: number, ctx: RuleContext)
         if (mod === 'icmp' && ctx.family === 6) fail('-m icmp in an ip6tables file (use -m icmp6)');
         if (mod === 'icmp6' && ctx.family === 4) fail('-m icmp6 in an iptables file (use -m icmp)');
         current = { module: mod, conditions: {}, hotdrop: hotdrop[mod] ?? null };
-        // These matches never match a later fragment (the kernel checks fragoff first).
-        if (current.hotdrop) current.conditions.fragment = { negate: false, values: [0, 1] };
+        // These matches never match a later fragment (the kernel checks fragoff first),
+        // except ip6t_ah, which finds AH by its own walk and never looks at fragoff:
+        // it matches any AH found (the SPI is there), whatever comes after it.
+        if (mod === 'ah' && ctx.family === 6) current.conditions.ahSpi = { negate: false, values: [{ lo: 0, hi: 0xffffffff }] };
+        else if (current.hotdrop) current.conditions.fragment = { negate: false, values: [0, 1] };
         rule.matches.push(current);
         break;
       }

@@ -6,7 +6,7 @@
  */
 import { DecodedPacket } from '../decode/packet';
 import { AddressItem, Cond, Conditions, Policy, Prefix, Range, Rule, SetCond } from '../policy/model';
-import { CT_STATE_KEYS, TRUNCATED_KEYS } from '../compile/fields';
+import { CT_STATE_KEYS, TRUNCATED_BOTH, TRUNCATED_KEYS, TRUNCATED_MATCH } from '../compile/fields';
 
 export interface Meta { in?: string; out?: string; ctstate?: number; mark?: number }
 
@@ -74,8 +74,9 @@ function ifaceMatches(pattern: string, name: string): boolean {
 /** The kernel-truncation kind of a packet (see compile/fields.ts). */
 export function truncatedKey(p: DecodedPacket): number {
   if (p.family === 6) {
-    if (p.nfStatus !== 0) return TRUNCATED_KEYS['ipv6-hdr'];
-    return p.malformed === 'ah-truncated' ? TRUNCATED_KEYS.ah : 0;
+    // -p drops when ipv6_find_hdr() fails; -m ah when its own walk or the AH is cut short.
+    const hdr = p.nfStatus !== 0, ah = p.nfAh === 'drop';
+    return hdr && ah ? TRUNCATED_BOTH : hdr ? TRUNCATED_KEYS['ipv6-hdr'] : ah ? TRUNCATED_KEYS.ah : 0;
   }
   if (p.family === 4 && p.fragment === 'later' && p.fragOffset === 1 && p.ipProto === 6) return TRUNCATED_KEYS['tcp-frag1'];
   return 0;
@@ -154,7 +155,7 @@ export function failingCondition(c: Conditions, p: DecodedPacket, meta: Meta, se
     if (a === null || !anyOf(c.l4Avail, (r) => a >= r.lo && a <= r.hi)) return 'l4-avail';
   }
   if (c.malformed !== undefined && c.malformed !== (p.malformed !== null)) return 'malformed';
-  if (c.truncated !== undefined && truncatedKey(p) !== TRUNCATED_KEYS[c.truncated]) return 'truncated';
+  if (c.truncated !== undefined && !TRUNCATED_MATCH[c.truncated].includes(truncatedKey(p))) return 'truncated';
   if (c.mark && ((mark & c.mark.mask) >>> 0 === c.mark.value) === c.mark.negate) return 'mark';
   for (const key of ['in', 'out'] as const) {
     const cond = c[key];

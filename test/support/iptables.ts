@@ -8,7 +8,7 @@ import { DecodedPacket } from '../../src/decode/packet';
 import { Conditions } from '../../src/policy/model';
 import { ParsedRule, parseRuleLine, RuleContext, tokenize } from '../../src/iptables/rule';
 import { failingCondition, Meta, SetContents, truncatedKey, l4Avail } from '../../src/reference/evaluate';
-import { TRUNCATED_KEYS } from '../../src/compile/fields';
+import { TRUNCATED_KEYS, TRUNCATED_MATCH } from '../../src/compile/fields';
 import { Rng } from './packets';
 
 const neg = (rng: Rng): string => (rng.chance(0.2) ? '! ' : '');
@@ -39,7 +39,7 @@ function randomMatch(rng: Rng, family: 4 | 6, proto: string | null): string {
     case 0: return proto === 'tcp' || proto === 'udp' ? `-m ${proto} ${neg(rng)}--dport ${port()}` + (rng.chance(0.3) ? ` ${neg(rng)}--sport ${port()}` : '') : '';
     case 1: return proto === 'tcp' || proto === 'udp' ? `-m multiport ${neg(rng)}--${rng.pick(['dports', 'sports', 'ports'])} ${Array.from({ length: 1 + rng.int(3) }, port).join(',')}` : '';
     case 2: return proto === 'esp' ? `-m esp ${neg(rng)}--espspi ${rng.pick(['256', `${rng.int(1000)}:${rng.u32()}`, '0:4294967295'])}` : '';
-    case 3: return proto === 'ah' ? `-m ah ${neg(rng)}--ahspi ${rng.pick(['256', `100:${rng.u32()}`])}` : '';
+    case 3: return proto === 'ah' || family === 6 ? `-m ah ${neg(rng)}--ahspi ${rng.pick(['256', `100:${rng.u32()}`])}` : '';
     case 4: return proto === (family === 4 ? 'icmp' : 'ipv6-icmp') ? (family === 4 ? `-m icmp ${neg(rng)}--icmp-type ${rng.pick(['8', '0', '3/4', '11', 'echo-request', '5'])}` : `-m icmp6 ${neg(rng)}--icmpv6-type ${rng.pick(['128', '129', '2', '135'])}`) : '';
     case 5: return `-m iprange ${neg(rng)}--${rng.pick(['src', 'dst'])}-range ${pools.range(rng, family)}`;
     case 6: return `-m set ${neg(rng)}--match-set ${family === 4 ? 'gw4' : 'gw6'} ${rng.pick(['src', 'dst'])}`;
@@ -134,7 +134,7 @@ export function runChains(ch: Chains, p: DecodedPacket, meta: Meta, sets: SetCon
   type R = ChainVerdict | 'return';
   const run = (chain: string): R => {
     for (const r of ch.rules.get(chain)!) {
-      if (r.header.nfProto && truncatedKey(p) === TRUNCATED_KEYS['ipv6-hdr']) {
+      if (r.header.nfProto && TRUNCATED_MATCH['ipv6-hdr'].includes(truncatedKey(p))) {
         // ip6_packet_match: ipv6_find_hdr() failed after addresses and interfaces matched.
         const rest: Conditions = { ...r.header };
         delete rest.nfProto;
@@ -148,7 +148,7 @@ export function runChains(ch: Chains, p: DecodedPacket, meta: Meta, sets: SetCon
           // The kernel reads the match's header first and drops the packet when it is not all there.
           const need = { tcp: 20, udp: 8, icmp: 8, icmpv6: 8, esp: 8, ah: 12, ports: 4 }[m.hotdrop];
           const avail = l4Avail(p);
-          const short = m.hotdrop === 'ah' && p.family === 6 ? truncatedKey(p) === TRUNCATED_KEYS.ah : avail !== null && avail < need;
+          const short = m.hotdrop === 'ah' && p.family === 6 ? TRUNCATED_MATCH.ah.includes(truncatedKey(p)) : avail !== null && avail < need;
           const frag1 = m.hotdrop === 'tcp' && truncatedKey(p) === TRUNCATED_KEYS['tcp-frag1'];
           if (short || frag1) return { verdict: 'drop', line: r.line, mark: markSet ? mark : null };
         }
