@@ -11,7 +11,7 @@ import { initialSets, Meta } from '../src/reference/evaluate';
 import { parsePolicyText } from '../src/policy/parse';
 import { policyToYaml } from '../src/policy/serialize';
 import { CT_STATE_KEYS } from '../src/compile/fields';
-import { Rng, randomFrame } from './support/packets';
+import { Rng, randomFrameWide as randomFrame } from './support/packets';
 import { randomMeta } from './support/policies';
 import { randomIptablesSave, parseChains, runChains, IPSET_SAVE } from './support/iptables';
 import { hex } from './support/compare';
@@ -101,9 +101,10 @@ test(`flattened iptables rule sets decide as the chains do, 60 random sets x 2,0
   const ipsets = loadIpsetText(IPSET_SAVE);
   for (let n = 0; n < 60; n++) {
     const family = n % 2 === 0 ? 4 : 6;
-    const text = randomIptablesSave(rng, family);
+    const backend = n % 4 < 2 ? 'legacy' : 'nft';
+    const text = randomIptablesSave(rng, family, undefined, backend);
     const policy = importIptables(text, `set${n}`, {}, ipsets);
-    const chains = parseChains(text, family);
+    const chains = parseChains(text, family, backend);
     const classifier = new Classifier(compile(policy, { analyse: false }));
     const sets = initialSets(policy);
     for (let round = 0; round < 4; round++) {

@@ -181,6 +181,7 @@ void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   if (n < 20) return flag(d, kIpTruncated);
   if (p[0] >> 4 != 4) return flag(d, kIpVersion);
   d->family = 4;
+  d->nft_proto = p[9];
   d->nf_ah = kNfAhNone;  // -m ah in IPv4 reads at the transport offset (nf_avail)
   d->ttl = p[8];
   d->ip_proto = d->proto = d->nf_proto = p[9];
@@ -217,13 +218,17 @@ void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
 // does it: two bytes of an extension header are enough to jump over it (four
 // of a routing or fragment header), and the walk stops at the first header
 // that is not an extension header, without reading it.
-void nf_find_hdr(const uint8_t* p, size_t end, Decoded* d) {
+//
+// iptables-nft's meta l4proto is the same walk with IP6_FH_F_AUTH: it stops
+// at the first AH it can read 2 bytes of and returns 51 (nft_proto).
+void nf_walk(const uint8_t* p, size_t end, Decoded* d, bool* nft_at_ah) {
   uint8_t next = p[6];
   size_t start = 40;
   for (;;) {
     bool ext = next == 0 || next == 43 || next == 44 || next == 51 || next == 60 || next == 59;
     if (!ext || next == 59) break;
     if (start + 2 > end) { d->nf_status = kNfBadMsg; return; }
+    if (next == 51) *nft_at_ah = true;
     size_t hdrlen;
     if (next == 43 && start + 4 > end) { d->nf_status = kNfBadMsg; return; }
     if (next == 44) {
@@ -253,6 +258,18 @@ void nf_find_hdr(const uint8_t* p, size_t end, Decoded* d) {
   d->nf_proto = next;
   size_t avail = start < end ? end - start : 0;
   d->nf_avail = static_cast<uint16_t>(avail > 65535 ? 65535 : avail);
+}
+
+void nf_find_hdr(const uint8_t* p, size_t end, Decoded* d) {
+  bool nft_at_ah = false;
+  nf_walk(p, end, d, &nft_at_ah);
+  if (nft_at_ah) {
+    d->nft_proto = 51;
+    d->nft_status = kNfOk;
+  } else {
+    d->nft_proto = d->nf_status == kNfOk ? d->nf_proto : 0;
+    d->nft_status = d->nf_status;
+  }
 }
 
 // ip6tables' -m ah (ip6t_ah.c): ipv6_find_hdr(skb, &ptr, NEXTHDR_AUTH, ...)

@@ -119,7 +119,10 @@ struct Decoded {
   // IPv6: what ip6tables' -m ah sees (NfAh): the first AH as
   // ipv6_find_hdr(..., NEXTHDR_AUTH) finds it. 0 in IPv4.
   uint8_t nf_ah;
-  uint16_t reserved2;
+  // iptables-nft's meta l4proto (nft_set_pktinfo_ipv6): the same walk with
+  // IP6_FH_F_AUTH, which stops at the first AH (51). IPv4: the header's field.
+  uint8_t nft_proto;
+  uint8_t nft_status;     // NfStatus: kNfOk, or the walk failed (no l4proto at all)
 };
 
 enum NfStatus : uint8_t { kNfOk = 0, kNfBadMsg = 1, kNfNoEnt = 2 };

@@ -25,6 +25,7 @@ function selectors(rule: Rule, family: 4 | 6): string[] | null {
   const protos = new Set<number>();
   if (c.proto && !c.proto.negate) c.proto.values.forEach((p) => protos.add(p));
   else if (c.nfProto && !c.nfProto.negate) c.nfProto.values.forEach((p) => protos.add(p));
+  else if (c.nftProto && !c.nftProto.negate) c.nftProto.values.forEach((p) => protos.add(p));
   else if (c.ipProto && !c.ipProto.negate) c.ipProto.values.forEach((p) => protos.add(p));
   else if (c.icmp && !c.icmp.negate) protos.add(family === 4 ? 1 : 58);
   else if (c.sport || c.dport) { protos.add(6); protos.add(17); }

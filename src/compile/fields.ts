@@ -29,6 +29,7 @@ export const enum Field {
   Truncated = 18,
   NfProto = 19,
   L4Avail = 20,
+  NftProto = 21,
 }
 
 export interface FieldInfo {
@@ -69,6 +70,7 @@ export function fieldInfo(field: Field, family: 4 | 6): FieldInfo {
     case Field.Truncated: return { name: 'truncated', present: 9, max: 9, wide: false };
     case Field.NfProto: return { name: 'nf-proto', present: 255, max: 256, wide: false };
     case Field.L4Avail: return { name: 'l4-avail', present: 65535, max: 65536, wide: false };
+    case Field.NftProto: return { name: 'nft-proto', present: 255, max: 256, wide: false };
   }
 }
 

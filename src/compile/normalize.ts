@@ -136,6 +136,7 @@ function addConditions(c: Conditions, family: 4 | 6, dims: Map<Field, Interval[]
   simple(Field.Proto, c.proto);
   simple(Field.IpProto, c.ipProto);
   simple(Field.NfProto, c.nfProto);
+  simple(Field.NftProto, c.nftProto);
   ranged(Field.Sport, c.sport);
   ranged(Field.Dport, c.dport);
   for (const [key, field, name] of [['spi', Field.Spi, 'spi'], ['ahSpi', Field.AhSpi, 'ah-spi']] as const) {

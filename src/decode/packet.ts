@@ -75,6 +75,8 @@ export interface DecodedPacket {
    * match, no drop), 'drop' (the match drops the packet). 'none' in IPv4.
    */
   nfAh: NfAh;
+  /** iptables-nft's meta l4proto: IPv6 stops at the first AH (51); null when the walk fails. IPv4: the header's field. */
+  nftProto: number | null;
 }
 
 export type NfAh = 'found' | 'none' | 'drop';
@@ -150,6 +152,7 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
     nfAvail: v.getUint16(98, true),
     nfLater: v.getUint8(100) === 1,
     nfAh: NF_AH[v.getUint8(101)] ?? 'drop',
+    nftProto: v.getUint8(103) === 0 ? v.getUint8(102) : null,
   };
 }
 
@@ -158,7 +161,7 @@ export function emptyPacket(malformed: string | null, l3Offset = 0): DecodedPack
   return {
     family: null, srcBytes: null, dstBytes: null, proto: null, ipProto: null, fragment: null,
     ttl: null, totalLength: null, sport: null, dport: null, spi: null, espSeq: null, ah: null,
-    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0, nfProto: null, nfStatus: 0, nfAvail: 0, nfLater: false, nfAh: 'none',
+    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0, nfProto: null, nfStatus: 0, nfAvail: 0, nfLater: false, nfAh: 'none', nftProto: null,
   };
 }
 

@@ -123,7 +123,7 @@ function ipv4(w: Walk, l3: number): void {
   p.family = 4;
   p.nfAh = 'none';
   p.ttl = w.u8(l3 + 8);
-  p.ipProto = p.proto = p.nfProto = w.u8(l3 + 9);
+  p.ipProto = p.proto = p.nfProto = p.nftProto = w.u8(l3 + 9);
   p.srcBytes = w.bytes.slice(l3 + 12, l3 + 16);
   p.dstBytes = w.bytes.slice(l3 + 16, l3 + 20);
   p.fragment = 'none';
@@ -219,16 +219,25 @@ const IPV6_EXT = new Set([0, 43, 44, 51, 60, 59]);
  */
 function findHdr(w: Walk, l3: number, end: number): void {
   const p = w.pkt;
+  const status = walkHdr(w, l3, end);
+  // iptables-nft's meta l4proto: the same walk with IP6_FH_F_AUTH stops at the first AH.
+  p.nftProto = status === 'ah' ? 51 : p.nfProto;
+}
+
+function walkHdr(w: Walk, l3: number, end: number): 'ah' | 'done' {
+  const p = w.pkt;
   let next = w.u8(l3 + 6);
   let at = l3 + 40;
+  let ah = false;
   while (IPV6_EXT.has(next) && next !== 59) {
     const need = next === 43 || next === 44 ? 4 : 2;
-    if (at + need > end) { p.nfStatus = 1; p.nfProto = null; return; }
+    if (at + 2 <= end && next === 51) ah = true;
+    if (at + need > end) { p.nfStatus = 1; p.nfProto = null; return ah ? 'ah' : 'done'; }
     if (next === 44) {
       const offset = w.u16(at + 2) >> 3;
       const inner = w.u8(at);
       if (offset !== 0) {
-        if (IPV6_EXT.has(inner) && inner !== 59) { p.nfStatus = 2; p.nfProto = null; return; }
+        if (IPV6_EXT.has(inner) && inner !== 59) { p.nfStatus = 2; p.nfProto = null; return ah ? 'ah' : 'done'; }
         next = inner;
         at += 8;
         p.nfLater = true;
@@ -244,6 +253,7 @@ function findHdr(w: Walk, l3: number, end: number): void {
   }
   p.nfProto = next;
   p.nfAvail = Math.min(65535, Math.max(0, end - at));
+  return ah ? 'ah' : 'done';
 }
 
 /**

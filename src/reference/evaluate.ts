@@ -108,6 +108,7 @@ export function failingCondition(c: Conditions, p: DecodedPacket, meta: Meta, se
   if (c.proto && !anyOf(c.proto, (v) => v === p.proto)) return 'proto';
   if (c.ipProto && !anyOf(c.ipProto, (v) => v === p.ipProto)) return 'ip-proto';
   if (c.nfProto && (p.nfProto === null || !anyOf(c.nfProto, (v) => v === p.nfProto))) return 'nf-proto';
+  if (c.nftProto && (p.nftProto === null || !anyOf(c.nftProto, (v) => v === p.nftProto))) return 'nft-proto';
   for (const key of ['sport', 'dport'] as const) {
     const cond = c[key];
     if (!cond) continue;
