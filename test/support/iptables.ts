@@ -1,8 +1,10 @@
 /**
  * iptables for tests: a random iptables-save generator covering every match
- * and target the importer supports, and an independent chain interpreter
- * (jumps, gotos and RETURN run on a call stack, matches evaluated in order
- * with the kernel's hotdrop) that serves as the oracle of the flattening.
+ * and target the importer supports, and a chain interpreter (jumps, gotos
+ * and RETURN run on a call stack, matches evaluated in order with the
+ * kernel's hotdrop) that checks the flattening. It reuses the importer's
+ * rule parser and the reference evaluator's conditions, so it is not an
+ * independent oracle of match semantics: ./kernel-oracle.ts is.
  */
 import { DecodedPacket } from '../../src/decode/packet';
 import { Conditions } from '../../src/policy/model';
