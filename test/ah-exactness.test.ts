@@ -3,8 +3,9 @@
  * the length boundaries around them, each with the decision Linux 6.18 made
  * (measured with ip6tables-legacy rule counters in a namespace; the kernel
  * comparison in kernel-diff.test.ts keeps checking the same code paths).
- * Both the imported policy (native classifier) and the chain interpreter
- * must reach the kernel's decision, and both decoders must agree.
+ * The imported policy (native classifier), the chain interpreter and the
+ * oracle written from the kernel's code must all reach the kernel's
+ * decision, and both decoders must agree.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ import { decodeFrame } from '../src/decode/packet';
 import { initialSets } from '../src/reference/evaluate';
 import { parseChains, runChains } from './support/iptables';
 import { hex } from './support/compare';
+import { oracleRun, readTable } from './support/kernel-oracle';
 
 const SRC6 = [0xfd, 0, 0x02, 0, 0, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
 const DST6 = [0xfd, 0, 0x02, 0, 0, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
@@ -44,6 +46,8 @@ function decide(text: string, family: 4 | 6, packet: Uint8Array): Outcome {
   const chains = runChains(parseChains(text, family), p, {}, initialSets(policy));
   const want = ours === 'DEFAULT' ? null : r.line;
   assert.equal(chains.line, want, `chain interpreter vs imported policy on ${hex(packet)}`);
+  // And the oracle written from the kernel's code (its own parse, raw bytes).
+  assert.equal(oracleRun(readTable(text, family, 'legacy'), packet, {}, new Map()).line, want, `kernel-code oracle vs imported policy on ${hex(packet)}`);
   assert.deepEqual(decodeFrame(101, packet), p, `native vs reference decoder on ${hex(packet)}`);
   return ours;
 }
