@@ -112,17 +112,23 @@ struct Decoded {
   uint8_t nf_proto;
   uint8_t nf_status;      // NfStatus
   uint16_t nf_avail;      // bytes present from the header nf_proto names (IPv4: from the end of the IP header), capped at 65535
-  // 1 when the walk stopped at a fragment header with a non-zero offset:
-  // netfilter's fragoff, so transport matches fail there without dropping,
-  // even when the rest of that fragment header is cut off.
-  uint8_t nf_later;
-  // IPv6: what ip6tables' -m ah sees (NfAh): the first AH as
-  // ipv6_find_hdr(..., NEXTHDR_AUTH) finds it. 0 in IPv4.
-  uint8_t nf_ah;
+  // One byte of small netfilter facts (bit 0, then bits 1-2, then 3-4; the
+  // JavaScript reader unpacks the same bits, and the property test compares
+  // them with the reference decoder on every frame):
+  // nf_later: 1 when the walk stopped at a fragment header with a non-zero
+  // offset: netfilter's fragoff, so transport matches fail there without
+  // dropping, even when the rest of that fragment header is cut off.
+  // nf_ah (NfAh): IPv6, what ip6tables' -m ah sees: the first AH as
+  // ipv6_find_hdr(..., NEXTHDR_AUTH) finds it; kNfAhNone in IPv4.
+  // nft_status (NfStatus): whether iptables-nft's l4proto walk succeeded.
+  uint8_t nf_later : 1;
+  uint8_t nf_ah : 2;
+  uint8_t nft_status : 2;
+  uint8_t : 3;
   // iptables-nft's meta l4proto (nft_set_pktinfo_ipv6): the same walk with
   // IP6_FH_F_AUTH, which stops at the first AH (51). IPv4: the header's field.
   uint8_t nft_proto;
-  uint8_t nft_status;     // NfStatus: kNfOk, or the walk failed (no l4proto at all)
+  uint16_t reserved2;
 };
 
 enum NfStatus : uint8_t { kNfOk = 0, kNfBadMsg = 1, kNfNoEnt = 2 };

@@ -150,9 +150,10 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
     nfProto: v.getUint8(97) === 0 ? v.getUint8(96) : null,
     nfStatus: v.getUint8(97),
     nfAvail: v.getUint16(98, true),
-    nfLater: v.getUint8(100) === 1,
-    nfAh: NF_AH[v.getUint8(101)] ?? 'drop',
-    nftProto: v.getUint8(103) === 0 ? v.getUint8(102) : null,
+    // Byte 100 packs nf_later (bit 0), nf_ah (bits 1-2) and nft_status (bits 3-4); 101 is nft_proto.
+    nfLater: (v.getUint8(100) & 1) === 1,
+    nfAh: NF_AH[(v.getUint8(100) >> 1) & 3] ?? 'drop',
+    nftProto: ((v.getUint8(100) >> 3) & 3) === 0 ? v.getUint8(101) : null,
   };
 }
 
