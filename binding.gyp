@@ -12,6 +12,7 @@
         "native/core/index.cc",
         "native/core/sweep.cc",
         "native/core/linear.cc",
+        "native/core/limit.cc",
         "native/nfqueue/nfq_socket.cc",
         "native/nfqueue/engine.cc",
         "native/nfqueue/packet_tx.cc",

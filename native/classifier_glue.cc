@@ -26,9 +26,11 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       InstanceMethod<&ClassifierWrap::SetAddress>("setAddress"),
       InstanceMethod<&ClassifierWrap::SetSpi>("setSpi"),
       InstanceMethod<&ClassifierWrap::SetInfo>("setInfo"),
+      InstanceMethod<&ClassifierWrap::LimitStats>("limitStats"),
       InstanceAccessor<&ClassifierWrap::RuleCount>("ruleCount"),
       InstanceAccessor<&ClassifierWrap::TableBytes>("tableBytes"),
       InstanceAccessor<&ClassifierWrap::IndexBytes>("indexBytes"),
+      InstanceAccessor<&ClassifierWrap::LimitBytes>("limitBytes"),
     });
   }
 
@@ -39,8 +41,12 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     nfsieve::IndexLimits limits = index_limits(info[1]);
     std::string error;
     std::unique_ptr<nfsieve::Table> table = nfsieve::Table::load(t.data, t.length, &error);
-    if (!table) throw Napi::Error::New(env, error);
-    classifier_.reset(new nfsieve::Classifier(std::move(table), limits));
+    if (!table) throw coded_error(env, error, "ETABLE");
+    try {
+      classifier_.reset(new nfsieve::Classifier(std::move(table), limits));
+    } catch (const std::bad_alloc&) {
+      throw coded_error(env, "out of memory loading the table (lookup index and rate-limit state)", "ETABLE");
+    }
     counters_.reset(new nfsieve::Counters(classifier_->table().rule_count()));
   }
 
@@ -69,7 +75,10 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   // Metadata object {in, out, ctstate, mark}; the strings live in `keep`.
   static nfsieve::Meta meta_of(const Napi::Value& v, std::string keep[2]) {
     nfsieve::Meta m;
-    if (!v.IsObject()) return m;
+    if (!v.IsObject()) {
+      m.now_ns = nfsieve::monotonic_ns();
+      return m;
+    }
     Napi::Object o = v.As<Napi::Object>();
     const char* names[2] = {"in", "out"};
     for (int i = 0; i < 2; i++) {
@@ -84,6 +93,16 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     if (ct.IsNumber()) m.ctstate = static_cast<uint8_t>(ct.As<Napi::Number>().Uint32Value() & 7);
     Napi::Value mark = o.Get("mark");
     if (mark.IsNumber()) m.mark = mark.As<Napi::Number>().Uint32Value();
+    Napi::Value now = o.Get("now");  // injected clock (ns) for rate limits
+    if (now.IsBigInt()) {
+      bool lossless;
+      m.now_ns = now.As<Napi::BigInt>().Uint64Value(&lossless);
+    } else if (now.IsNumber()) {
+      double d = now.As<Napi::Number>().DoubleValue();
+      m.now_ns = d > 0 ? static_cast<uint64_t>(d) : 0;
+    } else {
+      m.now_ns = nfsieve::monotonic_ns();
+    }
     return m;
   }
 
@@ -177,13 +196,18 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     Napi::Env env = info.Env();
     size_t n = counters_->size();
     Napi::Object o = Napi::Object::New(env);
-    for (int k = 0; k < 2; k++) {
+    const nfsieve::Table& t = classifier_->table();
+    std::vector<uint64_t> evictions(n, 0);
+    for (uint32_t l = 0; l < t.limit_count(); l++) evictions[t.limit_rule(l)] += classifier_->limits().evictions(l);
+    const char* names[4] = {"hits", "bytes", "overLimit", "evictions"};
+    for (int k = 0; k < 4; k++) {
       Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, n * 8);
       uint64_t* dst = static_cast<uint64_t*>(ab.Data());
-      for (size_t i = 0; i < n; i++) dst[i] = k == 0 ? counters_->hits(i) : counters_->bytes(i);
+      for (size_t i = 0; i < n; i++)
+        dst[i] = k == 0 ? counters_->hits(i) : k == 1 ? counters_->bytes(i) : k == 2 ? counters_->over_limit(i) : evictions[i];
       napi_value arr;
       napi_create_typedarray(env, napi_biguint64_array, n, ab, 0, &arr);
-      o.Set(k == 0 ? "hits" : "bytes", Napi::Value(env, arr));
+      o.Set(names[k], Napi::Value(env, arr));
     }
     return o;
   }
@@ -248,6 +272,28 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   }
   Napi::Value TableBytes(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(classifier_->table().byte_size()));
+  }
+
+  // limitStats() -> [{rule, perSource, sources, evictions, bytes}] in table order
+  Napi::Value LimitStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const nfsieve::Table& t = classifier_->table();
+    nfsieve::LimitState& ls = classifier_->limits();
+    Napi::Array out = Napi::Array::New(env, t.limit_count());
+    for (uint32_t l = 0; l < t.limit_count(); l++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("rule", t.limit_rule(l));
+      o.Set("perSource", t.limit(l).per == nfsieve::kLimitPerSource);
+      o.Set("sources", ls.sources(l));
+      o.Set("evictions", static_cast<double>(ls.evictions(l)));
+      out.Set(l, o);
+    }
+    return out;
+  }
+
+  // Bytes of every limit's preallocated state.
+  Napi::Value LimitBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(classifier_->limits().byte_size()));
   }
 
   Napi::Value IndexBytes(const Napi::CallbackInfo& info) {

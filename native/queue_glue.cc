@@ -26,8 +26,12 @@ std::unique_ptr<nfsieve::Classifier> classifier_from(const Napi::Value& v) {
   Bytes t = bytes_of(v);
   std::string error;
   std::unique_ptr<nfsieve::Table> table = nfsieve::Table::load(t.data, t.length, &error);
-  if (!table) throw Napi::Error::New(env, error);
-  return std::unique_ptr<nfsieve::Classifier>(new nfsieve::Classifier(std::move(table)));
+  if (!table) throw coded_error(env, error, "ETABLE");
+  try {
+    return std::unique_ptr<nfsieve::Classifier>(new nfsieve::Classifier(std::move(table)));
+  } catch (const std::bad_alloc&) {
+    throw coded_error(env, "out of memory loading the table (lookup index and rate-limit state)", "ETABLE");
+  }
 }
 
 uint32_t opt_u32(const Napi::Object& o, const char* key, uint32_t fallback) {
@@ -140,7 +144,7 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
     if (!ok) {
       tsfn_.Release();
       tsfn_ = Napi::ThreadSafeFunction();
-      throw Napi::Error::New(env, error);
+      throw coded_error(env, error, "EQUEUE");
     }
     Napi::Array warnings = Napi::Array::New(env);
     for (size_t i = 0; i < engine_->warnings().size(); i++) warnings.Set(static_cast<uint32_t>(i), engine_->warnings()[i]);
@@ -186,13 +190,15 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
       qs.Set(static_cast<uint32_t>(i), qo);
     }
     o.Set("queues", qs);
-    for (int kind = 0; kind < 2; kind++) {
-      const std::vector<uint64_t>& src = kind == 0 ? s.hits : s.bytes;
+    const char* names[4] = {"hits", "bytes", "overLimit", "evictions"};
+    const std::vector<uint64_t>* lists[4] = {&s.hits, &s.bytes, &s.over_limit, &s.evictions};
+    for (int kind = 0; kind < 4; kind++) {
+      const std::vector<uint64_t>& src = *lists[kind];
       Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, src.size() * 8);
       if (!src.empty()) std::memcpy(ab.Data(), src.data(), src.size() * 8);
       napi_value arr;
       napi_create_typedarray(env, napi_biguint64_array, src.size(), ab, 0, &arr);
-      o.Set(kind == 0 ? "hits" : "bytes", Napi::Value(env, arr));
+      o.Set(names[kind], Napi::Value(env, arr));
     }
     return o;
   }

@@ -24,7 +24,15 @@ export interface PacketMeta {
   out?: string;
   ctstate?: 'invalid' | 'new' | 'established' | 'related' | 'untracked';
   mark?: number;
+  /**
+   * The clock rate limits measure time by, in nanoseconds (monotonic, like
+   * `process.hrtime.bigint()`); read from CLOCK_MONOTONIC when absent.
+   * Inject it to make limits exact in tests.
+   */
+  now?: bigint;
 }
+
+export interface CounterRow { rule: string | number; line: number | null; hits: bigint; bytes: bigint; overLimit: bigint; evictions: bigint }
 
 export interface ClassifyResult {
   /** null for a frame that is not IP. */
@@ -45,7 +53,7 @@ const VERDICTS: (VerdictName | null)[] = ['accept', 'drop', 'reject', 'queue', '
 
 export function toNativeMeta(m: PacketMeta | undefined): NativeMeta | undefined {
   if (!m) return undefined;
-  return { in: m.in, out: m.out, ctstate: m.ctstate ? CT_STATE_KEYS[m.ctstate] : 0, mark: m.mark };
+  return { in: m.in, out: m.out, ctstate: m.ctstate ? CT_STATE_KEYS[m.ctstate] : 0, mark: m.mark, now: m.now };
 }
 
 function checkIndexOptions(o: IndexOptions | undefined): IndexOptions | undefined {
@@ -123,13 +131,25 @@ export class Classifier {
     };
   }
 
-  /** Hit and byte counters per rule, then the default verdict's. */
-  counters(): { rule: string | number; line: number | null; hits: bigint; bytes: bigint }[] {
-    type Row = { rule: string | number; line: number | null; hits: bigint; bytes: bigint };
-    const { hits, bytes } = this.handle.counters();
-    const rows: Row[] = this.policy.rules.map((r, i) => ({ rule: ruleLabel(r, i), line: r.line, hits: hits[i], bytes: bytes[i] }));
-    rows.push({ rule: 'default', line: null, hits: hits[rows.length], bytes: bytes[rows.length] });
+  /**
+   * Hit and byte counters per rule, then the default verdict's. `overLimit`:
+   * packets that met every other condition of the rule but found its limit
+   * exhausted; `evictions`: per-source buckets given up for newer sources.
+   */
+  counters(): CounterRow[] {
+    const { hits, bytes, overLimit, evictions } = this.handle.counters();
+    const rows: CounterRow[] = this.policy.rules.map((r, i) => ({
+      rule: ruleLabel(r, i), line: r.line, hits: hits[i], bytes: bytes[i], overLimit: overLimit[i], evictions: evictions[i],
+    }));
+    const n = rows.length;
+    rows.push({ rule: 'default', line: null, hits: hits[n], bytes: bytes[n], overLimit: overLimit[n], evictions: evictions[n] });
     return rows;
+  }
+
+  /** Per rule with a limit: buckets kept now and per-source evictions so far; and the bytes all limit state takes. */
+  limits(): { rules: { index: number; rule: string | number; perSource: boolean; sources: number; evictions: number }[]; bytes: number } {
+    const rules = this.handle.limitStats().map((l) => ({ index: l.rule, rule: ruleLabel(this.policy.rules[l.rule], l.rule), perSource: l.perSource, sources: l.sources, evictions: l.evictions }));
+    return { rules, bytes: this.handle.limitBytes };
   }
 
   resetCounters(): void { this.handle.resetCounters(); }

@@ -6,6 +6,8 @@ export { decodeFrame, decodeFrames, packetJson, recordToPacket } from './decode/
 export type { DecodedPacket, IkeHeader, Fragment, NattKind } from './decode/packet';
 export { referenceDecode } from './decode/reference';
 export { formatAddress, parseAddress } from './decode/address';
+export { NfsieveError, errorCode } from './errors';
+export type { ErrorCode, ErrorPlace } from './errors';
 export { readCapture, parseCapture, writePcap, CaptureError } from './capture/pcap';
 export type { Frame } from './capture/pcap';
 export { loadPolicyFile, parsePolicyText, PolicyError, formatDiagnostic } from './policy/parse';

@@ -19,6 +19,8 @@ export interface NativeMeta {
   /** 0 unknown, 1 invalid, 2 new, 3 established, 4 related, 5 untracked. */
   ctstate?: number;
   mark?: number;
+  /** Monotonic clock in ns for rate limits; the addon reads CLOCK_MONOTONIC when absent. */
+  now?: bigint;
 }
 
 /** A loaded decision table (native/core/classify.h) with its named sets and counters. */
@@ -28,8 +30,12 @@ export interface NativeClassifier {
   classifyBatch(linkType: number, data: Uint8Array, offsets: Uint32Array, out: Uint32Array, meta?: NativeMeta): number;
   /** IPv4 5-tuples (src, dst, sport, dport, proto) -> rule index or -1, without counters. */
   classifyTuples(tuples: Uint32Array, out: Int32Array): number;
-  counters(): { hits: BigUint64Array; bytes: BigUint64Array };
+  counters(): { hits: BigUint64Array; bytes: BigUint64Array; overLimit: BigUint64Array; evictions: BigUint64Array };
   resetCounters(): void;
+  /** Per limit, in table order: the rule it belongs to, buckets kept, per-source buckets evicted. */
+  limitStats(): { rule: number; perSource: boolean; sources: number; evictions: number }[];
+  /** Bytes of every limit's preallocated state (per-source tables included). */
+  readonly limitBytes: number;
   setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;
   setSpi(name: string, add: boolean, lo: number, hi: number): boolean;
   setInfo(): { name: string; kind: 'address' | 'spi'; size: number }[];
@@ -76,7 +82,10 @@ export interface NativeQueueEngine {
   /** Bind the queues and start; throws (nothing left bound) on failure. */
   start(table: Uint8Array, options: QueueEngineOptions, onEvent: (kind: 'error' | 'stats', message: string) => void): string[];
   reload(table: Uint8Array): void;
-  stats(): { generation: number; running: boolean; queues: NativeQueueStats[]; hits: BigUint64Array; bytes: BigUint64Array };
+  stats(): {
+    generation: number; running: boolean; queues: NativeQueueStats[]; hits: BigUint64Array; bytes: BigUint64Array;
+    overLimit: BigUint64Array; evictions: BigUint64Array;
+  };
   setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;
   setSpi(name: string, add: boolean, lo: number, hi: number): boolean;
   /** Stop, verdict what was received, unbind, join; resolves when done. */

@@ -34,7 +34,8 @@ export interface AttachOptions {
   statsIntervalMs?: number;
 }
 
-export interface RuleCounter { rule: string | number; line: number | null; hits: bigint; bytes: bigint }
+/** `overLimit`: packets its limit refused (every other condition held); `evictions`: per-source buckets given up. */
+export interface RuleCounter { rule: string | number; line: number | null; hits: bigint; bytes: bigint; overLimit: bigint; evictions: bigint }
 export interface AttachStats { generation: number; running: boolean; queues: NativeQueueStats[]; rules: RuleCounter[] }
 
 export interface Attachment extends EventEmitter {
@@ -80,8 +81,11 @@ class QueueAttachment extends EventEmitter implements Attachment {
 
   stats(): AttachStats {
     const s = this.engine.stats();
-    const rules: RuleCounter[] = this.policy.rules.map((r, i) => ({ rule: ruleLabel(r, i), line: r.line, hits: s.hits[i] ?? 0n, bytes: s.bytes[i] ?? 0n }));
-    rules.push({ rule: 'default', line: null, hits: s.hits[rules.length] ?? 0n, bytes: s.bytes[rules.length] ?? 0n });
+    const row = (rule: string | number, line: number | null, i: number): RuleCounter => ({
+      rule, line, hits: s.hits[i] ?? 0n, bytes: s.bytes[i] ?? 0n, overLimit: s.overLimit?.[i] ?? 0n, evictions: s.evictions?.[i] ?? 0n,
+    });
+    const rules: RuleCounter[] = this.policy.rules.map((r, i) => row(ruleLabel(r, i), r.line, i));
+    rules.push(row('default', null, rules.length));
     return { generation: s.generation, running: s.running, queues: s.queues, rules };
   }
 

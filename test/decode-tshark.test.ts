@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { haveTshark, compareFile, newStats, looseMalformed, CompareStats } from './support/tshark';
-import { PCAPS } from './support/compare';
+import { PCAPS, fixtureCaptures } from './support/compare';
 import { writePcap } from '../src/capture/pcap';
 import { Rng, randomIpPacket, randomFrameWide, frame } from './support/packets';
 
@@ -12,8 +12,8 @@ const CI = process.env.CI === 'true';
 const available = haveTshark();
 if (CI && !available) throw new Error('tshark is required in CI (apt-get install -y tshark)');
 
-test('inspect --json agrees with tshark on every frame of the shared corpus', { skip: !available && 'tshark not installed' }, () => {
-  const files = fs.readdirSync(PCAPS).filter((f) => f.endsWith('.pcap'));
+test('inspect --json agrees with tshark on every frame of the fixtures', { skip: !available && 'tshark not installed (apt-get install tshark)' }, () => {
+  const files = fixtureCaptures();
   assert.ok(files.length > 0);
   const all = newStats();
   const problems = files.flatMap((f) => {
@@ -43,7 +43,7 @@ function report(what: string, s: CompareStats): void {
   console.log(`# ${what}: ${s.frames} frames, ${s.ipFrames} IP, ${s.fields} fields compared; malformed marked by Wireshark too: ${kinds || 'none'}; marked by Wireshark only: ${s.onlyWireshark}`);
 }
 
-test('inspect --json agrees with tshark on 3,000 generated IPsec, ICMP and transport frames', { skip: !available && 'tshark not installed' }, () => {
+test('inspect --json agrees with tshark on 3,000 generated IPsec, ICMP and transport frames', { skip: !available && 'tshark not installed (apt-get install tshark)' }, () => {
   const seed = Number(process.env.NFSIEVE_SEED ?? 20261127);
   const rng = new Rng(seed);
   const frames = Array.from({ length: 3000 }, () => ({ data: frame(1, randomIpPacket(rng)) }));
@@ -61,7 +61,7 @@ test('inspect --json agrees with tshark on 3,000 generated IPsec, ICMP and trans
   }
 });
 
-test('malformed agrees with the markers of Wireshark on 3,000 header-chain frames at their length boundaries', { skip: !available && 'tshark not installed' }, () => {
+test('malformed agrees with the markers of Wireshark on 3,000 header-chain frames at their length boundaries', { skip: !available && 'tshark not installed (apt-get install tshark)' }, () => {
   const seed = Number(process.env.NFSIEVE_SEED ?? 20261130);
   const rng = new Rng(seed);
   const frames = Array.from({ length: 3000 }, () => ({ data: frame(1, randomFrameWide(rng, 101).data) }));

@@ -196,6 +196,7 @@ void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::ve
   ifnames.resize(2 * count);
   results.resize(count);
   const uint64_t batch_time = now_ms();  // one clock read per batch, not per packet
+  const uint64_t batch_ns = monotonic_ns();  // rate limits' clock, likewise
   for (size_t i = 0; i < count; i++) {
     const QueuedPacket& p = packets[i];
     decode_ip(p.payload, p.payload_len, &decoded[i]);
@@ -210,6 +211,7 @@ void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::ve
     m.out_len = static_cast<uint8_t>(out.size());
     m.ctstate = ctstate_of(p.ct_info, conntrack);
     m.mark = p.mark;
+    m.now_ns = batch_ns;
   }
   {
     std::shared_lock<std::shared_mutex> lk(table->sets_mutex);
@@ -284,11 +286,16 @@ EngineStats QueueEngine::stats() const {
     size_t n = table->classifier->table().rule_count() + 1;
     s.hits.assign(n, 0);
     s.bytes.assign(n, 0);
+    s.over_limit.assign(n, 0);
+    s.evictions.assign(n, 0);
     for (const auto& c : table->counters)
       for (size_t i = 0; i < n; i++) {
         s.hits[i] += c->hits(i);
         s.bytes[i] += c->bytes(i);
+        s.over_limit[i] += c->over_limit(i);
       }
+    const Table& t = table->classifier->table();
+    for (uint32_t l = 0; l < t.limit_count(); l++) s.evictions[t.limit_rule(l)] += table->classifier->limits().evictions(l);
   }
   return s;
 }

@@ -8,7 +8,10 @@
 // sits behind a shared_ptr that reload() replaces atomically. A worker takes
 // its own reference once per batch, so a batch never sees two tables, and the
 // old table is freed when the last worker lets go of it. Named-set changes
-// take a writer lock that workers take as readers once per batch.
+// take a writer lock that workers take as readers once per batch. Rate-limit
+// buckets belong to the classifier: set changes keep them, a reload starts
+// the new table's buckets full. Workers read CLOCK_MONOTONIC once per batch
+// for them (Meta::now_ns).
 #pragma once
 
 #include <atomic>
@@ -58,6 +61,8 @@ struct QueueStatsSnapshot {
 struct EngineStats {
   std::vector<QueueStatsSnapshot> queues;
   std::vector<uint64_t> hits, bytes;  // per rule + default, summed over workers
+  std::vector<uint64_t> over_limit;   // per rule + default: packets its limit refused
+  std::vector<uint64_t> evictions;    // per rule + default: per-source buckets evicted
   uint64_t generation;
 };
 

@@ -21,9 +21,9 @@ function table(s: AttachStats): string {
     lines.push(`queue ${q.queue}: received ${q.received}, accepted ${q.accepted}, dropped ${q.dropped}, rejected ${q.rejected}, queued ${q.queued}, enobufs ${q.enobufs}, verdict errors ${q.verdictErrors}; kernel: waiting ${q.kernel.queueTotal}, queue_dropped ${q.kernel.queueDropped}, user_dropped ${q.kernel.userDropped}`);
   }
   const width = Math.max(4, ...s.rules.map((r) => String(r.rule).length));
-  lines.push(`  ${'rule'.padEnd(width)}  line      packets        bytes`);
+  lines.push(`  ${'rule'.padEnd(width)}  line      packets        bytes   over-limit`);
   for (const r of s.rules) {
-    lines.push(`  ${String(r.rule).padEnd(width)}  ${String(r.line ?? '-').padStart(4)}  ${String(r.hits).padStart(11)}  ${String(r.bytes).padStart(11)}`);
+    lines.push(`  ${String(r.rule).padEnd(width)}  ${String(r.line ?? '-').padStart(4)}  ${String(r.hits).padStart(11)}  ${String(r.bytes).padStart(11)}  ${String(r.overLimit).padStart(11)}`);
   }
   return lines.join('\n');
 }
@@ -31,7 +31,7 @@ function table(s: AttachStats): string {
 function json(s: AttachStats, event: string): string {
   return JSON.stringify({
     event, time: new Date().toISOString(), generation: s.generation, queues: s.queues,
-    rules: s.rules.map((r) => ({ rule: r.rule, line: r.line, packets: Number(r.hits), bytes: Number(r.bytes) })),
+    rules: s.rules.map((r) => ({ rule: r.rule, line: r.line, packets: Number(r.hits), bytes: Number(r.bytes), overLimit: Number(r.overLimit), evictions: Number(r.evictions) })),
   });
 }
 
