@@ -12,7 +12,7 @@ import { loadPolicyFile } from '../src/policy/parse';
 import { Classifier, toNativeMeta } from '../src/classifier';
 import { compile } from '../src/compile/compile';
 import { referenceDecode } from '../src/decode/reference';
-import { initialSets, Meta, referenceEvaluate } from '../src/reference/evaluate';
+import { initialSets, LimitState, Meta, referenceEvaluate } from '../src/reference/evaluate';
 import { AddressItem, Conditions, Policy, ruleLabel } from '../src/policy/model';
 import { Rng, ipPacket, randomUpper, mutate, randomFrameWide, PacketSpec } from './support/packets';
 import { randomChainPacket } from './support/headers';
@@ -69,14 +69,18 @@ for (const file of fs.readdirSync(EXAMPLES).filter((f) => /\.(ya?ml|json)$/.test
     const addrs = policyAddresses(policy);
     const rng = new Rng(SEED);
     const byRule = new Set<number>();
+    // Rate limits (if the example has any) see one injected clock: a batch shares one time, rounds move it on.
+    const limits = new LimitState();
+    let now = 1_000_000_000n;
     for (let round = 0; round < 50; round++) {
+      now += BigInt(rng.pick([0, 1000, 50_000_000, 1_000_000_000]));
       const meta = randomMeta(rng);
       const nm = toNativeMeta(meta)!;
-      const refMeta: Meta = { in: meta.in, out: meta.out, ctstate: nm.ctstate, mark: meta.mark };
+      const refMeta: Meta = { in: meta.in, out: meta.out, ctstate: nm.ctstate, mark: meta.mark, now };
       const frames = Array.from({ length: 1000 }, () => packetFor(rng, addrs));
-      const got = classifier.classifyBatch(frames, { meta });
+      const got = classifier.classifyBatch(frames, { meta: { ...meta, now } });
       frames.forEach((f, i) => {
-        const ref = referenceEvaluate(policy, referenceDecode(101, f), refMeta, sets);
+        const ref = referenceEvaluate(policy, referenceDecode(101, f), refMeta, sets, limits);
         const want = { verdict: ref.verdict, rule: ref.rule >= 0 ? ruleLabel(policy.rules[ref.rule], ref.rule) : null, mark: ref.mark, queue: ref.queue };
         const have = { verdict: got[i].verdict, rule: got[i].rule, mark: got[i].mark, queue: got[i].queue };
         if (JSON.stringify(have) !== JSON.stringify(want)) {
