@@ -56,7 +56,8 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     Napi::Value combine = o.Get("combine"), work = o.Get("work"), memory = o.Get("memory");
     if (combine.IsBoolean()) l.combine = combine.As<Napi::Boolean>().Value();
     Napi::Value cuts = o.Get("cuts"), simd = o.Get("simd");
-    if (cuts.IsBoolean()) l.cuts = cuts.As<Napi::Boolean>().Value();
+    if (cuts.IsBoolean()) l.cuts = cuts.As<Napi::Boolean>().Value() ? nfsieve::IndexLimits::kCutsAuto : nfsieve::IndexLimits::kCutsOff;
+    if (cuts.IsString() && cuts.As<Napi::String>().Utf8Value() == "always") l.cuts = nfsieve::IndexLimits::kCutsAlways;
     if (simd.IsBoolean()) l.simd = simd.As<Napi::Boolean>().Value();
     auto count = [&](const Napi::Value& n, uint64_t* out) {
       if (!n.IsNumber()) return;

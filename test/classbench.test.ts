@@ -39,12 +39,12 @@ test('the decision table equals the linear first-match scan on ClassBench traces
   }
 });
 
-// Every family at 1k and 10k through the cut trees (chosen when no stage of the
-// vector index names the rule, so combine: false forces them): AVX2 and
+// Every family at 1k and 10k through the cut trees (cuts: 'always' builds them
+// whatever the rule set): AVX2 and
 // scalar leaf scans, trees cut short by a tiny budget, and no index at all.
 const FAMILIES = ['acl1', 'acl2', 'acl3', 'acl4', 'acl5', 'fw1', 'fw2', 'fw3', 'fw4', 'fw5', 'ipc1', 'ipc2'];
 test('cut trees equal the linear first-match scan on every ClassBench family (1k, 10k; AVX2, scalar, cut short, off)', { skip: !available }, () => {
-  const configs: IndexOptions[] = [{ combine: false }, { combine: false, simd: false }, { combine: false, cutsMemory: 512 }, { combine: false, cuts: false }];
+  const configs: IndexOptions[] = [{ cuts: 'always' }, { cuts: 'always', simd: false }, { cuts: 'always', cutsMemory: 512 }, { combine: false, cuts: false as const }];
   for (const family of FAMILIES) {
     for (const size of ['1k', '10k']) {
       const name = `${family}_${size}`;
@@ -59,19 +59,19 @@ test('NFSIEVE_SIMD=scalar gives the scalar leaf scan the same inputs as AVX2', {
   const saved = process.env.NFSIEVE_SIMD;
   try {
     process.env.NFSIEVE_SIMD = 'scalar';
-    agree('fw2_10k scalar', policy, 5_000, 41, { combine: false });
+    agree('fw2_10k scalar', policy, 5_000, 41, { cuts: 'always' });
   } finally {
     if (saved === undefined) delete process.env.NFSIEVE_SIMD;
     else process.env.NFSIEVE_SIMD = saved;
   }
-  agree('fw2_10k avx2', policy, 5_000, 41, { combine: false });
+  agree('fw2_10k avx2', policy, 5_000, 41, { cuts: 'always' });
 });
 
 test('synthesised larger rule sets keep the equality (30k rules from fw1)', { skip: !available }, () => {
   const big = synthesizeRules(loadClassbenchRules(path.join(CLASSBENCH, 'fw1_1k')), 30_000, 3);
   assert.equal(big.rules.length, 30_000);
   agree('fw1 x30k', big, 5_000, 5);
-  agree('fw1 x30k cut trees', big, 5_000, 6, { combine: false });
+  agree('fw1 x30k cut trees', big, 5_000, 6, { cuts: 'always' });
 });
 
 test('synthesised ClassBench files draw every field from the seed and read back as rules', { skip: !available }, () => {

@@ -194,7 +194,7 @@ class CutsBuilder {
       c_->nodes_[base + s] = word;
       std::vector<uint32_t>().swap(child[s]);
     }
-    return uint64_t(base) | uint64_t(d) << 32 | uint64_t(shift) << 40 | uint64_t(best.b) << 48;
+    return uint64_t(base) | uint64_t(d) << 32 | uint64_t(shift) << 40 | uint64_t(np - 1) << 48;
   }
 };
 

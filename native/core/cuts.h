@@ -15,7 +15,9 @@
 // never share a tree with the reverse, so neither forces the other to be
 // copied into every child. Each group gets one tree. A tree node owns an
 // aligned box of key space and cuts one field into 2^b equal slices;
-// (key >> shift) & (2^b - 1) names the child, so a node is one 64-bit word and
+// (key >> shift) & (2^b - 1) names the child, so a node is one 64-bit word
+// (child array: bits 0-31, field: 32-34, shift: 40-44, mask: 48-63; a leaf
+// has bit 63 set, its first entry in bits 0-31 and its length above) and
 // a step is one shift, one mask and one load. Slices with the same rules share
 // one child. A node with at most kLeafRules rules (or where no cut separates
 // them) is a leaf: a run of rule numbers in rule order, each naming its box
@@ -133,8 +135,8 @@ void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, 
         const int q = live[i];
         const uint64_t n = node[q];
         if (n & kLeaf) continue;
-        const uint32_t d = (n >> 32) & 7, shift = (n >> 40) & 31, bits = (n >> 48) & 31;
-        node[q] = nodes_[uint32_t(n) + ((keys[q][d] >> shift) & ((1u << bits) - 1))];
+        const uint32_t d = (n >> 32) & 7, shift = (n >> 40) & 31, mask = uint32_t(n >> 48);
+        node[q] = nodes_[uint32_t(n) + ((keys[q][d] >> shift) & mask)];
         inner = true;
       }
     }
