@@ -23,9 +23,11 @@ async function main(): Promise<void> {
   process.stdout.write(markdownTable(decode));
   sections.push('## Decoding (ns per packet)\n', 'All frames of each input decoded repeatedly (tinybench, median iteration). "batch" is one native call for the whole set; "one call per packet" pays the Node-API crossing each time.\n', markdownTable(decode));
   process.stderr.write('ClassBench...\n');
-  // NFSIEVE_BENCH_SEEDS=acl1,fw1 and NFSIEVE_BENCH_SIZES=1k,10k measure only those (a quicker look).
+  // NFSIEVE_BENCH_SEEDS=acl1,fw1, NFSIEVE_BENCH_SIZES=1k,10k and NFSIEVE_BENCH_LARGE=acl1 (families also
+  // synthesised to 100k) measure only those: a shorter run on a busy machine.
   const list = (v: string | undefined): string[] | undefined => (v ? v.split(',') : undefined);
-  const cb = await benchClassbench(SHARED, (line) => process.stderr.write(line), list(process.env.NFSIEVE_BENCH_SEEDS), list(process.env.NFSIEVE_BENCH_SIZES));
+  const seeds = list(process.env.NFSIEVE_BENCH_SEEDS);
+  const cb = await benchClassbench(SHARED, (line) => process.stderr.write(line), seeds, list(process.env.NFSIEVE_BENCH_SIZES), list(process.env.NFSIEVE_BENCH_LARGE) ?? seeds);
   const targets = targetRows(cb.results);
   const families = [...new Set(cb.results.map((r) => r.seed))];
   const perFamily = families.map((f) => `### ${f}\n\n` + markdownTable(cb.rows.filter((r) => String(r['rule set']).startsWith(`${f}_`))));
