@@ -86,6 +86,48 @@ class CutsBuilder {
     return node(set, lo, wb);
   }
 
+  // Every rule's box (and re-check flag) from the family's vectors; `alive`:
+  // in the base vector and matching some key of every field.
+  static void read_boxes(FamilyCuts* c, const Family& f, uint32_t rules, std::vector<BuildRule>* out, std::vector<uint8_t>* live) {
+    std::vector<BuildRule>& br = *out;
+    std::vector<uint8_t>& alive = *live;
+    br.resize(rules);
+    alive.assign(rules, 0);
+    std::vector<Span> spans;
+    for (uint32_t r = 0; r < rules; r++) {
+      alive[r] = (f.base[r >> 6] >> (r & 63)) & 1;
+      br[r].id = r;
+      for (int i = 0; i < kCutDims; i++) br[r].box.lo[i] = 0, br[r].box.hi[i] = 0xffffffffu;
+    }
+    // Box fields: narrow fields whose boundaries fit 32 bits, at most kCutDims.
+    for (int i = 0; i < f.dim_count; i++) {
+      const Dim& dim = f.dims[i];
+      const uint32_t I = dim.boundary_count;
+      const bool boxed = !dim.wide && c->dims() < kCutDims && (I == 0 || dim.boundaries[I - 1] <= 0xffffffffu);
+      spans_of(f, dim, rules, &spans);
+      const uint32_t clamp = boxed && I ? static_cast<uint32_t>(dim.boundaries[I - 1]) : 0;
+      for (uint32_t r = 0; r < rules; r++) {
+        const Span& s = spans[r];
+        if (s.runs == 0) {
+          alive[r] = 0;
+          continue;
+        }
+        if (!boxed) {
+          if (!(s.runs == 1 && s.lo == 0 && s.hi == I)) br[r].id |= FamilyCuts::kVerify;
+          continue;
+        }
+        if (s.runs > 1) br[r].id |= FamilyCuts::kVerify;
+        const int b = c->dims();
+        br[r].box.lo[b] = s.lo == 0 ? 0 : static_cast<uint32_t>(dim.boundaries[s.lo - 1]);
+        br[r].box.hi[b] = s.hi == I ? clamp : static_cast<uint32_t>(dim.boundaries[s.hi] - 1);
+      }
+      if (boxed) {
+        c->dims_.push_back(i);
+        c->clamp_.push_back(clamp);
+      }
+    }
+  }
+
  private:
   FamilyCuts* c_;
   const std::vector<BuildRule>& rules_;
@@ -254,41 +296,9 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   const uint32_t rules = table.rule_count();
   if (!limits.enabled || rules == 0) return;
   avx2_ = limits.simd && cuts_avx2_available();
-  // Box fields: narrow fields whose boundaries fit 32 bits, at most kCutDims.
-  std::vector<Span> spans;
-  std::vector<BuildRule> br(rules);
-  std::vector<uint8_t> alive(rules, 0);
-  for (uint32_t r = 0; r < rules; r++) {
-    alive[r] = (f.base[r >> 6] >> (r & 63)) & 1;
-    br[r].id = r;
-    for (int i = 0; i < kCutDims; i++) br[r].box.lo[i] = 0, br[r].box.hi[i] = 0xffffffffu;
-  }
-  for (int i = 0; i < f.dim_count; i++) {
-    const Dim& dim = f.dims[i];
-    const uint32_t I = dim.boundary_count;
-    const bool boxed = !dim.wide && dims() < kCutDims && (I == 0 || dim.boundaries[I - 1] <= 0xffffffffu);
-    spans_of(f, dim, rules, &spans);
-    const uint32_t clamp = boxed && I ? static_cast<uint32_t>(dim.boundaries[I - 1]) : 0;
-    for (uint32_t r = 0; r < rules; r++) {
-      const Span& s = spans[r];
-      if (s.runs == 0) {
-        alive[r] = 0;
-        continue;
-      }
-      if (!boxed) {
-        if (!(s.runs == 1 && s.lo == 0 && s.hi == I)) br[r].id |= kVerify;
-        continue;
-      }
-      if (s.runs > 1) br[r].id |= kVerify;
-      const int b = dims();
-      br[r].box.lo[b] = s.lo == 0 ? 0 : static_cast<uint32_t>(dim.boundaries[s.lo - 1]);
-      br[r].box.hi[b] = s.hi == I ? clamp : static_cast<uint32_t>(dim.boundaries[s.hi] - 1);
-    }
-    if (boxed) {
-      dims_.push_back(i);
-      clamp_.push_back(clamp);
-    }
-  }
+  std::vector<BuildRule> br;
+  std::vector<uint8_t> alive;
+  CutsBuilder::read_boxes(this, f, rules, &br, &alive);
   std::vector<uint32_t> wb(kCutDims, 0);
   for (int i = 0; i < dims(); i++) wb[i] = width_bits(clamp_[i]);
   // Group by smallness of the two widest fields.
