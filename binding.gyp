@@ -1,25 +1,9 @@
 {
+  "includes": ["native/sources.gypi"],
   "targets": [
     {
       "target_name": "nfsieve",
-      "sources": [
-        "native/core/decode.cc",
-        "native/core/linklayer.cc",
-        "native/core/table.cc",
-        "native/core/sets.cc",
-        "native/core/classify.cc",
-        "native/core/lanes.cc",
-        "native/core/index.cc",
-        "native/core/cuts.cc",
-        "native/core/sweep.cc",
-        "native/core/linear.cc",
-        "native/nfqueue/nfq_socket.cc",
-        "native/nfqueue/engine.cc",
-        "native/nfqueue/packet_tx.cc",
-        "native/classifier_glue.cc",
-        "native/queue_glue.cc",
-        "native/addon.cc"
-      ],
+      "sources": ["<@(nfsieve_core_sources)", "<@(nfsieve_addon_sources)"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],

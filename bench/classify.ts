@@ -287,10 +287,10 @@ function benchNamedSets(dir: string): Row[] {
   const acl = fs.existsSync(aclFile) ? Classifier.fromPolicy(loadClassbenchRules(aclFile)) : null;
   const n = 10_000;
   const t1 = performance.now();
-  for (let i = 0; i < n; i++) c.native.setAddress('gw', true, 4, new Uint8Array([172, 16, i >> 8, i & 255]), 32);
+  for (let i = 0; i < n; i++) c.native.setAdd('gw', { family: 4, bytes: new Uint8Array([172, 16, i >> 8, i & 255]), length: 32 }, 0);
   const addUs = ((performance.now() - t1) * 1000) / n;
   const t2 = performance.now();
-  for (let i = 0; i < n; i++) c.native.setAddress('gw', false, 4, new Uint8Array([172, 16, i >> 8, i & 255]), 32);
+  for (let i = 0; i < n; i++) c.native.setRemove('gw', { family: 4, bytes: new Uint8Array([172, 16, i >> 8, i & 255]), length: 32 }, 3);
   const delUs = ((performance.now() - t2) * 1000) / n;
   return [
     { measure: '100,000-address gateway set: build (compile + load)', value: `${setBuild.toFixed(0)} ms` },

@@ -8,11 +8,16 @@ import * as path from 'node:path';
 import { benchDecode } from './decode';
 import { benchNfqueue } from './nfqueue';
 import { benchClassbench, targetRows } from './classify';
+import { limitBench } from './limit';
+import { benchLive } from './live';
+import { benchLiveNfqueue } from './live-nfqueue';
 import { chartSvg } from './chart';
 import { machine, markdownTable } from './common';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SHARED = path.resolve(ROOT, '..', 'shared');
+
+const LIMIT_NOTE = 'The same trace through a policy with and without its `limit` conditions (`bench/limit.ts`): "limit cost" is the difference. A rule with a limit leaves the index\'s direct answer for the residual check, and takes a short lock per packet; per source adds a hash probe and the recency list in a 3.5 MiB preallocated table. How the lock behaves with several queue threads: `bench/native/limit_threads.cc` (docs/policy.md, Rate limits).\n';
 
 async function main(): Promise<void> {
   const sections: string[] = [];
@@ -37,6 +42,17 @@ async function main(): Promise<void> {
     ...perFamily, '\n![ns per packet against rule count, one panel per family](benchmarks.svg)\n',
     '### Targets (docs/algorithm.md explains the gaps)\n', markdownTable(targets), '\n', markdownTable(cb.extra));
   fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.svg'), chartSvg(cb.results, `ClassBench lookups, one thread: ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`));
+  process.stderr.write('rate limits...\n');
+  const lim = await limitBench();
+  process.stdout.write(lim.text);
+  sections.push('## Rate limits (ns per packet)\n', LIMIT_NOTE, lim.text);
+  process.stderr.write('live sets and the control socket...\n');
+  const live = await benchLive();
+  process.stdout.write(markdownTable(live.rows) + live.note + '\n');
+  const liveNfq = await benchLiveNfqueue(50);
+  process.stdout.write(markdownTable(liveNfq));
+  sections.push('## Live sets and the control socket\n', live.note + '\n', markdownTable(live.rows),
+    '\nThrough NFQUEUE (root; bench/live-nfqueue.ts): the peer streams IKE, `nfsieve run` drops it until `set.add`; a UDP socket behind the queue notes the first packet after the answer, and the last one after `set.del`.\n', markdownTable(liveNfq));
   process.stderr.write('NFQUEUE throughput...\n');
   const nfq = await benchNfqueue();
   process.stdout.write(markdownTable(nfq.rows) + nfq.note + '\n');

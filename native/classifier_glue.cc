@@ -8,6 +8,7 @@
 
 #include "core/classify.h"
 #include "glue.h"
+#include "set_glue.h"
 
 namespace glue {
 namespace {
@@ -23,12 +24,18 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       InstanceMethod<&ClassifierWrap::ClassifyTuples>("classifyTuples"),
       InstanceMethod<&ClassifierWrap::GetCounters>("counters"),
       InstanceMethod<&ClassifierWrap::ResetCounters>("resetCounters"),
-      InstanceMethod<&ClassifierWrap::SetAddress>("setAddress"),
-      InstanceMethod<&ClassifierWrap::SetSpi>("setSpi"),
+      InstanceMethod<&ClassifierWrap::SetAdd>("setAdd"),
+      InstanceMethod<&ClassifierWrap::SetRemove>("setRemove"),
+      InstanceMethod<&ClassifierWrap::SetFlush>("setFlush"),
+      InstanceMethod<&ClassifierWrap::SetTest>("setTest"),
+      InstanceMethod<&ClassifierWrap::SetList>("setList"),
+      InstanceMethod<&ClassifierWrap::SetExpire>("setExpire"),
       InstanceMethod<&ClassifierWrap::SetInfo>("setInfo"),
+      InstanceMethod<&ClassifierWrap::LimitStats>("limitStats"),
       InstanceAccessor<&ClassifierWrap::RuleCount>("ruleCount"),
       InstanceAccessor<&ClassifierWrap::TableBytes>("tableBytes"),
       InstanceAccessor<&ClassifierWrap::IndexBytes>("indexBytes"),
+      InstanceAccessor<&ClassifierWrap::LimitBytes>("limitBytes"),
     });
   }
 
@@ -39,8 +46,12 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     nfsieve::IndexLimits limits = index_limits(info[1]);
     std::string error;
     std::unique_ptr<nfsieve::Table> table = nfsieve::Table::load(t.data, t.length, &error);
-    if (!table) throw Napi::Error::New(env, error);
-    classifier_.reset(new nfsieve::Classifier(std::move(table), limits));
+    if (!table) throw coded_error(env, error, "ETABLE");
+    try {
+      classifier_.reset(new nfsieve::Classifier(std::move(table), limits));
+    } catch (const std::bad_alloc&) {
+      throw coded_error(env, "out of memory loading the table (lookup index and rate-limit state)", "ETABLE");
+    }
     counters_.reset(new nfsieve::Counters(classifier_->table().rule_count()));
   }
 
@@ -74,7 +85,10 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   // Metadata object {in, out, ctstate, mark}; the strings live in `keep`.
   static nfsieve::Meta meta_of(const Napi::Value& v, std::string keep[2]) {
     nfsieve::Meta m;
-    if (!v.IsObject()) return m;
+    if (!v.IsObject()) {
+      m.now_ns = nfsieve::monotonic_ns();
+      return m;
+    }
     Napi::Object o = v.As<Napi::Object>();
     const char* names[2] = {"in", "out"};
     for (int i = 0; i < 2; i++) {
@@ -89,6 +103,16 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     if (ct.IsNumber()) m.ctstate = static_cast<uint8_t>(ct.As<Napi::Number>().Uint32Value() & 7);
     Napi::Value mark = o.Get("mark");
     if (mark.IsNumber()) m.mark = mark.As<Napi::Number>().Uint32Value();
+    Napi::Value now = o.Get("now");  // injected clock (ns) for rate limits
+    if (now.IsBigInt()) {
+      bool lossless;
+      m.now_ns = now.As<Napi::BigInt>().Uint64Value(&lossless);
+    } else if (now.IsNumber()) {
+      double d = now.As<Napi::Number>().DoubleValue();
+      m.now_ns = d > 0 ? static_cast<uint64_t>(d) : 0;
+    } else {
+      m.now_ns = nfsieve::monotonic_ns();
+    }
     return m;
   }
 
@@ -182,13 +206,18 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     Napi::Env env = info.Env();
     size_t n = counters_->size();
     Napi::Object o = Napi::Object::New(env);
-    for (int k = 0; k < 2; k++) {
+    const nfsieve::Table& t = classifier_->table();
+    std::vector<uint64_t> evictions(n, 0);
+    for (uint32_t l = 0; l < t.limit_count(); l++) evictions[t.limit_rule(l)] += classifier_->limits().evictions(l);
+    const char* names[4] = {"hits", "bytes", "overLimit", "evictions"};
+    for (int k = 0; k < 4; k++) {
       Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, n * 8);
       uint64_t* dst = static_cast<uint64_t*>(ab.Data());
-      for (size_t i = 0; i < n; i++) dst[i] = k == 0 ? counters_->hits(i) : counters_->bytes(i);
+      for (size_t i = 0; i < n; i++)
+        dst[i] = k == 0 ? counters_->hits(i) : k == 1 ? counters_->bytes(i) : k == 2 ? counters_->over_limit(i) : evictions[i];
       napi_value arr;
       napi_create_typedarray(env, napi_biguint64_array, n, ab, 0, &arr);
-      o.Set(k == 0 ? "hits" : "bytes", Napi::Value(env, arr));
+      o.Set(names[k], Napi::Value(env, arr));
     }
     return o;
   }
@@ -198,53 +227,66 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     return info.Env().Undefined();
   }
 
-  nfsieve::NamedSet& set_arg(const Napi::CallbackInfo& info, uint8_t kind) {
+  nfsieve::NamedSet& set_arg(const Napi::CallbackInfo& info) {
     if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "set name must be a string");
     std::string name = info[0].As<Napi::String>().Utf8Value();
     nfsieve::NamedSet* s = classifier_->find_set(name);
     if (!s) throw Napi::Error::New(info.Env(), "no set named '" + name + "' in this policy");
-    if (s->kind != kind) throw Napi::Error::New(info.Env(), "set '" + name + "' holds " + (s->kind == 1 ? "addresses" : "SPIs"));
     return *s;
   }
 
-  // setAddress(name, add: boolean, family, bytes, length) -> changed
-  Napi::Value SetAddress(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    nfsieve::NamedSet& s = set_arg(info, 1);
-    bool add = info[1].ToBoolean();
-    int family = info[2].ToNumber().Int32Value();
-    if ((family != 4 && family != 6) || !is_bytes(info[3])) throw Napi::TypeError::New(env, "setAddress(name, add, 4|6, bytes, length)");
-    Bytes b = bytes_of(info[3]);
-    int length = info[4].ToNumber().Int32Value();
-    if (b.length != (family == 4 ? 4u : 16u) || length < 0 || length > (family == 4 ? 32 : 128))
-      throw Napi::RangeError::New(env, "address bytes or prefix length do not fit the family");
-    bool changed = add ? s.addresses.add(family, b.data, length) : s.addresses.remove(family, b.data, length);
-    return Napi::Boolean::New(env, changed);
+  nfsieve::SetElement element_of(const Napi::CallbackInfo& info, const nfsieve::NamedSet& s) {
+    nfsieve::SetElement e = element_arg(info.Env(), info[1]);
+    if (e.kind != s.kind) throw Napi::Error::New(info.Env(), "set '" + s.name + "' holds " + (s.kind == 1 ? "addresses" : "SPIs"));
+    return e;
   }
 
-  // setSpi(name, add: boolean, lo, hi) -> changed
-  Napi::Value SetSpi(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    nfsieve::NamedSet& s = set_arg(info, 2);
-    bool add = info[1].ToBoolean();
-    double lo = info[2].ToNumber().DoubleValue(), hi = info[3].ToNumber().DoubleValue();
-    if (!(lo >= 0 && hi <= 4294967295.0 && lo <= hi)) throw Napi::RangeError::New(env, "SPI range out of bounds");
-    bool changed = add ? s.spis.add(static_cast<uint32_t>(lo), static_cast<uint32_t>(hi))
-                       : s.spis.remove(static_cast<uint32_t>(lo), static_cast<uint32_t>(hi));
-    return Napi::Boolean::New(env, changed);
+  // setAdd(name, element, timeoutMs) -> whether the element was not live before
+  Napi::Value SetAdd(const Napi::CallbackInfo& info) {
+    nfsieve::NamedSet& s = set_arg(info);
+    nfsieve::SetElement e = element_of(info, s);
+    return Napi::Boolean::New(info.Env(), s.add(e, nfsieve::kOriginLive, expiry_arg(info.Env(), info[2])));
+  }
+
+  // setRemove(name, element, origins) -> whether it had one of these origins
+  Napi::Value SetRemove(const Napi::CallbackInfo& info) {
+    nfsieve::NamedSet& s = set_arg(info);
+    nfsieve::SetElement e = element_of(info, s);
+    return Napi::Boolean::New(info.Env(), s.remove(e, origins_arg(info.Env(), info[2])));
+  }
+
+  // setFlush(name, origins) -> members that lost an origin
+  Napi::Value SetFlush(const Napi::CallbackInfo& info) {
+    nfsieve::NamedSet& s = set_arg(info);
+    return Napi::Number::New(info.Env(), static_cast<double>(s.flush(origins_arg(info.Env(), info[1]))));
+  }
+
+  Napi::Value SetTest(const Napi::CallbackInfo& info) {
+    nfsieve::NamedSet& s = set_arg(info);
+    return Napi::Boolean::New(info.Env(), s.test(element_of(info, s)));
+  }
+
+  Napi::Value SetList(const Napi::CallbackInfo& info) {
+    nfsieve::NamedSet& s = set_arg(info);
+    std::vector<nfsieve::MemberInfo> members;
+    s.list(&members, nfsieve::steady_now_ms());
+    return members_js(info.Env(), members);
+  }
+
+  Napi::Value SetExpire(const Napi::CallbackInfo& info) {
+    size_t n = 0;
+    const int64_t now = nfsieve::steady_now_ms();
+    for (nfsieve::NamedSet& s : classifier_->sets())
+      if (s.timed()) n += s.expire(now);
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
   }
 
   Napi::Value SetInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
-    for (const nfsieve::NamedSet& s : classifier_->sets()) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", s.name);
-      o.Set("kind", s.kind == 1 ? "address" : "spi");
-      o.Set("size", static_cast<double>(s.kind == 1 ? s.addresses.size() : s.spis.size()));
-      out.Set(i++, o);
-    }
+    const int64_t now = nfsieve::steady_now_ms();
+    for (const nfsieve::NamedSet& s : classifier_->sets()) out.Set(i++, summary_js(env, s.name, s.kind, s.sizes(now)));
     return out;
   }
 
@@ -253,6 +295,28 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   }
   Napi::Value TableBytes(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(classifier_->table().byte_size()));
+  }
+
+  // limitStats() -> [{rule, perSource, sources, evictions, bytes}] in table order
+  Napi::Value LimitStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const nfsieve::Table& t = classifier_->table();
+    nfsieve::LimitState& ls = classifier_->limits();
+    Napi::Array out = Napi::Array::New(env, t.limit_count());
+    for (uint32_t l = 0; l < t.limit_count(); l++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("rule", t.limit_rule(l));
+      o.Set("perSource", t.limit(l).per == nfsieve::kLimitPerSource);
+      o.Set("sources", ls.sources(l));
+      o.Set("evictions", static_cast<double>(ls.evictions(l)));
+      out.Set(l, o);
+    }
+    return out;
+  }
+
+  // Bytes of every limit's preallocated state.
+  Napi::Value LimitBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(classifier_->limits().byte_size()));
   }
 
   Napi::Value IndexBytes(const Napi::CallbackInfo& info) {

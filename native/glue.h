@@ -13,6 +13,13 @@ namespace glue {
 
 inline bool is_bytes(const Napi::Value& v) { return v.IsTypedArray() || v.IsBuffer(); }
 
+/** An Error carrying one of src/errors.ts's codes ("ETABLE", "EQUEUE"): the CLI decides by code. */
+inline Napi::Error coded_error(Napi::Env env, const std::string& message, const char* code) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
 struct Bytes {
   const uint8_t* data;
   size_t length;

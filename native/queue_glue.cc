@@ -2,14 +2,18 @@
 // the QueueEngine class. Events reach JavaScript through one
 // ThreadSafeFunction, never once per packet; the function is unref'd so an
 // attached queue alone does not keep the process alive, and a throwing
-// listener is contained here.
+// listener is contained here. Its queue is bounded (kEventQueueBound): when
+// JavaScript falls behind, events are dropped and counted, and the next
+// error event delivered says how many were lost.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
 
 #include "core/classify.h"
 #include "glue.h"
+#include "set_glue.h"
 #include "nfqueue/engine.h"
 
 namespace glue {
@@ -20,14 +24,22 @@ struct Event {
   std::string message;
 };
 
+// Events waiting for the JavaScript thread, at most (errors are already
+// rate-limited by the engine, statistics come once per interval).
+constexpr size_t kEventQueueBound = 64;
+
 std::unique_ptr<nfsieve::Classifier> classifier_from(const Napi::Value& v) {
   Napi::Env env = v.Env();
   if (!is_bytes(v)) throw Napi::TypeError::New(env, "table must be a Uint8Array");
   Bytes t = bytes_of(v);
   std::string error;
   std::unique_ptr<nfsieve::Table> table = nfsieve::Table::load(t.data, t.length, &error);
-  if (!table) throw Napi::Error::New(env, error);
-  return std::unique_ptr<nfsieve::Classifier>(new nfsieve::Classifier(std::move(table)));
+  if (!table) throw coded_error(env, error, "ETABLE");
+  try {
+    return std::unique_ptr<nfsieve::Classifier>(new nfsieve::Classifier(std::move(table)));
+  } catch (const std::bad_alloc&) {
+    throw coded_error(env, "out of memory loading the table (lookup index and rate-limit state)", "ETABLE");
+  }
 }
 
 uint32_t opt_u32(const Napi::Object& o, const char* key, uint32_t fallback) {
@@ -64,8 +76,13 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
       InstanceMethod<&QueueEngineWrap::Start>("start"),
       InstanceMethod<&QueueEngineWrap::Reload>("reload"),
       InstanceMethod<&QueueEngineWrap::Stats>("stats"),
-      InstanceMethod<&QueueEngineWrap::SetAddress>("setAddress"),
-      InstanceMethod<&QueueEngineWrap::SetSpi>("setSpi"),
+      InstanceMethod<&QueueEngineWrap::SetAdd>("setAdd"),
+      InstanceMethod<&QueueEngineWrap::SetRemove>("setRemove"),
+      InstanceMethod<&QueueEngineWrap::SetFlush>("setFlush"),
+      InstanceMethod<&QueueEngineWrap::SetTest>("setTest"),
+      InstanceMethod<&QueueEngineWrap::SetList>("setList"),
+      InstanceMethod<&QueueEngineWrap::SetExpire>("setExpire"),
+      InstanceMethod<&QueueEngineWrap::SetInfo>("setInfo"),
       InstanceMethod<&QueueEngineWrap::Close>("close"),
     });
   }
@@ -117,11 +134,14 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
       c.reject_mark_set = true;
       c.reject_mark = rm.As<Napi::Number>().Uint32Value();
     }
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "nfsieve-queue-events", 0, 1);
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "nfsieve-queue-events", kEventQueueBound, 1);
     tsfn_.Unref(env);
     Napi::ThreadSafeFunction tsfn = tsfn_;
-    auto emit = [tsfn](const std::string& kind, const std::string& message) mutable {
+    auto lost = std::make_shared<std::atomic<uint64_t>>(0);
+    auto emit = [tsfn, lost](const std::string& kind, const std::string& message) mutable {
       Event* e = new Event{kind, message};
+      uint64_t missed = kind == "error" ? lost->exchange(0) : 0;
+      if (missed > 0) e->message += " (" + std::to_string(missed) + " events dropped: the event queue was full)";
       napi_status s = tsfn.NonBlockingCall(e, [](Napi::Env env, Napi::Function fn, Event* ev) {
         std::unique_ptr<Event> owned(ev);
         if (env == nullptr || fn.IsEmpty()) return;
@@ -131,7 +151,10 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
           // A listener threw: never let it take the process down.
         }
       });
-      if (s != napi_ok) delete e;
+      if (s != napi_ok) {
+        lost->fetch_add(1 + missed);
+        delete e;
+      }
     };
     std::string error;
     bool ok = engine_->start(
@@ -140,7 +163,7 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
     if (!ok) {
       tsfn_.Release();
       tsfn_ = Napi::ThreadSafeFunction();
-      throw Napi::Error::New(env, error);
+      throw coded_error(env, error, "EQUEUE");
     }
     Napi::Array warnings = Napi::Array::New(env);
     for (size_t i = 0; i < engine_->warnings().size(); i++) warnings.Set(static_cast<uint32_t>(i), engine_->warnings()[i]);
@@ -186,42 +209,83 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
       qs.Set(static_cast<uint32_t>(i), qo);
     }
     o.Set("queues", qs);
-    for (int kind = 0; kind < 2; kind++) {
-      const std::vector<uint64_t>& src = kind == 0 ? s.hits : s.bytes;
+    const char* names[4] = {"hits", "bytes", "overLimit", "evictions"};
+    const std::vector<uint64_t>* lists[4] = {&s.hits, &s.bytes, &s.over_limit, &s.evictions};
+    for (int kind = 0; kind < 4; kind++) {
+      const std::vector<uint64_t>& src = *lists[kind];
       Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, src.size() * 8);
       if (!src.empty()) std::memcpy(ab.Data(), src.data(), src.size() * 8);
       napi_value arr;
       napi_create_typedarray(env, napi_biguint64_array, src.size(), ab, 0, &arr);
-      o.Set(kind == 0 ? "hits" : "bytes", Napi::Value(env, arr));
+      o.Set(names[kind], Napi::Value(env, arr));
     }
     return o;
   }
 
-  Napi::Value SetAddress(const Napi::CallbackInfo& info) {
+  std::string name_arg(const Napi::CallbackInfo& info) {
+    if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "set name must be a string");
+    return info[0].As<Napi::String>().Utf8Value();
+  }
+
+  void check(const Napi::Env& env, int status, const std::string& name) {
+    if (status == nfsieve::kNoSuchSet) throw Napi::Error::New(env, "no set named '" + name + "' in the running policy");
+    if (status == nfsieve::kWrongKind) throw Napi::Error::New(env, "set '" + name + "' holds the other kind of element");
+  }
+
+  // The same operations as the Classifier's (classifier_glue.cc), on the running table.
+  Napi::Value SetAdd(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsString() || !is_bytes(info[3])) throw Napi::TypeError::New(env, "setAddress(name, add, family, bytes, length)");
-    Bytes b = bytes_of(info[3]);
-    int family = info[2].ToNumber().Int32Value();
-    int length = info[4].ToNumber().Int32Value();
-    if ((family != 4 && family != 6) || b.length != (family == 4 ? 4u : 16u) || length < 0 || length > (family == 4 ? 32 : 128))
-      throw Napi::RangeError::New(env, "address bytes or prefix length do not fit the family");
+    std::string name = name_arg(info);
+    nfsieve::SetElement e = element_arg(env, info[1]);
     bool changed = false;
-    std::string name = info[0].As<Napi::String>().Utf8Value();
-    if (!engine_->set_address(name, info[1].ToBoolean(), family, b.data, length, &changed))
-      throw Napi::Error::New(env, "no address set named '" + name + "' in the running policy");
+    check(env, engine_->set_add(name, e, expiry_arg(env, info[2]), &changed), name);
     return Napi::Boolean::New(env, changed);
   }
 
-  Napi::Value SetSpi(const Napi::CallbackInfo& info) {
+  Napi::Value SetRemove(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsString()) throw Napi::TypeError::New(env, "setSpi(name, add, lo, hi)");
-    double lo = info[2].ToNumber().DoubleValue(), hi = info[3].ToNumber().DoubleValue();
-    if (!(lo >= 0 && hi <= 4294967295.0 && lo <= hi)) throw Napi::RangeError::New(env, "SPI range out of bounds");
+    std::string name = name_arg(info);
+    nfsieve::SetElement e = element_arg(env, info[1]);
     bool changed = false;
-    std::string name = info[0].As<Napi::String>().Utf8Value();
-    if (!engine_->set_spi(name, info[1].ToBoolean(), static_cast<uint32_t>(lo), static_cast<uint32_t>(hi), &changed))
-      throw Napi::Error::New(env, "no SPI set named '" + name + "' in the running policy");
+    check(env, engine_->set_remove(name, e, origins_arg(env, info[2]), &changed), name);
     return Napi::Boolean::New(env, changed);
+  }
+
+  Napi::Value SetFlush(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name = name_arg(info);
+    size_t n = 0;
+    check(env, engine_->set_flush(name, origins_arg(env, info[1]), &n), name);
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
+  Napi::Value SetTest(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name = name_arg(info);
+    nfsieve::SetElement e = element_arg(env, info[1]);
+    bool matched = false;
+    check(env, engine_->set_test(name, e, &matched), name);
+    return Napi::Boolean::New(env, matched);
+  }
+
+  Napi::Value SetList(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name = name_arg(info);
+    std::vector<nfsieve::MemberInfo> members;
+    check(env, engine_->set_list(name, &members), name);
+    return members_js(env, members);
+  }
+
+  Napi::Value SetExpire(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(engine_->set_expire()));
+  }
+
+  Napi::Value SetInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const auto& s : engine_->set_summaries()) out.Set(i++, summary_js(env, s.name, s.kind, s.sizes));
+    return out;
   }
 
   // close() -> Promise: stop on a worker thread (joins may take a moment), then release events.

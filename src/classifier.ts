@@ -5,13 +5,13 @@
  *
  *   const c = Classifier.fromPolicy(loadPolicyFile('gateway.yaml'));
  *   c.classify(ipPacketBytes)          // { verdict: 'accept', rule: 'allow-ike', line: 12, mark: null }
- *   c.addToSet('gateways', '192.0.2.7') // no recompilation
+ *   c.addToSet('gateways', '192.0.2.7') // no recompilation (a live member)
  */
 import { IndexOptions, native, NativeClassifier, NativeMeta } from './native';
 import { compile, CompiledPolicy } from './compile/compile';
 import { Policy, ruleLabel } from './policy/model';
 import { definePolicy, PolicyInput } from './policy/define';
-import { parsePrefix, parseRange, ValueError } from './policy/values';
+import { LiveSets, SetOperations, AddOptions, DeleteOptions, OriginSelector, SetMember, SetSizes } from './sets';
 import { packFrames } from './decode/packet';
 import { CT_STATE_KEYS } from './compile/fields';
 import { VerdictName } from './reference/evaluate';
@@ -24,7 +24,15 @@ export interface PacketMeta {
   out?: string;
   ctstate?: 'invalid' | 'new' | 'established' | 'related' | 'untracked';
   mark?: number;
+  /**
+   * The clock rate limits measure time by, in nanoseconds (monotonic, like
+   * `process.hrtime.bigint()`); read from CLOCK_MONOTONIC when absent.
+   * Inject it to make limits exact in tests.
+   */
+  now?: bigint;
 }
+
+export interface CounterRow { rule: string | number; line: number | null; hits: bigint; bytes: bigint; overLimit: bigint; evictions: bigint }
 
 export interface ClassifyResult {
   /** null for a frame that is not IP. */
@@ -45,7 +53,7 @@ const VERDICTS: (VerdictName | null)[] = ['accept', 'drop', 'reject', 'queue', '
 
 export function toNativeMeta(m: PacketMeta | undefined): NativeMeta | undefined {
   if (!m) return undefined;
-  return { in: m.in, out: m.out, ctstate: m.ctstate ? CT_STATE_KEYS[m.ctstate] : 0, mark: m.mark };
+  return { in: m.in, out: m.out, ctstate: m.ctstate ? CT_STATE_KEYS[m.ctstate] : 0, mark: m.mark, now: m.now };
 }
 
 function checkIndexOptions(o: IndexOptions | undefined): IndexOptions | undefined {
@@ -65,9 +73,10 @@ function checkIndexOptions(o: IndexOptions | undefined): IndexOptions | undefine
   return o;
 }
 
-export class Classifier {
+export class Classifier implements SetOperations {
   readonly compiled: CompiledPolicy;
   private readonly handle: NativeClassifier;
+  private readonly live: LiveSets;
 
   /**
    * Load a compiled table. `options.index` trades load time and memory for
@@ -76,6 +85,7 @@ export class Classifier {
   constructor(compiled: CompiledPolicy, options: { index?: IndexOptions } = {}) {
     this.compiled = compiled;
     this.handle = new (native().Classifier)(compiled.table, checkIndexOptions(options.index));
+    this.live = new LiveSets(this.handle, () => this.policy);
   }
 
   /** Compile and load a policy (a model from loadPolicyFile/importIptables, or plain input). */
@@ -125,33 +135,39 @@ export class Classifier {
     };
   }
 
-  /** Hit and byte counters per rule, then the default verdict's. */
-  counters(): { rule: string | number; line: number | null; hits: bigint; bytes: bigint }[] {
-    type Row = { rule: string | number; line: number | null; hits: bigint; bytes: bigint };
-    const { hits, bytes } = this.handle.counters();
-    const rows: Row[] = this.policy.rules.map((r, i) => ({ rule: ruleLabel(r, i), line: r.line, hits: hits[i], bytes: bytes[i] }));
-    rows.push({ rule: 'default', line: null, hits: hits[rows.length], bytes: bytes[rows.length] });
+  /**
+   * Hit and byte counters per rule, then the default verdict's. `overLimit`:
+   * packets that met every other condition of the rule but found its limit
+   * exhausted; `evictions`: per-source buckets given up for newer sources.
+   */
+  counters(): CounterRow[] {
+    const { hits, bytes, overLimit, evictions } = this.handle.counters();
+    const rows: CounterRow[] = this.policy.rules.map((r, i) => ({
+      rule: ruleLabel(r, i), line: r.line, hits: hits[i], bytes: bytes[i], overLimit: overLimit[i], evictions: evictions[i],
+    }));
+    const n = rows.length;
+    rows.push({ rule: 'default', line: null, hits: hits[n], bytes: bytes[n], overLimit: overLimit[n], evictions: evictions[n] });
     return rows;
+  }
+
+  /** Per rule with a limit: buckets kept now and per-source evictions so far; and the bytes all limit state takes. */
+  limits(): { rules: { index: number; rule: string | number; perSource: boolean; sources: number; evictions: number }[]; bytes: number } {
+    const rules = this.handle.limitStats().map((l) => ({ index: l.rule, rule: ruleLabel(this.policy.rules[l.rule], l.rule), perSource: l.perSource, sources: l.sources, evictions: l.evictions }));
+    return { rules, bytes: this.handle.limitBytes };
   }
 
   resetCounters(): void { this.handle.resetCounters(); }
 
-  /** Add an element (address, prefix, SPI or SPI range) to a named set; returns false if it was there. */
-  addToSet(name: string, element: string | number): boolean { return this.changeSet(name, element, true); }
-  /** Remove an element from a named set; returns false if it was not there. */
-  deleteFromSet(name: string, element: string | number): boolean { return this.changeSet(name, element, false); }
+  /** Add a live element (address, prefix, SPI or SPI range), optionally with a timeout; false if it was live already. */
+  addToSet(name: string, element: string | number, options?: AddOptions): boolean { return this.live.add(name, element, options); }
+  /** Remove an element's origins (default all); false if it had none of them. */
+  deleteFromSet(name: string, element: string | number, options?: DeleteOptions): boolean { return this.live.delete(name, element, options); }
+  flushSet(name: string, origin?: OriginSelector): number { return this.live.flush(name, origin); }
+  testSet(name: string, value: string | number): boolean { return this.live.test(name, value); }
+  listSet(name: string): SetMember[] { return this.live.list(name); }
+  setSizes(): SetSizes[] { return this.live.sizes(); }
+  expireSets(): number { return this.live.expire(); }
 
-  private changeSet(name: string, element: string | number, add: boolean): boolean {
-    const set = this.policy.sets.get(name);
-    if (!set) throw new ValueError(`no set named '${name}' in this policy`);
-    if (set.kind === 'address') {
-      const p = parsePrefix(String(element));
-      return this.handle.setAddress(name, add, p.family, p.bytes, p.length);
-    }
-    const r = parseRange(element as string, 0xffffffff, 'spi');
-    return this.handle.setSpi(name, add, r.lo, r.hi);
-  }
-
-  /** Set names, kinds and current sizes. */
-  sets(): { name: string; kind: 'address' | 'spi'; size: number }[] { return this.handle.setInfo(); }
+  /** Set names, kinds and current sizes (total, file, live). */
+  sets(): SetSizes[] { return this.live.sizes(); }
 }

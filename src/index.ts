@@ -6,6 +6,8 @@ export { decodeFrame, decodeFrames, packetJson, recordToPacket } from './decode/
 export type { DecodedPacket, IkeHeader, Fragment, NattKind } from './decode/packet';
 export { referenceDecode } from './decode/reference';
 export { formatAddress, parseAddress } from './decode/address';
+export { NfsieveError, errorCode } from './errors';
+export type { ErrorCode, ErrorPlace } from './errors';
 export { readCapture, parseCapture, writePcap, CaptureError } from './capture/pcap';
 export type { Frame } from './capture/pcap';
 export { loadPolicyFile, parsePolicyText, PolicyError, formatDiagnostic } from './policy/parse';
@@ -26,3 +28,5 @@ export { loadClassbenchRules, parseClassbenchRules, loadTrace } from './classben
 export { generateTrace, synthesizeRules, synthesizeClassbenchText } from './classbench/generate';
 export { attach, parseQueueRange } from './queue';
 export type { Attachment, AttachOptions, AttachStats } from './queue';
+export { SetError } from './sets';
+export type { SetOperations, SetMember, SetSizes, Origin, OriginSelector, AddOptions, DeleteOptions } from './sets';

@@ -4,7 +4,8 @@
  *
  * The addon is found with node-gyp-build (a prebuild in prebuilds/, or a local
  * build in build/Release). When neither fits this Node and platform, loading
- * fails with a message that lists the ways out.
+ * fails with a message that lists the ways out. NFSIEVE_ADDON=/path/nfsieve.node
+ * loads that build instead (the ASan/UBSan build of .ci/sanitized-suite).
  */
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -19,20 +20,44 @@ export interface NativeMeta {
   /** 0 unknown, 1 invalid, 2 new, 3 established, 4 related, 5 untracked. */
   ctstate?: number;
   mark?: number;
+  /** Monotonic clock in ns for rate limits; the addon reads CLOCK_MONOTONIC when absent. */
+  now?: bigint;
+}
+
+/** A set element: an address prefix, or an SPI range. */
+export type NativeSetElement = { family: 4 | 6; bytes: Uint8Array; length: number } | { lo: number; hi: number };
+/** A member as listed: its element, origin bits (1 file, 2 live), milliseconds left (0: no timeout). */
+export type NativeSetMember = NativeSetElement & { origins: number; remainingMs: number };
+
+/**
+ * Named-set operations (native/set_glue.h), the same on a Classifier and on a
+ * QueueEngine; they throw on an unknown set or an element of the wrong kind.
+ */
+export interface NativeSetMethods {
+  /** Add a live member, timing out after timeoutMs (0: never); true when it was not live before. */
+  setAdd(name: string, element: NativeSetElement, timeoutMs: number): boolean;
+  /** Remove origins (bits) of a member; true when it had one. */
+  setRemove(name: string, element: NativeSetElement, origins: number): boolean;
+  setFlush(name: string, origins: number): number;
+  setTest(name: string, element: NativeSetElement): boolean;
+  setList(name: string): NativeSetMember[];
+  setExpire(): number;
+  setInfo(): { name: string; kind: 'address' | 'spi'; size: number; file: number; live: number }[];
 }
 
 /** A loaded decision table (native/core/classify.h) with its named sets and counters. */
-export interface NativeClassifier {
+export interface NativeClassifier extends NativeSetMethods {
   /** Result triple: [rule + 2 (0 not IP, 1 default), verdict | markSet << 8 | queue << 16, mark]. */
   classify(linkType: number, frame: Uint8Array, meta?: NativeMeta): Uint32Array;
   classifyBatch(linkType: number, data: Uint8Array, offsets: Uint32Array, out: Uint32Array, meta?: NativeMeta): number;
   /** IPv4 5-tuples (src, dst, sport, dport, proto) -> rule index or -1, without counters. */
   classifyTuples(tuples: Uint32Array, out: Int32Array): number;
-  counters(): { hits: BigUint64Array; bytes: BigUint64Array };
+  counters(): { hits: BigUint64Array; bytes: BigUint64Array; overLimit: BigUint64Array; evictions: BigUint64Array };
   resetCounters(): void;
-  setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;
-  setSpi(name: string, add: boolean, lo: number, hi: number): boolean;
-  setInfo(): { name: string; kind: 'address' | 'spi'; size: number }[];
+  /** Per limit, in table order: the rule it belongs to, buckets kept, per-source buckets evicted. */
+  limitStats(): { rule: number; perSource: boolean; sources: number; evictions: number }[];
+  /** Bytes of every limit's preallocated state (per-source tables included). */
+  readonly limitBytes: number;
   readonly ruleCount: number;
   readonly tableBytes: number;
   /** Bytes of the lookup index derived from the table at load (native/core/index.h). */
@@ -78,13 +103,14 @@ export interface NativeQueueStats {
 }
 
 /** The NFQUEUE engine (native/nfqueue/engine.h): one native thread per queue. */
-export interface NativeQueueEngine {
+export interface NativeQueueEngine extends NativeSetMethods {
   /** Bind the queues and start; throws (nothing left bound) on failure. */
   start(table: Uint8Array, options: QueueEngineOptions, onEvent: (kind: 'error' | 'stats', message: string) => void): string[];
   reload(table: Uint8Array): void;
-  stats(): { generation: number; running: boolean; queues: NativeQueueStats[]; hits: BigUint64Array; bytes: BigUint64Array };
-  setAddress(name: string, add: boolean, family: 4 | 6, bytes: Uint8Array, length: number): boolean;
-  setSpi(name: string, add: boolean, lo: number, hi: number): boolean;
+  stats(): {
+    generation: number; running: boolean; queues: NativeQueueStats[]; hits: BigUint64Array; bytes: BigUint64Array;
+    overLimit: BigUint64Array; evictions: BigUint64Array;
+  };
   /** Stop, verdict what was received, unbind, join; resolves when done. */
   close(): Promise<void>;
 }
@@ -132,9 +158,15 @@ export function native(): NativeAddon {
   const root = packageRoot();
   let addon: NativeAddon;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const load = require('node-gyp-build') as (dir: string) => unknown;
-    addon = load(root) as NativeAddon;
+    const override = process.env.NFSIEVE_ADDON;
+    if (override) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      addon = require(path.resolve(override)) as NativeAddon;
+    } else {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const load = require('node-gyp-build') as (dir: string) => unknown;
+      addon = load(root) as NativeAddon;
+    }
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(

@@ -13,7 +13,8 @@ import { EventEmitter } from 'node:events';
 import { native, NativeQueueEngine, NativeQueueStats } from './native';
 import { compile, CompiledPolicy } from './compile/compile';
 import { Policy, ruleLabel } from './policy/model';
-import { parsePrefix, parseRange, ValueError } from './policy/values';
+import { ValueError } from './policy/values';
+import { LiveSets, SetOperations, AddOptions, DeleteOptions, OriginSelector, SetMember, SetSizes } from './sets';
 
 export interface AttachOptions {
   /** Queue numbers to bind, one native thread each. */
@@ -34,18 +35,21 @@ export interface AttachOptions {
   statsIntervalMs?: number;
 }
 
-export interface RuleCounter { rule: string | number; line: number | null; hits: bigint; bytes: bigint }
+/** `overLimit`: packets its limit refused (every other condition held); `evictions`: per-source buckets given up. */
+export interface RuleCounter { rule: string | number; line: number | null; hits: bigint; bytes: bigint; overLimit: bigint; evictions: bigint }
 export interface AttachStats { generation: number; running: boolean; queues: NativeQueueStats[]; rules: RuleCounter[] }
 
-export interface Attachment extends EventEmitter {
+export interface Attachment extends EventEmitter, SetOperations {
   readonly policy: Policy;
   /** Limits found at start (for example: no conntrack state from this kernel). */
   readonly warnings: string[];
   stats(): AttachStats;
-  /** Swap in a new policy atomically; live named-set members carry over. A bad policy throws and changes nothing. */
+  /**
+   * Swap in a new policy atomically: file members become exactly the new
+   * policy's, live members of sets kept (same name and kind) carry over with
+   * their timeouts. A bad policy throws and changes nothing.
+   */
   reload(policy: Policy | CompiledPolicy): void;
-  addToSet(name: string, element: string | number): boolean;
-  deleteFromSet(name: string, element: string | number): boolean;
   /** Stop receiving, answer every packet received, unbind, join the threads. */
   close(): Promise<void>;
 }
@@ -54,6 +58,7 @@ class QueueAttachment extends EventEmitter implements Attachment {
   private engine: NativeQueueEngine;
   private compiled: CompiledPolicy;
   private closing: Promise<void> | null = null;
+  private readonly live: LiveSets;
   readonly warnings: string[];
 
   constructor(compiled: CompiledPolicy, options: AttachOptions) {
@@ -61,6 +66,7 @@ class QueueAttachment extends EventEmitter implements Attachment {
     this.compiled = compiled;
     this.engine = new (native().QueueEngine)();
     this.warnings = this.engine.start(compiled.table, { ...options, conntrack: compiled.needs.ctstate }, (kind, message) => this.deliver(kind, message));
+    this.live = new LiveSets(this.engine, () => this.policy);
   }
 
   get policy(): Policy { return this.compiled.policy; }
@@ -80,8 +86,11 @@ class QueueAttachment extends EventEmitter implements Attachment {
 
   stats(): AttachStats {
     const s = this.engine.stats();
-    const rules: RuleCounter[] = this.policy.rules.map((r, i) => ({ rule: ruleLabel(r, i), line: r.line, hits: s.hits[i] ?? 0n, bytes: s.bytes[i] ?? 0n }));
-    rules.push({ rule: 'default', line: null, hits: s.hits[rules.length] ?? 0n, bytes: s.bytes[rules.length] ?? 0n });
+    const row = (rule: string | number, line: number | null, i: number): RuleCounter => ({
+      rule, line, hits: s.hits[i] ?? 0n, bytes: s.bytes[i] ?? 0n, overLimit: s.overLimit?.[i] ?? 0n, evictions: s.evictions?.[i] ?? 0n,
+    });
+    const rules: RuleCounter[] = this.policy.rules.map((r, i) => row(ruleLabel(r, i), r.line, i));
+    rules.push(row('default', null, rules.length));
     return { generation: s.generation, running: s.running, queues: s.queues, rules };
   }
 
@@ -91,19 +100,13 @@ class QueueAttachment extends EventEmitter implements Attachment {
     this.compiled = compiled;
   }
 
-  addToSet(name: string, element: string | number): boolean { return this.changeSet(name, element, true); }
-  deleteFromSet(name: string, element: string | number): boolean { return this.changeSet(name, element, false); }
-
-  private changeSet(name: string, element: string | number, add: boolean): boolean {
-    const set = this.policy.sets.get(name);
-    if (!set) throw new ValueError(`no set named '${name}' in the running policy`);
-    if (set.kind === 'address') {
-      const p = parsePrefix(String(element));
-      return this.engine.setAddress(name, add, p.family, p.bytes, p.length);
-    }
-    const r = parseRange(element as string, 0xffffffff, 'spi');
-    return this.engine.setSpi(name, add, r.lo, r.hi);
-  }
+  addToSet(name: string, element: string | number, options?: AddOptions): boolean { return this.live.add(name, element, options); }
+  deleteFromSet(name: string, element: string | number, options?: DeleteOptions): boolean { return this.live.delete(name, element, options); }
+  flushSet(name: string, origin?: OriginSelector): number { return this.live.flush(name, origin); }
+  testSet(name: string, value: string | number): boolean { return this.live.test(name, value); }
+  listSet(name: string): SetMember[] { return this.live.list(name); }
+  setSizes(): SetSizes[] { return this.live.sizes(); }
+  expireSets(): number { return this.live.expire(); }
 
   close(): Promise<void> {
     this.closing ??= this.engine.close();

@@ -4,11 +4,11 @@ import { Classifier, toNativeMeta } from '../src/classifier';
 import { definePolicy, PolicyInput } from '../src/policy/define';
 import { compile } from '../src/compile/compile';
 import { referenceDecode } from '../src/decode/reference';
-import { referenceEvaluate, initialSets, Meta } from '../src/reference/evaluate';
+import { referenceEvaluate, initialSets, LimitState, Meta } from '../src/reference/evaluate';
 import { ruleLabel } from '../src/policy/model';
 import { parsePrefix, parseRange } from '../src/policy/values';
 import { Rng, randomFrame, LINK_TYPES } from './support/packets';
-import { randomPolicy, randomMeta } from './support/policies';
+import { randomPolicy, randomMeta, ikeInitialFrame } from './support/policies';
 import { hex } from './support/compare';
 
 const SEED = Number(process.env.NFSIEVE_SEED ?? Date.now() % 0x7fffffff);
@@ -17,6 +17,7 @@ test(`native table and reference evaluator agree: 100 random policies x 10,000 r
   const rng = new Rng(SEED);
   let decided = 0;
   let byRule = 0;
+  let limitRules = 0, overLimit = 0;
   for (let p = 0; p < 100; p++) {
     const input: PolicyInput = randomPolicy(rng);
     const policy = definePolicy(input);
@@ -28,8 +29,12 @@ test(`native table and reference evaluator agree: 100 random policies x 10,000 r
       { cuts: 'always' as const, simd: false }, { combine: false, cuts: false as const }][p % 6];
     const classifier = new Classifier(compile(policy, { analyse: false }), { index });
     const sets = initialSets(policy);
+    const limits = new LimitState();
     const hits = new Array<number>(policy.rules.length + 1).fill(0);
+    // Rate limits see one injected clock: a batch shares one time, rounds move it on.
+    let now = BigInt(rng.u32()) * 1000n;
     for (let round = 0; round < 10; round++) {
+      now += BigInt(rng.pick([0, 1, 1000, 50_000_000, 1_000_000_000, 3_600_000_000_000]) + rng.int(1_000_000));
       if (round === 5) {
         // Live set changes, mirrored in the reference's set contents.
         const addr = rng.pick(['10.0.0.1', '10.1.2.3', 'fd00::2', '10.2.0.0/16']);
@@ -46,12 +51,13 @@ test(`native table and reference evaluator agree: 100 random policies x 10,000 r
       }
       const meta = randomMeta(rng);
       const nm = toNativeMeta(meta)!;
-      const refMeta: Meta = { in: meta.in, out: meta.out, ctstate: nm.ctstate, mark: meta.mark };
+      const refMeta: Meta = { in: meta.in, out: meta.out, ctstate: nm.ctstate, mark: meta.mark, now };
       const linkType = rng.pick(LINK_TYPES);
-      const frames = Array.from({ length: 1000 }, () => randomFrame(rng, linkType).data);
-      const results = classifier.classifyBatch(frames, { linkType, meta });
+      // IKE initial requests (COOKIE retries among them) on raw-IP rounds, so the ike conditions and limits meet them.
+      const frames = Array.from({ length: 1000 }, () => (linkType === 101 && rng.chance(0.1) ? ikeInitialFrame(rng) : randomFrame(rng, linkType).data));
+      const results = classifier.classifyBatch(frames, { linkType, meta: { ...meta, now } });
       frames.forEach((frame, i) => {
-        const ref = referenceEvaluate(policy, referenceDecode(linkType, frame), refMeta, sets);
+        const ref = referenceEvaluate(policy, referenceDecode(linkType, frame), refMeta, sets, limits);
         const got = results[i];
         const want = {
           verdict: ref.verdict,
@@ -69,10 +75,18 @@ test(`native table and reference evaluator agree: 100 random policies x 10,000 r
         if (ref.rule >= 0) byRule++;
       });
     }
-    const counters = classifier.counters().map((c) => Number(c.hits));
-    assert.deepEqual(counters, hits, `seed ${SEED}, policy ${p}: per-rule hit counters`);
+    const counters = classifier.counters();
+    assert.deepEqual(counters.map((c) => Number(c.hits)), hits, `seed ${SEED}, policy ${p}: per-rule hit counters`);
+    const over = policy.rules.map((_, i) => limits.overLimit.get(i) ?? 0);
+    assert.deepEqual(counters.slice(0, -1).map((c) => Number(c.overLimit)), over, `seed ${SEED}, policy ${p}: over-limit counters`);
+    const evicted = policy.rules.map((_, i) => limits.evictions.get(i) ?? 0);
+    assert.deepEqual(counters.slice(0, -1).map((c) => Number(c.evictions)), evicted, `seed ${SEED}, policy ${p}: evictions`);
+    limitRules += policy.rules.filter((r) => r.limit).length;
+    overLimit += over.reduce((a, b) => a + b, 0);
   }
   // The generators must make rules decide, not only the default.
   assert.ok(byRule > 100_000, `too few packets decided by a rule: ${byRule}`);
   assert.ok(decided > 500_000);
+  // Limits must both pass and refuse packets, or the comparison says little.
+  assert.ok(limitRules > 20 && overLimit > 1000, `limits exercised too little: ${limitRules} rules, ${overLimit} over limit`);
 });

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { haveTshark, compareFile } from './support/tshark';
-import { PCAPS } from './support/compare';
+import { PCAPS, fixtureCaptures } from './support/compare';
 import { writePcap } from '../src/capture/pcap';
 import { Rng, randomIpPacket, frame } from './support/packets';
 
@@ -12,14 +12,13 @@ const CI = process.env.CI === 'true';
 const available = haveTshark();
 if (CI && !available) throw new Error('tshark is required in CI (apt-get install -y tshark)');
 
-test('inspect --json agrees with tshark on every frame of the shared corpus', { skip: !available && 'tshark not installed' }, () => {
-  const files = fs.readdirSync(PCAPS).filter((f) => f.endsWith('.pcap'));
-  assert.ok(files.length > 0);
+test('inspect --json agrees with tshark on every frame of the fixtures', { skip: !available && 'tshark not installed (apt-get install tshark)' }, () => {
+  const files = fixtureCaptures();
   const problems = files.flatMap((f) => compareFile(path.join(PCAPS, f)));
   assert.deepEqual(problems, []);
 });
 
-test('inspect --json agrees with tshark on 3,000 generated IPsec, ICMP and transport frames', { skip: !available && 'tshark not installed' }, () => {
+test('inspect --json agrees with tshark on 3,000 generated IPsec, ICMP and transport frames', { skip: !available && 'tshark not installed (apt-get install tshark)' }, () => {
   const seed = Number(process.env.NFSIEVE_SEED ?? 20261127);
   const rng = new Rng(seed);
   const frames = Array.from({ length: 3000 }, () => ({ data: frame(1, randomIpPacket(rng)) }));

@@ -19,7 +19,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
-import { Lab, Link, labSkip, sh } from './support/netns';
+import { Lab, Link, labSkip, sh, TOOLS } from './support/netns';
+import { exited, outputContains } from './support/child';
 import { Rng, ipPacket, randomUpper, mutate } from '../src/craft';
 import { randomIptablesSave, AddressPools } from './support/iptables';
 import { importIptables, loadIpset } from '../src/iptables/import';
@@ -28,7 +29,7 @@ import { compile } from '../src/compile/compile';
 import { parseCapture } from '../src/capture/pcap';
 import { hex } from './support/compare';
 
-const skip = labSkip();
+const skip = labSkip([TOOLS.ipset, TOOLS.tcpdump, TOOLS.iptablesLegacy]);
 const SEED = Number(process.env.NFSIEVE_SEED ?? Date.now() % 0x7fffffff);
 const RULE_SETS = 24;
 const PACKETS = 1000;
@@ -185,12 +186,13 @@ test(`the kernel and classify --iptables decide alike: ${RULE_SETS} rule sets x 
     const capture = lab.file(`nflog${n}.pcap`, '');
     const dump = spawn('ip', ['netns', 'exec', gw.ns, 'tcpdump', '--immediate-mode', '-i', `nflog:${GROUP}`, '-B', '16384', '-U', '-w', capture, '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let dumpErr = '';
-    await new Promise<void>((resolve) => dump.stderr.on('data', (d) => { dumpErr += d; if (String(d).includes('listening')) resolve(); }));
+    dump.stderr.on('data', (d) => { dumpErr += d; });
+    await outputContains(dump, dump.stderr, 'listening');
     lab.send(sender, packets.map(ether), 1, { chunk: 50, pauseMs: 5 });
     // nfnetlink_log flushes its batches at least once a second.
     await new Promise((r) => setTimeout(r, 1300));
     dump.kill('SIGINT');
-    await new Promise((r) => dump.on('exit', r));
+    await exited(dump);
     // A record lost by the capture would look like a hotdrop: refuse to judge then.
     const lost = /(\d+) packets? dropped by kernel/.exec(dumpErr);
     assert.ok(!lost || lost[1] === '0', `the NFLOG capture lost records (${lost?.[0]}); rerun with NFSIEVE_SEED=${SEED}`);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ROOT, PCAPS } from './support/compare';
+import { ROOT, PCAPS, fixtureCaptures } from './support/compare';
 
 const CI = process.env.CI === 'true';
 function have(cmd: string): boolean {
@@ -21,9 +21,9 @@ function build(): void {
   built = true;
 }
 
-test('under AddressSanitizer the corpus decodes and the crash reproducers are malformed', { skip: !available && 'cmake or c++ missing' }, () => {
+test('under AddressSanitizer the corpus decodes and the crash reproducers are malformed', { skip: !available && 'cmake or c++ missing (apt-get install cmake g++)' }, () => {
   build();
-  const files = fs.readdirSync(PCAPS).filter((f) => f.endsWith('.pcap')).map((f) => path.join(PCAPS, f));
+  const files = fixtureCaptures().map((f) => path.join(PCAPS, f));
   const out = execFileSync(path.join(BUILD, 'decode_pcap'), files, { encoding: 'utf8' });
   const lines = out.trim().split('\n').map((l) => l.split(' '));
   const verdict = (name: string): string => lines.find((l) => l[0].endsWith(name) && l[1] === '0')![4];
@@ -33,14 +33,14 @@ test('under AddressSanitizer the corpus decodes and the crash reproducers are ma
   assert.ok(lines.length > 150);
 });
 
-test('under AddressSanitizer 2,000,000 random frames decode without a fault', { skip: !available && 'cmake or c++ missing' }, () => {
+test('under AddressSanitizer 2,000,000 random frames decode without a fault', { skip: !available && 'cmake or c++ missing (apt-get install cmake g++)' }, () => {
   build();
   const seed = String(process.env.NFSIEVE_SEED ?? Date.now() % 1e9);
   const out = execFileSync(path.join(BUILD, 'decode_fuzz'), ['2000000', seed], { encoding: 'utf8' });
   assert.match(out, /^decoded 2000000 frames, \d+ malformed/, `seed ${seed}`);
 });
 
-test('under AddressSanitizer 200,000 random named-set changes agree with a plain set model', { skip: !available && 'cmake or c++ missing' }, () => {
+test('under AddressSanitizer 200,000 random named-set changes agree with a plain set model', { skip: !available && 'cmake or c++ missing (apt-get install cmake g++)' }, () => {
   build();
   const seed = String(process.env.NFSIEVE_SEED ?? Date.now() % 1e9);
   const out = execFileSync(path.join(BUILD, 'sets_stress'), ['200000', seed], { encoding: 'utf8' });

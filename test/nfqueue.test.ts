@@ -79,10 +79,27 @@ const counted = (src: string): number => ruleCount(gwNs, 'filter', 'INPUT', `cou
 /** Packets of the known peer that reached the NFQUEUE rule (losses before netfilter, in a busy veth backlog, are not ours). */
 const queuedFromPeer = (): number => ruleCount(gwNs, 'mangle', 'PREROUTING', gw1.ifname);
 const marked = (): number => ruleCount(gwNs, 'filter', 'INPUT', 'count-marked');
+const queuedFromStranger = (): number => ruleCount(gwNs, 'mangle', 'PREROUTING', gw2.ifname);
 const waitFor = async (fn: () => boolean, ms = 5000): Promise<void> => {
   const end = Date.now() + ms;
   while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
 };
+
+/**
+ * Send the unknown peer's frames and return once every one had its verdict:
+ * wait until all of them entered the queue, then send frames of the known peer
+ * (accepted) into the same queue after them and wait for those to arrive.
+ */
+async function sendStrangerAndSettle(repeat: number): Promise<void> {
+  const queued = queuedFromStranger();
+  const sent = lab.send(stranger, ikeFrames(stranger, gw2), repeat);
+  await waitFor(() => queuedFromStranger() - queued >= sent);
+  assert.equal(queuedFromStranger() - queued, sent, 'the unknown peer\'s frames reached the queue');
+  const known = counted(peer.address);
+  lab.send(peer, ikeFrames(peer, gw1), 1);
+  await waitFor(() => counted(peer.address) - known >= 4);
+  assert.equal(counted(peer.address) - known, 4, 'the barrier (known peer, queued after) arrived');
+}
 
 before(() => {
   if (skip) return;
@@ -170,8 +187,7 @@ test('SIGHUP reloads under traffic without losing a packet; a bad policy is refu
     run.child.kill('SIGHUP');
     await waitFor(() => run.lines.some((l) => String(l.message ?? '').includes('refused')));
     assert.ok(run.lines.some((l) => String(l.message ?? '').includes(':3:12: port: 99999 is out of range')), JSON.stringify(run.lines.slice(-3)));
-    lab.send(stranger, ikeFrames(stranger, gw2), 10);
-    await new Promise((r) => setTimeout(r, 300));
+    await sendStrangerAndSettle(10);
     assert.equal(counted(stranger.address), beforeStranger, 'the old policy still drops the unknown peer');
   } finally {
     require('node:fs').writeFileSync(policyFile, policyText(peer.address));
@@ -185,7 +201,8 @@ test('stopping under traffic leaves no packet without a verdict', { skip }, asyn
   const before = counted(peer.address);
   const beforeQueued = queuedFromPeer();
   const sending = lab.sendAsync(peer, ikeFrames(peer, gw1), 8000);
-  await new Promise((r) => setTimeout(r, 150));
+  // Stop mid-flood: once a few thousand packets went through the queue (a count, not a sleep).
+  await waitFor(() => queuedFromPeer() - beforeQueued >= 2000, 15000);
   run.child.kill('SIGTERM');
   assert.equal(await run.exited, 0);
   const sent = await sending;
@@ -209,8 +226,7 @@ test('after kill -9, --queue-bypass lets traffic flow, and a restart attaches ag
   const again = await startRun();
   try {
     const mid = counted(stranger.address);
-    lab.send(stranger, ikeFrames(stranger, gw2), 10);
-    await new Promise((r) => setTimeout(r, 300));
+    await sendStrangerAndSettle(10);
     assert.equal(counted(stranger.address), mid, 'attached again: the unknown peer is dropped');
   } finally {
     again.child.kill('SIGTERM');

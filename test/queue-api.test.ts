@@ -4,10 +4,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync, spawn } from 'node:child_process';
-import { Lab, labSkip, sh } from './support/netns';
+import { Lab, labSkip, sh, toolSkip, TOOLS } from './support/netns';
 import { ROOT } from './support/compare';
+import { exited, outputContains } from './support/child';
 
 const skip = labSkip();
 const SCRIPT = path.join(ROOT, 'build-test', 'test', 'support', 'attach-script.js');
@@ -56,18 +59,44 @@ test('nfsieve demo runs its lab, shows counters, and removes everything', { skip
 
 test('Ctrl-C during the demo still removes the lab', { skip }, async () => {
   const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'nfsieve.js'), 'demo', '--duration', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve) => child.stdout.on('data', (d) => { if (String(d).includes('lab:')) resolve(); }));
+  await outputContains(child, child.stdout, 'lab:', 60000);
   child.kill('SIGINT');
-  const code = await new Promise((r) => child.on('exit', (c) => r(c)));
+  const code = await exited(child);
   assert.equal(code, 130);
   assert.equal(sh(['ip', 'netns', 'list']).includes('nfsieve-demo'), false);
 });
 
-test('without root the demo says so and points to nfsieve bench', () => {
-  if (process.getuid?.() === 0) {
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.join(ROOT, 'bin', 'nfsieve.js'), 'demo'], { encoding: 'utf8' });
-    if (r.error) return; // setpriv missing: nothing to show
-    assert.equal(r.status, 1);
+/**
+ * A copy of what `nfsieve demo` loads, in a fresh temp directory every user
+ * can read: the check must not depend on the checkout's own permissions.
+ */
+function worldReadableCopy(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsieve-nobody-'));
+  for (const part of ['package.json', 'bin', 'dist', 'examples', path.join('node_modules', 'yaml'), path.join('node_modules', 'node-gyp-build')]) {
+    fs.cpSync(path.join(ROOT, part), path.join(dir, part), { recursive: true });
+  }
+  const open = (p: string): void => {
+    fs.chmodSync(p, fs.statSync(p).isDirectory() ? 0o755 : 0o644);
+    if (fs.statSync(p).isDirectory()) for (const e of fs.readdirSync(p)) open(path.join(p, e));
+  };
+  open(dir);
+  return dir;
+}
+
+const asRoot = process.getuid?.() === 0;
+const noSetpriv = asRoot && toolSkip([TOOLS.setpriv]);
+
+test('without root the demo says so and points to nfsieve bench', { skip: noSetpriv }, () => {
+  const dir = worldReadableCopy();
+  try {
+    const cli = [process.execPath, path.join(dir, 'bin', 'nfsieve.js'), 'demo'];
+    // As root, drop to nobody; otherwise this process already lacks root.
+    const argv = asRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...cli] : cli;
+    const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', cwd: dir });
+    assert.equal(r.error, undefined);
+    assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /needs root[\s\S]*nfsieve bench/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

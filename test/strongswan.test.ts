@@ -10,14 +10,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { Lab, Link, labSkip, sh } from './support/netns';
+import { Lab, Link, labSkip, sh, TOOLS } from './support/netns';
+import { exited, outputContains } from './support/child';
 import { haveTshark, compareFile, inspectJson } from './support/tshark';
 
-const labMissing = labSkip();
+const labMissing = labSkip([TOOLS.tcpdump]);
 const charonPath = '/usr/lib/ipsec/charon';
 const haveStrongswan = fs.existsSync(charonPath) && spawnSync('swanctl', ['--help']).status === 0;
 if (process.env.CI === 'true' && (!haveStrongswan || !haveTshark())) throw new Error('strongswan-charon, strongswan-swanctl and tshark are required in CI');
-const skip = labMissing || (!haveStrongswan && 'strongSwan not installed') || (!haveTshark() && 'tshark not installed');
+const skip = labMissing || (!haveStrongswan && 'strongSwan not installed (apt-get install strongswan-charon strongswan-swanctl)') || (!haveTshark() && 'tshark not installed (apt-get install tshark)');
 
 let lab: Lab;
 let a: Link, b: Link;
@@ -69,7 +70,8 @@ test('inspect agrees with tshark on real IKEv1 and IKEv2 exchanges from strongSw
   const capture = path.join(dir, 'ike.pcap');
   const dump = spawn('ip', ['netns', 'exec', b.ns, 'tcpdump', '--immediate-mode', '-i', b.ifname, '-U', '-w', capture, 'udp'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let dumpErr = '';
-  await new Promise<void>((resolve) => dump.stderr!.on('data', (d) => { dumpErr += d; if (String(d).includes('listening')) resolve(); }));
+  dump.stderr!.on('data', (d) => { dumpErr += d; });
+  await outputContains(dump, dump.stderr!, 'listening');
   for (const ike of ['v2', 'v2natt', 'v1']) {
     const out = swanctl('A', ['--initiate', '--ike', ike, '--child', 'c', '--timeout', '10']);
     assert.match(out, /IKE_SA .* established/, `${ike}: ${out.slice(-500)}`);
@@ -77,7 +79,7 @@ test('inspect agrees with tshark on real IKEv1 and IKEv2 exchanges from strongSw
   swanctl('A', ['--terminate', '--ike', 'v2', '--timeout', '5']);
   await new Promise((r) => setTimeout(r, 500));
   dump.kill('SIGINT');
-  await new Promise((r) => dump.on('exit', r));
+  await exited(dump);
   const size = fs.statSync(capture).size;
   assert.ok(size > 24, `nothing captured on ${b.ifname} (${size} bytes): ${dumpErr}`);
   const packets = inspectJson(capture);

@@ -25,8 +25,8 @@ test('a compiled table loads', () => {
 test('a table with a bad magic, version, size or checksum is refused with the exact reason', () => {
   const bad = table.slice(); bad[0] ^= 1;
   assert.throws(() => load(bad), { message: 'invalid table: not an nfsieve table (bad magic)' });
-  const v2 = table.slice(); v2[4] = 2;
-  assert.throws(() => load(v2), { message: 'invalid table: table version 2 is not supported (this build reads version 1)' });
+  const v3 = table.slice(); v3[4] = 3;
+  assert.throws(() => load(reseal(v3)), { message: 'invalid table: table version 3 is not supported (this build reads versions 1 and 2)' });
   assert.throws(() => load(table.slice(0, table.length - 8)), { message: `invalid table: table size field ${table.length} does not match its ${table.length - 8} bytes` });
   assert.throws(() => load(table.slice(0, 40)), { message: 'invalid table: table too short for its header (40 bytes)' });
   const flipped = table.slice(); flipped[table.length - 3] ^= 0x40;
@@ -88,7 +88,7 @@ test('20,000 randomly corrupted (and re-sealed) tables are refused or classify s
 
 test('the table format documentation names every header field the writer sets', () => {
   const doc = fs.readFileSync(path.join(ROOT, 'docs', 'table-format.md'), 'utf8');
-  for (const field of ['magic', 'version', 'total_size', 'checksum', 'rule_count', 'default_verdict', 'rules_off', 'residuals_off', 'fam4_off', 'fam6_off', 'strings_off', 'sets_off', 'refs_off']) {
+  for (const field of ['magic', 'version', 'total_size', 'checksum', 'rule_count', 'default_verdict', 'rules_off', 'residuals_off', 'fam4_off', 'fam6_off', 'strings_off', 'sets_off', 'refs_off', 'limits_off', 'limit_count']) {
     assert.ok(doc.includes(field), `docs/table-format.md misses ${field}`);
   }
 });

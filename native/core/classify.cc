@@ -74,7 +74,7 @@ uint32_t truncated_key(const Decoded& d) {
 }
 
 Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
-    : table_(std::move(table)), index_(new LookupIndex(*table_, limits)) {
+    : table_(std::move(table)), index_(new LookupIndex(*table_, limits)), limits_(new LimitState(*table_)) {
   // Which structure serves a family, from the rule count and what the vector
   // index became: when its last stage names the rule (a few loads, no AND), or
   // the vectors span one summary word (4,096 rules or fewer, where the AND
@@ -143,7 +143,9 @@ bool Classifier::sets_match(const ResidualRec& res, const Decoded& d) const {
   return false;
 }
 
-bool Classifier::residuals_hold(const RuleRec& r, const Decoded& d, const Meta& m, uint32_t mark) const {
+// The loader put a rule's limit last: it takes a token only when everything else holds.
+bool Classifier::residuals_hold(uint32_t ri, const RuleRec& r, const Decoded& d, const Meta& m, uint32_t mark,
+                                Counters* counters) const {
   for (uint32_t i = 0; i < r.residual_count; i++) {
     const ResidualRec& res = table_->residual(r.residual_start + i);
     bool ok;
@@ -151,6 +153,10 @@ bool Classifier::residuals_hold(const RuleRec& r, const Decoded& d, const Meta& 
       case kResMark: ok = (mark & res.b) == res.a; break;
       case kResIn: ok = interfaces_match(res, m.in, m.in_len); break;
       case kResOut: ok = interfaces_match(res, m.out, m.out_len); break;
+      case kResLimit:
+        ok = limits_->take(res.a, d, m.now_ns);
+        if (!ok && counters) counters->add_over(ri);
+        break;
       default: {
         // A negated set condition on an SPI still needs the SPI to be there.
         bool has = res.kind == kResSetSpi ? (d.present & kHasSpi) : res.kind == kResSetAhSpi ? (d.present & kHasAh) : true;
@@ -208,7 +214,7 @@ void Classifier::decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdi
   while (known || (start < rules && next_candidate(vec, sum, n, f.words, f.summary_words, start, &r))) {
     known = false;
     const RuleRec& rule = table_->rule(r);
-    if (rule.residual_count && !residuals_hold(rule, d, m, mark)) {
+    if (rule.residual_count && !residuals_hold(r, rule, d, m, mark, counters)) {
       start = r + 1;
       continue;
     }

@@ -10,6 +10,7 @@
 #include "cuts.h"
 #include "decode.h"
 #include "index.h"
+#include "limit.h"
 #include "sets.h"
 #include "table.h"
 
@@ -23,6 +24,7 @@ struct Meta {
   uint8_t out_len = 0;
   uint8_t ctstate = 0;  // 0 unknown, 1 invalid, 2 new, 3 established, 4 related, 5 untracked
   uint32_t mark = 0;
+  uint64_t now_ns = 0;  // monotonic clock (ns): what rate limits measure time by
 };
 
 constexpr int32_t kRuleDefault = -1;  // the default verdict decided
@@ -38,23 +40,30 @@ struct Verdict {
   uint32_t mark;
 };
 
-// Hit and byte counters, one slot per rule plus one for the default verdict.
-// One writer (the thread that classifies) and any number of readers: the
-// writer adds with a relaxed load and store (a plain add on x86), readers load.
+// Hit, byte and over-limit counters, one slot per rule plus one for the
+// default verdict. One writer (the thread that classifies) and any number of
+// readers: the writer adds with a relaxed load and store (a plain add on
+// x86), readers load. Over limit: the packets that met every other condition
+// of a rule with a limit but found its bucket empty.
 class Counters {
  public:
-  explicit Counters(size_t rules) : size_(rules + 1), hits_(new std::atomic<uint64_t>[size_]), bytes_(new std::atomic<uint64_t>[size_]) { reset(); }
+  explicit Counters(size_t rules)
+      : size_(rules + 1), hits_(new std::atomic<uint64_t>[size_]), bytes_(new std::atomic<uint64_t>[size_]),
+        over_(new std::atomic<uint64_t>[size_]) { reset(); }
   size_t size() const { return size_; }
   void add(size_t slot, uint64_t bytes) {
     hits_[slot].store(hits_[slot].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     bytes_[slot].store(bytes_[slot].load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
   }
+  void add_over(size_t slot) { over_[slot].store(over_[slot].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
   uint64_t hits(size_t slot) const { return hits_[slot].load(std::memory_order_relaxed); }
+  uint64_t over_limit(size_t slot) const { return over_[slot].load(std::memory_order_relaxed); }
   uint64_t bytes(size_t slot) const { return bytes_[slot].load(std::memory_order_relaxed); }
   void reset() {
     for (size_t i = 0; i < size_; i++) {
       hits_[i].store(0, std::memory_order_relaxed);
       bytes_[i].store(0, std::memory_order_relaxed);
+      over_[i].store(0, std::memory_order_relaxed);
     }
   }
 
@@ -62,6 +71,7 @@ class Counters {
   size_t size_;
   std::unique_ptr<std::atomic<uint64_t>[]> hits_;
   std::unique_ptr<std::atomic<uint64_t>[]> bytes_;
+  std::unique_ptr<std::atomic<uint64_t>[]> over_;
 };
 
 // An IPv4 packet that is only its 5-tuple (ClassBench headers): ports present.
@@ -83,6 +93,8 @@ class Classifier {
   bool uses_cuts(int fam) const { return cuts_[fam == 6].usable(); }
   std::vector<NamedSet>& sets() { return sets_; }
   NamedSet* find_set(const std::string& name);
+  // Rate-limit state (buckets), shared by every thread that classifies.
+  LimitState& limits() const { return *limits_; }
 
   // Classify one packet; counters (when given) are incremented for every rule
   // that matched on the way, terminal or not.
@@ -102,6 +114,7 @@ class Classifier {
   FamilyCuts cuts_[2];  // IPv4, IPv6
   std::vector<uint8_t> simple_;  // per rule: terminal, no residual checks
   std::vector<NamedSet> sets_;
+  std::unique_ptr<LimitState> limits_;
 
   struct Lookup {
     const uint64_t* vec[kMaxDims + 1];
@@ -119,7 +132,7 @@ class Classifier {
   // when below the rule count, is already known to be the first candidate.
   void decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters, uint32_t first) const;
   void finish(uint32_t r, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const;
-  bool residuals_hold(const RuleRec& r, const Decoded& d, const Meta& m, uint32_t mark) const;
+  bool residuals_hold(uint32_t ri, const RuleRec& r, const Decoded& d, const Meta& m, uint32_t mark, Counters* counters) const;
   bool interfaces_match(const ResidualRec& res, const char* name, uint8_t len) const;
   bool sets_match(const ResidualRec& res, const Decoded& d) const;
 };

@@ -43,7 +43,18 @@ void decode_ike(const uint8_t* p, size_t cap, size_t declared, Decoded* d) {
   d->ike_msgid = be32(p + 20);
   d->ike_length = be32(p + 24);
   if (d->ike_length < kIkeHeader || d->ike_length > declared) flag(d, kIkeLength);
+  // RFC 7296 section 2.6: a retried IKE_SA_INIT carries COOKIE as its first
+  // payload, so the first payload is all there is to read (no chain walk).
+  if (d->ike_version == 2 && d->ike_next_payload == kIkePayloadNotify && cap >= kIkeHeader + kIkeNotifyFixed) {
+    const uint8_t* n = p + kIkeHeader;
+    const uint16_t payload_length = static_cast<uint16_t>(n[2] << 8 | n[3]);
+    // The payload must fit the message its header declares (else it is not a notify at all).
+    if (payload_length >= kIkeNotifyFixed && d->ike_length >= kIkeHeader && payload_length <= d->ike_length - kIkeHeader)
+      d->ike_first_notify = static_cast<uint16_t>(n[6] << 8 | n[7]);
+  }
 }
+
+
 
 void decode_esp(const uint8_t* p, size_t cap, Decoded* d) {
   if (cap >= 4) {
@@ -333,6 +344,24 @@ void decode_ip_at(const uint8_t* frame, size_t l3, size_t len, int version, Deco
 void decode_ip(const uint8_t* data, size_t len, Decoded* out) {
   std::memset(out, 0, sizeof(*out));
   decode_ip_at(data, 0, len, 0, out);
+}
+
+uint8_t ike_initial_key(const Decoded& d) {
+  if (!(d.present & kHasIke)) return kIkeInitialAbsent;
+  bool rspi_zero = true;
+  for (int i = 0; i < 8; i++) rspi_zero = rspi_zero && d.ike_rspi[i] == 0;
+  if (!rspi_zero) return kIkeNotInitial;
+  if (d.ike_version == 2 && d.ike_exchange == kIkeExchangeSaInit && (d.ike_flags & kIkeFlagInitiator) &&
+      !(d.ike_flags & kIkeFlagResponse))
+    return kIkeInitialV2;
+  if (d.ike_version == 1 && (d.ike_exchange == kIkeExchangeMainMode || d.ike_exchange == kIkeExchangeAggressive))
+    return kIkeInitialV1;
+  return kIkeNotInitial;
+}
+
+uint8_t ike_cookie_key(const Decoded& d) {
+  if (!(d.present & kHasIke)) return kIkeCookieAbsent;
+  return ike_initial_key(d) == kIkeInitialV2 && d.ike_first_notify == kIkeNotifyCookie ? kIkeHasCookie : kIkeNoCookie;
 }
 
 }  // namespace nfsieve

@@ -117,7 +117,10 @@ struct Decoded {
   // even when the rest of that fragment header is cut off.
   uint8_t nf_later;
   uint8_t reserved1;
-  uint16_t reserved2;
+  // IKEv2: the message type of the first payload when that payload is a
+  // Notify (type 41) whose fixed 8 bytes are present; 0 otherwise (0 is no
+  // notify type). COOKIE (16390) there marks a retried IKE_SA_INIT.
+  uint16_t ike_first_notify;
 };
 
 enum NfStatus : uint8_t { kNfOk = 0, kNfBadMsg = 1, kNfNoEnt = 2 };
@@ -132,6 +135,27 @@ static_assert(offsetof(Decoded, ike_msgid) == 68, "layout");
 static_assert(offsetof(Decoded, ike_ispi) == 76, "layout");
 static_assert(offsetof(Decoded, l4_offset) == 92, "layout");
 static_assert(offsetof(Decoded, nf_proto) == 96, "layout");
+static_assert(offsetof(Decoded, ike_first_notify) == 102, "layout");
+
+// IKE wire values the classifier's derived IKE keys use (RFC 7296, RFC 2408).
+constexpr uint8_t kIkeExchangeSaInit = 34;       // IKEv2 IKE_SA_INIT
+constexpr uint8_t kIkeExchangeMainMode = 2;      // IKEv1 Identity Protection
+constexpr uint8_t kIkeExchangeAggressive = 4;    // IKEv1 Aggressive
+constexpr uint8_t kIkeFlagInitiator = 0x08;      // IKEv2 header flags
+constexpr uint8_t kIkeFlagResponse = 0x20;
+constexpr uint8_t kIkePayloadNotify = 41;        // IKEv2 Notify payload
+constexpr uint16_t kIkeNotifyCookie = 16390;     // COOKIE (RFC 7296 section 2.6)
+constexpr size_t kIkeNotifyFixed = 8;            // generic header 4 + protocol, SPI size, type 4
+
+// The derived keys of the ike.initial and ike.cookie table fields.
+enum IkeInitial : uint8_t { kIkeNotInitial = 0, kIkeInitialV2 = 1, kIkeInitialV1 = 2, kIkeInitialAbsent = 3 };
+enum IkeCookie : uint8_t { kIkeNoCookie = 0, kIkeHasCookie = 1, kIkeCookieAbsent = 2 };
+// Initial request: IKEv2 IKE_SA_INIT with the Initiator flag, without the
+// Response flag, responder SPI zero; or IKEv1's first Main or Aggressive Mode
+// message (responder cookie zero).
+uint8_t ike_initial_key(const Decoded& d);
+// A retried IKE_SA_INIT: an IKEv2 initial request whose first payload is COOKIE.
+uint8_t ike_cookie_key(const Decoded& d);
 
 // Decode a raw IP packet (version taken from the first nibble).
 void decode_ip(const uint8_t* data, size_t len, Decoded* out);

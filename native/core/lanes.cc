@@ -48,6 +48,8 @@ __attribute__((always_inline)) inline Key packet_key(uint8_t field, bool wide, c
     case kFieldLength: return {0, d.total_length};
     case kFieldTruncated: return {0, truncated_key(d)};
     case kFieldNfProto: return {0, d.nf_status == kNfOk ? d.nf_proto : 256u};
+    case kFieldIkeInitial: return {0, ike_initial_key(d)};
+    case kFieldIkeCookie: return {0, ike_cookie_key(d)};
     case kFieldL4Avail: {
       bool absent = d.fragment == kFragLater || (d.family == 6 && (d.nf_status != kNfOk || d.nf_later));
       return {0, absent ? 65536u : d.nf_avail};
@@ -150,6 +152,32 @@ void Classifier::classify(const Decoded& d, const Meta& m, Verdict* out, Counter
 
 void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta* metas, size_t meta_stride, Verdict* out,
                                 Counters* counters) const {
+  if (limits_->count()) {
+    // Rate limits: packets must take tokens in batch order, so a lane group
+    // is a run of consecutive packets of one family (the groups below put a
+    // group's IPv4 packets before its IPv6 ones).
+    for (size_t base = 0; base < count;) {
+      const Decoded* p = packets + base;
+      const Meta* m = metas + base * meta_stride;
+      const uint8_t fam = p[0].family;
+      if (fam != 4 && fam != 6) {
+        not_ip(m[0], &out[base]);
+        base++;
+        continue;
+      }
+      int which[kLanes], k = 0;
+      while (k < kLanes && base + k < count && p[k].family == fam) {
+        which[k] = k;
+        k++;
+      }
+      // Cut trees finish lanes whose rule takes no token; the others go on to
+      // lanes() in their batch order.
+      if (cuts_[fam == 6].usable()) lanes_cuts(p, m, meta_stride, k, fam, which, out + base, counters);
+      else lanes(p, m, meta_stride, k, fam, which, out + base, counters);
+      base += k;
+    }
+    return;
+  }
   for (size_t base = 0; base < count; base += kLanes) {
     const int n = static_cast<int>(count - base < static_cast<size_t>(kLanes) ? count - base : kLanes);
     const Decoded* p = packets + base;

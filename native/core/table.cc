@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include "limit.h"
+
 namespace nfsieve {
 
 // Slicing-by-8: eight table lookups per eight bytes (tables of 10 MB load in
@@ -48,7 +50,9 @@ class TableLoader {
     bytes_ = reinterpret_cast<const uint8_t*>(t_->storage_.get());
     size_ = size;
     if (u32(0) != kTableMagic) return fail("not an nfsieve table (bad magic)");
-    if (u16(4) != kTableVersion) return fail("table version " + std::to_string(u16(4)) + " is not supported (this build reads version 1)");
+    const uint16_t version = u16(4);
+    if (version != kTableVersionPlain && version != kTableVersion)
+      return fail("table version " + std::to_string(version) + " is not supported (this build reads versions 1 and 2)");
     if (u16(6) != kHeaderSize) return fail("bad header size");
     if (u32(8) != size) return fail("table size field " + std::to_string(u32(8)) + " does not match its " + std::to_string(size) + " bytes");
     if (crc32(bytes_ + 16, size - 16) != u32(12)) return fail("checksum mismatch: the table is corrupt");
@@ -67,6 +71,11 @@ class TableLoader {
     t_->rules_ = reinterpret_cast<const RuleRec*>(bytes_ + u32(24));
     t_->residuals_ = reinterpret_cast<const ResidualRec*>(bytes_ + u32(28));
     t_->refs_ = reinterpret_cast<const uint32_t*>(bytes_ + u32(60));
+    // Version 2: the limits section (bytes 68..75 are reserved in version 1).
+    const uint32_t limit_count = version >= 2 ? u32(72) : 0;
+    if (limit_count && !span(u32(68), uint64_t(limit_count) * sizeof(LimitRec), 8)) return fail("limits section out of bounds");
+    if (limit_count) t_->limits_ = reinterpret_cast<const LimitRec*>(bytes_ + u32(68));
+    t_->limit_count_ = limit_count;
     if (!load_strings(u32(44), u32(48))) return false;
     if (!load_sets(u32(52), set_count)) return false;
     for (uint32_t i = 0; i < rules; i++) {
@@ -76,11 +85,12 @@ class TableLoader {
       if (r.action == kActSkip && (r.skip_to <= i || r.skip_to > rules)) return fail(at + "skip target out of range");
       if (uint64_t(r.residual_start) + r.residual_count > residual_count) return fail(at + "residuals out of range");
     }
+    if (!load_limits()) return false;
     for (uint32_t i = 0; i < residual_count; i++) {
       const ResidualRec& r = t_->residuals_[i];
       const std::string at = "residual " + std::to_string(i) + ": ";
-      if (r.kind < kResMark || r.kind > kResSetAhSpi) return fail(at + "bad kind");
-      if (r.kind == kResMark) continue;
+      if (r.kind < kResMark || r.kind > kResLimit) return fail(at + "bad kind");
+      if (r.kind == kResMark || r.kind == kResLimit) continue;  // limits: checked by load_limits
       if (uint64_t(r.a) + r.b > ref_count || r.b == 0) return fail(at + "references out of range");
       for (uint32_t k = 0; k < r.b; k++) {
         uint32_t v = t_->refs_[r.a + k];
@@ -124,6 +134,43 @@ class TableLoader {
         if (vec[s * 64 + b]) expect |= 1ull << b;
       if (sum[s] != expect) return false;
     }
+    return true;
+  }
+
+  // Each limit record sane, and each used by exactly one rule, as that rule's
+  // last residual (the limit is checked only once every other condition holds).
+  bool load_limits() {
+    const uint32_t n = t_->limit_count_;
+    t_->limit_rules_.assign(n, UINT32_MAX);
+    uint64_t sources = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      const LimitRec& l = t_->limits_[i];
+      const std::string at = "limit " + std::to_string(i) + ": ";
+      BucketParams params;
+      if (l.per != kLimitPerRule && l.per != kLimitPerSource) return fail(at + "bad kind");
+      if (l.rate == 0 || l.burst == 0 || l.period_ns == 0) return fail(at + "rate, burst and period must be positive");
+      if (!bucket_params(l, &params)) return fail(at + "burst times the token cost does not fit 62 bits");
+      if (l.per == kLimitPerSource && (l.prefix4 < 1 || l.prefix4 > 32 || l.prefix6 < 1 || l.prefix6 > 128))
+        return fail(at + "bad source prefix length");
+      if (l.per == kLimitPerSource && (l.max_sources == 0 || l.max_sources > kMaxSources)) return fail(at + "max-sources out of range");
+      if (l.per == kLimitPerSource) sources += l.max_sources;
+    }
+    // Per-source buckets are preallocated at load (limit.h): bound them in all.
+    if (sources > kMaxSources) return fail("per-source limits keep " + std::to_string(sources) + " sources in all (at most 16777216)");
+    for (uint32_t ri = 0; ri < t_->rule_count_; ri++) {
+      const RuleRec& r = t_->rules_[ri];
+      for (uint32_t k = 0; k < r.residual_count; k++) {
+        const ResidualRec& res = t_->residuals_[r.residual_start + k];
+        if (res.kind != kResLimit) continue;
+        const std::string at = "rule " + std::to_string(ri) + ": ";
+        if (k + 1 != r.residual_count) return fail(at + "a limit must be the rule's last residual");
+        if (res.negate || res.a >= n) return fail(at + "bad limit reference");
+        if (t_->limit_rules_[res.a] != UINT32_MAX) return fail(at + "limit " + std::to_string(res.a) + " used by two rules");
+        t_->limit_rules_[res.a] = ri;
+      }
+    }
+    for (uint32_t i = 0; i < n; i++)
+      if (t_->limit_rules_[i] == UINT32_MAX) return fail("limit " + std::to_string(i) + ": no rule uses it");
     return true;
   }
 

@@ -1,4 +1,4 @@
-// Decision table, version 1: loading and complete validation.
+// Decision table, versions 1 and 2 (2 adds rate limits): loading and complete validation.
 //
 // The table comes from the TypeScript compiler (src/compile/format.ts) as one
 // little-endian blob; docs/table-format.md is the specification. Before the
@@ -17,18 +17,22 @@
 namespace nfsieve {
 
 constexpr uint32_t kTableMagic = 0x5153464e;  // "NFSQ"
-constexpr uint16_t kTableVersion = 1;
+constexpr uint16_t kTableVersion = 2;        // written when the table has limits
+constexpr uint16_t kTableVersionPlain = 1;   // no limits section
 constexpr uint32_t kHeaderSize = 96;
 constexpr int kMaxDims = 24;
 
 enum FieldId : uint8_t {
   kFieldSrc = 1, kFieldDst, kFieldProto, kFieldIpProto, kFieldSport, kFieldDport, kFieldSpi, kFieldAhSpi,
   kFieldIcmp, kFieldIkeVersion, kFieldIkeExchange, kFieldIkeFlags, kFieldNatt, kFieldFragment,
-  kFieldCtState, kFieldMalformed, kFieldLength, kFieldTruncated, kFieldNfProto, kFieldL4Avail, kFieldLast = kFieldL4Avail
+  kFieldCtState, kFieldMalformed, kFieldLength, kFieldTruncated, kFieldNfProto, kFieldL4Avail,
+  kFieldIkeInitial, kFieldIkeCookie, kFieldLast = kFieldIkeCookie
 };
 
 enum ActionCode : uint8_t { kActAccept = 0, kActDrop, kActReject, kActQueue, kActContinue, kActSkip, kActRepeat };
-enum ResidualCode : uint8_t { kResMark = 1, kResIn, kResOut, kResSetSrc, kResSetDst, kResSetSpi, kResSetAhSpi };
+enum ResidualCode : uint8_t { kResMark = 1, kResIn, kResOut, kResSetSrc, kResSetDst, kResSetSpi, kResSetAhSpi, kResLimit };
+enum LimitPer : uint8_t { kLimitPerRule = 0, kLimitPerSource = 1 };
+constexpr uint32_t kMaxSources = 1u << 24;
 
 struct RuleRec {
   uint8_t action;
@@ -52,6 +56,19 @@ struct ResidualRec {
   uint32_t reserved2;
 };
 static_assert(sizeof(ResidualRec) == 16, "residual record");
+
+// A rate limit (docs/table-format.md): `rate` tokens per `period_ns`, at most `burst` saved.
+struct LimitRec {
+  uint8_t per;       // LimitPer
+  uint8_t prefix4;   // per source: bits of an IPv4 source that make its key (1-32)
+  uint8_t prefix6;   // per source: likewise for IPv6 (1-128)
+  uint8_t reserved;
+  uint32_t rate;
+  uint32_t burst;
+  uint32_t max_sources;  // per source: buckets kept (least recently used evicted)
+  uint64_t period_ns;
+};
+static_assert(sizeof(LimitRec) == 24, "limit record");
 
 struct Dim {
   uint8_t field;
@@ -94,6 +111,10 @@ class Table {
   const std::string& string_at(uint32_t i) const { return strings_[i]; }
   const Family& family(int fam) const { return fam == 4 ? fam4_ : fam6_; }
   const std::vector<SetElementsView>& sets() const { return sets_; }
+  uint32_t limit_count() const { return limit_count_; }
+  const LimitRec& limit(uint32_t i) const { return limits_[i]; }
+  // The rule whose last residual is limit i.
+  uint32_t limit_rule(uint32_t i) const { return limit_rules_[i]; }
   size_t byte_size() const { return size_; }
 
  private:
@@ -105,6 +126,9 @@ class Table {
   const RuleRec* rules_ = nullptr;
   const ResidualRec* residuals_ = nullptr;
   const uint32_t* refs_ = nullptr;
+  const LimitRec* limits_ = nullptr;
+  uint32_t limit_count_ = 0;
+  std::vector<uint32_t> limit_rules_;
   std::vector<std::string> strings_;
   std::vector<SetElementsView> sets_;
   Family fam4_, fam6_;

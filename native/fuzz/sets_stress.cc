@@ -1,11 +1,14 @@
 // Named-set stress under the sanitizers: random inserts, deletes and lookups
 // on AddressSet and SpiSet (and so on FlatSet, their storage), checked after
-// every operation against a plain std::set model. Small key ranges force
+// every operation against a plain std::map model. Small key ranges force
 // collisions, long probe runs and backward shifts across the table's end.
+// Members carry origins (file, live) and live ones expiries, some already
+// past: lookups, expire(), flush() and merge_live() are checked too.
 //   sets_stress OPS SEED  ->  "checked OPS operations, N members" or exit 1
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -23,7 +26,14 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(std::strtoull(argv[2], nullptr, 10));
   AddressSet addresses;
   SpiSet spis;
-  std::set<std::tuple<int, int, std::vector<uint8_t>>> model;  // family, length, masked bytes
+  using Key = std::tuple<int, int, std::vector<uint8_t>>;  // family, length, masked bytes
+  struct Origins { uint8_t bits; int64_t expires; };
+  std::map<Key, Origins> model;
+  const int64_t now = nfsieve::steady_now_ms();
+  const int64_t past = now - 100000, future = now + 100000000;  // far from the coarse clock's ticks
+  auto matches = [&](const Origins& o) {
+    return (o.bits & nfsieve::kOriginFile) || ((o.bits & nfsieve::kOriginLive) && (o.expires == 0 || o.expires > now));
+  };
   std::set<uint32_t> spi_model;
   auto masked = [](int family, const uint8_t* b, int length) {
     std::vector<uint8_t> out(b, b + (family == 4 ? 4 : 16));
@@ -35,8 +45,8 @@ int main(int argc, char** argv) {
   };
   auto member = [&](int family, const uint8_t* b) {
     for (const auto& m : model) {
-      if (std::get<0>(m) != family) continue;
-      if (masked(family, b, std::get<1>(m)) == std::get<2>(m)) return true;
+      if (std::get<0>(m.first) != family) continue;
+      if (masked(family, b, std::get<1>(m.first)) == std::get<2>(m.first) && matches(m.second)) return true;
     }
     return false;
   };
@@ -49,13 +59,52 @@ int main(int argc, char** argv) {
     b[family == 4 ? 3 : 15] = rng() % 64;
     const int length = family == 4 ? (rng() % 3 == 0 ? 24 + rng() % 9 : 32) : (rng() % 3 == 0 ? 112 + rng() % 17 : 128);
     const auto key = std::make_tuple(family, length, masked(family, b, length));
-    const int what = rng() % 3;
+    const int what = rng() % 5;
+    const uint8_t origin = rng() % 2 ? nfsieve::kOriginFile : nfsieve::kOriginLive;
     if (what == 0) {
-      bool want = model.insert(key).second;
-      if (addresses.add(family, b, length) != want) return std::printf("add mismatch at op %ld\n", op), 1;
+      const int64_t expires = origin == nfsieve::kOriginLive ? (rng() % 3 == 0 ? 0 : rng() % 2 ? past : future) : 0;
+      auto it = model.find(key);
+      const bool want = it == model.end() || !(it->second.bits & origin);
+      Origins& o = model[key];
+      o.bits |= origin;
+      if (origin == nfsieve::kOriginLive) o.expires = expires;
+      if (addresses.add(family, b, length, origin, expires) != want) return std::printf("add mismatch at op %ld\n", op), 1;
     } else if (what == 1) {
-      bool want = model.erase(key) != 0;
-      if (addresses.remove(family, b, length) != want) return std::printf("remove mismatch at op %ld\n", op), 1;
+      const uint8_t origins = rng() % 3 == 0 ? nfsieve::kOriginAll : origin;
+      auto it = model.find(key);
+      const bool want = it != model.end() && (it->second.bits & origins);
+      if (want) {
+        it->second.bits &= static_cast<uint8_t>(~origins);
+        if (origins & nfsieve::kOriginLive) it->second.expires = 0;
+        if (!it->second.bits) model.erase(it);
+      }
+      if (addresses.remove(family, b, length, origins) != want) return std::printf("remove mismatch at op %ld\n", op), 1;
+    } else if (what == 2 && rng() % 500 == 0) {
+      // Reap: the model drops live origins that ran out; the count must agree.
+      size_t want = 0;
+      for (auto it = model.begin(); it != model.end();) {
+        Origins& o = it->second;
+        if ((o.bits & nfsieve::kOriginLive) && o.expires != 0 && o.expires <= now) {
+          want++;
+          o.bits &= static_cast<uint8_t>(~nfsieve::kOriginLive);
+          o.expires = 0;
+        }
+        it = o.bits ? std::next(it) : model.erase(it);
+      }
+      if (addresses.expire(now) != want) return std::printf("expire mismatch at op %ld\n", op), 1;
+    } else if (what == 3 && rng() % 2000 == 0) {
+      // A reload's copy: the live members only, into a fresh set, must match the model's live part.
+      AddressSet next;
+      next.merge_live(addresses, now);
+      for (const auto& m : model) {
+        const std::vector<uint8_t>& bytes = std::get<2>(m.first);
+        const bool live = (m.second.bits & nfsieve::kOriginLive) && (m.second.expires == 0 || m.second.expires > now);
+        if (live && !next.matches(std::get<0>(m.first), bytes.data(), std::get<1>(m.first))) return std::printf("merge_live lost a member at op %ld\n", op), 1;
+      }
+      std::vector<nfsieve::MemberInfo> listed;
+      next.list(&listed, now);
+      for (const auto& l : listed)
+        if (l.origins != nfsieve::kOriginLive) return std::printf("merge_live copied a file origin at op %ld\n", op), 1;
     } else if (addresses.contains(family, b) != member(family, b)) {
       return std::printf("contains mismatch at op %ld\n", op), 1;
     }

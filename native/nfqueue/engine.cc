@@ -109,14 +109,14 @@ void QueueEngine::reload(std::unique_ptr<Classifier> classifier) {
   std::shared_ptr<ActiveTable> old = std::atomic_load(&active_);
   std::shared_ptr<ActiveTable> next = std::make_shared<ActiveTable>(std::move(classifier), workers_.size(), ++generation_);
   if (old) {
-    // Live set members (changed by updown scripts, say) survive a reload.
+    // File members are the new table's alone; live members (set at run time,
+    // by updown scripts say) carry over with their remaining timeouts. The
+    // workers share this lock as readers: they never wait for the copy.
     std::shared_lock<std::shared_mutex> lk(old->sets_mutex);
+    const int64_t now = steady_now_ms();
     for (NamedSet& s : next->classifier->sets()) {
       NamedSet* prev = old->classifier->find_set(s.name);
-      if (prev && prev->kind == s.kind) {
-        s.addresses = prev->addresses;
-        s.spis = prev->spis;
-      }
+      if (prev && prev->kind == s.kind) s.merge_live(*prev, now);
     }
   }
   std::atomic_store(&active_, next);
@@ -143,19 +143,15 @@ void QueueEngine::run(Worker* w) {
   std::vector<VerdictOut> verdicts;
   packets.reserve(config_.batch);
   verdicts.reserve(config_.batch);
-  uint64_t last_error_report = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
     int n = w->socket.receive(&packets, config_.batch, 100);
     if (n < 0) {
       if (n == -ENOBUFS) {
         w->counters.enobufs.fetch_add(1, std::memory_order_relaxed);
+        report(w, w->enobufs_reports, "socket buffer overrun (ENOBUFS): the kernel dropped packets; raise --rcvbuf");
       } else {
         w->counters.receive_errors.fetch_add(1, std::memory_order_relaxed);
-        uint64_t t = now_ms();
-        if (on_error_ && t - last_error_report > 1000) {
-          last_error_report = t;
-          on_error_("queue " + std::to_string(w->queue) + ": receive failed: " + strerror(-n));
-        }
+        report(w, w->receive_reports, std::string("receive failed: ") + strerror(-n));
       }
       continue;
     }
@@ -175,8 +171,18 @@ void QueueEngine::run(Worker* w) {
     }
     if (n == 0 && kernel_queue_stats(w->queue).queue_total == 0) break;
   }
+  w->final_kernel = kernel_queue_stats(w->queue);
   w->socket.unbind();
   w->socket.close();
+}
+
+// One error report through the limiter of its kind (at most one a second per queue and kind).
+void QueueEngine::report(Worker* w, ReportLimiter& limiter, const std::string& what) {
+  uint64_t suppressed = 0;
+  if (!on_error_ || !limiter.allow(now_ms(), &suppressed)) return;
+  std::string message = "queue " + std::to_string(w->queue) + ": " + what;
+  if (suppressed > 0) message += " (" + std::to_string(suppressed) + " more suppressed)";
+  on_error_(message);
 }
 
 void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts) {
@@ -196,6 +202,7 @@ void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::ve
   ifnames.resize(2 * count);
   results.resize(count);
   const uint64_t batch_time = now_ms();  // one clock read per batch, not per packet
+  const uint64_t batch_ns = monotonic_ns();  // rate limits' clock, likewise
   for (size_t i = 0; i < count; i++) {
     const QueuedPacket& p = packets[i];
     decode_ip(p.payload, p.payload_len, &decoded[i]);
@@ -210,6 +217,7 @@ void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::ve
     m.out_len = static_cast<uint8_t>(out.size());
     m.ctstate = ctstate_of(p.ct_info, conntrack);
     m.mark = p.mark;
+    m.now_ns = batch_ns;
   }
   {
     std::shared_lock<std::shared_mutex> lk(table->sets_mutex);
@@ -265,7 +273,7 @@ void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::ve
   int err = w->socket.send_verdicts(verdicts);
   if (err < 0) {
     qc.verdict_errors.fetch_add(1, std::memory_order_relaxed);
-    if (on_error_) on_error_("queue " + std::to_string(w->queue) + ": sending verdicts failed: " + strerror(-err));
+    report(w, w->verdict_reports, std::string("sending verdicts failed: ") + strerror(-err));
   }
 }
 
@@ -275,7 +283,7 @@ EngineStats QueueEngine::stats() const {
     const QueueCounters& c = w->counters;
     QueueStatsSnapshot q{w->queue, c.received.load(), c.accepted.load(), c.dropped.load(), c.rejected.load(), c.queued.load(),
                          c.not_ip.load(), c.bytes.load(), c.enobufs.load(), c.verdict_errors.load(), c.receive_errors.load(),
-                         c.batches.load(), kernel_queue_stats(w->queue)};
+                         c.batches.load(), running_ ? kernel_queue_stats(w->queue) : w->final_kernel};
     s.queues.push_back(q);
   }
   std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
@@ -284,35 +292,107 @@ EngineStats QueueEngine::stats() const {
     size_t n = table->classifier->table().rule_count() + 1;
     s.hits.assign(n, 0);
     s.bytes.assign(n, 0);
+    s.over_limit.assign(n, 0);
+    s.evictions.assign(n, 0);
     for (const auto& c : table->counters)
       for (size_t i = 0; i < n; i++) {
         s.hits[i] += c->hits(i);
         s.bytes[i] += c->bytes(i);
+        s.over_limit[i] += c->over_limit(i);
       }
+    const Table& t = table->classifier->table();
+    for (uint32_t l = 0; l < t.limit_count(); l++) s.evictions[t.limit_rule(l)] += table->classifier->limits().evictions(l);
   }
   return s;
 }
 
-template <typename Change>
-bool QueueEngine::change_set(const std::string& name, uint8_t kind, Change change) {
-  std::lock_guard<std::mutex> control(control_mutex_);
-  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
-  if (!table) return false;
-  std::unique_lock<std::shared_mutex> lk(table->sets_mutex);
-  NamedSet* s = table->classifier->find_set(name);
-  if (!s || s->kind != kind) return false;
-  change(*s);
-  return true;
+namespace {
+
+// Change a set the workers read. A change that touches O(1) members runs in
+// place under the workers' lock; one that may rebuild a table (a hash table
+// growing, a flush, a mass expiry) runs on a copy outside the lock, and the
+// lock covers only the swap. Either way the workers wait microseconds.
+template <typename F>
+void write_set(NamedSet& s, std::shared_mutex& lock, bool heavy, F f) {
+  if (!heavy) {
+    std::unique_lock<std::shared_mutex> lk(lock);
+    f(s);
+    return;
+  }
+  NamedSet next = s;  // the workers go on reading s meanwhile
+  f(next);
+  std::unique_lock<std::shared_mutex> lk(lock);
+  std::swap(s.addresses, next.addresses);
+  std::swap(s.spis, next.spis);
 }
 
-bool QueueEngine::set_address(const std::string& name, bool add, int family, const uint8_t* bytes, int length, bool* changed) {
-  return change_set(name, 1, [&](NamedSet& s) {
-    *changed = add ? s.addresses.add(family, bytes, length) : s.addresses.remove(family, bytes, length);
+constexpr size_t kExpireInPlace = 64;  // more members due at once: expire on a copy
+
+}  // namespace
+
+// op(set, the workers' lock); the control mutex keeps other writers out, so
+// readers here need no lock.
+template <typename Op>
+int QueueEngine::with_set(const std::string& name, uint8_t kind, Op op) const {
+  std::lock_guard<std::mutex> control(control_mutex_);
+  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+  if (!table) return kNoSuchSet;
+  NamedSet* s = table->classifier->find_set(name);
+  if (!s) return kNoSuchSet;
+  if (kind && s->kind != kind) return kWrongKind;
+  op(*s, table->sets_mutex);
+  return kSetOk;
+}
+
+int QueueEngine::set_add(const std::string& name, const SetElement& e, int64_t expires_ms, bool* changed) {
+  return with_set(name, e.kind, [&](NamedSet& s, std::shared_mutex& m) {
+    write_set(s, m, s.add_would_grow(e), [&](NamedSet& t) { *changed = t.add(e, kOriginLive, expires_ms); });
   });
 }
 
-bool QueueEngine::set_spi(const std::string& name, bool add, uint32_t lo, uint32_t hi, bool* changed) {
-  return change_set(name, 2, [&](NamedSet& s) { *changed = add ? s.spis.add(lo, hi) : s.spis.remove(lo, hi); });
+int QueueEngine::set_remove(const std::string& name, const SetElement& e, uint8_t origins, bool* changed) {
+  return with_set(name, e.kind, [&](NamedSet& s, std::shared_mutex& m) {
+    write_set(s, m, false, [&](NamedSet& t) { *changed = t.remove(e, origins); });
+  });
+}
+
+int QueueEngine::set_flush(const std::string& name, uint8_t origins, size_t* count) {
+  return with_set(name, 0, [&](NamedSet& s, std::shared_mutex& m) {
+    write_set(s, m, true, [&](NamedSet& t) { *count = t.flush(origins); });
+  });
+}
+
+int QueueEngine::set_test(const std::string& name, const SetElement& e, bool* matched) const {
+  return with_set(name, e.kind, [&](NamedSet& s, std::shared_mutex&) { *matched = s.test(e); });
+}
+
+int QueueEngine::set_list(const std::string& name, std::vector<MemberInfo>* out) const {
+  return with_set(name, 0, [&](NamedSet& s, std::shared_mutex&) { s.list(out, steady_now_ms()); });
+}
+
+size_t QueueEngine::set_expire() {
+  std::lock_guard<std::mutex> control(control_mutex_);
+  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+  if (!table) return 0;
+  const int64_t now = steady_now_ms();
+  size_t n = 0;
+  for (NamedSet& s : table->classifier->sets()) {
+    if (!s.timed()) continue;
+    const size_t due = s.due(now);
+    if (due == 0) continue;
+    write_set(s, table->sets_mutex, due > kExpireInPlace, [&](NamedSet& t) { n += t.expire(now); });
+  }
+  return n;
+}
+
+std::vector<QueueEngine::SetSummary> QueueEngine::set_summaries() const {
+  std::lock_guard<std::mutex> control(control_mutex_);
+  std::vector<SetSummary> out;
+  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+  if (!table) return out;
+  const int64_t now = steady_now_ms();
+  for (const NamedSet& s : table->classifier->sets()) out.push_back(SetSummary{s.name, s.kind, s.sizes(now)});
+  return out;
 }
 
 }  // namespace nfsieve

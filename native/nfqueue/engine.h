@@ -9,6 +9,13 @@
 // its own reference once per batch, so a batch never sees two tables, and the
 // old table is freed when the last worker lets go of it. Named-set changes
 // take a writer lock that workers take as readers once per batch.
+//
+// A reload builds the new table's sets outside that lock: file members come
+// from the new table alone, live members (with their expiries) from the old
+// table's sets of the same name and kind; then one pointer swap. Rate-limit
+// buckets belong to the classifier: set changes keep them, a reload starts
+// the new table's buckets full. Workers read CLOCK_MONOTONIC once per batch
+// for them (Meta::now_ns).
 #pragma once
 
 #include <atomic>
@@ -25,6 +32,10 @@
 #include "nfq_socket.h"
 
 namespace nfsieve {
+
+constexpr int kSetOk = 0;
+constexpr int kNoSuchSet = 1;
+constexpr int kWrongKind = 2;
 
 struct EngineConfig {
   std::vector<uint16_t> queues;
@@ -58,7 +69,35 @@ struct QueueStatsSnapshot {
 struct EngineStats {
   std::vector<QueueStatsSnapshot> queues;
   std::vector<uint64_t> hits, bytes;  // per rule + default, summed over workers
+  std::vector<uint64_t> over_limit;   // per rule + default: packets its limit refused
+  std::vector<uint64_t> evictions;    // per rule + default: per-source buckets evicted
   uint64_t generation;
+};
+
+// At most one report per interval for one kind of error; the reports held
+// back are counted and named in the next one ("N more suppressed"), so a
+// lasting error costs one message a second, not one per batch.
+class ReportLimiter {
+ public:
+  explicit ReportLimiter(uint64_t interval_ms = 1000) : interval_ms_(interval_ms) {}
+  // True when a report may go out at `now_ms`; *suppressed is then the count held back since the last one.
+  bool allow(uint64_t now_ms, uint64_t* suppressed) {
+    if (sent_ && now_ms - last_ms_ < interval_ms_) {
+      held_++;
+      return false;
+    }
+    sent_ = true;
+    last_ms_ = now_ms;
+    *suppressed = held_;
+    held_ = 0;
+    return true;
+  }
+
+ private:
+  uint64_t interval_ms_;
+  uint64_t last_ms_ = 0;
+  uint64_t held_ = 0;
+  bool sent_ = false;
 };
 
 class QueueEngine {
@@ -72,7 +111,8 @@ class QueueEngine {
   // Bind every queue, then start the workers. False (nothing left running) with *error.
   bool start(std::unique_ptr<Classifier> classifier, const EngineConfig& config, ErrorFn on_error, StatsFn on_stats,
              std::string* error);
-  // Swap in a new table; live members of sets present in both tables carry over.
+  // Swap in a new table: its file members exactly, plus the live members of
+  // sets present in both tables with the same kind.
   void reload(std::unique_ptr<Classifier> classifier);
   // Stop receiving, give every received packet its verdict, unbind, join. Idempotent.
   void stop();
@@ -81,9 +121,22 @@ class QueueEngine {
   const std::vector<std::string>& warnings() const { return warnings_; }
 
   EngineStats stats() const;
-  // Named-set changes on the active table. Returns false if the set does not exist.
-  bool set_address(const std::string& name, bool add, int family, const uint8_t* bytes, int length, bool* changed);
-  bool set_spi(const std::string& name, bool add, uint32_t lo, uint32_t hi, bool* changed);
+  // Named-set operations on the active table (sets.h). Each returns kSetOk, or
+  // kNoSuchSet / kWrongKind and changes nothing. Writers hold the table's set
+  // lock only for the change itself; readers (lists) share it with the workers.
+  int set_add(const std::string& name, const SetElement& e, int64_t expires_ms, bool* changed);
+  int set_remove(const std::string& name, const SetElement& e, uint8_t origins, bool* changed);
+  int set_flush(const std::string& name, uint8_t origins, size_t* count);
+  int set_test(const std::string& name, const SetElement& e, bool* matched) const;
+  int set_list(const std::string& name, std::vector<MemberInfo>* out) const;
+  // Reap expired live members of every set; returns how many went.
+  size_t set_expire();
+  struct SetSummary {
+    std::string name;
+    uint8_t kind;
+    SetSizes sizes;
+  };
+  std::vector<SetSummary> set_summaries() const;
 
  private:
   struct Worker {
@@ -92,6 +145,8 @@ class QueueEngine {
     NfqSocket socket;
     QueueCounters counters;
     std::thread thread;
+    ReportLimiter receive_reports, verdict_reports, enobufs_reports;  // touched by this worker's thread only
+    KernelQueueStats final_kernel;  // the kernel's counters just before unbinding (they vanish with the queue)
   };
 
   EngineConfig config_;
@@ -106,12 +161,13 @@ class QueueEngine {
   std::mutex reporter_mutex_;
   std::condition_variable reporter_cv_;
   std::mutex stop_mutex_;
-  std::mutex control_mutex_;  // serialises reload and set changes
+  mutable std::mutex control_mutex_;  // serialises reload and set operations
   std::vector<std::string> warnings_;
 
   void run(Worker* w);
-  template <typename Change>
-  bool change_set(const std::string& name, uint8_t kind, Change change);
+  void report(Worker* w, ReportLimiter& limiter, const std::string& what);
+  template <typename Op>
+  int with_set(const std::string& name, uint8_t kind, Op op) const;
   void process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts);
 };
 

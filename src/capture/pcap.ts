@@ -3,10 +3,13 @@
  * timestamps) and pcapng (SHB, IDB, EPB, SPB and the obsolete PB; several
  * sections and interfaces). Small and strict: a truncated or corrupt file, or a
  * link type the decoder does not know, is an error naming the file and the byte
- * offset where reading stopped.
+ * offset where reading stopped. Parsing is incremental (CaptureParser), so
+ * files and stdin are read in chunks: streamCapture() runs in constant memory
+ * and yields every complete frame before it reports a cut.
  */
 import * as fs from 'node:fs';
 import { SUPPORTED_LINK_TYPES } from '../decode/reference';
+import { NfsieveError } from '../errors';
 
 export interface Frame {
   /** 0-based position in the file. */
@@ -19,9 +22,10 @@ export interface Frame {
   data: Uint8Array;
 }
 
-export class CaptureError extends Error {
-  constructor(readonly file: string, readonly offset: number, message: string) {
-    super(`${file}: offset ${offset}: ${message}`);
+/** A capture that cannot be read or was cut short (code ECAPTURE), with the byte offset. */
+export class CaptureError extends NfsieveError {
+  constructor(override readonly file: string, readonly offset: number, message: string) {
+    super('ECAPTURE', `${file}: offset ${offset}: ${message}`, { file });
     this.name = 'CaptureError';
   }
 }
@@ -40,134 +44,266 @@ function linkTypeOf(file: string, offset: number, field: number, extra: readonly
   return lt;
 }
 
-/** Read every frame of a capture file. */
-export function readCapture(file: string): Frame[] {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (err) {
-    throw new CaptureError(file, 0, `cannot read: ${(err as Error).message}`);
-  }
-  return parseCapture(bytes, file);
-}
-
-/** Parse capture bytes (the name is used in error messages only). */
+/** Link types to accept beyond those the decoder reads (the caller parses them itself). */
 export interface ParseOptions {
-  /** Link types to accept beyond those the decoder reads (the caller parses them itself). */
   allowLinkTypes?: readonly number[];
 }
 
-export function parseCapture(bytes: Uint8Array, file = '<capture>', options: ParseOptions = {}): Frame[] {
-  if (bytes.length < 4) throw new CaptureError(file, 0, 'file too short to be a capture');
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const magic = view.getUint32(0, false);
-  const extra = options.allowLinkTypes ?? [];
-  if (magic === 0x0a0d0d0a) return parsePcapng(bytes, view, file, extra);
-  return parsePcap(bytes, view, file, extra);
+/** Read size of the file readers: memory stays about one chunk plus one record. */
+export const READ_CHUNK = 1 << 20;
+/** No capture record or block is larger (libpcap's snapshot length is at most 256 KiB). */
+export const MAX_RECORD = 64 << 20;
+
+const PCAP_MAGIC_US = 0xa1b2c3d4;
+const PCAP_MAGIC_NS = 0xa1b23c4d;
+const PCAP_HEADER = 24;
+const PCAP_RECORD_HEADER = 16;
+const PCAPNG_SHB = 0x0a0d0d0a;
+const PCAPNG_BOM = 0x1a2b3c4d;
+const PCAPNG_BOM_SWAPPED = 0x4d3c2b1a;
+const PCAPNG_BLOCK_MIN = 12;
+const BLOCK_IDB = 0x00000001;
+const BLOCK_PB = 0x00000002;
+const BLOCK_SPB = 0x00000003;
+const BLOCK_EPB = 0x00000006;
+
+/** Read every frame of a capture file (in chunks: a file larger than a Buffer works). */
+export function readCapture(file: string, options: ParseOptions = {}): Frame[] {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw new CaptureError(file, 0, `cannot read: ${(err as Error).message}`);
+  }
+  const parser = new CaptureParser(file, options);
+  const frames: Frame[] = [];
+  try {
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(READ_CHUNK);
+      const n = fs.readSync(fd, chunk, 0, READ_CHUNK, null);
+      if (n === 0) break;
+      for (const f of parser.push(chunk.subarray(0, n))) frames.push(f);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  parser.end();
+  return frames;
 }
 
-function parsePcap(bytes: Uint8Array, view: DataView, file: string, extra: readonly number[]): Frame[] {
-  const magicBE = view.getUint32(0, false);
-  const magicLE = view.getUint32(0, true);
-  let little: boolean;
-  let nano: boolean;
-  if (magicLE === 0xa1b2c3d4 || magicLE === 0xa1b23c4d) { little = true; nano = magicLE === 0xa1b23c4d; }
-  else if (magicBE === 0xa1b2c3d4 || magicBE === 0xa1b23c4d) { little = false; nano = magicBE === 0xa1b23c4d; }
-  else throw new CaptureError(file, 0, `not a pcap or pcapng file (magic 0x${magicBE.toString(16).padStart(8, '0')})`);
-  if (bytes.length < 24) throw new CaptureError(file, bytes.length, 'truncated pcap file header (24 bytes needed)');
-  const linkType = linkTypeOf(file, 20, view.getUint32(20, little), extra);
-  const frames: Frame[] = [];
-  let at = 24;
-  while (at < bytes.length) {
-    if (bytes.length - at < 16) throw new CaptureError(file, at, `truncated record header (${bytes.length - at} of 16 bytes)`);
-    const sec = view.getUint32(at, little);
-    const frac = view.getUint32(at + 4, little);
-    const caplen = view.getUint32(at + 8, little);
-    const origlen = view.getUint32(at + 12, little);
-    if (caplen > bytes.length - at - 16) {
-      throw new CaptureError(file, at, `record of ${caplen} bytes runs past the end of the file (${bytes.length - at - 16} left)`);
+/**
+ * Stream the frames of a capture file, or of stdin for '-', in batches, in
+ * constant memory. Every complete frame is yielded before a truncation or
+ * corruption is thrown as a CaptureError.
+ */
+export async function* streamCapture(source: string, options: ParseOptions = {}): AsyncGenerator<Frame[]> {
+  const name = source === '-' ? '<stdin>' : source;
+  const input = source === '-' ? process.stdin : fs.createReadStream(source, { highWaterMark: READ_CHUNK });
+  const parser = new CaptureParser(name, options);
+  try {
+    for await (const chunk of input) {
+      const frames = parser.push(chunk as Buffer);
+      if (frames.length) yield frames;
+      if (parser.failed) break;
     }
-    frames.push({
-      index: frames.length,
-      linkType,
-      time: sec + frac / (nano ? 1e9 : 1e6),
-      originalLength: origlen,
-      data: bytes.subarray(at + 16, at + 16 + caplen),
-    });
-    at += 16 + caplen;
+  } catch (err) {
+    if (err instanceof CaptureError) throw err;
+    throw new CaptureError(name, parser.offset, `cannot read: ${(err as Error).message}`);
+  } finally {
+    if (source !== '-') (input as fs.ReadStream).destroy();
   }
+  parser.end();
+}
+
+/** Parse capture bytes (the name is used in error messages only). */
+export function parseCapture(bytes: Uint8Array, file = '<capture>', options: ParseOptions = {}): Frame[] {
+  const parser = new CaptureParser(file, options);
+  const frames = parser.push(bytes);
+  parser.end();
   return frames;
 }
 
 interface Interface { linkType: number; tsUnitsPerSecond: number }
 
-function parsePcapng(bytes: Uint8Array, view: DataView, file: string, extra: readonly number[]): Frame[] {
-  const frames: Frame[] = [];
-  let little = true;
-  let interfaces: Interface[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    if (bytes.length - at < 12) throw new CaptureError(file, at, 'truncated block header');
-    const typeBE = view.getUint32(at, false);
-    if (typeBE === 0x0a0d0d0a) {
-      const bom = view.getUint32(at + 8, true);
-      if (bom === 0x1a2b3c4d) little = true;
-      else if (bom === 0x4d3c2b1a) little = false;
-      else throw new CaptureError(file, at + 8, 'bad byte-order magic in section header block');
-      interfaces = [];
+/**
+ * Incremental capture parser: push() bytes as they arrive, get the frames
+ * completed so far; end() throws when the input stopped inside a header,
+ * record or block. An error found inside a chunk keeps the frames before it:
+ * push() returns them and the error is thrown by the next push() or end().
+ */
+export class CaptureParser {
+  /** Set once the input is known to be bad; thrown by the next push() or end(). */
+  failed: CaptureError | null = null;
+  private buf: Uint8Array = new Uint8Array(0);
+  private view = new DataView(this.buf.buffer);
+  private at = 0;
+  /** Offset in the input of buf[0]. */
+  private base = 0;
+  private format: 'pcap' | 'pcapng' | null = null;
+  private little = true;
+  private nano = false;
+  private linkType = 0;
+  private interfaces: Interface[] = [];
+  private count = 0;
+  private readonly extra: readonly number[];
+
+  constructor(readonly file: string, options: ParseOptions = {}) {
+    this.extra = options.allowLinkTypes ?? [];
+  }
+
+  /** Offset in the input where parsing stands. */
+  get offset(): number { return this.base + this.at; }
+
+  push(chunk: Uint8Array): Frame[] {
+    if (this.failed) throw this.failed;
+    const rest = this.buf.length - this.at;
+    if (rest === 0) this.buf = chunk;
+    else {
+      const joined = new Uint8Array(rest + chunk.length);
+      joined.set(this.buf.subarray(this.at));
+      joined.set(chunk, rest);
+      this.buf = joined;
     }
-    const type = view.getUint32(at, little);
-    const length = view.getUint32(at + 4, little);
-    if (length < 12 || length % 4 !== 0 || length > bytes.length - at) {
-      throw new CaptureError(file, at, `bad block length ${length} for block type 0x${type.toString(16)}`);
+    this.base += this.at;
+    this.at = 0;
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    const frames: Frame[] = [];
+    try {
+      if (this.format === null) this.header();
+      if (this.format === 'pcap') while (this.pcapRecord(frames));
+      else if (this.format === 'pcapng') while (this.pcapngBlock(frames));
+    } catch (err) {
+      if (!(err instanceof CaptureError)) throw err;
+      this.failed = err;
     }
-    if (view.getUint32(at + length - 4, little) !== length) {
-      throw new CaptureError(file, at + length - 4, 'trailing block length does not match the leading one');
+    return frames;
+  }
+
+  end(): void {
+    if (this.failed) throw this.failed;
+    const left = this.buf.length - this.at;
+    if (this.format === null) {
+      if (left < 4) this.fail(0, 'file too short to be a capture');
+      this.fail(left, `truncated pcap file header (${PCAP_HEADER} bytes needed)`);
     }
-    const body = at + 8;
-    const bodyEnd = at + length - 4;
+    if (left === 0) return;
+    if (this.format === 'pcap') {
+      if (left < PCAP_RECORD_HEADER) this.fail(this.at, `truncated record header (${left} of ${PCAP_RECORD_HEADER} bytes)`);
+      const caplen = this.view.getUint32(this.at + 8, this.little);
+      this.fail(this.at, `record of ${caplen} bytes runs past the end of the file (${left - PCAP_RECORD_HEADER} left)`);
+    }
+    if (left < PCAPNG_BLOCK_MIN) this.fail(this.at, 'truncated block header');
+    const little = this.view.getUint32(this.at, false) === PCAPNG_SHB ? this.shbLittle(this.at) : this.little;
+    this.fail(this.at, `bad block length ${this.view.getUint32(this.at + 4, little)} for block type 0x${this.view.getUint32(this.at, little).toString(16)}`);
+  }
+
+  private fail(at: number, message: string): never {
+    throw new CaptureError(this.file, this.base + at, message);
+  }
+
+  /** Decide the format from the first bytes; reads the pcap file header. */
+  private header(): void {
+    if (this.buf.length < 4) return;
+    const magicBE = this.view.getUint32(0, false);
+    if (magicBE === PCAPNG_SHB) { this.format = 'pcapng'; return; }
+    const magicLE = this.view.getUint32(0, true);
+    if (magicLE === PCAP_MAGIC_US || magicLE === PCAP_MAGIC_NS) { this.little = true; this.nano = magicLE === PCAP_MAGIC_NS; }
+    else if (magicBE === PCAP_MAGIC_US || magicBE === PCAP_MAGIC_NS) { this.little = false; this.nano = magicBE === PCAP_MAGIC_NS; }
+    else this.fail(0, `not a pcap or pcapng file (magic 0x${magicBE.toString(16).padStart(8, '0')})`);
+    if (this.buf.length < PCAP_HEADER) return;
+    this.linkType = linkTypeOf(this.file, this.base + 20, this.view.getUint32(20, this.little), this.extra);
+    this.format = 'pcap';
+    this.at = PCAP_HEADER;
+  }
+
+  /** One pcap record into `frames`; false when the buffer holds no complete one. */
+  private pcapRecord(frames: Frame[]): boolean {
+    const at = this.at;
+    if (this.buf.length - at < PCAP_RECORD_HEADER) return false;
+    const caplen = this.view.getUint32(at + 8, this.little);
+    if (caplen > MAX_RECORD) this.fail(at, `record of ${caplen} bytes is larger than any capture record (at most ${MAX_RECORD})`);
+    if (caplen > this.buf.length - at - PCAP_RECORD_HEADER) return false;
+    const sec = this.view.getUint32(at, this.little);
+    const frac = this.view.getUint32(at + 4, this.little);
+    frames.push({
+      index: this.count++,
+      linkType: this.linkType,
+      time: sec + frac / (this.nano ? 1e9 : 1e6),
+      originalLength: this.view.getUint32(at + 12, this.little),
+      data: this.buf.subarray(at + PCAP_RECORD_HEADER, at + PCAP_RECORD_HEADER + caplen),
+    });
+    this.at = at + PCAP_RECORD_HEADER + caplen;
+    return true;
+  }
+
+  private shbLittle(at: number): boolean {
+    const bom = this.view.getUint32(at + 8, true);
+    if (bom === PCAPNG_BOM) return true;
+    if (bom === PCAPNG_BOM_SWAPPED) return false;
+    this.fail(at + 8, 'bad byte-order magic in section header block');
+  }
+
+  /** One pcapng block (frames into `frames`); false when the buffer holds no complete one. */
+  private pcapngBlock(frames: Frame[]): boolean {
+    const at = this.at;
+    if (this.buf.length - at < PCAPNG_BLOCK_MIN) return false;
+    const shb = this.view.getUint32(at, false) === PCAPNG_SHB;
+    const little = shb ? this.shbLittle(at) : this.little;
+    const type = this.view.getUint32(at, little);
+    const length = this.view.getUint32(at + 4, little);
+    if (length < PCAPNG_BLOCK_MIN || length % 4 !== 0 || length > MAX_RECORD) {
+      this.fail(at, `bad block length ${length} for block type 0x${type.toString(16)}`);
+    }
+    if (length > this.buf.length - at) return false;
+    if (shb) { this.little = little; this.interfaces = []; }
+    if (this.view.getUint32(at + length - 4, little) !== length) {
+      this.fail(at + length - 4, 'trailing block length does not match the leading one');
+    }
+    this.blockBody(type, at, at + 8, at + length - 4, frames);
+    this.at = at + length;
+    return true;
+  }
+
+  private blockBody(type: number, at: number, body: number, bodyEnd: number, frames: Frame[]): void {
+    const view = this.view;
+    const little = this.little;
     switch (type) {
-      case 0x00000001: { // interface description
-        if (bodyEnd - body < 8) throw new CaptureError(file, at, 'truncated interface description block');
-        const linkType = linkTypeOf(file, body, view.getUint16(body, little), extra);
-        interfaces.push({ linkType, tsUnitsPerSecond: tsResolution(view, body + 8, bodyEnd, little) });
-        break;
+      case BLOCK_IDB: {
+        if (bodyEnd - body < 8) this.fail(at, 'truncated interface description block');
+        const linkType = linkTypeOf(this.file, this.base + body, view.getUint16(body, little), this.extra);
+        this.interfaces.push({ linkType, tsUnitsPerSecond: tsResolution(view, body + 8, bodyEnd, little) });
+        return;
       }
-      case 0x00000006: // enhanced packet
-      case 0x00000002: { // obsolete packet block
-        if (bodyEnd - body < 20) throw new CaptureError(file, at, 'truncated packet block');
-        const ifid = type === 6 ? view.getUint32(body, little) : view.getUint16(body, little);
-        const iface = interfaces[ifid];
-        if (!iface) throw new CaptureError(file, at, `packet names interface ${ifid}, which has no description block`);
+      case BLOCK_EPB:
+      case BLOCK_PB: {
+        if (bodyEnd - body < 20) this.fail(at, 'truncated packet block');
+        const ifid = type === BLOCK_EPB ? view.getUint32(body, little) : view.getUint16(body, little);
+        const iface = this.interfaces[ifid];
+        if (!iface) this.fail(at, `packet names interface ${ifid}, which has no description block`);
         const high = view.getUint32(body + 4, little);
         const low = view.getUint32(body + 8, little);
         const caplen = view.getUint32(body + 12, little);
         const origlen = view.getUint32(body + 16, little);
-        if (caplen > bodyEnd - body - 20) throw new CaptureError(file, at, `captured length ${caplen} runs past its block`);
+        if (caplen > bodyEnd - body - 20) this.fail(at, `captured length ${caplen} runs past its block`);
         frames.push({
-          index: frames.length,
-          linkType: iface.linkType,
-          time: (high * 4294967296 + low) / iface.tsUnitsPerSecond,
-          originalLength: origlen,
-          data: bytes.subarray(body + 20, body + 20 + caplen),
+          index: this.count++, linkType: iface.linkType, time: (high * 4294967296 + low) / iface.tsUnitsPerSecond,
+          originalLength: origlen, data: this.buf.subarray(body + 20, body + 20 + caplen),
         });
-        break;
+        return;
       }
-      case 0x00000003: { // simple packet
-        if (bodyEnd - body < 4) throw new CaptureError(file, at, 'truncated simple packet block');
-        const iface = interfaces[0];
-        if (!iface) throw new CaptureError(file, at, 'simple packet block before any interface description block');
+      case BLOCK_SPB: {
+        if (bodyEnd - body < 4) this.fail(at, 'truncated simple packet block');
+        const iface = this.interfaces[0];
+        if (!iface) this.fail(at, 'simple packet block before any interface description block');
         const origlen = view.getUint32(body, little);
         const caplen = Math.min(origlen, bodyEnd - body - 4);
-        frames.push({ index: frames.length, linkType: iface.linkType, time: 0, originalLength: origlen, data: bytes.subarray(body + 4, body + 4 + caplen) });
-        break;
+        frames.push({ index: this.count++, linkType: iface.linkType, time: 0, originalLength: origlen, data: this.buf.subarray(body + 4, body + 4 + caplen) });
+        return;
       }
       default:
-        break; // section header, statistics, name resolution, custom...: nothing to decode
+        return; // section header, statistics, name resolution, custom...: nothing to decode
     }
-    at += length;
   }
-  return frames;
 }
 
 /** if_tsresol (option 9): units per second; default microseconds. */

@@ -1,7 +1,13 @@
 /**
- * A small, strict command-line parser: every flag is declared with its kind,
- * unknown flags and missing values are errors with a usage hint.
+ * Command-line parsing on node:util's parseArgs (strict): every flag is
+ * declared with its kind; unknown flags, missing values and values given to
+ * booleans are usage errors. `-h`/`--help` is declared for every command.
+ * node:util's parseArgs has no optional-value flags (`--x` or `--x=V`), so no
+ * nfsieve flag is one: a string flag always needs its value.
  */
+import { parseArgs as utilParseArgs } from 'node:util';
+import { NfsieveError } from '../errors';
+
 export type FlagKind = 'boolean' | 'string';
 
 export interface ParsedArgs {
@@ -9,41 +15,37 @@ export interface ParsedArgs {
   flags: Map<string, string | true>;
 }
 
-export class UsageError extends Error {
+/** A command line that cannot be run (code EUSAGE, exit status 2). */
+export class UsageError extends NfsieveError {
   constructor(message: string) {
-    super(message);
+    super('EUSAGE', message);
     this.name = 'UsageError';
   }
 }
 
+/** The flag every command takes: print its usage and exit 0. */
+export const HELP_FLAG = 'help';
+
+type UtilOptions = Record<string, { type: FlagKind; short?: string }>;
+
 export function parseArgs(argv: readonly string[], spec: Record<string, FlagKind>): ParsedArgs {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--') {
-      positional.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!arg.startsWith('--') || arg === '-') {
-      positional.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
-    const kind = spec[name];
-    if (!kind) throw new UsageError(`unknown option --${name}`);
-    if (kind === 'boolean') {
-      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
-      flags.set(name, true);
-    } else if (eq >= 0) {
-      flags.set(name, arg.slice(eq + 1));
-    } else {
-      if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value`);
-      flags.set(name, argv[++i]);
-    }
+  const options: UtilOptions = { [HELP_FLAG]: { type: 'boolean', short: 'h' } };
+  for (const [name, type] of Object.entries(spec)) options[name] = { type };
+  let parsed;
+  try {
+    parsed = utilParseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+  } catch (err) {
+    // node:util's errors are TypeErrors with ERR_PARSE_ARGS_* codes: all usage errors.
+    const code = (err as { code?: string }).code ?? '';
+    if (code.startsWith('ERR_PARSE_ARGS_')) throw new UsageError((err as Error).message);
+    throw err;
   }
-  return { positional, flags };
+  const flags = new Map<string, string | true>();
+  for (const [name, value] of Object.entries(parsed.values)) {
+    if (value === undefined || value === false) continue;
+    flags.set(name, typeof value === 'string' ? value : true);
+  }
+  return { positional: parsed.positionals, flags };
 }
 
 export function stringFlag(args: ParsedArgs, name: string): string | undefined {

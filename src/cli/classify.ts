@@ -1,33 +1,34 @@
-import { readCapture, Frame } from '../capture/pcap';
+/** `nfsieve classify`: the verdict of a policy for every frame of a capture, streamed. */
+import { streamCapture, Frame } from '../capture/pcap';
 import { Classifier, ClassifyResult } from '../classifier';
 import { compile } from '../compile/compile';
 import { ParsedArgs, UsageError, stringFlag } from './args';
 import { Output } from './output';
 import { loadPolicyArg, metaFromArgs, POLICY_FLAGS, META_FLAGS } from './policy-arg';
 import { classifyClassbench } from './classbench';
+import { byLinkType, runsOf } from './inspect';
 
 export const CLASSIFY_FLAGS = { ...POLICY_FLAGS, ...META_FLAGS, pcap: 'string', json: 'boolean', classbench: 'string', trace: 'string' } as const;
 
-const BATCH = 4096;
-
-/** `nfsieve classify POLICY --pcap FILE [--json]`, or `--classbench RULES --trace TRACE`. */
-export function classify(args: ParsedArgs, out: Output): number {
+/** `nfsieve classify POLICY --pcap FILE|- [--json]` (streamed), or `--classbench RULES --trace TRACE`. */
+export async function classify(args: ParsedArgs, out: Output): Promise<number> {
   if (args.flags.has('classbench')) return classifyClassbench(args, out);
   const pcap = stringFlag(args, 'pcap');
-  if (args.positional.length !== 1 || !pcap) throw new UsageError('usage: nfsieve classify POLICY --pcap FILE [--json] [--iptables ...] [--in IF] [--out IF] [--ctstate S] [--mark N]');
+  if (args.positional.length !== 1 || !pcap) throw new UsageError('usage: nfsieve classify POLICY --pcap FILE|- [--json] [--iptables ...] [--in IF] [--out IF] [--ctstate S] [--mark N]');
   const policy = loadPolicyArg(args.positional[0], args);
   const classifier = new Classifier(compile(policy, { analyse: false }));
   const meta = metaFromArgs(args);
-  const frames = readCapture(pcap);
   const json = args.flags.has('json');
-  // Batches of frames sharing a link type, in file order.
-  for (let i = 0; i < frames.length; ) {
-    let j = i;
-    while (j < frames.length && j - i < BATCH && frames[j].linkType === frames[i].linkType) j++;
-    const chunk = frames.slice(i, j);
-    const results = classifier.classifyBatch(chunk.map((f) => f.data), { linkType: chunk[0].linkType, meta });
-    results.forEach((r, k) => out.line(json ? jsonLine(chunk[k], r) : textLine(chunk[k], r)));
-    i = j;
+  // Rate limits measure time by the capture's timestamps (microseconds), so a replay decides as the capture happened.
+  const limited = policy.rules.some((r) => r.limit);
+  for await (const batch of streamCapture(pcap)) {
+    byLinkType(batch, (run) => {
+      for (const chunk of limited ? runsOf(run, (f) => f.time) : [run]) {
+        const now = limited ? BigInt(Math.round(chunk[0].time * 1e6)) * 1000n : undefined;
+        const results = classifier.classifyBatch(chunk.map((f) => f.data), { linkType: chunk[0].linkType, meta: now === undefined ? meta : { ...meta, now } });
+        results.forEach((r, k) => out.line(json ? jsonLine(chunk[k], r) : textLine(chunk[k], r)));
+      }
+    });
   }
   return 0;
 }

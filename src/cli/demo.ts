@@ -164,7 +164,8 @@ export async function demo(args: ParsedArgs, out: Output): Promise<number> {
       }
     }
     runner.kill('SIGTERM');
-    await new Promise((r) => runner!.once('exit', r));
+    // It may have exited already: a listener added after 'exit' never fires.
+    if (runner.exitCode === null && runner.signalCode === null) await new Promise((r) => runner!.once('exit', r));
     say('done: the lab is removed.');
     return 0;
   } finally {

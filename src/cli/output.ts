@@ -1,4 +1,23 @@
 /** Buffered line output to stdout, flushed in large writes. */
+
+/**
+ * Exit status when stdout is closed early (`nfsieve inspect big.pcap | head -1`):
+ * what a shell reports for tcpdump or ls, which die by SIGPIPE (128 + 13).
+ * Node ignores SIGPIPE, so the write fails with EPIPE instead; we exit quietly.
+ */
+export const BROKEN_PIPE_STATUS = 141;
+
+let pipeGuard = false;
+/** Exit quietly (status BROKEN_PIPE_STATUS) when stdout's reader goes away; once per process. */
+export function quietOnBrokenPipe(): void {
+  if (pipeGuard) return;
+  pipeGuard = true;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(BROKEN_PIPE_STATUS);
+    throw err;
+  });
+}
+
 export class Output {
   private chunks: string[] = [];
   private size = 0;
@@ -7,7 +26,7 @@ export class Output {
   line(s: string): void {
     this.chunks.push(s, '\n');
     this.size += s.length + 1;
-    if (this.size > 1 << 16) this.flush();
+    if (this.size > 1 << 18) this.flush();
   }
 
   flush(): void {

@@ -1,43 +1,100 @@
 /**
  * `nfsieve run POLICY --queue N[:M]`: attach to NFQUEUE queues in the
  * foreground. Periodic counters (a table, or JSON lines with --json); SIGHUP
- * re-reads the policy (a bad one is reported and the running one stays);
- * SIGINT/SIGTERM stop cleanly with final counters.
+ * and the control socket's `reload` re-read the policy (a bad one is reported
+ * and the running one stays); the control socket (docs/control.md) changes
+ * live set members; --state keeps them across restarts; SIGINT/SIGTERM stop
+ * cleanly with final counters.
  */
-import { attach, parseQueueRange, AttachStats } from '../queue';
+import * as fs from 'node:fs';
+import { attach, parseQueueRange, AttachStats, Attachment } from '../queue';
+import { NativeQueueStats } from '../native';
 import { compile } from '../compile/compile';
 import { ParsedArgs, UsageError, stringFlag, intFlag } from './args';
+import { ControlService, ReloadOutcome } from '../control/service';
+import { ControlServer } from '../control/server';
+import { controlPath, CONTROL_ENV } from '../control/client';
+import { readState, StateError } from '../control/state';
 import { Output } from './output';
 import { loadPolicyArg, POLICY_FLAGS } from './policy-arg';
 
 export const RUN_FLAGS = {
   ...POLICY_FLAGS, queue: 'string', 'fail-open': 'boolean', 'copy-range': 'string', 'stats-every': 'string', json: 'boolean',
   'max-len': 'string', rcvbuf: 'string', 'reject-mark': 'string', 'no-gso': 'boolean',
+  control: 'string', 'control-group': 'string', 'no-control': 'boolean', state: 'string',
 } as const;
 
-function table(s: AttachStats): string {
+/** Counters as plain JSON (what --json prints and the control socket's `stats` answers). */
+export interface StatsView {
+  generation: number;
+  queues: NativeQueueStats[];
+  /** overLimit: packets a rule's limit refused; evictions: its per-source buckets given up. */
+  rules: { rule: string | number; line: number | null; packets: number; bytes: number; overLimit: number; evictions: number }[];
+}
+
+export function statsView(s: AttachStats): StatsView {
+  return { generation: s.generation, queues: s.queues, rules: s.rules.map((r) => ({ rule: r.rule, line: r.line, packets: Number(r.hits), bytes: Number(r.bytes), overLimit: Number(r.overLimit), evictions: Number(r.evictions) })) };
+}
+
+/** The counters table `run` prints (and `nfsieve stats`). */
+export function formatStats(s: StatsView): string {
   const lines: string[] = [];
   for (const q of s.queues) {
     lines.push(`queue ${q.queue}: received ${q.received}, accepted ${q.accepted}, dropped ${q.dropped}, rejected ${q.rejected}, queued ${q.queued}, enobufs ${q.enobufs}, verdict errors ${q.verdictErrors}; kernel: waiting ${q.kernel.queueTotal}, queue_dropped ${q.kernel.queueDropped}, user_dropped ${q.kernel.userDropped}`);
   }
   const width = Math.max(4, ...s.rules.map((r) => String(r.rule).length));
-  lines.push(`  ${'rule'.padEnd(width)}  line      packets        bytes`);
+  lines.push(`  ${'rule'.padEnd(width)}  line      packets        bytes   over-limit`);
   for (const r of s.rules) {
-    lines.push(`  ${String(r.rule).padEnd(width)}  ${String(r.line ?? '-').padStart(4)}  ${String(r.hits).padStart(11)}  ${String(r.bytes).padStart(11)}`);
+    lines.push(`  ${String(r.rule).padEnd(width)}  ${String(r.line ?? '-').padStart(4)}  ${String(r.packets).padStart(11)}  ${String(r.bytes).padStart(11)}  ${String(r.overLimit ?? 0).padStart(11)}`);
   }
   return lines.join('\n');
 }
 
+function table(s: AttachStats): string { return formatStats(statsView(s)); }
+
 function json(s: AttachStats, event: string): string {
-  return JSON.stringify({
-    event, time: new Date().toISOString(), generation: s.generation, queues: s.queues,
-    rules: s.rules.map((r) => ({ rule: r.rule, line: r.line, packets: Number(r.hits), bytes: Number(r.bytes) })),
-  });
+  return JSON.stringify({ event, time: new Date().toISOString(), ...statsView(s) });
+}
+
+/** Read --state and apply it; a broken file is moved aside and the run starts with file members only. */
+function restoreState(service: ControlService, file: string, note: (m: string) => void): void {
+  try {
+    const state = readState(file);
+    if (!state) return;
+    for (const w of service.restore(state)) note(`warning: ${w}`);
+    const live = Object.values(state.sets).reduce((n, m) => n + m.length, 0);
+    note(`state ${file}: ${live} live member(s) read`);
+  } catch (e) {
+    if (!(e instanceof StateError)) throw e;
+    const aside = `${file}.corrupt`;
+    try { fs.renameSync(file, aside); } catch { /* leave it */ }
+    note(`${e.message}; moved to ${aside}; starting with the policy file's members only`);
+  }
+}
+
+/** Open the control socket; an explicit path that cannot be used is an error, the default one a warning. */
+async function openControl(args: ParsedArgs, service: ControlService, note: (m: string) => void): Promise<ControlServer | null> {
+  if (args.flags.has('no-control')) return null;
+  const explicit = stringFlag(args, 'control') !== undefined || !!process.env[CONTROL_ENV];
+  const file = controlPath(stringFlag(args, 'control'));
+  try {
+    const server = await ControlServer.listen(service, { path: file, group: stringFlag(args, 'control-group'), log: note });
+    note(`control socket ${file}`);
+    return server;
+  } catch (e) {
+    if (explicit || args.flags.has('control-group')) throw e;
+    note(`warning: no control socket: ${(e as Error).message} (give --control PATH, or --no-control)`);
+    return null;
+  }
+}
+
+function expire(a: Attachment): void {
+  try { a.expireSets(); } catch { /* closing */ }
 }
 
 export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const queueText = stringFlag(args, 'queue');
-  if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--stats-every S] [--json] [--reject-mark M]');
+  if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--stats-every S] [--json] [--reject-mark M] [--control PATH [--control-group G] | --no-control] [--state FILE]');
   const file = args.positional[0];
   const queues = parseQueueRange(queueText);
   const every = intFlag(args, 'stats-every', 0, 86400) ?? 10;
@@ -61,18 +118,34 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   };
   attachment.on('error', (e: Error) => note(`error: ${e.message}`));
   attachment.on('stats', (s: AttachStats) => say(asJson ? json(s, 'stats') : table(s)));
-  // Keep the process alive while attached (the native side is unref'd by design).
-  const keepAlive = setInterval(() => undefined, 1 << 30);
-  const reload = (): void => {
+  // SIGHUP and the control socket's `reload`: one function, one outcome.
+  const reloadPolicy = (): ReloadOutcome => {
     try {
       const next = compile(loadPolicyArg(file, args), { analyse: false });
       attachment.reload(next);
       compiled = next;
-      note(`reloaded ${file}: ${next.policy.rules.length} rules`);
+      return { ok: true, message: `reloaded ${file}: ${next.policy.rules.length} rules` };
     } catch (e) {
-      note(`reload of ${file} refused, the running policy stays: ${(e as Error).message}`);
+      return { ok: false, message: `reload of ${file} refused, the running policy stays: ${(e as Error).message}` };
     }
   };
+  const service = new ControlService(
+    { sets: attachment, stats: () => statsView(attachment.stats()), reload: () => { const r = reloadPolicy(); note(r.message); return r; } },
+    { stateFile: stringFlag(args, 'state'), log: note },
+  );
+  const stateFile = stringFlag(args, 'state');
+  if (stateFile) restoreState(service, stateFile, note);
+  let server: ControlServer | null;
+  try {
+    server = await openControl(args, service, note);
+  } catch (e) {
+    await attachment.close();
+    throw e;
+  }
+  // Reaps expired live members (they stopped matching already) and keeps the
+  // process alive while attached (the native side is unref'd by design).
+  const reaper = setInterval(() => expire(attachment), 1000);
+  const reload = (): void => { note(reloadPolicy().message); };
   process.on('SIGHUP', reload);
   const stopped = new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
@@ -85,8 +158,9 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}`, { queues, failOpen });
   for (const w of attachment.warnings) note(`warning: ${w}`);
   await stopped;
+  await server?.close();
   await attachment.close();
-  clearInterval(keepAlive);
+  clearInterval(reaper);
   process.removeListener('SIGHUP', reload);
   const final = attachment.stats();
   say(asJson ? json(final, 'final') : `final counters:\n${table(final)}`);

@@ -29,6 +29,10 @@ export const enum Field {
   Truncated = 18,
   NfProto = 19,
   L4Avail = 20,
+  /** 0 not an initial request, 1 IKEv2 IKE_SA_INIT request, 2 IKEv1 first Main/Aggressive Mode message, 3 no IKE header. */
+  IkeInitial = 21,
+  /** 0 no COOKIE, 1 an IKEv2 initial request whose first payload is COOKIE, 2 no IKE header. */
+  IkeCookie = 22,
 }
 
 export interface FieldInfo {
@@ -69,6 +73,8 @@ export function fieldInfo(field: Field, family: 4 | 6): FieldInfo {
     case Field.Truncated: return { name: 'truncated', present: 8, max: 8, wide: false };
     case Field.NfProto: return { name: 'nf-proto', present: 255, max: 256, wide: false };
     case Field.L4Avail: return { name: 'l4-avail', present: 65535, max: 65536, wide: false };
+    case Field.IkeInitial: return { name: 'ike.initial', present: 2, max: 3, wide: false };
+    case Field.IkeCookie: return { name: 'ike.cookie', present: 1, max: 2, wide: false };
   }
 }
 
@@ -80,3 +86,7 @@ export const CT_STATE_KEYS: Record<string, number> = { invalid: 1, new: 2, estab
  * (that one is the l4-avail field); 0 is "none".
  */
 export const TRUNCATED_KEYS: Record<string, number> = { ah: 6, 'tcp-frag1': 7, 'ipv6-hdr': 8 };
+
+/** Keys of the derived IKE fields (native/core/decode.h IkeInitial, IkeCookie). */
+export const IKE_INITIAL_KEYS = { none: 0, v2: 1, v1: 2, absent: 3 } as const;
+export const IKE_COOKIE_KEYS = { none: 0, cookie: 1, absent: 2 } as const;

@@ -1,16 +1,19 @@
 /**
- * The binary decision table, version 1: the one seam between the compiler
+ * The binary decision table, versions 1 and 2 (2: with rate limits): the one seam between the compiler
  * (TypeScript) and the evaluator (native/core/table.cc). Layout, field by
  * field, in docs/table-format.md; the constants here and in
  * native/core/table.h must agree.
  */
 import * as zlib from 'node:zlib';
-import { Rule, NamedSet, Verdict } from '../policy/model';
+import { Limit, Rule, NamedSet, Verdict } from '../policy/model';
 import { FamilyTable } from './build';
 import { Residual } from './normalize';
 
 export const MAGIC = 0x5153464e; // "NFSQ"
+/** Version 2 adds the limits section; a table without limits is still written as version 1, byte for byte as before. */
 export const VERSION = 1;
+export const VERSION_LIMITS = 2;
+export const LIMIT_SIZE = 24;
 export const HEADER_SIZE = 96;
 export const RULE_SIZE = 24;
 export const RESIDUAL_SIZE = 16;
@@ -19,7 +22,8 @@ export const SET_SIZE = 16;
 export const ADDRESS_ELEMENT_SIZE = 20;
 
 export const enum ActionCode { Accept = 0, Drop = 1, Reject = 2, Queue = 3, Continue = 4, Skip = 5, Repeat = 6 }
-export const enum ResidualCode { Mark = 1, In = 2, Out = 3, SetSrc = 4, SetDst = 5, SetSpi = 6, SetAhSpi = 7 }
+export const enum ResidualCode { Mark = 1, In = 2, Out = 3, SetSrc = 4, SetDst = 5, SetSpi = 6, SetAhSpi = 7, Limit = 8 }
+export const enum LimitPer { Rule = 0, Source = 1 }
 export const VERDICT_CODES: Record<Verdict, number> = { accept: 0, drop: 1, reject: 2 };
 export const FLAG_NEEDS_CTSTATE = 1, FLAG_NEEDS_INTERFACES = 2, FLAG_NEEDS_MARK = 4;
 
@@ -124,11 +128,15 @@ export function writeTable(t: TableInput): Uint8Array {
   const refs: number[] = [];
   const flatResiduals: { code: number; negate: boolean; a: number; b: number }[] = [];
   const ruleResiduals: { start: number; count: number }[] = [];
+  const limits: Limit[] = [];
   for (const list of t.residuals) {
     const start = flatResiduals.length;
     for (const r of list) {
       if (r.kind === 'mark') flatResiduals.push({ code: ResidualCode.Mark, negate: r.negate, a: r.value, b: r.mask });
-      else {
+      else if (r.kind === 'limit') {
+        flatResiduals.push({ code: ResidualCode.Limit, negate: false, a: limits.length, b: 0 });
+        limits.push(r.limit);
+      } else {
         let items: number[];
         let code: number;
         if (r.kind === 'set') {
@@ -189,6 +197,20 @@ export function writeTable(t: TableInput): Uint8Array {
   w.reserve(refs.length * 4);
   refs.forEach((v, i) => w.u32(refsOff + i * 4, v));
 
+  w.align();
+  const limitsOff = w.size;
+  w.reserve(limits.length * LIMIT_SIZE);
+  limits.forEach((l, i) => {
+    const at = limitsOff + i * LIMIT_SIZE;
+    w.u8(at, l.per === 'src' ? LimitPer.Source : LimitPer.Rule);
+    w.u8(at + 1, l.per === 'src' ? l.prefix4 : 0);
+    w.u8(at + 2, l.per === 'src' ? l.prefix6 : 0);
+    w.u32(at + 4, l.rate);
+    w.u32(at + 8, l.burst);
+    w.u32(at + 12, l.per === 'src' ? l.maxSources : 0);
+    w.u64(at + 16, l.periodNs);
+  });
+
   // Sets.
   w.align();
   const setsOff = w.size;
@@ -236,7 +258,7 @@ export function writeTable(t: TableInput): Uint8Array {
   const total = w.size;
   const h = 0;
   w.u32(h, MAGIC);
-  w.u16(h + 4, VERSION);
+  w.u16(h + 4, limits.length ? VERSION_LIMITS : VERSION);
   w.u16(h + 6, HEADER_SIZE);
   w.u32(h + 8, total);
   w.u32(h + 16, t.rules.length);
@@ -253,6 +275,10 @@ export function writeTable(t: TableInput): Uint8Array {
   w.u32(h + 56, t.sets.length);
   w.u32(h + 60, refsOff);
   w.u32(h + 64, refs.length);
+  if (limits.length) {
+    w.u32(h + 68, limitsOff);
+    w.u32(h + 72, limits.length);
+  }
   // Sized right from the start: a view, not another copy, unless much was left over.
   const out = w.buf.length - total <= (1 << 20) + total / 8 ? w.buf.subarray(0, total) : w.buf.slice(0, total);
   new DataView(out.buffer).setUint32(12, crc32(out, 16, total), true);

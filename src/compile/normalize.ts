@@ -5,8 +5,8 @@
  * (mark under a mask, interface names, named-set membership). A rule that can
  * never match in a family is `null` there.
  */
-import { AddressItem, Cond, Conditions, Range, Rule, SetCond } from '../policy/model';
-import { CT_STATE_KEYS, Field, fieldInfo, TRUNCATED_KEYS } from './fields';
+import { AddressItem, Cond, Conditions, Limit, Range, Rule, SetCond } from '../policy/model';
+import { CT_STATE_KEYS, Field, fieldInfo, IKE_COOKIE_KEYS, IKE_INITIAL_KEYS, TRUNCATED_KEYS } from './fields';
 
 export type Key = number | bigint;
 export interface Interval { lo: Key; hi: Key }
@@ -14,7 +14,9 @@ export interface Interval { lo: Key; hi: Key }
 export type Residual =
   | { kind: 'mark'; value: number; mask: number; negate: boolean }
   | { kind: 'in' | 'out'; patterns: string[]; negate: boolean }
-  | { kind: 'set'; field: 'src' | 'dst' | 'spi' | 'ah-spi'; sets: string[]; negate: boolean };
+  | { kind: 'set'; field: 'src' | 'dst' | 'spi' | 'ah-spi'; sets: string[]; negate: boolean }
+  /** Always the rule's last residual: a token is taken only when everything else holds. */
+  | { kind: 'limit'; limit: Limit };
 
 export interface FamilyRule {
   dims: Map<Field, Interval[]>;
@@ -100,6 +102,7 @@ export function normalize(rule: Rule, family: 4 | 6): FamilyRule | null {
   for (const c of [rule.conditions, ...(rule.extra ?? [])]) {
     if (!addConditions(c, family, dims, residuals)) return null;
   }
+  if (rule.limit) residuals.push({ kind: 'limit', limit: rule.limit });
   return { dims, residuals };
 }
 
@@ -156,6 +159,13 @@ function addConditions(c: Conditions, family: 4 | 6, dims: Map<Field, Interval[]
     const ok: Interval[] = [];
     for (let f = 0; f < 256; f++) if ((f & set) === set && (f & clear) === 0) ok.push({ lo: f, hi: f });
     need(put(Field.IkeFlags, canonical(ok)));
+  }
+  if (c.ikeInitial !== undefined) {
+    need(put(Field.IkeInitial, c.ikeInitial ? [{ lo: IKE_INITIAL_KEYS.v2, hi: IKE_INITIAL_KEYS.v1 }] : [{ lo: IKE_INITIAL_KEYS.none, hi: IKE_INITIAL_KEYS.none }]));
+  }
+  if (c.ikeCookie !== undefined) {
+    const k = c.ikeCookie ? IKE_COOKIE_KEYS.cookie : IKE_COOKIE_KEYS.none;
+    need(put(Field.IkeCookie, [{ lo: k, hi: k }]));
   }
   simple(Field.Natt, c.natt);
   simple(Field.Fragment, c.fragment);

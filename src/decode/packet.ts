@@ -23,6 +23,12 @@ export interface IkeHeader {
   rspi: string;
   msgid: number;
   length: number;
+  /**
+   * IKEv2: the notify message type of the first payload when that payload is
+   * a Notify (41) whose fixed 8 bytes are present, else 0 (COOKIE, 16390,
+   * there marks a retried IKE_SA_INIT, RFC 7296 section 2.6).
+   */
+  firstNotify: number;
 }
 
 export interface DecodedPacket {
@@ -107,8 +113,9 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
   const at = rec.byteOffset + offset;
   return {
     family,
-    srcBytes: new Uint8Array(rec.buffer.slice(at + 8, at + 8 + alen)),
-    dstBytes: new Uint8Array(rec.buffer.slice(at + 24, at + 24 + alen)),
+    // Views into the record buffer (fresh for every decode call), not copies: no allocation per address.
+    srcBytes: new Uint8Array(rec.buffer, at + 8, alen),
+    dstBytes: new Uint8Array(rec.buffer, at + 24, alen),
     proto: v.getUint8(1),
     ipProto: v.getUint8(7),
     fragment: FRAGMENTS[v.getUint8(2)] ?? null,
@@ -130,6 +137,7 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
           rspi: hex(new Uint8Array(rec.buffer, at + 84, 8)),
           msgid: v.getUint32(68, true),
           length: v.getUint32(72, true),
+          firstNotify: v.getUint16(102, true),
         }
       : null,
     natt: NATT[v.getUint8(5)] ?? null,

@@ -308,6 +308,8 @@ function natt(w: Walk, at: number, cap: number, declared: number): void {
   }
 }
 
+const IKE_PAYLOAD_NOTIFY = 41;
+
 function ike(w: Walk, at: number, cap: number, declared: number): void {
   if (cap < 28) return w.bad('ike-truncated');
   const hex = (from: number): string => Buffer.from(w.bytes.subarray(from, from + 8)).toString('hex');
@@ -321,6 +323,12 @@ function ike(w: Walk, at: number, cap: number, declared: number): void {
     rspi: hex(at + 8),
     msgid: w.u32(at + 20),
     length,
+    firstNotify: 0,
   };
   if (length < 28 || length > declared) w.bad('ike-length');
+  // Only the first payload: RFC 7296 section 2.6 puts a retried request's COOKIE first.
+  const payloadLength = cap >= 28 + 8 ? w.u16(at + 28 + 2) : 0;
+  if (w.pkt.ike.version === 2 && w.pkt.ike.nextPayload === IKE_PAYLOAD_NOTIFY && payloadLength >= 8 && payloadLength <= length - 28) {
+    w.pkt.ike.firstNotify = w.u16(at + 28 + 6);
+  }
 }

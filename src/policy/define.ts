@@ -26,7 +26,7 @@ export interface RuleInput {
   'ah-spi'?: One<number | string>;
   icmp?: One<string | number>;
   icmpv6?: One<string | number>;
-  ike?: { version?: One<number>; exchange?: One<string | number>; initiator?: boolean; response?: boolean };
+  ike?: { version?: One<number>; exchange?: One<string | number>; initiator?: boolean; response?: boolean; initial?: boolean; cookie?: boolean };
   natt?: One<'ike' | 'esp' | 'keepalive' | 'none'>;
   fragment?: One<'none' | 'first' | 'later'>;
   in?: One<string>;
@@ -35,6 +35,18 @@ export interface RuleInput {
   mark?: number | string | { not: number | string };
   length?: One<Port>;
   malformed?: boolean;
+  /** Rate limit, checked once every other condition holds: `{rate: '20/s', burst: 40}` or `{rate: '5/s', burst: 10, per: 'src'}`. */
+  limit?: LimitInput;
+}
+
+/** As in a policy file: rate `N/s|sec|second|m|min|minute|h|hour|d|day`; burst default 5; per-source keys and bound. */
+export interface LimitInput {
+  rate: string;
+  burst?: number;
+  per?: 'src' | 'rule';
+  'per-prefix4'?: number;
+  'per-prefix6'?: number;
+  'max-sources'?: number;
 }
 
 export interface PolicyInput {

@@ -8,12 +8,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  Action, AddressItem, Cond, Conditions, CT_STATES, CtState, TruncatedKind, IKE_FLAG_INITIATOR, IKE_FLAG_RESPONSE, NamedSet,
+  Action, AddressItem, Cond, Conditions, CT_STATES, CtState, TruncatedKind, IKE_FLAG_INITIATOR, IKE_FLAG_RESPONSE, Limit,
+  LIMIT_DEFAULT_BURST, LIMIT_DEFAULT_MAX_SOURCES, LIMIT_DEFAULT_PREFIX4, LIMIT_DEFAULT_PREFIX6, LIMIT_MAX_SOURCES, NamedSet,
   Policy, Prefix, Range, Rule, SetCond, Verdict,
 } from './model';
 import {
   ValueError, parseAddressItem, parseFragment, parseIcmp, parseIkeExchange, parseInterface, parseMark, parseNatt,
-  parsePrefix, parseProtocol, parseRange, parseUint,
+  parsePrefix, parseProtocol, parseRange, parseRate, parseUint, limitFits,
 } from './values';
 
 export type PathPart = string | number;
@@ -33,9 +34,9 @@ export interface Reporter {
 
 const RULE_KEYS = new Set([
   'name', 'comment', 'action', 'family', 'src', 'dst', 'proto', 'ip-proto', 'nf-proto', 'sport', 'dport', 'spi', 'ah-spi', 'icmp',
-  'icmpv6', 'ike', 'natt', 'fragment', 'in', 'out', 'ctstate', 'mark', 'length', 'malformed', 'l4-avail', 'truncated', 'and',
+  'icmpv6', 'ike', 'natt', 'fragment', 'in', 'out', 'ctstate', 'mark', 'length', 'malformed', 'l4-avail', 'truncated', 'and', 'limit',
 ]);
-const CONDITION_KEYS = [...RULE_KEYS].filter((k) => !['name', 'comment', 'action', 'and'].includes(k));
+const CONDITION_KEYS = [...RULE_KEYS].filter((k) => !['name', 'comment', 'action', 'and', 'limit'].includes(k));
 const TOP_KEYS = new Set(['version', 'default', 'sets', 'rules']);
 
 type Obj = Record<string, unknown>;
@@ -150,6 +151,8 @@ function interpretRule(raw: unknown, at: PathPart[], policy: Policy, r: Reporter
     });
   }
   const field = fieldReader(raw, at, r);
+  const limit = field('limit', (v, where) => interpretLimit(v, where, r));
+  if (limit) rule.limit = limit;
   const action = field('action', (v) => interpretAction(v, policy));
   if (raw.action === undefined) r.error(at, "rule has no 'action'");
   else if (action) rule.action = action;
@@ -290,9 +293,11 @@ function spiCond(v: unknown, policy: Policy): Cond<Range> | SetCond {
   return { negate: n.negate, values: list.map((x) => parseRange(x as string, 0xffffffff, 'spi')) };
 }
 
+const IKE_KEYS = ['version', 'exchange', 'initiator', 'response', 'initial', 'cookie'];
+
 function interpretIke(v: unknown, at: PathPart[], c: Conditions, r: Reporter): void {
-  if (!isObj(v)) throw new ValueError('ike is a mapping: version, exchange, initiator, response');
-  for (const k of Object.keys(v)) if (!['version', 'exchange', 'initiator', 'response'].includes(k)) keyError(r, [...at, k], `unknown ike key '${k}' (version, exchange, initiator, response)`);
+  if (!isObj(v)) throw new ValueError(`ike is a mapping: ${IKE_KEYS.join(', ')}`);
+  for (const k of Object.keys(v)) if (!IKE_KEYS.includes(k)) keyError(r, [...at, k], `unknown ike key '${k}' (${IKE_KEYS.join(', ')})`);
   const read = fieldReader(v, at, r);
   const sub = <T>(key: string, fn: (x: unknown) => T): T | undefined => read(key, (x) => fn(x));
   c.ikeVersion = sub('version', (x) => cond(x, (y) => parseUint(y as string, 15, 'ike version')));
@@ -307,8 +312,57 @@ function interpretIke(v: unknown, at: PathPart[], c: Conditions, r: Reporter): v
   flag('initiator', IKE_FLAG_INITIATOR);
   flag('response', IKE_FLAG_RESPONSE);
   if (set || clear) c.ikeFlags = { set, clear };
+  const bool = (key: string): boolean | undefined => sub(key, (x) => {
+    if (typeof x !== 'boolean') throw new ValueError(`${key} must be true or false`);
+    return x;
+  });
+  c.ikeInitial = bool('initial');
+  c.ikeCookie = bool('cookie');
   // `ike: {}` means "carries an IKE header", whatever its version.
-  if (!c.ikeVersion && !c.ikeExchange && !c.ikeFlags) c.ikeVersion = { negate: false, values: Array.from({ length: 16 }, (_, i) => i) };
+  if (!c.ikeVersion && !c.ikeExchange && !c.ikeFlags && c.ikeInitial === undefined && c.ikeCookie === undefined) c.ikeVersion = { negate: false, values: Array.from({ length: 16 }, (_, i) => i) };
+}
+
+const LIMIT_KEYS = ['rate', 'burst', 'per', 'per-prefix4', 'per-prefix6', 'max-sources'];
+
+/** `{rate: "N/unit", burst?, per?: src, per-prefix4?, per-prefix6?, max-sources?}`. */
+function interpretLimit(v: unknown, at: PathPart[], r: Reporter): Limit | undefined {
+  if (!isObj(v)) throw new ValueError(`limit is a mapping: ${LIMIT_KEYS.join(', ')} (rate "20/s", burst 40, per src)`);
+  for (const k of Object.keys(v)) if (!LIMIT_KEYS.includes(k)) keyError(r, [...at, k], `unknown limit key '${k}' (${LIMIT_KEYS.join(', ')})`);
+  const read = fieldReader(v, at, r);
+  const limit: Limit = {
+    rate: 0, periodNs: 0n, burst: LIMIT_DEFAULT_BURST, per: 'rule',
+    prefix4: LIMIT_DEFAULT_PREFIX4, prefix6: LIMIT_DEFAULT_PREFIX6, maxSources: LIMIT_DEFAULT_MAX_SOURCES,
+  };
+  let ok = true;
+  if (v.rate === undefined) {
+    r.error(at, "limit needs a rate (\"N/s\", \"N/min\", \"N/hour\", \"N/day\")");
+    ok = false;
+  }
+  const rate = read('rate', (x) => parseRate(x));
+  if (rate) { limit.rate = rate.rate; limit.periodNs = rate.periodNs; } else ok = false;
+  const num = (key: string, min: number, max: number): number | undefined => read(key, (x) => {
+    const n = parseUint(x as string, max, `limit ${key}`);
+    if (n < min) throw new ValueError(`limit ${key}: at least ${min}`);
+    return n;
+  });
+  const burst = num('burst', 1, 0xffffffff);
+  if (burst !== undefined) limit.burst = burst; else if (v.burst !== undefined) ok = false;
+  const per = read('per', (x) => {
+    if (x !== 'src' && x !== 'rule') throw new ValueError(`limit per must be src (a bucket per source address) or rule, not ${JSON.stringify(x)}`);
+    return x;
+  });
+  if (per) limit.per = per;
+  for (const [key, field, max] of [['per-prefix4', 'prefix4', 32], ['per-prefix6', 'prefix6', 128], ['max-sources', 'maxSources', LIMIT_MAX_SOURCES]] as const) {
+    if (v[key] === undefined) continue;
+    if (limit.per !== 'src') r.error([...at, key], `${key} applies only to a limit per src`);
+    const n = num(key, 1, max);
+    if (n === undefined) ok = false; else limit[field] = n;
+  }
+  if (ok && !limitFits(limit)) {
+    r.error(at, `limit: a burst of ${limit.burst} at this rate is too large to count exactly (burst x period / gcd(rate, period) must stay below 2^62 ns)`);
+    return undefined;
+  }
+  return ok ? limit : undefined;
 }
 
 function interpretAction(v: unknown, policy: Policy): Action {

@@ -49,6 +49,15 @@ export interface Conditions {
   ikeExchange?: Cond<number>;
   /** IKE flag bits that must be set (`set`) and clear (`clear`), from initiator/response. */
   ikeFlags?: { set: number; clear: number };
+  /**
+   * An initial request (true) or any other IKE message (false): IKEv2
+   * IKE_SA_INIT with the Initiator flag, without the Response flag and with a
+   * zero responder SPI; IKEv1's first Main or Aggressive Mode message
+   * (responder cookie zero).
+   */
+  ikeInitial?: boolean;
+  /** An IKEv2 initial request whose first payload is a COOKIE notify (RFC 7296 section 2.6), or not. */
+  ikeCookie?: boolean;
   natt?: Cond<number>; // 0 none, 1 ike, 2 esp, 3 keepalive
   fragment?: Cond<number>; // 0 none, 1 first, 2 later
   in?: Cond<string>;
@@ -81,6 +90,36 @@ export type Action =
   /** Jump forward to rule index `to` (iptables RETURN and goto, flattened). */
   | { type: 'skip'; to: number };
 
+/**
+ * A rate limit (iptables' hashlimit, nftables' `limit rate`): the rule
+ * matches only while under `rate` packets per `periodNs`, with up to `burst`
+ * saved; one bucket for the rule, or one per source address (IPv4 keyed by
+ * its first `prefix4` bits, IPv6 by `prefix6`), at most `maxSources` of them
+ * (least recently used evicted).
+ */
+export interface Limit {
+  rate: number;
+  periodNs: bigint;
+  burst: number;
+  per: 'rule' | 'src';
+  prefix4: number;
+  prefix6: number;
+  maxSources: number;
+}
+
+export const LIMIT_DEFAULT_BURST = 5;
+export const LIMIT_DEFAULT_MAX_SOURCES = 65536;
+export const LIMIT_MAX_SOURCES = 1 << 24;
+export const LIMIT_DEFAULT_PREFIX4 = 32;
+export const LIMIT_DEFAULT_PREFIX6 = 64;
+/** Rate units and their length in nanoseconds (iptables' spellings). */
+export const LIMIT_UNITS: Record<string, bigint> = {
+  s: 1_000_000_000n, sec: 1_000_000_000n, second: 1_000_000_000n,
+  m: 60_000_000_000n, min: 60_000_000_000n, minute: 60_000_000_000n,
+  h: 3_600_000_000_000n, hour: 3_600_000_000_000n,
+  d: 86_400_000_000_000n, day: 86_400_000_000_000n,
+};
+
 export interface Rule {
   /** The name given in the policy, or null (then shown as its 1-based position). */
   name: string | null;
@@ -93,6 +132,8 @@ export interface Rule {
   line: number;
   column: number;
   conditions: Conditions;
+  /** Checked last, once every condition holds: only such packets take a token. */
+  limit?: Limit;
   action: Action;
 }
 

@@ -1,20 +1,23 @@
 /**
- * Reading a policy file (YAML or JSON; JSON is read by the same YAML 1.2
- * parser, so both report FILE:LINE:COL). A policy with any error yields a
+ * Reading a policy file (YAML or JSON; JSON is checked strictly, then read by
+ * the same YAML 1.2 parser, so both report FILE:LINE:COL). A policy with any error yields a
  * PolicyError listing every diagnostic; nothing is half-applied.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LineCounter, parseDocument, isNode, isMap, isScalar, Document } from 'yaml';
 import { Policy } from './model';
+import { NfsieveError } from '../errors';
 import { interpretPolicy, PathPart, Position } from './interpret';
+import { checkStrictJson } from './json';
 
 export interface Diagnostic { file: string; line: number; column: number; message: string }
 
-export class PolicyError extends Error {
-  readonly exitCode = 1;
+/** A refused policy (code EPOLICY): every diagnostic, the first one's place on the error. */
+export class PolicyError extends NfsieveError {
   constructor(readonly diagnostics: Diagnostic[]) {
-    super(diagnostics.map(formatDiagnostic).join('\n'));
+    const first = diagnostics[0];
+    super('EPOLICY', diagnostics.map(formatDiagnostic).join('\n'), first ? { file: first.file, line: first.line, col: first.column } : {});
     this.name = 'PolicyError';
   }
 }
@@ -29,7 +32,19 @@ export function loadPolicyFile(file: string): Policy {
   if (!['.yaml', '.yml', '.json'].includes(ext)) {
     throw new PolicyError([{ file, line: 0, column: 0, message: 'a policy file ends in .yaml, .yml or .json (iptables-save files need --iptables)' }]);
   }
-  return parsePolicyText(readInputFile(file), file);
+  const text = readInputFile(file);
+  if (ext === '.json') checkJsonPolicy(text, file);
+  return parsePolicyText(text, file);
+}
+
+/** A .json policy is JSON, strictly: the first offence is a PolicyError at its line:column. */
+export function checkJsonPolicy(text: string, file: string): void {
+  const offence = checkStrictJson(text);
+  if (!offence) return;
+  let line = 1;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offence.offset; i = text.indexOf('\n', i + 1)) { line++; lineStart = i + 1; }
+  throw new PolicyError([{ file, line, column: offence.offset - lineStart + 1, message: `not JSON: ${offence.message}` }]);
 }
 
 /** Read a policy, rule, set or trace file; failure is a PolicyError naming the file. */
@@ -43,15 +58,23 @@ export function readInputFile(file: string): string {
 
 export function parsePolicyText(text: string, file = '<policy>'): Policy {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true, version: '1.2' });
+  // prettyErrors off: the message is the plain sentence; the position is ours to print, once.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, version: '1.2' });
   const diagnostics: Diagnostic[] = [];
   for (const e of doc.errors) {
-    const pos = e.linePos?.[0] ?? { line: 0, col: 0 };
+    const pos = lc.linePos(e.pos[0]);
     diagnostics.push({ file, line: pos.line, column: pos.col, message: e.message.split('\n')[0] });
   }
   if (diagnostics.length) throw new PolicyError(diagnostics);
   const locate = (at: PathPart[]): Position => locateIn(doc, lc, at);
-  const policy = interpretPolicy(doc.toJS({ maxAliasCount: 100 }), {
+  let js: unknown;
+  try {
+    js = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // Aliases are resolved here, not while parsing: an unknown anchor or an alias bomb.
+    throw new PolicyError([{ file, line: 1, column: 1, message: (e as Error).message }]);
+  }
+  const policy = interpretPolicy(js, {
     error: (at, message) => {
       const p = locate(at);
       diagnostics.push({ file, line: p.line, column: p.column, message });

@@ -5,7 +5,7 @@
  */
 import { stringify } from 'yaml';
 import { formatAddress } from '../decode/address';
-import { AddressItem, Cond, Conditions, Policy, Range, Rule, SetCond } from './model';
+import { AddressItem, Cond, Conditions, Limit, LIMIT_DEFAULT_MAX_SOURCES, LIMIT_DEFAULT_PREFIX4, LIMIT_DEFAULT_PREFIX6, Policy, Range, Rule, SetCond } from './model';
 
 const range = (r: Range, hex = false): string | number => {
   const f = (n: number): string => (hex ? `0x${n.toString(16)}` : String(n));
@@ -58,7 +58,7 @@ export function conditionsDoc(c: Conditions): Record<string, unknown> {
       d[v6 ? 'icmpv6' : 'icmp'] = list({ negate: c.icmp.negate, values }, (x) => (x.code.lo === 0 && x.code.hi === 255 ? x.type : `${x.type}/${x.code.lo}`));
     }
   }
-  if (c.ikeVersion || c.ikeExchange || c.ikeFlags) {
+  if (c.ikeVersion || c.ikeExchange || c.ikeFlags || c.ikeInitial !== undefined || c.ikeCookie !== undefined) {
     const ike: Record<string, unknown> = {};
     if (c.ikeVersion) ike.version = list(c.ikeVersion, (v) => v);
     if (c.ikeExchange) ike.exchange = list(c.ikeExchange, (v) => v);
@@ -68,6 +68,8 @@ export function conditionsDoc(c: Conditions): Record<string, unknown> {
       if (c.ikeFlags.set & 0x20) ike.response = true;
       if (c.ikeFlags.clear & 0x20) ike.response = false;
     }
+    if (c.ikeInitial !== undefined) ike.initial = c.ikeInitial;
+    if (c.ikeCookie !== undefined) ike.cookie = c.ikeCookie;
     d.ike = ike;
   }
   if (c.natt) d.natt = list(c.natt, (v) => NATT[v]);
@@ -86,12 +88,27 @@ export function conditionsDoc(c: Conditions): Record<string, unknown> {
   return d;
 }
 
+const UNIT_NAMES: [bigint, string][] = [[86_400_000_000_000n, 'day'], [3_600_000_000_000n, 'hour'], [60_000_000_000n, 'min'], [1_000_000_000n, 's']];
+
+function limitDoc(l: Limit): Record<string, unknown> {
+  const unit = UNIT_NAMES.find(([ns]) => ns === l.periodNs)?.[1] ?? 's';
+  const d: Record<string, unknown> = { rate: `${l.rate}/${unit}`, burst: l.burst };
+  if (l.per === 'src') {
+    d.per = 'src';
+    if (l.prefix4 !== LIMIT_DEFAULT_PREFIX4) d['per-prefix4'] = l.prefix4;
+    if (l.prefix6 !== LIMIT_DEFAULT_PREFIX6) d['per-prefix6'] = l.prefix6;
+    if (l.maxSources !== LIMIT_DEFAULT_MAX_SOURCES) d['max-sources'] = l.maxSources;
+  }
+  return d;
+}
+
 function ruleDoc(r: Rule): Record<string, unknown> {
   const d: Record<string, unknown> = {};
   if (r.name !== null) d.name = r.name;
   Object.assign(d, conditionsDoc(r.conditions));
   const extra = (r.extra ?? []).map(conditionsDoc).filter((x) => Object.keys(x).length > 0);
   if (extra.length) d.and = extra;
+  if (r.limit) d.limit = limitDoc(r.limit);
   const a = r.action;
   switch (a.type) {
     case 'queue': d.action = { queue: a.queue }; break;

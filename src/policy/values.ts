@@ -5,11 +5,18 @@
  * with a message that names what was expected.
  */
 import { parseIpv4, parseIpv6 } from '../decode/address';
+import { NfsieveError } from '../errors';
 import {
-  AddressItem, FRAGMENTS, ICMP_TYPES, ICMPV6_TYPES, IKE_EXCHANGE_NAMES, NATT_KINDS, PROTOCOLS, Prefix, Range,
+  AddressItem, FRAGMENTS, ICMP_TYPES, ICMPV6_TYPES, IKE_EXCHANGE_NAMES, Limit, LIMIT_UNITS, NATT_KINDS, PROTOCOLS, Prefix, Range,
 } from './model';
 
-export class ValueError extends Error {}
+/** A value refused by a parser; code EVALUE. */
+export class ValueError extends NfsieveError {
+  constructor(message: string) {
+    super('EVALUE', message);
+    this.name = 'ValueError';
+  }
+}
 
 const INT = /^(0x[0-9a-fA-F]+|\d+)$/;
 
@@ -179,4 +186,36 @@ export function parseInterface(text: string): string {
   if (s.length === 0 || s.length > 15) throw new ValueError(`interface name '${s}' must have 1-15 characters`);
   if (/[\s/]/.test(s) || s.slice(0, -1).includes('+')) throw new ValueError(`bad interface name '${s}' ('+' may only end it)`);
   return s;
+}
+
+/** A rate as iptables writes it: `N/s`, `N/sec`, `N/second`, `N/m|min|minute`, `N/h|hour`, `N/d|day` (N from 1 to 2^32-1). */
+export function parseRate(text: unknown): { rate: number; periodNs: bigint } {
+  if (typeof text !== 'string') throw new ValueError(`rate is a string like "20/s" (units s, sec, second, m, min, minute, h, hour, d, day), not ${JSON.stringify(text)}`);
+  const m = /^\s*(\d+)\s*\/\s*([a-z]+)\s*$/i.exec(text);
+  const period = m ? LIMIT_UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || period === undefined) throw new ValueError(`bad rate '${text}': expected N/s, N/min, N/hour or N/day (units s, sec, second, m, min, minute, h, hour, d, day)`);
+  const rate = Number(m[1]);
+  if (rate < 1 || rate > 0xffffffff) throw new ValueError(`rate '${text}': N must be from 1 to ${0xffffffff}`);
+  return { rate, periodNs: period };
+}
+
+function gcd(a: bigint, b: bigint): bigint {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/**
+ * The exact integer bucket of a limit (native/core/limit.h): a token costs
+ * periodNs / g credits, a nanosecond adds rate / g, a full bucket holds
+ * burst tokens (g = gcd(rate, periodNs)).
+ */
+export function limitBucket(l: Pick<Limit, 'rate' | 'periodNs' | 'burst'>): { cost: bigint; refill: bigint; cap: bigint } {
+  const g = gcd(BigInt(l.rate), l.periodNs);
+  const cost = l.periodNs / g;
+  return { cost, refill: BigInt(l.rate) / g, cap: cost * BigInt(l.burst) };
+}
+
+/** burst x cost must fit 62 bits (the native arithmetic then never overflows). */
+export function limitFits(l: Pick<Limit, 'rate' | 'periodNs' | 'burst'>): boolean {
+  return limitBucket(l).cap <= 1n << 62n;
 }

@@ -5,10 +5,83 @@
  * what makes it the oracle of the property tests.
  */
 import { DecodedPacket } from '../decode/packet';
-import { AddressItem, Cond, Conditions, Policy, Prefix, Range, Rule, SetCond } from '../policy/model';
+import { AddressItem, Cond, Conditions, IKE_FLAG_INITIATOR, IKE_FLAG_RESPONSE, Limit, Policy, Prefix, Range, Rule, SetCond } from '../policy/model';
+import { limitBucket } from '../policy/values';
 import { CT_STATE_KEYS, TRUNCATED_KEYS } from '../compile/fields';
 
-export interface Meta { in?: string; out?: string; ctstate?: number; mark?: number }
+/** `now`: the monotonic clock in nanoseconds that rate limits measure time by (default: process.hrtime). */
+export interface Meta { in?: string; out?: string; ctstate?: number; mark?: number; now?: bigint }
+
+/** IKE wire values of the initial-request conditions (RFC 7296, RFC 2408). */
+const IKE_SA_INIT = 34, IKEV1_MAIN_MODE = 2, IKEV1_AGGRESSIVE = 4, IKE_NOTIFY_COOKIE = 16390;
+
+/** An initial request: IKEv2 IKE_SA_INIT request from the initiator, or IKEv1's first phase 1 message; responder SPI zero. */
+export function ikeInitial(ike: NonNullable<DecodedPacket['ike']>): boolean {
+  if (ike.rspi !== '0000000000000000') return false;
+  if (ike.version === 2) return ike.exchange === IKE_SA_INIT && (ike.flags & IKE_FLAG_INITIATOR) !== 0 && (ike.flags & IKE_FLAG_RESPONSE) === 0;
+  return ike.version === 1 && (ike.exchange === IKEV1_MAIN_MODE || ike.exchange === IKEV1_AGGRESSIVE);
+}
+
+/** A retried IKE_SA_INIT: an IKEv2 initial request whose first payload is COOKIE. */
+export function ikeCookie(ike: NonNullable<DecodedPacket['ike']>): boolean {
+  return ike.version === 2 && ikeInitial(ike) && ike.firstNotify === IKE_NOTIFY_COOKIE;
+}
+
+/**
+ * Rate-limit state, the reference twin of native/core/limit.cc: per rule, a
+ * token bucket or one per source key, most recently used last in a Map
+ * (insertion order), the first one evicted when `maxSources` are kept. Credit
+ * = min(cap, credit + elapsed x refill) in BigInt, the bucket full when new.
+ */
+export class LimitState {
+  private readonly buckets = new Map<number, Map<string, { credit: bigint; last: bigint }>>();
+  /** Per rule: packets that met every other condition but found the bucket empty; per-source buckets evicted. */
+  readonly overLimit = new Map<number, number>();
+  readonly evictions = new Map<number, number>();
+
+  take(rule: number, limit: Limit, p: DecodedPacket, now: bigint): boolean {
+    let table = this.buckets.get(rule);
+    if (!table) this.buckets.set(rule, (table = new Map()));
+    const key = limit.per === 'src' ? sourceKey(p, limit) : '';
+    const { cost, refill, cap } = limitBucket(limit);
+    let b = table.get(key);
+    if (b) table.delete(key);
+    else {
+      if (table.size >= (limit.per === 'src' ? limit.maxSources : 1)) {
+        table.delete(table.keys().next().value as string);
+        this.evictions.set(rule, (this.evictions.get(rule) ?? 0) + 1);
+      }
+      b = { credit: cap, last: now };
+    }
+    table.set(key, b);
+    if (now > b.last) {
+      const credit = b.credit + (now - b.last) * refill;
+      b.credit = credit < cap ? credit : cap;
+      b.last = now;
+    }
+    if (b.credit >= cost) {
+      b.credit -= cost;
+      return true;
+    }
+    this.overLimit.set(rule, (this.overLimit.get(rule) ?? 0) + 1);
+    return false;
+  }
+
+  /** Buckets kept for a rule. */
+  size(rule: number): number { return this.buckets.get(rule)?.size ?? 0; }
+}
+
+/** The bucket key of a source: its family and its first prefix4 / prefix6 bits. */
+function sourceKey(p: DecodedPacket, limit: Limit): string {
+  const bytes = p.srcBytes!;
+  let bits = p.family === 4 ? limit.prefix4 : limit.prefix6;
+  const out: number[] = [];
+  for (const b of bytes) {
+    out.push(bits >= 8 ? b : bits <= 0 ? 0 : b & ((0xff << (8 - bits)) & 0xff));
+    bits -= 8;
+  }
+  return `${p.family}:${Buffer.from(out).toString('hex')}`;
+}
 
 export type VerdictName = 'accept' | 'drop' | 'reject' | 'queue' | 'repeat';
 
@@ -129,12 +202,14 @@ export function failingCondition(c: Conditions, p: DecodedPacket, meta: Meta, se
     const hit = c.icmp.values.some((x) => x.v6 === v6 && x.type === icmp.type && icmp.code >= x.code.lo && icmp.code <= x.code.hi);
     if (hit === c.icmp.negate) return v6 ? 'icmpv6' : 'icmp';
   }
-  if (c.ikeVersion || c.ikeExchange || c.ikeFlags) {
+  if (c.ikeVersion || c.ikeExchange || c.ikeFlags || c.ikeInitial !== undefined || c.ikeCookie !== undefined) {
     const ike = p.ike;
     if (!ike) return 'ike';
     if (c.ikeVersion && !anyOf(c.ikeVersion, (v) => v === ike.version)) return 'ike.version';
     if (c.ikeExchange && !anyOf(c.ikeExchange, (v) => v === ike.exchange)) return 'ike.exchange';
     if (c.ikeFlags && ((ike.flags & c.ikeFlags.set) !== c.ikeFlags.set || (ike.flags & c.ikeFlags.clear) !== 0)) return 'ike.flags';
+    if (c.ikeInitial !== undefined && ikeInitial(ike) !== c.ikeInitial) return 'ike.initial';
+    if (c.ikeCookie !== undefined && ikeCookie(ike) !== c.ikeCookie) return 'ike.cookie';
   }
   if (c.natt) {
     const k = p.natt === null ? 0 : { ike: 1, esp: 2, keepalive: 3 }[p.natt];
@@ -183,15 +258,22 @@ export function ruleHolds(rule: Rule, p: DecodedPacket, meta: Meta, sets: SetCon
   return ruleFailure(rule, p, meta, sets, mark) === null;
 }
 
-/** Evaluate a policy on a decoded packet, first match wins. */
-export function referenceEvaluate(policy: Policy, p: DecodedPacket, meta: Meta = {}, sets: SetContents = initialSets(policy)): Decision {
+/**
+ * Evaluate a policy on a decoded packet, first match wins. A rule's limit is
+ * checked last, once every condition holds; over it, the rule does not match.
+ * Without `limits` every bucket is fresh (full) for this one packet.
+ */
+export function referenceEvaluate(policy: Policy, p: DecodedPacket, meta: Meta = {}, sets: SetContents = initialSets(policy),
+  limits: LimitState = new LimitState()): Decision {
   if (p.family === null) return { rule: -2, verdict: null, mark: null, queue: null, matched: [] };
   let mark = meta.mark ?? 0;
   let markSet = false;
   const matched: number[] = [];
+  const now = meta.now ?? process.hrtime.bigint();
   for (let i = 0; i < policy.rules.length; ) {
     const rule = policy.rules[i];
     if (!ruleHolds(rule, p, meta, sets, mark)) { i++; continue; }
+    if (rule.limit && !limits.take(i, rule.limit, p, now)) { i++; continue; }
     matched.push(i);
     const a = rule.action;
     if (a.type === 'mark') {

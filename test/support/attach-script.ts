@@ -31,9 +31,13 @@ async function main(mode: string, queue: number): Promise<void> {
   }
   if (mode === 'worker') {
     if (isMainThread) {
+      // Every listener before the first await: a worker that exits before
+      // (or without) posting its message must not go unnoticed.
       const w = new Worker(__filename, { workerData: { queue }, argv: ['worker', String(queue)] });
-      const msg = await new Promise((resolve, reject) => { w.on('message', resolve); w.on('error', reject); });
-      await new Promise((r) => w.on('exit', r));
+      let msg: unknown;
+      w.on('message', (m) => { msg = m; });
+      const code = await new Promise<number>((resolve, reject) => { w.on('exit', resolve); w.on('error', reject); });
+      if (code !== 0 || msg === undefined) throw new Error(`worker exited with ${code} and message ${String(msg)}`);
       process.stdout.write(`${msg}\n`);
     }
     return;
@@ -46,7 +50,13 @@ if (!isMainThread) {
   const s = q.stats();
   q.close().then(() => parentPort!.postMessage(`worker attached queue ${s.queues[0].queue} and closed`));
 } else {
-  main(process.argv[2], Number(process.argv[3])).catch((e) => {
+  let finished = false;
+  // A promise nobody can settle any more lets the loop drain: say so, fail.
+  process.on('exit', () => {
+    if (!finished) { process.stderr.write('attach-script: exited before main() finished\n'); process.exitCode = 1; }
+  });
+  main(process.argv[2], Number(process.argv[3])).then(() => { finished = true; }, (e) => {
+    finished = true;
     process.stderr.write(`${e.stack}\n`);
     process.exitCode = 1;
   });

@@ -20,7 +20,18 @@ export function hex(bytes: Uint8Array): string {
 
 /** Repository paths. */
 import * as path from 'node:path';
+import * as fs from 'node:fs';
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
-export const SHARED = path.resolve(ROOT, '..', 'shared');
-export const PCAPS = path.join(SHARED, 'corpus', 'pcaps');
-export const CLASSBENCH = path.join(SHARED, 'corpus', 'classbench');
+/** Test data in the repository (origins and licences in test/fixtures/README.md). */
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+export const PCAPS = path.join(FIXTURES, 'pcaps');
+export const CLASSBENCH = path.join(FIXTURES, 'classbench');
+/** How many captures test/fixtures/pcaps holds: loops over them assert they read this many. */
+export const PCAP_COUNT = 19;
+
+/** The captures of test/fixtures/pcaps, sorted; throws unless all PCAP_COUNT are there. */
+export function fixtureCaptures(): string[] {
+  const files = fs.readdirSync(PCAPS).filter((f) => /\.pcap(ng)?$/.test(f)).sort();
+  if (files.length !== PCAP_COUNT) throw new Error(`expected ${PCAP_COUNT} captures in ${PCAPS}, found ${files.length}`);
+  return files;
+}

@@ -10,21 +10,48 @@ import * as path from 'node:path';
 import { writePcap } from '../../src/capture/pcap';
 import { ROOT } from './compare';
 
-export function labAvailable(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root';
-  for (const cmd of [['ip', '-V'], ['iptables', '--version']]) {
-    try { execFileSync(cmd[0], cmd.slice(1), { stdio: 'ignore' }); } catch { return `${cmd[0]} is not installed`; }
+/** A system tool a root test runs, with the Debian package that installs it. */
+export interface Tool { cmd: string[]; pkg: string }
+const IP: Tool = { cmd: ['ip', '-V'], pkg: 'iproute2' };
+const IPTABLES: Tool = { cmd: ['iptables', '--version'], pkg: 'iptables' };
+export const TOOLS = {
+  ipset: { cmd: ['ipset', '--version'], pkg: 'ipset' },
+  tcpdump: { cmd: ['tcpdump', '--version'], pkg: 'tcpdump' },
+  iptablesLegacy: { cmd: ['iptables-legacy', '--version'], pkg: 'iptables' },
+  setpriv: { cmd: ['setpriv', '--version'], pkg: 'util-linux' },
+} satisfies Record<string, Tool>;
+
+/** The first missing tool, as "X is not installed (apt-get install PKG)", or null. */
+export function missingTool(tools: readonly Tool[]): string | null {
+  for (const t of tools) {
+    const r = spawnSync(t.cmd[0], t.cmd.slice(1), { stdio: 'ignore' });
+    if (r.error) return `${t.cmd[0]} is not installed (apt-get install ${t.pkg})`;
   }
+  return null;
+}
+
+/** Why the network lab cannot run here (root, iproute2, iptables, extra tools), or null. */
+export function labAvailable(extra: readonly Tool[] = []): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (run the suite as root)';
+  const missing = missingTool([IP, IPTABLES, ...extra]);
+  if (missing) return missing;
   if (!fs.existsSync('/proc/net/netfilter/nfnetlink_queue')) {
     try { execFileSync('modprobe', ['nfnetlink_queue'], { stdio: 'ignore' }); } catch { /* may be built in */ }
   }
   return null;
 }
 
-/** Fail in CI when a prerequisite is missing; skip (with the reason) elsewhere. */
-export function labSkip(): string | false {
-  const missing = labAvailable();
+/** Fail in CI when a prerequisite is missing; skip (with the reason and the package) elsewhere. */
+export function labSkip(extra: readonly Tool[] = []): string | false {
+  const missing = labAvailable(extra);
   if (missing && process.env.CI === 'true') throw new Error(`root network tests cannot run in CI: ${missing}`);
+  return missing ?? false;
+}
+
+/** The same rule for a test needing only tools, not the lab. */
+export function toolSkip(tools: readonly Tool[]): string | false {
+  const missing = missingTool(tools);
+  if (missing && process.env.CI === 'true') throw new Error(`cannot run in CI: ${missing}`);
   return missing ?? false;
 }
 
@@ -88,10 +115,11 @@ export class Lab {
   }
 
   /** As send(), without blocking: resolves with the count sent. */
-  sendAsync(from: Link, frames: Uint8Array[], repeat = 1): Promise<number> {
+  sendAsync(from: Link, frames: Uint8Array[], repeat = 1, pacing?: { chunk: number; pauseMs: number }): Promise<number> {
     const file = path.join(this.tmp, `frames-${Date.now()}-${Math.random().toString(16).slice(2)}.pcap`);
     fs.writeFileSync(file, writePcap(frames.map((data) => ({ data })), 1));
-    const child = this.spawn(from.ns, [process.execPath, path.join(ROOT, 'build-test', 'test', 'support', 'send-frames.js'), from.ifname, file, String(repeat)]);
+    const extra = pacing ? [String(pacing.chunk), String(pacing.pauseMs)] : [];
+    const child = this.spawn(from.ns, [process.execPath, path.join(ROOT, 'build-test', 'test', 'support', 'send-frames.js'), from.ifname, file, String(repeat), ...extra]);
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     return new Promise((resolve, reject) => {

@@ -6,6 +6,7 @@
  */
 import { PolicyInput, RuleInput } from '../../src/policy/define';
 import { Rng } from './packets';
+import { ikeHeader, ipPacket, udp } from '../../src/craft';
 
 const ADDR4 = (rng: Rng): string => {
   const base = `10.${rng.int(4)}.${rng.int(4)}.${1 + rng.int(8)}`;
@@ -38,6 +39,7 @@ export function randomPolicy(rng: Rng, rules = 1 + rng.int(40)): PolicyInput {
     r.action = a < 3 ? 'accept' : a < 6 ? 'drop' : a === 6 ? 'reject' : a === 7 ? 'count' : a === 8 ? { queue: rng.int(4) }
       : a === 9 ? { mark: `0x${(1 + rng.int(15)).toString(16)}/0xff`, then: rng.pick(['accept', 'continue', 'repeat'] as const) } : a === 10 ? 'repeat' : 'accept';
     if (rng.chance(0.3)) r.name = `r${i}`;
+    if (rng.chance(0.15)) r.limit = randomLimit(rng);
     list.push(r);
   }
   // A few forward skips (the shape of flattened iptables chains).
@@ -61,7 +63,7 @@ function addCondition(rng: Rng, r: RuleInput): void {
     case 8: r['ah-spi'] = maybeNot(rng, some(rng, () => rng.pick([0x100, `0x100-0x${rng.u32().toString(16)}`]))); break;
     case 9: if (r.icmpv6) break; r.icmp = maybeNot(rng, some(rng, () => rng.pick(['echo-request', 'destination-unreachable', 'fragmentation-needed', 3, '11/1', 5]))); break;
     case 10: if (r.icmp) break; r.icmpv6 = maybeNot(rng, some(rng, () => rng.pick(['echo-request', 'packet-too-big', 135, 129]))); break;
-    case 11: r.ike = { ...(rng.chance(0.5) ? { version: maybeNot(rng, rng.pick([1, 2])) } : {}), ...(rng.chance(0.5) ? { exchange: some(rng, () => rng.pick(['ike_sa_init', 'ike_auth', 'informational', 32, 2])) } : {}), ...(rng.chance(0.4) ? { initiator: rng.chance(0.5) } : {}), ...(rng.chance(0.3) ? { response: rng.chance(0.5) } : {}) }; break;
+    case 11: r.ike = { ...(rng.chance(0.5) ? { version: maybeNot(rng, rng.pick([1, 2])) } : {}), ...(rng.chance(0.5) ? { exchange: some(rng, () => rng.pick(['ike_sa_init', 'ike_auth', 'informational', 32, 2])) } : {}), ...(rng.chance(0.4) ? { initiator: rng.chance(0.5) } : {}), ...(rng.chance(0.3) ? { response: rng.chance(0.5) } : {}), ...(rng.chance(0.3) ? { initial: rng.chance(0.7) } : {}), ...(rng.chance(0.2) ? { cookie: rng.chance(0.7) } : {}) }; break;
     case 12: r.natt = maybeNot(rng, some(rng, () => rng.pick(['ike', 'esp', 'keepalive', 'none'] as const))); break;
     case 13: r.fragment = maybeNot(rng, some(rng, () => rng.pick(['none', 'first', 'later'] as const))); break;
     case 14: r.in = maybeNot(rng, some(rng, () => rng.pick(['eth0', 'ipsec+', 'ipsec0', 'ppp+', 'lo']))); break;
@@ -80,4 +82,45 @@ export function randomMeta(rng: Rng): { in?: string; out?: string; ctstate?: 'ne
   if (rng.chance(0.7)) m.ctstate = rng.pick(['new', 'established', 'related', 'invalid', 'untracked'] as const);
   if (rng.chance(0.5)) m.mark = rng.int(20);
   return m;
+}
+
+/** A small limit, so that buckets run dry within a round: per rule or per source, tiny max-sources to force evictions. */
+export function randomLimit(rng: Rng): NonNullable<RuleInput['limit']> {
+  const l: NonNullable<RuleInput['limit']> = { rate: `${1 + rng.int(50)}/${rng.pick(['s', 'sec', 'second', 'min', 'h', 'day'])}` };
+  if (rng.chance(0.7)) l.burst = 1 + rng.int(6);
+  if (rng.chance(0.5)) {
+    l.per = 'src';
+    if (rng.chance(0.6)) l['max-sources'] = 1 + rng.int(6);
+    if (rng.chance(0.3)) l['per-prefix4'] = rng.pick([8, 16, 24, 30, 32]);
+    if (rng.chance(0.3)) l['per-prefix6'] = rng.pick([16, 64, 120, 128]);
+  }
+  return l;
+}
+
+const IKE_NOTIFY = 41, COOKIE = 16390;
+
+/**
+ * A raw IPv4/IPv6 packet carrying an IKE message close to an initial request:
+ * IKEv2 IKE_SA_INIT or IKEv1 Main/Aggressive Mode, on 500 or 4500 (after the
+ * non-ESP marker), responder SPI zero or not, flags varied, first payload a
+ * COOKIE notify (whole or cut short), another notify, or an SA payload.
+ */
+export function ikeInitialFrame(rng: Rng): Uint8Array {
+  const v2 = rng.chance(0.7);
+  const notify = rng.pick([COOKIE, COOKIE, 16388, 0]);
+  const payloadLength = rng.pick([8, 8, 12, 4]);
+  const body = notify ? [0, 0, payloadLength >> 8, payloadLength & 0xff, 0, 0, notify >> 8, notify & 0xff].slice(0, rng.chance(0.9) ? 8 : rng.int(8)) : [];
+  const ike = ikeHeader({
+    ispi: rng.bytes(8), rspi: rng.chance(0.85) ? new Uint8Array(8) : rng.bytes(8),
+    nextPayload: notify ? IKE_NOTIFY : 33, version: v2 ? 0x20 : 0x10,
+    exchange: v2 ? rng.pick([34, 34, 34, 35]) : rng.pick([2, 4, 5]), flags: rng.pick([0x08, 0x08, 0x28, 0x20, 0]),
+  });
+  const msg = new Uint8Array([...ike, ...body]);
+  new DataView(msg.buffer).setUint32(24, msg.length);
+  const natt = rng.chance(0.3);
+  const upper = natt ? udp(4500, 4500, new Uint8Array([0, 0, 0, 0, ...msg])) : udp(500, 500, msg);
+  const family = rng.chance(0.7) ? 4 : 6;
+  const src = family === 4 ? new Uint8Array([10, rng.int(4), rng.int(4), 1 + rng.int(8)]) : new Uint8Array([0xfd, 0, ...new Uint8Array(12), rng.int(2), 1 + rng.int(8)]);
+  const dst = family === 4 ? new Uint8Array([10, 0, 0, 1]) : new Uint8Array([0xfd, 0, ...new Uint8Array(13), 1]);
+  return ipPacket({ family, src, dst, proto: 17, upper });
 }

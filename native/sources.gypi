@@ -1,0 +1,25 @@
+{
+  "variables": {
+    "nfsieve_core_sources": [
+      "native/core/decode.cc",
+      "native/core/linklayer.cc",
+      "native/core/table.cc",
+      "native/core/sets.cc",
+      "native/core/classify.cc",
+      "native/core/lanes.cc",
+      "native/core/index.cc",
+      "native/core/cuts.cc",
+      "native/core/sweep.cc",
+      "native/core/linear.cc",
+      "native/core/limit.cc"
+    ],
+    "nfsieve_addon_sources": [
+      "native/nfqueue/nfq_socket.cc",
+      "native/nfqueue/engine.cc",
+      "native/nfqueue/packet_tx.cc",
+      "native/classifier_glue.cc",
+      "native/queue_glue.cc",
+      "native/addon.cc"
+    ]
+  }
+}
