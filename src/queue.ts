@@ -35,15 +35,54 @@ export interface AttachOptions {
   statsIntervalMs?: number;
 }
 
-/** `overLimit`: packets its limit refused (every other condition held); `evictions`: per-source buckets given up. */
-export interface RuleCounter { rule: string | number; line: number | null; hits: bigint; bytes: bigint; overLimit: bigint; evictions: bigint }
-export interface AttachStats { generation: number; running: boolean; queues: NativeQueueStats[]; rules: RuleCounter[] }
+/** Hits and bytes of one rule (or of the default verdict: `rule: 'default'`, `line: null`). */
+export interface RuleCounter {
+  /** The rule's name, or its 1-based position when it has none; 'default' for the default verdict. */
+  rule: string | number;
+  /** 1-based line in the policy file; null for the default and for policies built in code. */
+  line: number | null;
+  hits: bigint;
+  bytes: bigint;
+  /** Packets its limit refused (every other condition held). */
+  overLimit: bigint;
+  /** Per-source buckets given up. */
+  evictions: bigint;
+}
+
+/** Counters of one queue: nfsieve's own, and the kernel's from /proc/net/netfilter/nfnetlink_queue. */
+export type QueueCounters = NativeQueueStats;
+
+/** What a 'stats' event carries and `stats()` returns. */
+export interface QueueStats {
+  /** Incremented by every reload. */
+  generation: number;
+  running: boolean;
+  /** One entry per queue, in the order of `AttachOptions.queues`. */
+  queues: QueueCounters[];
+  /** One entry per rule, then one for the default verdict. */
+  rules: RuleCounter[];
+}
+/** @deprecated the same as QueueStats. */
+export type AttachStats = QueueStats;
+
+/** The events of an Attachment and their arguments. */
+export interface AttachmentEvents {
+  /** Every `statsIntervalMs` (never once per packet). */
+  stats: [stats: QueueStats];
+  /** A queue thread's failure (receive errors, a verdict the kernel refused...); the attachment keeps running. */
+  error: [error: Error];
+}
 
 export interface Attachment extends EventEmitter, SetOperations {
+  on<K extends keyof AttachmentEvents>(event: K, listener: (...args: AttachmentEvents[K]) => void): this;
+  once<K extends keyof AttachmentEvents>(event: K, listener: (...args: AttachmentEvents[K]) => void): this;
+  off<K extends keyof AttachmentEvents>(event: K, listener: (...args: AttachmentEvents[K]) => void): this;
+  addListener<K extends keyof AttachmentEvents>(event: K, listener: (...args: AttachmentEvents[K]) => void): this;
+  removeListener<K extends keyof AttachmentEvents>(event: K, listener: (...args: AttachmentEvents[K]) => void): this;
   readonly policy: Policy;
   /** Limits found at start (for example: no conntrack state from this kernel). */
   readonly warnings: string[];
-  stats(): AttachStats;
+  stats(): QueueStats;
   /**
    * Swap in a new policy atomically: file members become exactly the new
    * policy's, live members of sets kept (same name and kind) carry over with

@@ -7,7 +7,7 @@ import { referenceDecode } from '../src/decode/reference';
 import { referenceEvaluate, initialSets, LimitState, Meta } from '../src/reference/evaluate';
 import { ruleLabel } from '../src/policy/model';
 import { parsePrefix, parseRange } from '../src/policy/values';
-import { Rng, randomFrame, LINK_TYPES } from './support/packets';
+import { Rng, randomFrameWide as randomFrame, LINK_TYPES } from './support/packets';
 import { randomPolicy, randomMeta, ikeInitialFrame } from './support/policies';
 import { hex } from './support/compare';
 

@@ -112,11 +112,13 @@ test('50,000 IKE_SA_INIT/s from 1,000 spoofed sources are shed to 10/s per sourc
     const total = Math.min(1000 + 1000 * span, perSource);
     assert.ok(Math.abs(p2 - total) <= 0.1 * total, `flood passed ${p2}, expected ${Math.round(total)} ± 10 % over ${span.toFixed(2)} s`);
     // The rules' own counters say the same, split by stage.
-    await new Promise<void>((resolve) => {
+    const deadline = performance.now() + 30_000;
+    await new Promise<void>((resolve, reject) => {
       const check = (): void => {
         const s = [...run.lines].reverse().find((l) => l.event === 'stats') as { rules: { rule: string; packets: number; overLimit: number }[] } | undefined;
         const r = s && Object.fromEntries(s.rules.map((x) => [x.rule, x]));
         if (r && r['ike-sa-init-requests'].packets + r['ike-sa-init-shed'].packets + r['ike-sa-init-source-over'].packets >= q2) resolve();
+        else if (performance.now() > deadline) reject(new Error(`the rules' counters never reached the ${q2} flood packets that were queued`));
         else setTimeout(check, 200);
       };
       check();

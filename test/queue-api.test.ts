@@ -47,14 +47,42 @@ test('attach and close work from a worker thread', { skip }, () => {
   assert.equal(r.stdout, 'worker attached queue 9 and closed\n');
 });
 
-test('nfsieve demo runs its lab, shows counters, and removes everything', { skip }, () => {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'nfsieve.js'), 'demo', '--duration', '2', '--json'], { encoding: 'utf8', timeout: 60000 });
+test('nfsieve demo tells the story: refused, admitted live, removed, a flood shed while the gateway passes; the lab is removed', { skip }, () => {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'nfsieve.js'), 'demo', '--duration', '1', '--json'], { encoding: 'utf8', timeout: 120000 });
   assert.equal(r.status, 0, r.stderr);
-  const stats = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((o) => o.event === 'stats' || o.event === 'final');
-  const last = stats[stats.length - 1];
-  const hits = Object.fromEntries(last.rules.map((x: { rule: string; packets: number }) => [x.rule, x.packets]));
-  assert.ok(hits['ike-from-gateways'] > 0 && hits['ike-from-unknown'] > 0 && hits['icmp-unwanted'] > 0 && hits['traceroute'] > 0, JSON.stringify(hits));
-  assert.equal(sh(['ip', 'netns', 'list']).includes('nfsieve-demo'), false);
+  const steps = Object.fromEntries(r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((o) => o.event === 'step').map((o) => [o.name, o]));
+  assert.deepEqual(Object.keys(steps), ['known-gateway', 'unknown-refused', 'admitted', 'removed', 'flood']);
+  assert.deepEqual(steps['known-gateway'].delta, { 'ike-from-gateways': 15, 'esp-from-gateways': 20 });
+  assert.deepEqual(steps['unknown-refused'].delta, { 'ike-from-unknown': 10, 'esp-from-unknown': 20 });
+  assert.equal(steps.admitted.command, 'nfsieve set add gateways 10.250.2.2');
+  assert.deepEqual(steps.admitted.delta, { 'ike-from-gateways': 10, 'esp-from-gateways': 20 });
+  assert.equal(steps.removed.command, 'nfsieve set del gateways 10.250.2.2');
+  assert.deepEqual(steps.removed.delta, { 'ike-from-unknown': 10, 'esp-from-unknown': 20 });
+  const flood = steps.flood.delta;
+  // The gateway's 50 IKE_SA_INIT and 50 IKE_AUTH pass in full, its ESP too.
+  assert.equal(flood['ike-from-gateways'], 100);
+  assert.equal(flood['esp-from-gateways'], 100);
+  // 50,000 spoofed IKE_SA_INIT: each met the per-source limit, then the total; most are shed.
+  assert.equal(flood['ike-sa-init-per-source'] + flood['ike-sa-init-source-over'], 50000);
+  assert.equal(flood['ike-sa-init-unknown'] + flood['ike-sa-init-shed'], flood['ike-sa-init-per-source']);
+  assert.ok(flood['ike-sa-init-source-over'] > 10000 && flood['ike-sa-init-unknown'] < 10000, JSON.stringify(flood));
+  const overLimit = Object.fromEntries(steps.flood.rules.map((x: { rule: string; overLimit: number }) => [x.rule, x.overLimit]));
+  assert.equal(overLimit['ike-sa-init-per-source'], flood['ike-sa-init-source-over']);
+  assert.equal(sh(['ip', 'netns', 'list']).includes(`nfsieve-demo${r.pid}`), false);
+});
+
+test('the demo piped: lines, no screen control; on a terminal: redrawn in place', { skip }, () => {
+  const piped = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'nfsieve.js'), 'demo', '--duration', '1'], { encoding: 'utf8', timeout: 120000 });
+  assert.equal(piped.status, 0, piped.stderr);
+  assert.equal(piped.stdout.includes('\x1b['), false);
+  assert.match(piped.stdout, /\[3\] 10\.250\.2\.2 admitted live[^\n]*\n {4}\$ nfsieve set add gateways 10\.250\.2\.2\n {4}ike-from-gateways \+10, esp-from-gateways \+20\n/);
+  assert.match(piped.stdout, /done: the lab is removed\.\n$/);
+  // script(1) gives the demo a terminal: each step redraws one screen from its top.
+  const tty = spawnSync('script', ['-qec', `${process.execPath} ${path.join(ROOT, 'bin', 'nfsieve.js')} demo --duration 1`, '/dev/null'], { encoding: 'utf8', timeout: 120000 });
+  assert.equal(tty.status, 0, tty.stderr);
+  const screens = tty.stdout.split('\x1b[H\x1b[2J');
+  assert.equal(screens.length - 1, 6, 'five steps and one second of traffic, one screen each');
+  assert.match(screens[5], /^lab: [^\n]*\r?\n\r?\n\[1\] the known gateway[\s\S]*\[5\] IKE_SA_INIT flood[\s\S]*ike-sa-init-shed/);
 });
 
 test('Ctrl-C during the demo still removes the lab', { skip }, async () => {
@@ -63,7 +91,7 @@ test('Ctrl-C during the demo still removes the lab', { skip }, async () => {
   child.kill('SIGINT');
   const code = await exited(child);
   assert.equal(code, 130);
-  assert.equal(sh(['ip', 'netns', 'list']).includes('nfsieve-demo'), false);
+  assert.equal(sh(['ip', 'netns', 'list']).includes(`nfsieve-demo${child.pid}`), false);
 });
 
 /**

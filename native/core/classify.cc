@@ -66,8 +66,9 @@ void set_tuple(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint3
 
 uint32_t truncated_key(const Decoded& d) {
   if (d.family == 6) {
-    if (d.nf_status != kNfOk) return 8;  // ipv6_find_hdr() failed
-    return d.malformed == kAhTruncated ? 6 : 0;
+    // ipv6_find_hdr() failed (-p drops), -m ah drops, or both.
+    bool hdr = d.nf_status != kNfOk, ah = d.nf_ah == kNfAhDrop;
+    return hdr && ah ? 9 : hdr ? 8 : ah ? 6 : 0;
   }
   if (d.family == 4 && d.fragment == kFragLater && d.frag_offset == 1 && d.ip_proto == 6) return 7;
   return 0;

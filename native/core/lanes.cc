@@ -50,6 +50,7 @@ __attribute__((always_inline)) inline Key packet_key(uint8_t field, bool wide, c
     case kFieldNfProto: return {0, d.nf_status == kNfOk ? d.nf_proto : 256u};
     case kFieldIkeInitial: return {0, ike_initial_key(d)};
     case kFieldIkeCookie: return {0, ike_cookie_key(d)};
+    case kFieldNftProto: return {0, d.nft_status == kNfOk ? d.nft_proto : 256u};
     case kFieldL4Avail: {
       bool absent = d.fragment == kFragLater || (d.family == 6 && (d.nf_status != kNfOk || d.nf_later));
       return {0, absent ? 65536u : d.nf_avail};

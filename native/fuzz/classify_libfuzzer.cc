@@ -3,8 +3,9 @@
 // then metadata bytes). When the table loads, every packet is classified
 // three ways that must agree: one at a time through the lookup index, in a
 // batch through the interleaved lanes, and one at a time by a classifier
-// without pre-combination (per-field vectors ANDed rule by rule). A
-// disagreement aborts, and libFuzzer keeps the input.
+// without pre-combination (per-field vectors ANDed rule by rule). Rate limits
+// keep state, so each way has a classifier of its own and every packet the
+// same clock. A disagreement aborts, and libFuzzer keeps the input.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -37,11 +38,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   std::unique_ptr<nfsieve::Table> indexed = nfsieve::Table::load(t.data(), t.size(), &error);
   if (!indexed) return 0;
+  std::unique_ptr<nfsieve::Table> batched = nfsieve::Table::load(t.data(), t.size(), &error);
   std::unique_ptr<nfsieve::Table> plain = nfsieve::Table::load(t.data(), t.size(), &error);
   nfsieve::IndexLimits limits;  // pre-combination stopped early or run further, small either way
   limits.work = (data[0] & 1) ? 1u << 10 : 1u << 16;
   limits.memory = 1u << 20;
   nfsieve::Classifier fast(std::move(indexed), limits);
+  nfsieve::Classifier lanes(std::move(batched), limits);
   nfsieve::IndexLimits none;
   none.combine = false;
   nfsieve::Classifier slow(std::move(plain), none);
@@ -61,10 +64,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     m.out_len = static_cast<uint8_t>(std::string(m.out).size());
     m.ctstate = static_cast<uint8_t>((bits >> 4) % 6);
     m.mark = (bits & 0x80) ? in.u32() : 0;
+    m.now_ns = 1000000000ull * (1 + packets.size() / 8);  // a few packets per instant: buckets drain and refill
     metas.push_back(m);
   }
   std::vector<nfsieve::Verdict> batch(packets.size());
-  fast.classify_batch(packets.data(), packets.size(), metas.data(), 1, batch.data(), nullptr);
+  lanes.classify_batch(packets.data(), packets.size(), metas.data(), 1, batch.data(), nullptr);
   for (size_t i = 0; i < packets.size(); i++) {
     nfsieve::Verdict one, ref;
     fast.classify(packets[i], metas[i], &one, nullptr);

@@ -19,7 +19,7 @@ export function check(args: ParsedArgs, out: Output): number {
     out.line(JSON.stringify({
       file, rules: handle.ruleCount, sets: policy.sets.size, table_bytes: compiled.table.length,
       compile_ms: round(compiled.compileMs), load_ms: round(loadMs),
-      warnings: compiled.warnings.map((w) => ({ line: w.line, column: w.column, message: w.message })),
+      warnings: compiled.warnings.map((w) => ({ kind: w.kind, rule: w.rule + 1, line: w.line, column: w.column, message: w.message })),
     }));
     return 0;
   }

@@ -34,7 +34,7 @@ const COMMANDS: Record<string, Command> = {
   explain: { flags: EXPLAIN_FLAGS, run: explain, help: 'explain POLICY (--hex PKT | --pcap F --index N) [--json]  why a packet got its verdict' },
   run: { flags: RUN_FLAGS, run, help: 'run POLICY --queue N[:M] [--json] [--stats-every S]  attach to NFQUEUE (root)' },
   demo: { flags: DEMO_FLAGS, run: demo, help: 'demo [--duration S] [--json]               an IPsec gateway lab in network namespaces (root)' },
-  hook: { flags: HOOK_FLAGS, run: hook, help: 'hook POLICY --queue N[:M]                  print the iptables rules that feed the queue' },
+  hook: { flags: HOOK_FLAGS, run: hook, help: 'hook POLICY --queue N[:M] [--nft] [--delete]  print the kernel rules that feed the queue' },
   bench: { flags: BENCH_FLAGS, run: bench, help: 'bench POLICY [--pcap FILE] [--json]        lookup cost of a policy on a capture\n  bench --classbench RULES [--trace TRACE] [--json]' },
   import: { flags: IMPORT_FLAGS, run: importCommand, help: 'import iptables FILE [--table T] [--chain C] [--ipset F]  iptables-save to a policy' },
   set: { flags: SET_FLAGS, run: setCommand, help: 'set add|del|flush|test|list NAME [VALUE...]  live set members of a running `run`' },

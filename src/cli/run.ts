@@ -17,11 +17,14 @@ import { controlPath, CONTROL_ENV } from '../control/client';
 import { readState, StateError } from '../control/state';
 import { Output } from './output';
 import { loadPolicyArg, POLICY_FLAGS } from './policy-arg';
+import { startVici, checkLearnSet, DEFAULT_LEARN_SET } from '../ike/vici';
+import { serveMetrics, parseListen, attachmentSnapshot } from '../metrics';
 
 export const RUN_FLAGS = {
   ...POLICY_FLAGS, queue: 'string', 'fail-open': 'boolean', 'copy-range': 'string', 'stats-every': 'string', json: 'boolean',
   'max-len': 'string', rcvbuf: 'string', 'reject-mark': 'string', 'no-gso': 'boolean',
   control: 'string', 'control-group': 'string', 'no-control': 'boolean', state: 'string',
+  vici: 'boolean', 'vici-socket': 'string', 'learn-set': 'string', metrics: 'string',
 } as const;
 
 /** Counters as plain JSON (what --json prints and the control socket's `stats` answers). */
@@ -94,13 +97,18 @@ function expire(a: Attachment): void {
 
 export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const queueText = stringFlag(args, 'queue');
-  if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--stats-every S] [--json] [--reject-mark M] [--control PATH [--control-group G] | --no-control] [--state FILE]');
+  if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--stats-every S] [--json] [--reject-mark M] [--control PATH [--control-group G] | --no-control] [--state FILE] [--vici [--vici-socket PATH] [--learn-set NAME]] [--metrics HOST:PORT]');
   const file = args.positional[0];
   const queues = parseQueueRange(queueText);
   const every = intFlag(args, 'stats-every', 0, 86400) ?? 10;
   const asJson = args.flags.has('json');
   const failOpen = args.flags.has('fail-open');
   let compiled = compile(loadPolicyArg(file, args), { analyse: false });
+  const useVici = args.flags.has('vici') || args.flags.has('vici-socket');
+  if (useVici) checkLearnSet(compiled.policy, stringFlag(args, 'learn-set') ?? DEFAULT_LEARN_SET);
+  const metricsText = stringFlag(args, 'metrics');
+  const metricsAt = metricsText === undefined ? null : parseListen(metricsText);
+  const reloads = { ok: 0, failed: 0 };
   const attachment = attach(compiled, {
     queues,
     failOpen,
@@ -124,8 +132,10 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
       const next = compile(loadPolicyArg(file, args), { analyse: false });
       attachment.reload(next);
       compiled = next;
+      reloads.ok++;
       return { ok: true, message: `reloaded ${file}: ${next.policy.rules.length} rules` };
     } catch (e) {
+      reloads.failed++;
       return { ok: false, message: `reload of ${file} refused, the running policy stays: ${(e as Error).message}` };
     }
   };
@@ -157,7 +167,19 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   });
   note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}`, { queues, failOpen });
   for (const w of attachment.warnings) note(`warning: ${w}`);
+  const vici = useVici ? startVici(attachment, { socket: stringFlag(args, 'vici-socket'), set: stringFlag(args, 'learn-set') }, note) : null;
+  const snapshot = () => attachmentSnapshot(attachment, { reloads, vici: vici ? { connected: vici.connected, hosts: vici.hosts().length } : undefined });
+  const metrics = metricsAt && await serveMetrics(metricsAt, snapshot).catch(async (e: Error) => {
+    await vici?.close();
+    await server?.close();
+    await attachment.close();
+    clearInterval(reaper);
+    throw new Error(`--metrics ${metricsText}: ${e.message}`);
+  });
+  if (metrics) note(`metrics on http://${metrics.address.host.includes(':') ? `[${metrics.address.host}]` : metrics.address.host}:${metrics.address.port}/metrics`, { metrics: metrics.address });
   await stopped;
+  await metrics?.close();
+  await vici?.close();
   await server?.close();
   await attachment.close();
   clearInterval(reaper);

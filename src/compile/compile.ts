@@ -7,8 +7,12 @@ import { buildFamily } from './build';
 import { FamilyRule, Interval, normalize } from './normalize';
 import { FLAG_NEEDS_CTSTATE, FLAG_NEEDS_INTERFACES, FLAG_NEEDS_MARK, writeTable } from './format';
 import { Field } from './fields';
+import { live } from './space';
 
-export interface Warning { rule: number; line: number; column: number; message: string }
+/** What a warning is about: `dead` (no packet can match), `shadowed` (an earlier rule takes all its packets), `duplicate-name`. */
+export type WarningKind = 'dead' | 'shadowed' | 'duplicate-name';
+
+export interface Warning { rule: number; line: number; column: number; kind: WarningKind; message: string }
 
 export interface CompiledPolicy {
   policy: Policy;
@@ -50,27 +54,31 @@ export function compile(policy: Policy, options: { analyse?: boolean; sweep?: 'n
 
 function analyse(rules: Rule[], v4: (FamilyRule | null)[], v6: (FamilyRule | null)[]): Warning[] {
   const warnings: Warning[] = [];
-  const warn = (i: number, message: string): void => {
-    warnings.push({ rule: i, line: rules[i].line, column: rules[i].column, message: `rule ${JSON.stringify(ruleLabel(rules[i], i))}: ${message}` });
+  const warn = (i: number, kind: WarningKind, message: string): void => {
+    warnings.push({ rule: i, line: rules[i].line, column: rules[i].column, kind, message: `rule ${JSON.stringify(ruleLabel(rules[i], i))}: ${message}` });
   };
-  rules.forEach((r, i) => { if (!v4[i] && !v6[i]) warn(i, 'can never match (its conditions exclude each other)'); });
+  // A family where no packet reaches the rule's box (src/compile/space.ts) counts as no rule there.
+  const live4 = v4.map((r) => (live(r, 4) ? r : null));
+  const live6 = v6.map((r) => (live(r, 6) ? r : null));
+  rules.forEach((r, i) => { if (!live4[i] && !live6[i]) warn(i, 'dead', 'can never match (its conditions exclude each other)'); });
   const names = new Map<string, number>();
   rules.forEach((r, i) => {
     if (r.name === null) return;
     const first = names.get(r.name);
-    if (first !== undefined) warn(i, `shares its name with rule ${first + 1} (line ${rules[first].line}): classify output tells them apart by line only`);
+    if (first !== undefined) warn(i, 'duplicate-name', `shares its name with rule ${first + 1} (line ${rules[first].line}): classify output tells them apart by line only`);
     else names.set(r.name, i);
   });
   if (rules.length > SHADOW_ANALYSIS_LIMIT) return warnings;
-  const terminal = (r: Rule): boolean => r.action.type !== 'count' && r.action.type !== 'skip' && !(r.action.type === 'mark' && r.action.then === 'continue');
+  // A rate-limited rule lets the packets over its limit through to later rules: it shadows nothing.
+  const terminal = (r: Rule): boolean => r.action.type !== 'count' && r.action.type !== 'skip' && !(r.action.type === 'mark' && r.action.then === 'continue') && !r.limit;
   // Skips (flattened iptables chains) make "earlier" depend on the path; analyse plain policies only.
   if (rules.some((r) => r.action.type === 'skip')) return warnings;
   for (let j = 0; j < rules.length; j++) {
-    if (!v4[j] && !v6[j]) continue;
+    if (!live4[j] && !live6[j]) continue;
     for (let i = 0; i < j; i++) {
       if (!terminal(rules[i])) continue;
-      if (covers(v4[i], v4[j]) && covers(v6[i], v6[j])) {
-        warn(j, `is shadowed by rule ${JSON.stringify(ruleLabel(rules[i], i))} (line ${rules[i].line}) and never decides`);
+      if (covers(live4[i], live4[j]) && covers(live6[i], live6[j])) {
+        warn(j, 'shadowed', `is shadowed by rule ${JSON.stringify(ruleLabel(rules[i], i))} (line ${rules[i].line}) and never decides`);
         break;
       }
     }
