@@ -49,8 +49,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.simd = !(data[0] & 8);
   nfsieve::Classifier fast(std::move(indexed), limits);
   nfsieve::Classifier lanes(std::move(batched), limits);
+  // The plainest way the core has: per-field classes, their vectors ANDed rule
+  // by rule in table order; no pre-combination, no cut trees, scalar.
   nfsieve::IndexLimits none;
   none.combine = false;
+  none.cuts = nfsieve::IndexLimits::kCutsOff;
+  none.simd = false;
   nfsieve::Classifier slow(std::move(plain), none);
   std::vector<nfsieve::Decoded> packets;
   std::vector<nfsieve::Meta> metas;
