@@ -126,7 +126,16 @@ test('import iptables prints a policy; bad files exit 1 with FILE:LINE: unsuppor
     assert.equal(run('check', yaml).code, 0);
     const cls = run('classify', f, '--iptables', '--pcap', path.join(PCAPS, 'ikev2four.pcap'), '--json');
     assert.equal(cls.code, 0, cls.stderr);
-    assert.deepEqual(JSON.parse(cls.stdout.split('\n')[0]), { index: 0, verdict: 'accept', rule: 'ike', line: 3, mark: null });
+    // The comment is not a rule name (one iptables rule may become several): rules are labelled by position.
+    assert.deepEqual(JSON.parse(cls.stdout.split('\n')[0]), { index: 0, verdict: 'accept', rule: 2, line: 3, mark: null });
+    const withRecent = path.join(dir, 'recent.v4');
+    fs.writeFileSync(withRecent, '*filter\n:INPUT DROP [0:0]\n-A INPUT -p udp -m udp --dport 500 -j ACCEPT\n-A INPUT -m recent --set\nCOMMIT\n');
+    const skipped = run('import', 'iptables', withRecent, '--skip-unsupported');
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.equal(skipped.stderr.trim(), `${withRecent}:4: warning: unsupported match -m recent: rule left out`);
+    assert.match(skipped.stdout, /iptables-legacy semantics/);
+    assert.match(run('import', 'iptables', withRecent, '--skip-unsupported', '--backend', 'nft').stdout, /iptables-nft semantics/);
+    assert.equal(run('import', 'iptables', withRecent, '--backend', 'bsd').code, 2);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

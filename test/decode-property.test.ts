@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { native, RECORD_SIZE } from '../src/native';
 import { recordToPacket, decodeFrame, packFrames, MALFORMED_NAMES } from '../src/decode/packet';
 import { referenceDecode } from '../src/decode/reference';
-import { Rng, randomFrame, LINK_TYPES } from './support/packets';
+import { Rng, randomFrameWide as randomFrame, LINK_TYPES } from './support/packets';
 import { packetDiff, hex } from './support/compare';
 
 const SEED = Number(process.env.NFSIEVE_SEED ?? Date.now() % 0x7fffffff);

@@ -11,9 +11,23 @@ import { initialSets, Meta } from '../src/reference/evaluate';
 import { parsePolicyText } from '../src/policy/parse';
 import { policyToYaml } from '../src/policy/serialize';
 import { CT_STATE_KEYS } from '../src/compile/fields';
-import { Rng, randomFrame } from './support/packets';
+import { Rng, randomFrameWide as randomFrame } from './support/packets';
 import { randomMeta } from './support/policies';
 import { randomIptablesSave, parseChains, runChains, IPSET_SAVE } from './support/iptables';
+import { oracleRun, readIpset, readTable } from './support/kernel-oracle';
+
+/** Whether the kernel's IP layer hands this raw packet to netfilter at all (ip_rcv_core, ipv6_rcv). */
+function kernelAccepts(f: Uint8Array): boolean {
+  if (f.length >= 20 && f[0] >> 4 === 4) {
+    const ihl = (f[0] & 15) * 4, total = (f[2] << 8) | f[3];
+    return ihl >= 20 && total >= ihl && total <= f.length;
+  }
+  if (f.length >= 40 && f[0] >> 4 === 6) {
+    const pl = (f[4] << 8) | f[5];
+    return pl > 0 && 40 + pl <= f.length;
+  }
+  return false;
+}
 import { hex } from './support/compare';
 
 const SEED = Number(process.env.NFSIEVE_SEED ?? Date.now() % 0x7fffffff);
@@ -99,11 +113,15 @@ test('the imported policy prints as YAML that reads back to the same decisions',
 test(`flattened iptables rule sets decide as the chains do, 60 random sets x 2,000 packets (seed ${SEED})`, () => {
   const rng = new Rng(SEED);
   const ipsets = loadIpsetText(IPSET_SAVE);
+  let oracleCompared = 0;
   for (let n = 0; n < 60; n++) {
     const family = n % 2 === 0 ? 4 : 6;
-    const text = randomIptablesSave(rng, family);
+    const backend = n % 4 < 2 ? 'legacy' : 'nft';
+    const text = randomIptablesSave(rng, family, undefined, backend);
     const policy = importIptables(text, `set${n}`, {}, ipsets);
-    const chains = parseChains(text, family);
+    const chains = parseChains(text, family, backend);
+    const table = readTable(text, family, backend);
+    const oracleSets = readIpset(IPSET_SAVE);
     const classifier = new Classifier(compile(policy, { analyse: false }));
     const sets = initialSets(policy);
     for (let round = 0; round < 4; round++) {
@@ -119,9 +137,19 @@ test(`flattened iptables rule sets decide as the chains do, 60 random sets x 2,0
         if (JSON.stringify(have) !== JSON.stringify(want)) {
           assert.fail(`seed ${SEED}, set ${n}, meta ${JSON.stringify(meta)}, packet ${hex(f)}:\n imported ${JSON.stringify(have)}\n chains ${JSON.stringify(want)}\n${text}`);
         }
+        // The oracle written from the kernel's code, on what the kernel's IP layer would accept.
+        if (p.family === family && kernelAccepts(f)) {
+          oracleCompared++;
+          const k = oracleRun(table, f, meta, oracleSets);
+          if (JSON.stringify(have) !== JSON.stringify(k)) {
+            assert.fail(`seed ${SEED}, set ${n} (${backend}), meta ${JSON.stringify(meta)}, packet ${hex(f)}:\n imported ${JSON.stringify(have)}\n kernel oracle ${JSON.stringify(k)}\n${text}`);
+          }
+        }
       });
     }
   }
+  console.log(`# ${oracleCompared} packets compared with the kernel-code oracle`);
+  assert.ok(oracleCompared > 30_000, `only ${oracleCompared} packets compared with the kernel-code oracle`);
 });
 
 function loadIpsetText(text: string) {

@@ -148,20 +148,21 @@ void decode_icmp(const uint8_t* p, size_t cap, Decoded* d) {
 
 // Authentication header (RFC 4302), the same in both families: its length
 // field counts 32-bit words minus 2. Returns the header length, 0 on error.
+// A length field of 0 (8 bytes, less than the fixed 12) is flagged but walked
+// over as 8 bytes, as the kernel's ipv6_skip_exthdr() and Wireshark do.
+constexpr size_t kAhFixed = 12;
+
 size_t walk_ah(const uint8_t* p, size_t cap, Decoded* d) {
   if (cap >= 8 && !(d->present & kHasAh)) {
     d->ah_spi = be32(p + 4);
     d->present |= kHasAh;
   }
-  if (cap < 12) {
+  if (cap < kAhFixed) {
     flag(d, kAhTruncated);
     return 0;
   }
   size_t length = (static_cast<size_t>(p[1]) + 2) * 4;
-  if (length < 12) {
-    flag(d, kAhLength);
-    return 0;
-  }
+  if (length < kAhFixed) flag(d, kAhLength);
   if (length > cap) {
     flag(d, kAhLength);
     return 0;
@@ -191,6 +192,8 @@ void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   if (n < 20) return flag(d, kIpTruncated);
   if (p[0] >> 4 != 4) return flag(d, kIpVersion);
   d->family = 4;
+  d->nft_proto = p[9];
+  d->nf_ah = kNfAhNone;  // -m ah in IPv4 reads at the transport offset (nf_avail)
   d->ttl = p[8];
   d->ip_proto = d->proto = d->nf_proto = p[9];
   std::memcpy(d->src, p + 12, 4);
@@ -226,13 +229,17 @@ void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
 // does it: two bytes of an extension header are enough to jump over it (four
 // of a routing or fragment header), and the walk stops at the first header
 // that is not an extension header, without reading it.
-void nf_find_hdr(const uint8_t* p, size_t end, Decoded* d) {
+//
+// iptables-nft's meta l4proto is the same walk with IP6_FH_F_AUTH: it stops
+// at the first AH it can read 2 bytes of and returns 51 (nft_proto).
+void nf_walk(const uint8_t* p, size_t end, Decoded* d, bool* nft_at_ah) {
   uint8_t next = p[6];
   size_t start = 40;
   for (;;) {
     bool ext = next == 0 || next == 43 || next == 44 || next == 51 || next == 60 || next == 59;
     if (!ext || next == 59) break;
     if (start + 2 > end) { d->nf_status = kNfBadMsg; return; }
+    if (next == 51) *nft_at_ah = true;
     size_t hdrlen;
     if (next == 43 && start + 4 > end) { d->nf_status = kNfBadMsg; return; }
     if (next == 44) {
@@ -264,6 +271,54 @@ void nf_find_hdr(const uint8_t* p, size_t end, Decoded* d) {
   d->nf_avail = static_cast<uint16_t>(avail > 65535 ? 65535 : avail);
 }
 
+void nf_find_hdr(const uint8_t* p, size_t end, Decoded* d) {
+  bool nft_at_ah = false;
+  nf_walk(p, end, d, &nft_at_ah);
+  if (nft_at_ah) {
+    d->nft_proto = 51;
+    d->nft_status = kNfOk;
+  } else {
+    d->nft_proto = d->nf_status == kNfOk ? d->nf_proto : 0;
+    d->nft_status = d->nf_status;
+  }
+}
+
+// ip6tables' -m ah (ip6t_ah.c): ipv6_find_hdr(skb, &ptr, NEXTHDR_AUTH, ...)
+// walks to the first AH with the same 2- and 4-byte reads as nf_find_hdr; no
+// AH before the upper layer, "no next header" or a later fragment is -ENOENT
+// (no match), a header it cannot read is -EBADMSG (drop). The match then
+// drops the packet unless the AH's fixed 12 bytes and its declared length
+// are all there (the declared-length check measured on Linux 6.18, see
+// docs/semantics.md).
+void nf_find_ah(const uint8_t* p, size_t end, Decoded* d) {
+  uint8_t next = p[6];
+  size_t start = 40;
+  for (;;) {
+    size_t avail = start < end ? end - start : 0;
+    if (next == 51) {
+      size_t length = avail >= 2 ? (static_cast<size_t>(p[start + 1]) + 2) * 4 : 0;
+      if (avail < kAhFixed || length > avail) { d->nf_ah = kNfAhDrop; return; }
+      d->nf_ah = kNfAhFound;
+      if (!(d->present & kHasAh)) {
+        d->ah_spi = be32(p + start + 4);
+        d->present |= kHasAh;
+      }
+      return;
+    }
+    bool ext = next == 0 || next == 43 || next == 44 || next == 60;
+    if (!ext) { d->nf_ah = kNfAhNone; return; }  // upper layer or 59
+    if (avail < 2 || ((next == 43 || next == 44) && avail < 4)) { d->nf_ah = kNfAhDrop; return; }
+    size_t hdrlen = 8;
+    if (next == 44) {
+      if (be16(p + start + 2) & 0xfff8) { d->nf_ah = kNfAhNone; return; }
+    } else {
+      hdrlen = (static_cast<size_t>(p[start + 1]) + 1) << 3;
+    }
+    next = p[start];
+    start += hdrlen;
+  }
+}
+
 void decode_ipv6(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   const uint8_t* p = frame + l3;
   size_t n = len - l3;
@@ -280,6 +335,7 @@ void decode_ipv6(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   d->total_length = static_cast<uint32_t>(total);
   size_t end = min_size(n, total);
   nf_find_hdr(p, end, d);
+  nf_find_ah(p, end, d);
   size_t off = 40;
   for (int walked = 0;; walked++) {
     d->proto = next;

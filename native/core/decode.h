@@ -49,7 +49,7 @@ enum Malformed : uint8_t {
   kExtTruncated,     // IPv6 extension header runs past the packet
   kExtChain,         // more than kMaxExtHeaders extension headers
   kAhTruncated,      // fewer than 12 bytes of AH (next header .. sequence number)
-  kAhLength,         // AH length field below 12 bytes or past the packet
+  kAhLength,         // AH length field below 12 bytes (walked over anyway) or past the packet
   kUdpTruncated,     // fewer than 8 bytes of UDP header
   kUdpLength,        // UDP length < 8 or past the IP payload
   kTcpTruncated,     // fewer than 20 bytes of TCP header
@@ -112,11 +112,22 @@ struct Decoded {
   uint8_t nf_proto;
   uint8_t nf_status;      // NfStatus
   uint16_t nf_avail;      // bytes present from the header nf_proto names (IPv4: from the end of the IP header), capped at 65535
-  // 1 when the walk stopped at a fragment header with a non-zero offset:
-  // netfilter's fragoff, so transport matches fail there without dropping,
-  // even when the rest of that fragment header is cut off.
-  uint8_t nf_later;
-  uint8_t reserved1;
+  // One byte of small netfilter facts (bit 0, then bits 1-2, then 3-4; the
+  // JavaScript reader unpacks the same bits, and the property test compares
+  // them with the reference decoder on every frame):
+  // nf_later: 1 when the walk stopped at a fragment header with a non-zero
+  // offset: netfilter's fragoff, so transport matches fail there without
+  // dropping, even when the rest of that fragment header is cut off.
+  // nf_ah (NfAh): IPv6, what ip6tables' -m ah sees: the first AH as
+  // ipv6_find_hdr(..., NEXTHDR_AUTH) finds it; kNfAhNone in IPv4.
+  // nft_status (NfStatus): whether iptables-nft's l4proto walk succeeded.
+  uint8_t nf_later : 1;
+  uint8_t nf_ah : 2;
+  uint8_t nft_status : 2;
+  uint8_t : 3;
+  // iptables-nft's meta l4proto (nft_set_pktinfo_ipv6): the same walk with
+  // IP6_FH_F_AUTH, which stops at the first AH (51). IPv4: the header's field.
+  uint8_t nft_proto;
   // IKEv2: the message type of the first payload when that payload is a
   // Notify (type 41) whose fixed 8 bytes are present; 0 otherwise (0 is no
   // notify type). COOKIE (16390) there marks a retried IKE_SA_INIT.
@@ -124,6 +135,11 @@ struct Decoded {
 };
 
 enum NfStatus : uint8_t { kNfOk = 0, kNfBadMsg = 1, kNfNoEnt = 2 };
+
+// IPv6 -m ah: kNfAhFound (the SPI is ah_spi), kNfAhNone (no AH before the
+// upper layer or a later fragment: no match, no drop), kNfAhDrop (a header
+// on the way or the AH itself is cut short: the match drops the packet).
+enum NfAh : uint8_t { kNfAhFound = 0, kNfAhNone = 1, kNfAhDrop = 2 };
 
 static_assert(sizeof(Decoded) == 104, "Decoded is a fixed 104-byte record");
 static_assert(offsetof(Decoded, src) == 8, "layout");

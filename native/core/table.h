@@ -26,7 +26,7 @@ enum FieldId : uint8_t {
   kFieldSrc = 1, kFieldDst, kFieldProto, kFieldIpProto, kFieldSport, kFieldDport, kFieldSpi, kFieldAhSpi,
   kFieldIcmp, kFieldIkeVersion, kFieldIkeExchange, kFieldIkeFlags, kFieldNatt, kFieldFragment,
   kFieldCtState, kFieldMalformed, kFieldLength, kFieldTruncated, kFieldNfProto, kFieldL4Avail,
-  kFieldIkeInitial, kFieldIkeCookie, kFieldLast = kFieldIkeCookie
+  kFieldIkeInitial, kFieldIkeCookie, kFieldNftProto, kFieldLast = kFieldNftProto
 };
 
 enum ActionCode : uint8_t { kActAccept = 0, kActDrop, kActReject, kActQueue, kActContinue, kActSkip, kActRepeat };

@@ -5,13 +5,21 @@
  */
 import { loadPolicyFile } from '../policy/parse';
 import { importIptablesFile } from '../iptables/import';
+import { Backend } from '../iptables/rule';
 import { Policy, CT_STATES, CtState } from '../policy/model';
 import { PacketMeta } from '../classifier';
 import { ParsedArgs, UsageError, stringFlag, intFlag } from './args';
 
 export const POLICY_FLAGS = {
-  iptables: 'boolean', table: 'string', chain: 'string', ipset: 'string',
+  iptables: 'boolean', table: 'string', chain: 'string', ipset: 'string', backend: 'string', 'skip-unsupported': 'boolean',
 } as const;
+
+/** --backend legacy|nft (default: the iptables-save header's). */
+export function backendFlag(args: ParsedArgs): Backend | undefined {
+  const b = stringFlag(args, 'backend');
+  if (b !== undefined && b !== 'legacy' && b !== 'nft') throw new UsageError('--backend must be legacy or nft');
+  return b as Backend | undefined;
+}
 export const META_FLAGS = { in: 'string', out: 'string', ctstate: 'string', mark: 'string' } as const;
 
 export function loadPolicyArg(file: string, args: ParsedArgs): Policy {
@@ -20,9 +28,11 @@ export function loadPolicyArg(file: string, args: ParsedArgs): Policy {
       table: stringFlag(args, 'table') ?? 'filter',
       chain: stringFlag(args, 'chain') ?? 'INPUT',
       ipsetFile: stringFlag(args, 'ipset'),
+      backend: backendFlag(args),
+      skipUnsupported: args.flags.has('skip-unsupported'),
     });
   }
-  for (const f of ['table', 'chain', 'ipset']) {
+  for (const f of ['table', 'chain', 'ipset', 'backend', 'skip-unsupported']) {
     if (args.flags.has(f)) throw new UsageError(`--${f} goes with --iptables`);
   }
   return loadPolicyFile(file);

@@ -33,6 +33,7 @@ export const enum Field {
   IkeInitial = 21,
   /** 0 no COOKIE, 1 an IKEv2 initial request whose first payload is COOKIE, 2 no IKE header. */
   IkeCookie = 22,
+  NftProto = 23,
 }
 
 export interface FieldInfo {
@@ -70,11 +71,12 @@ export function fieldInfo(field: Field, family: 4 | 6): FieldInfo {
     case Field.CtState: return { name: 'ctstate', present: 5, max: 5, wide: false };
     case Field.Malformed: return { name: 'malformed', present: 255, max: 255, wide: false };
     case Field.Length: return { name: 'length', present: U32, max: U32, wide: false };
-    case Field.Truncated: return { name: 'truncated', present: 8, max: 8, wide: false };
+    case Field.Truncated: return { name: 'truncated', present: 9, max: 9, wide: false };
     case Field.NfProto: return { name: 'nf-proto', present: 255, max: 256, wide: false };
     case Field.L4Avail: return { name: 'l4-avail', present: 65535, max: 65536, wide: false };
     case Field.IkeInitial: return { name: 'ike.initial', present: 2, max: 3, wide: false };
     case Field.IkeCookie: return { name: 'ike.cookie', present: 1, max: 2, wide: false };
+    case Field.NftProto: return { name: 'nft-proto', present: 255, max: 256, wide: false };
   }
 }
 
@@ -83,9 +85,12 @@ export const CT_STATE_KEYS: Record<string, number> = { invalid: 1, new: 2, estab
 
 /**
  * Kernel hotdrop cases that are not "too few bytes at the transport header"
- * (that one is the l4-avail field); 0 is "none".
+ * (that one is the l4-avail field); 0 is "none". An IPv6 packet can be both
+ * 'ah' and 'ipv6-hdr' (key 9): TRUNCATED_MATCH lists the keys each kind holds for.
  */
 export const TRUNCATED_KEYS: Record<string, number> = { ah: 6, 'tcp-frag1': 7, 'ipv6-hdr': 8 };
+export const TRUNCATED_BOTH = 9;
+export const TRUNCATED_MATCH: Record<string, number[]> = { ah: [6, TRUNCATED_BOTH], 'tcp-frag1': [7], 'ipv6-hdr': [8, TRUNCATED_BOTH] };
 
 /** Keys of the derived IKE fields (native/core/decode.h IkeInitial, IkeCookie). */
 export const IKE_INITIAL_KEYS = { none: 0, v2: 1, v1: 2, absent: 3 } as const;

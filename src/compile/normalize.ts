@@ -6,7 +6,7 @@
  * never match in a family is `null` there.
  */
 import { AddressItem, Cond, Conditions, Limit, Range, Rule, SetCond } from '../policy/model';
-import { CT_STATE_KEYS, Field, fieldInfo, IKE_COOKIE_KEYS, IKE_INITIAL_KEYS, TRUNCATED_KEYS } from './fields';
+import { CT_STATE_KEYS, Field, fieldInfo, IKE_COOKIE_KEYS, IKE_INITIAL_KEYS, TRUNCATED_MATCH } from './fields';
 
 export type Key = number | bigint;
 export interface Interval { lo: Key; hi: Key }
@@ -139,6 +139,7 @@ function addConditions(c: Conditions, family: 4 | 6, dims: Map<Field, Interval[]
   simple(Field.Proto, c.proto);
   simple(Field.IpProto, c.ipProto);
   simple(Field.NfProto, c.nfProto);
+  simple(Field.NftProto, c.nftProto);
   ranged(Field.Sport, c.sport);
   ranged(Field.Dport, c.dport);
   for (const [key, field, name] of [['spi', Field.Spi, 'spi'], ['ahSpi', Field.AhSpi, 'ah-spi']] as const) {
@@ -177,8 +178,7 @@ function addConditions(c: Conditions, family: 4 | 6, dims: Map<Field, Interval[]
   ranged(Field.L4Avail, c.l4Avail);
   if (c.malformed !== undefined) need(put(Field.Malformed, c.malformed ? [{ lo: 1, hi: 255 }] : [{ lo: 0, hi: 0 }]));
   if (c.truncated !== undefined) {
-    const k = TRUNCATED_KEYS[c.truncated];
-    need(put(Field.Truncated, [{ lo: k, hi: k }]));
+    need(put(Field.Truncated, TRUNCATED_MATCH[c.truncated].map((k) => ({ lo: k, hi: k }))));
   }
   if (c.mark) residuals.push({ kind: 'mark', value: c.mark.value, mask: c.mark.mask, negate: c.mark.negate });
   if (c.in) residuals.push({ kind: 'in', patterns: c.in.values, negate: c.in.negate });

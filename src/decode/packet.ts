@@ -76,7 +76,17 @@ export interface DecodedPacket {
    * matches fail there without dropping the packet.
    */
   nfLater: boolean;
+  /**
+   * IPv6: what ip6tables' -m ah sees: 'found' (the SPI is ah.spi), 'none' (no
+   * match, no drop), 'drop' (the match drops the packet). 'none' in IPv4.
+   */
+  nfAh: NfAh;
+  /** iptables-nft's meta l4proto: IPv6 stops at the first AH (51); null when the walk fails. IPv4: the header's field. */
+  nftProto: number | null;
 }
+
+export type NfAh = 'found' | 'none' | 'drop';
+const NF_AH: NfAh[] = ['found', 'none', 'drop'];
 
 const FRAGMENTS: Fragment[] = ['none', 'first', 'later'];
 const NATT: (NattKind | null)[] = [null, 'ike', 'esp', 'keepalive'];
@@ -148,7 +158,10 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
     nfProto: v.getUint8(97) === 0 ? v.getUint8(96) : null,
     nfStatus: v.getUint8(97),
     nfAvail: v.getUint16(98, true),
-    nfLater: v.getUint8(100) === 1,
+    // Byte 100 packs nf_later (bit 0), nf_ah (bits 1-2) and nft_status (bits 3-4); 101 is nft_proto.
+    nfLater: (v.getUint8(100) & 1) === 1,
+    nfAh: NF_AH[(v.getUint8(100) >> 1) & 3] ?? 'drop',
+    nftProto: ((v.getUint8(100) >> 3) & 3) === 0 ? v.getUint8(101) : null,
   };
 }
 
@@ -157,7 +170,7 @@ export function emptyPacket(malformed: string | null, l3Offset = 0): DecodedPack
   return {
     family: null, srcBytes: null, dstBytes: null, proto: null, ipProto: null, fragment: null,
     ttl: null, totalLength: null, sport: null, dport: null, spi: null, espSeq: null, ah: null,
-    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0, nfProto: null, nfStatus: 0, nfAvail: 0, nfLater: false,
+    icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0, nfProto: null, nfStatus: 0, nfAvail: 0, nfLater: false, nfAh: 'none', nftProto: null,
   };
 }
 

@@ -121,8 +121,9 @@ function ipv4(w: Walk, l3: number): void {
   if (w.u8(l3) >> 4 !== 4) return w.bad('ip-version');
   const p = w.pkt;
   p.family = 4;
+  p.nfAh = 'none';
   p.ttl = w.u8(l3 + 8);
-  p.ipProto = p.proto = p.nfProto = w.u8(l3 + 9);
+  p.ipProto = p.proto = p.nfProto = p.nftProto = w.u8(l3 + 9);
   p.srcBytes = w.bytes.slice(l3 + 12, l3 + 16);
   p.dstBytes = w.bytes.slice(l3 + 16, l3 + 20);
   p.fragment = 'none';
@@ -169,6 +170,7 @@ function ipv6(w: Walk, l3: number): void {
   const end = l3 + Math.min(n, total);
   const declaredEnd = l3 + total;
   findHdr(w, l3, end);
+  findAh(w, l3, end);
   let next = p.ipProto;
   let at = l3 + 40;
   for (let hops = 0; ; hops++) {
@@ -217,16 +219,25 @@ const IPV6_EXT = new Set([0, 43, 44, 51, 60, 59]);
  */
 function findHdr(w: Walk, l3: number, end: number): void {
   const p = w.pkt;
+  const status = walkHdr(w, l3, end);
+  // iptables-nft's meta l4proto: the same walk with IP6_FH_F_AUTH stops at the first AH.
+  p.nftProto = status === 'ah' ? 51 : p.nfProto;
+}
+
+function walkHdr(w: Walk, l3: number, end: number): 'ah' | 'done' {
+  const p = w.pkt;
   let next = w.u8(l3 + 6);
   let at = l3 + 40;
+  let ah = false;
   while (IPV6_EXT.has(next) && next !== 59) {
     const need = next === 43 || next === 44 ? 4 : 2;
-    if (at + need > end) { p.nfStatus = 1; p.nfProto = null; return; }
+    if (at + 2 <= end && next === 51) ah = true;
+    if (at + need > end) { p.nfStatus = 1; p.nfProto = null; return ah ? 'ah' : 'done'; }
     if (next === 44) {
       const offset = w.u16(at + 2) >> 3;
       const inner = w.u8(at);
       if (offset !== 0) {
-        if (IPV6_EXT.has(inner) && inner !== 59) { p.nfStatus = 2; p.nfProto = null; return; }
+        if (IPV6_EXT.has(inner) && inner !== 59) { p.nfStatus = 2; p.nfProto = null; return ah ? 'ah' : 'done'; }
         next = inner;
         at += 8;
         p.nfLater = true;
@@ -242,15 +253,48 @@ function findHdr(w: Walk, l3: number, end: number): void {
   }
   p.nfProto = next;
   p.nfAvail = Math.min(65535, Math.max(0, end - at));
+  return ah ? 'ah' : 'done';
 }
 
-/** AH (RFC 4302): returns its length, or 0 after flagging a problem. */
+/**
+ * ipv6_find_hdr(skb, &ptr, NEXTHDR_AUTH, NULL, NULL) and ip6t_ah's checks:
+ * the first AH, reached over headers of which 2 bytes are read (4 of routing
+ * and fragment headers); the upper layer, 59 or a later fragment first means
+ * no AH ('none'); a header that cannot be read, or an AH without its fixed
+ * 12 bytes or its declared length, makes -m ah drop the packet.
+ */
+function findAh(w: Walk, l3: number, end: number): void {
+  const p = w.pkt;
+  let next = w.u8(l3 + 6);
+  let at = l3 + 40;
+  for (;;) {
+    const avail = Math.max(0, end - at);
+    if (next === 51) {
+      if (avail < 12 || (w.u8(at + 1) + 2) * 4 > avail) { p.nfAh = 'drop'; return; }
+      p.nfAh = 'found';
+      if (p.ah === null) p.ah = { spi: w.u32(at + 4) };
+      return;
+    }
+    if (![0, 43, 44, 60].includes(next)) { p.nfAh = 'none'; return; }
+    if (avail < (next === 43 || next === 44 ? 4 : 2)) { p.nfAh = 'drop'; return; }
+    if (next === 44 && w.u16(at + 2) >> 3 !== 0) { p.nfAh = 'none'; return; }
+    const len = next === 44 ? 8 : (w.u8(at + 1) + 1) * 8;
+    next = w.u8(at);
+    at += len;
+  }
+}
+
+/**
+ * AH (RFC 4302): returns its length, or 0 after flagging a problem. A length
+ * under the fixed 12 bytes (field 0: 8 bytes) is flagged and walked over, as
+ * the kernel and Wireshark do.
+ */
 function authHeader(w: Walk, at: number, end: number): number {
   const avail = Math.max(0, end - at);
   if (avail >= 8 && w.pkt.ah === null) w.pkt.ah = { spi: w.u32(at + 4) };
   if (avail < 12) { w.bad('ah-truncated'); return 0; }
   const len = (w.u8(at + 1) + 2) * 4;
-  if (len < 12) { w.bad('ah-length'); return 0; }
+  if (len < 12) w.bad('ah-length');
   if (len > avail) { w.bad('ah-length'); return 0; }
   return len;
 }

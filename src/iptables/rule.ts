@@ -18,6 +18,9 @@ export class ImportError extends Error {
   }
 }
 
+/** A match, option or target the importer does not model (`--skip-unsupported` leaves the rule out). */
+export class UnsupportedError extends ImportError {}
+
 export type Target =
   | { kind: 'accept' | 'drop' | 'reject' | 'return' | 'count' }
   | { kind: 'queue'; queue: number }
@@ -65,8 +68,13 @@ export function tokenize(line: string, lineNo: number): string[] {
 
 const CT: Record<string, CtState> = { INVALID: 'invalid', NEW: 'new', ESTABLISHED: 'established', RELATED: 'related', UNTRACKED: 'untracked' };
 
+/** Which kernel code runs the rules: xtables (iptables-legacy) or nf_tables (iptables-nft). */
+export type Backend = 'legacy' | 'nft';
+
 export interface RuleContext {
   family: 4 | 6;
+  /** Default 'legacy'. */
+  backend?: Backend;
   /** Names of ipset sets known from --ipset, with their kind. */
   ipsets: Map<string, 'address'>;
   userChains: Set<string>;
@@ -74,6 +82,7 @@ export interface RuleContext {
 
 export function parseRuleLine(words: string[], lineNo: number, ctx: RuleContext): ParsedRule {
   const fail = (msg: string): never => { throw new ImportError(lineNo, msg); };
+  const unsupported = (msg: string): never => { throw new UnsupportedError(lineNo, msg); };
   let i = 0;
   if (/^\[\d+:\d+\]$/.test(words[0] ?? '')) i++; // iptables-save -c counters
   if (words[i] !== '-A' && words[i] !== '--append') fail(`expected -A CHAIN, got '${words[i] ?? ''}'`);
@@ -122,8 +131,10 @@ export function parseRuleLine(words: string[], lineNo: number, ctx: RuleContext)
         const p = wrap(() => parseProtocol(value(w)));
         if (p === -1 || p === 0) { if (neg) fail('! -p all matches nothing'); break; } // all / 0: any protocol
         proto = neg ? null : p;
-        // IPv4: the IP header's own protocol field; IPv6: past extension headers.
+        // IPv4: the IP header's own protocol field; IPv6: past extension headers
+        // (iptables-nft: meta l4proto, which stops at AH and never drops).
         if (ctx.family === 4) rule.header.ipProto = { negate: neg, values: [p] };
+        else if (ctx.backend === 'nft') rule.header.nftProto = { negate: neg, values: [p] };
         else rule.header.nfProto = { negate: neg, values: [p] };
         break;
       }
@@ -135,13 +146,16 @@ export function parseRuleLine(words: string[], lineNo: number, ctx: RuleContext)
         const mod = value(w);
         const hotdrop: Record<string, HeaderKind> = { tcp: 'tcp', udp: 'udp', icmp: 'icmp', icmp6: 'icmpv6', esp: 'esp', ah: 'ah', multiport: 'ports' };
         if (!['tcp', 'udp', 'multiport', 'esp', 'ah', 'icmp', 'icmp6', 'iprange', 'set', 'state', 'conntrack', 'mark', 'comment', 'length'].includes(mod)) {
-          fail(`unsupported match -m ${mod}`);
+          unsupported(`unsupported match -m ${mod}`);
         }
         if (mod === 'icmp' && ctx.family === 6) fail('-m icmp in an ip6tables file (use -m icmp6)');
         if (mod === 'icmp6' && ctx.family === 4) fail('-m icmp6 in an iptables file (use -m icmp)');
         current = { module: mod, conditions: {}, hotdrop: hotdrop[mod] ?? null };
-        // These matches never match a later fragment (the kernel checks fragoff first).
-        if (current.hotdrop) current.conditions.fragment = { negate: false, values: [0, 1] };
+        // These matches never match a later fragment (the kernel checks fragoff first),
+        // except ip6t_ah, which finds AH by its own walk and never looks at fragoff:
+        // it matches any AH found (the SPI is there), whatever comes after it.
+        if (mod === 'ah' && ctx.family === 6) current.conditions.ahSpi = { negate: false, values: [{ lo: 0, hi: 0xffffffff }] };
+        else if (current.hotdrop) current.conditions.fragment = { negate: false, values: [0, 1] };
         rule.matches.push(current);
         break;
       }
@@ -221,18 +235,26 @@ export function parseRuleLine(words: string[], lineNo: number, ctx: RuleContext)
         break;
       }
       default:
-        fail(`unsupported option ${w}`);
+        unsupported(`unsupported option ${w}`);
     }
     if (proto !== null && current && (current.module === 'tcp' || current.module === 'udp') && current.hotdrop && proto !== (current.module === 'tcp' ? 6 : 17)) {
       fail(`-m ${current.module} needs -p ${current.module}`);
     }
   }
   if (negate) fail("'!' at the end of the rule");
+  // iptables-nft turns -m tcp/-m udp with ports (and nothing else we accept)
+  // into payload expressions: no hotdrop, a short header just fails to match.
+  if (ctx.backend === 'nft') {
+    for (const m of rule.matches) {
+      if ((m.module === 'tcp' || m.module === 'udp') && (m.conditions.sport || m.conditions.dport)) m.hotdrop = null;
+    }
+  }
   return rule;
 }
 
 function parseTarget(name: string, rest: string[], isGoto: boolean, lineNo: number, ctx: RuleContext): Target {
   const fail = (msg: string): never => { throw new ImportError(lineNo, msg); };
+  const unsupported = (msg: string): never => { throw new UnsupportedError(lineNo, msg); };
   const opts = new Map<string, string>();
   for (let k = 0; k < rest.length; k++) {
     if (!rest[k].startsWith('--')) fail(`unexpected '${rest[k]}' after the target`);
@@ -240,7 +262,7 @@ function parseTarget(name: string, rest: string[], isGoto: boolean, lineNo: numb
     if (next !== undefined && !next.startsWith('--')) { opts.set(rest[k], next); k++; } else opts.set(rest[k], '');
   }
   const allow = (...names: string[]): void => {
-    for (const k of opts.keys()) if (!names.includes(k)) fail(`unsupported option ${k} for -j ${name}`);
+    for (const k of opts.keys()) if (!names.includes(k)) unsupported(`unsupported option ${k} for -j ${name}`);
   };
   if (ctx.userChains.has(name)) {
     allow();
@@ -278,7 +300,7 @@ function parseTarget(name: string, rest: string[], isGoto: boolean, lineNo: numb
         }
       }
       default:
-        return fail(`unsupported target ${name}`);
+        return unsupported(`unsupported target ${name}`);
     }
   } catch (e) {
     if (e instanceof ValueError) fail(e.message);

@@ -33,7 +33,7 @@ export interface Reporter {
 }
 
 const RULE_KEYS = new Set([
-  'name', 'comment', 'action', 'family', 'src', 'dst', 'proto', 'ip-proto', 'nf-proto', 'sport', 'dport', 'spi', 'ah-spi', 'icmp',
+  'name', 'comment', 'action', 'family', 'src', 'dst', 'proto', 'ip-proto', 'nf-proto', 'nft-proto', 'sport', 'dport', 'spi', 'ah-spi', 'icmp',
   'icmpv6', 'ike', 'natt', 'fragment', 'in', 'out', 'ctstate', 'mark', 'length', 'malformed', 'l4-avail', 'truncated', 'and', 'limit',
 ]);
 const CONDITION_KEYS = [...RULE_KEYS].filter((k) => !['name', 'comment', 'action', 'and', 'limit'].includes(k));
@@ -138,6 +138,10 @@ function interpretRule(raw: unknown, at: PathPart[], policy: Policy, r: Reporter
     if (typeof raw.name !== 'string' || raw.name === '') r.error([...at, 'name'], 'name must be a non-empty string');
     else rule.name = raw.name;
   }
+  if (raw.comment !== undefined) {
+    if (typeof raw.comment !== 'string') r.error([...at, 'comment'], 'comment must be a string');
+    else rule.comment = raw.comment;
+  }
   rule.conditions = interpretConditions(raw, at, policy, r);
   if (raw.and !== undefined) {
     if (!Array.isArray(raw.and)) r.error([...at, 'and'], "'and' is a list of condition mappings, all of which must hold");
@@ -191,6 +195,7 @@ function interpretConditions(raw: Obj, at: PathPart[], policy: Policy, r: Report
   c.proto = field('proto', (v) => cond(v, (x) => protocol(x)));
   c.ipProto = field('ip-proto', (v) => cond(v, (x) => protocol(x)));
   c.nfProto = field('nf-proto', (v) => cond(v, (x) => protocol(x)));
+  c.nftProto = field('nft-proto', (v) => cond(v, (x) => protocol(x)));
   c.sport = field('sport', (v) => cond(v, (x) => parseRange(x as string, 65535, 'port')));
   c.dport = field('dport', (v) => cond(v, (x) => parseRange(x as string, 65535, 'port')));
   c.spi = field('spi', (v) => spiCond(v, policy));

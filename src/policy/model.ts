@@ -39,6 +39,8 @@ export interface Conditions {
   ipProto?: Cond<number>;
   /** The protocol as ipv6_find_hdr() finds it (ip6tables' -p); IPv4: the IP header's field. */
   nfProto?: Cond<number>;
+  /** iptables-nft's meta l4proto: IPv6 ipv6_find_hdr() stopping at AH (51); absent when it fails. IPv4: the header's field. */
+  nftProto?: Cond<number>;
   sport?: Cond<Range>;
   dport?: Cond<Range>;
   spi?: Cond<Range> | SetCond;
@@ -123,6 +125,8 @@ export const LIMIT_UNITS: Record<string, bigint> = {
 export interface Rule {
   /** The name given in the policy, or null (then shown as its 1-based position). */
   name: string | null;
+  /** Free text kept with the rule (`comment:`; an imported `-m comment`). */
+  comment?: string;
   /**
    * Further conjuncts (all must hold too): the conditions of the jumps that
    * lead to this rule when iptables chains are flattened.

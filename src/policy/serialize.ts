@@ -43,6 +43,7 @@ export function conditionsDoc(c: Conditions): Record<string, unknown> {
   if (c.proto) d.proto = list(c.proto, (v) => v);
   if (c.ipProto) d['ip-proto'] = list(c.ipProto, (v) => v);
   if (c.nfProto) d['nf-proto'] = list(c.nfProto, (v) => v);
+  if (c.nftProto) d['nft-proto'] = list(c.nftProto, (v) => v);
   if (c.sport) d.sport = list(c.sport, (r) => range(r));
   if (c.dport) d.dport = list(c.dport, (r) => range(r));
   for (const [k, name] of [['spi', 'spi'], ['ahSpi', 'ah-spi']] as const) {
@@ -105,6 +106,7 @@ function limitDoc(l: Limit): Record<string, unknown> {
 function ruleDoc(r: Rule): Record<string, unknown> {
   const d: Record<string, unknown> = {};
   if (r.name !== null) d.name = r.name;
+  if (r.comment !== undefined) d.comment = r.comment;
   Object.assign(d, conditionsDoc(r.conditions));
   const extra = (r.extra ?? []).map(conditionsDoc).filter((x) => Object.keys(x).length > 0);
   if (extra.length) d.and = extra;

@@ -7,7 +7,7 @@
 import { DecodedPacket } from '../decode/packet';
 import { AddressItem, Cond, Conditions, IKE_FLAG_INITIATOR, IKE_FLAG_RESPONSE, Limit, Policy, Prefix, Range, Rule, SetCond } from '../policy/model';
 import { limitBucket } from '../policy/values';
-import { CT_STATE_KEYS, TRUNCATED_KEYS } from '../compile/fields';
+import { CT_STATE_KEYS, TRUNCATED_BOTH, TRUNCATED_KEYS, TRUNCATED_MATCH } from '../compile/fields';
 
 /** `now`: the monotonic clock in nanoseconds that rate limits measure time by (default: process.hrtime). */
 export interface Meta { in?: string; out?: string; ctstate?: number; mark?: number; now?: bigint }
@@ -147,8 +147,9 @@ function ifaceMatches(pattern: string, name: string): boolean {
 /** The kernel-truncation kind of a packet (see compile/fields.ts). */
 export function truncatedKey(p: DecodedPacket): number {
   if (p.family === 6) {
-    if (p.nfStatus !== 0) return TRUNCATED_KEYS['ipv6-hdr'];
-    return p.malformed === 'ah-truncated' ? TRUNCATED_KEYS.ah : 0;
+    // -p drops when ipv6_find_hdr() fails; -m ah when its own walk or the AH is cut short.
+    const hdr = p.nfStatus !== 0, ah = p.nfAh === 'drop';
+    return hdr && ah ? TRUNCATED_BOTH : hdr ? TRUNCATED_KEYS['ipv6-hdr'] : ah ? TRUNCATED_KEYS.ah : 0;
   }
   if (p.family === 4 && p.fragment === 'later' && p.fragOffset === 1 && p.ipProto === 6) return TRUNCATED_KEYS['tcp-frag1'];
   return 0;
@@ -180,6 +181,7 @@ export function failingCondition(c: Conditions, p: DecodedPacket, meta: Meta, se
   if (c.proto && !anyOf(c.proto, (v) => v === p.proto)) return 'proto';
   if (c.ipProto && !anyOf(c.ipProto, (v) => v === p.ipProto)) return 'ip-proto';
   if (c.nfProto && (p.nfProto === null || !anyOf(c.nfProto, (v) => v === p.nfProto))) return 'nf-proto';
+  if (c.nftProto && (p.nftProto === null || !anyOf(c.nftProto, (v) => v === p.nftProto))) return 'nft-proto';
   for (const key of ['sport', 'dport'] as const) {
     const cond = c[key];
     if (!cond) continue;
@@ -229,7 +231,7 @@ export function failingCondition(c: Conditions, p: DecodedPacket, meta: Meta, se
     if (a === null || !anyOf(c.l4Avail, (r) => a >= r.lo && a <= r.hi)) return 'l4-avail';
   }
   if (c.malformed !== undefined && c.malformed !== (p.malformed !== null)) return 'malformed';
-  if (c.truncated !== undefined && truncatedKey(p) !== TRUNCATED_KEYS[c.truncated]) return 'truncated';
+  if (c.truncated !== undefined && !TRUNCATED_MATCH[c.truncated].includes(truncatedKey(p))) return 'truncated';
   if (c.mark && ((mark & c.mark.mask) >>> 0 === c.mark.value) === c.mark.negate) return 'mark';
   for (const key of ['in', 'out'] as const) {
     const cond = c[key];
