@@ -1,6 +1,6 @@
 /**
  * The fields a decision table can dispatch on, with their key domains. A key is
- * what the evaluator computes from a decoded packet (native/core/classify.cc,
+ * what the evaluator computes from a decoded packet (native/core/lanes.cc,
  * packet_key); `absent` is the key of a packet that has no such field (no
  * ports in an ICMP packet, no IKE header...). Negated conditions complement
  * within [0, present], so "sport != 500" never matches a packet without ports.
