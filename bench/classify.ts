@@ -12,7 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadClassbenchRules } from '../src/classbench/classbench';
 import { generateTrace, synthesizeClassbenchText } from '../src/classbench/generate';
-import { packTupleRules } from '../src/classbench/linear';
+import { packTupleRules } from '../test/support/linear';
+import { testkit } from '../test/support/testkit';
 import { compile } from '../src/compile/compile';
 import { native, NativeClassifier } from '../src/native';
 import { Classifier } from '../src/classifier';
@@ -97,7 +98,7 @@ export async function benchClassbench(sharedDir: string, log: (s: string) => voi
         const memoryMiB = (first.tableBytes + handle.indexBytes) / 2 ** 20;
         const packed = packTupleRules(policy);
         const want = new Int32Array(trace.count);
-        addon.linearClassifyTuples(packed, trace.tuples, want);
+        testkit().linearClassifyTuples(packed, trace.tuples, want);
         const got = new Int32Array(trace.count);
         handle.classifyTuples(trace.tuples, got);
         let mismatches = 0;
@@ -120,7 +121,7 @@ export async function benchClassbench(sharedDir: string, log: (s: string) => voi
           .add('batches of 256', () => {
             for (let i = 0; i < trace.count; i += 256) handle.classifyTuples(trace.tuples.subarray(i * 5, Math.min(trace.count, i + 256) * 5), out256);
           })
-          .add('linear', () => { addon.linearClassifyTuples(packed, trace.tuples.subarray(0, linSample * 5), linOut); })
+          .add('linear', () => { testkit().linearClassifyTuples(packed, trace.tuples.subarray(0, linSample * 5), linOut); })
           .add('reference', () => { for (const p of packets) referenceEvaluate(policy, p, {}, sets); });
         await bench.run();
         const task = (n: string): { result?: unknown } => bench.tasks.find((t) => t.name === n)!;

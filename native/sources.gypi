@@ -9,7 +9,6 @@
       "native/core/lanes.cc",
       "native/core/index.cc",
       "native/core/sweep.cc",
-      "native/core/linear.cc",
       "native/core/limit.cc"
     ],
     "nfsieve_addon_sources": [
@@ -19,6 +18,10 @@
       "native/classifier_glue.cc",
       "native/queue_glue.cc",
       "native/addon.cc"
+    ],
+    "nfsieve_testkit_sources": [
+      "native/testkit/linear.cc",
+      "native/testkit/testkit.cc"
     ]
   }
 }

@@ -25,7 +25,7 @@ import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { Lab, Link, labSkip, sh, TOOLS } from './support/netns';
 import { exited, outputContains } from './support/child';
-import { Rng, ipPacket, randomUpper, mutate } from '../src/craft';
+import { Rng, ipPacket, randomUpper, mutate } from './support/packets';
 import { randomIptablesSave, AddressPools } from './support/iptables';
 import { randomChainPacket } from './support/headers';
 import { importIptables, loadIpset } from '../src/iptables/import';
