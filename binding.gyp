@@ -15,7 +15,7 @@
   "targets": [
     {
       "target_name": "nfsieve",
-      "sources": ["<@(nfsieve_core_sources)", "<@(nfsieve_addon_sources)"]
+      "sources": ["<@(nfsieve_core_sources)", "<@(nfsieve_compile_sources)", "<@(nfsieve_addon_sources)"]
     }
   ],
   "conditions": [

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "core/decode.h"
-#include "core/sweep.h"
+#include "compile/sweep.h"
 #include "glue.h"
 #include "nfqueue/packet_tx.h"
 

@@ -8,8 +8,10 @@
       "native/core/classify.cc",
       "native/core/lanes.cc",
       "native/core/index.cc",
-      "native/core/sweep.cc",
       "native/core/limit.cc"
+    ],
+    "nfsieve_compile_sources": [
+      "native/compile/sweep.cc"
     ],
     "nfsieve_addon_sources": [
       "native/nfqueue/nfq_socket.cc",

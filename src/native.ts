@@ -120,7 +120,7 @@ export interface NativeAddon {
   /** Send full Ethernet frames out of an interface of this network namespace (AF_PACKET), `repeat` times; returns the count. */
   sendFrames(ifname: string, frames: Uint8Array[], repeat?: number): number;
   /**
-   * The compiler's sweep of one narrow field (native/core/sweep.h): interval i
+   * The compiler's sweep of one narrow field (native/compile/sweep.h): interval i
    * (keys lo[i]..hi[i]) belongs to rule[i]; `always` rules accept every key.
    * Same result as the TypeScript sweep in src/compile/build.ts.
    */
