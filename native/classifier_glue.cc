@@ -232,7 +232,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
 
   nfsieve::SetElement element_of(const Napi::CallbackInfo& info, const nfsieve::NamedSet& s) {
     nfsieve::SetElement e = element_arg(info.Env(), info[1]);
-    if (e.kind != s.kind) throw Napi::Error::New(info.Env(), "set '" + s.name + "' holds " + (s.kind == 1 ? "addresses" : "SPIs"));
+    if (e.kind != s.kind) throw Napi::Error::New(info.Env(), "set '" + s.name + "' holds " + (s.kind == nfsieve::wire::kSetKindAddress ? "addresses" : "SPIs"));
     return e;
   }
 

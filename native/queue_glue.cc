@@ -121,12 +121,13 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
       if (!q.IsNumber() || q.As<Napi::Number>().Uint32Value() > 65535) throw Napi::RangeError::New(env, "queue numbers are 0-65535");
       c.queues.push_back(static_cast<uint16_t>(q.As<Napi::Number>().Uint32Value()));
     }
-    c.socket.copy_range = opt_u32(o, "copyRange", 256);
-    c.socket.max_len = opt_u32(o, "maxLen", 4096);
-    c.socket.rcvbuf = opt_u32(o, "rcvbuf", 8u << 20);
+    const nfsieve::QueueConfig defaults;  // the one set of defaults (core/wire.h, kQueue*)
+    c.socket.copy_range = opt_u32(o, "copyRange", defaults.copy_range);
+    c.socket.max_len = opt_u32(o, "maxLen", defaults.max_len);
+    c.socket.rcvbuf = opt_u32(o, "rcvbuf", defaults.rcvbuf);
     c.socket.fail_open = opt_bool(o, "failOpen", false);
     c.socket.conntrack = opt_bool(o, "conntrack", false);
-    c.socket.gso = opt_bool(o, "gso", true);
+    c.socket.gso = opt_bool(o, "gso", defaults.gso);
     c.batch = static_cast<int>(std::min<uint32_t>(std::max<uint32_t>(opt_u32(o, "batch", 64), 1), 64));
     c.stats_interval_ms = static_cast<int>(opt_u32(o, "statsIntervalMs", 0));
     Napi::Value rm = o.Get("rejectMark");

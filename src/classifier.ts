@@ -13,11 +13,12 @@ import { Policy, ruleLabel } from './policy/model';
 import { definePolicy, PolicyInput } from './policy/define';
 import { LiveSets, SetOperations, AddOptions, DeleteOptions, OriginSelector, SetMember, SetSizes } from './sets';
 import { packFrames } from './decode/packet';
+import { LinkType } from './wire';
 import { CT_STATE_KEYS } from './compile/fields';
 import { VerdictName } from './reference/evaluate';
 
 /** pcap link type of raw IP packets (what NFQUEUE delivers). */
-export const LINKTYPE_RAW = 101;
+export const LINKTYPE_RAW = LinkType.Raw;
 
 export interface PacketMeta {
   in?: string;

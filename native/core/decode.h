@@ -15,20 +15,22 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "wire.h"
+
 namespace nfsieve {
 
 // pcap LINKTYPE_* values understood by decode_frame().
 enum LinkType : uint32_t {
-  kLinkNull = 0,        // BSD loopback: 4-byte address family, host order
-  kLinkEthernet = 1,    // Ethernet II, with any number of 802.1Q/802.1ad tags
-  kLinkPpp = 9,         // PPP, optional 0xff03 address/control, 1 or 2 byte protocol
-  kLinkPppHdlc = 50,    // PPP in HDLC-like framing: same layout for our purposes
-  kLinkRaw = 101,       // raw IP, version from the first nibble
-  kLinkLoop = 108,      // OpenBSD loopback: 4-byte address family, network order
-  kLinkLinuxSll = 113,  // Linux cooked v1: 16-byte header, protocol at 14
-  kLinkIpv4 = 228,      // raw IPv4
-  kLinkIpv6 = 229,      // raw IPv6
-  kLinkLinuxSll2 = 276, // Linux cooked v2: 20-byte header, protocol at 0
+  kLinkNull = wire::kLinkTypeNull,  // BSD loopback: 4-byte address family, host order
+  kLinkEthernet = wire::kLinkTypeEthernet,  // Ethernet II, with any number of 802.1Q/802.1ad tags
+  kLinkPpp = wire::kLinkTypePpp,  // PPP, optional 0xff03 address/control, 1 or 2 byte protocol
+  kLinkPppHdlc = wire::kLinkTypePppHdlc,  // PPP in HDLC-like framing: same layout for our purposes
+  kLinkRaw = wire::kLinkTypeRaw,  // raw IP, version from the first nibble
+  kLinkLoop = wire::kLinkTypeLoop,  // OpenBSD loopback: 4-byte address family, network order
+  kLinkLinuxSll = wire::kLinkTypeLinuxSll,  // Linux cooked v1: 16-byte header, protocol at 14
+  kLinkIpv4 = wire::kLinkTypeIpv4,  // raw IPv4
+  kLinkIpv6 = wire::kLinkTypeIpv6,  // raw IPv6
+  kLinkLinuxSll2 = wire::kLinkTypeLinuxSll2, // Linux cooked v2: 20-byte header, protocol at 0
 };
 
 bool link_type_supported(uint32_t link_type);

@@ -14,12 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "wire.h"
+
 namespace nfsieve {
 
 constexpr uint32_t kTableMagic = 0x5153464e;  // "NFSQ"
 constexpr uint16_t kTableVersion = 2;        // written when the table has limits
 constexpr uint16_t kTableVersionPlain = 1;   // no limits section
-constexpr uint32_t kHeaderSize = 96;
+constexpr uint32_t kHeaderSize = sizeof(wire::TableHeader);
 constexpr int kMaxDims = 24;
 
 enum FieldId : uint8_t {
@@ -36,7 +38,7 @@ constexpr uint32_t kMaxSources = 1u << 24;
 
 struct RuleRec {
   uint8_t action;
-  uint8_t flags;  // bit 0: sets the mark
+  uint8_t flags;  // wire::kRuleFlag* (bit 0: sets the mark)
   uint16_t queue;
   uint32_t mark_value;
   uint32_t mark_mask;

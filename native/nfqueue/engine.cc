@@ -19,13 +19,15 @@ uint64_t now_ms() {
 
 // enum ip_conntrack_info -> ctstate key (see src/compile/fields.ts).
 uint8_t ctstate_of(int32_t ct_info, bool conntrack) {
-  if (!conntrack) return 0;  // not asked for: unknown
-  switch (ct_info) {
-    case 0: case 3: return 3;  // IP_CT_ESTABLISHED, IP_CT_ESTABLISHED_REPLY
-    case 1: case 4: return 4;  // IP_CT_RELATED, IP_CT_RELATED_REPLY
-    case 2: return 2;          // IP_CT_NEW
-    case 7: return 5;          // IP_CT_UNTRACKED
-    default: return 1;         // no conntrack entry: invalid
+  using namespace wire;
+  if (!conntrack) return kCtStateKeyUnknown;  // not asked for
+  if (ct_info < 0) return kCtStateKeyInvalid;  // no conntrack entry
+  switch (static_cast<uint32_t>(ct_info)) {
+    case kIpCtEstablished: case kIpCtEstablishedReply: return kCtStateKeyEstablished;
+    case kIpCtRelated: case kIpCtRelatedReply: return kCtStateKeyRelated;
+    case kIpCtNew: return kCtStateKeyNew;
+    case kIpCtUntracked: return kCtStateKeyUntracked;
+    default: return kCtStateKeyInvalid;
   }
 }
 
@@ -71,7 +73,7 @@ bool QueueEngine::start(std::unique_ptr<Classifier> classifier, const EngineConf
     w->slot = i;
     QueueConfig qc = config.socket;
     qc.queue = w->queue;
-    qc.conntrack = qc.conntrack || (table->classifier->table().flags() & 1);
+    qc.conntrack = qc.conntrack || (table->classifier->table().flags() & wire::kTableFlagNeedsCtState);
     config_.socket.conntrack = qc.conntrack;
     if (!w->socket.open(qc, error)) {
       workers_.clear();  // sockets close; bound queues are released with them

@@ -7,6 +7,7 @@
  *
  * These numbers are part of the table format (docs/table-format.md).
  */
+import { CtStateKey } from '../wire';
 
 export const enum Field {
   Src = 1,
@@ -81,7 +82,9 @@ export function fieldInfo(field: Field, family: 4 | 6): FieldInfo {
 }
 
 /** ctstate keys: 0 is "not known" (no conntrack information supplied). */
-export const CT_STATE_KEYS: Record<string, number> = { invalid: 1, new: 2, established: 3, related: 4, untracked: 5 };
+export const CT_STATE_KEYS: Record<string, number> = {
+  invalid: CtStateKey.Invalid, new: CtStateKey.New, established: CtStateKey.Established, related: CtStateKey.Related, untracked: CtStateKey.Untracked,
+};
 
 /**
  * Kernel hotdrop cases that are not "too few bytes at the transport header"

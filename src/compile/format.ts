@@ -1,20 +1,23 @@
 /**
  * The binary decision table, versions 1 and 2 (2: with rate limits): the one seam between the compiler
  * (TypeScript) and the evaluator (native/core/table.cc). Layout, field by
- * field, in docs/table-format.md; the constants here and in
+ * field, in docs/table-format.md; the header's offsets, the set kinds
+ * and the flag bits come from src/wire.ts (generated with native/core/wire.h
+ * from native/wire/constants.json); the record layouts here and in
  * native/core/table.h must agree.
  */
 import * as zlib from 'node:zlib';
 import { Limit, Rule, NamedSet, Verdict } from '../policy/model';
 import { FamilyTable } from './build';
 import { Residual } from './normalize';
+import { RuleFlag, SetKind, TABLE_HEADER_SIZE, TableFlag, TableHeader } from '../wire';
 
 export const MAGIC = 0x5153464e; // "NFSQ"
 /** Version 2 adds the limits section; a table without limits is still written as version 1, byte for byte as before. */
 export const VERSION = 1;
 export const VERSION_LIMITS = 2;
 export const LIMIT_SIZE = 24;
-export const HEADER_SIZE = 96;
+export const HEADER_SIZE = TABLE_HEADER_SIZE;
 export const RULE_SIZE = 24;
 export const RESIDUAL_SIZE = 16;
 export const DIM_SIZE = 32;
@@ -25,7 +28,7 @@ export const enum ActionCode { Accept = 0, Drop = 1, Reject = 2, Queue = 3, Cont
 export const enum ResidualCode { Mark = 1, In = 2, Out = 3, SetSrc = 4, SetDst = 5, SetSpi = 6, SetAhSpi = 7, Limit = 8 }
 export const enum LimitPer { Rule = 0, Source = 1 }
 export const VERDICT_CODES: Record<Verdict, number> = { accept: 0, drop: 1, reject: 2 };
-export const FLAG_NEEDS_CTSTATE = 1, FLAG_NEEDS_INTERFACES = 2, FLAG_NEEDS_MARK = 4;
+export const FLAG_NEEDS_CTSTATE = TableFlag.NeedsCtState, FLAG_NEEDS_INTERFACES = TableFlag.NeedsInterfaces, FLAG_NEEDS_MARK = TableFlag.NeedsMark;
 
 /** CRC-32 (IEEE 802.3, reflected, as zlib), eight bytes per step ("slicing-by-8"). */
 const CRC_TABLES = (() => {
@@ -168,7 +171,7 @@ export function writeTable(t: TableInput): Uint8Array {
       case 'repeat': code = ActionCode.Repeat; break;
       case 'queue': code = ActionCode.Queue; queue = a.queue; break;
       case 'count': code = ActionCode.Continue; break;
-      case 'mark': code = a.then === 'accept' ? ActionCode.Accept : a.then === 'repeat' ? ActionCode.Repeat : ActionCode.Continue; flags = 1; markValue = a.value; markMask = a.mask; break;
+      case 'mark': code = a.then === 'accept' ? ActionCode.Accept : a.then === 'repeat' ? ActionCode.Repeat : ActionCode.Continue; flags = RuleFlag.SetsMark; markValue = a.value; markMask = a.mask; break;
       case 'skip': code = ActionCode.Skip; skipTo = a.to; break;
     }
     w.u8(at, code);
@@ -231,7 +234,7 @@ export function writeTable(t: TableInput): Uint8Array {
       w.reserve(s.spis.length * 8);
       s.spis.forEach((r, k) => { w.u32(elemOff + k * 8, r.lo); w.u32(elemOff + k * 8 + 4, r.hi); });
     }
-    w.u8(at, s.kind === 'address' ? 1 : 2);
+    w.u8(at, s.kind === 'address' ? SetKind.Address : SetKind.Spi);
     w.u32(at + 4, stringIndex.get(s.name)!);
     w.u32(at + 8, s.kind === 'address' ? s.addresses.length : s.spis.length);
     w.u32(at + 12, elemOff);
@@ -256,32 +259,32 @@ export function writeTable(t: TableInput): Uint8Array {
 
   w.align();
   const total = w.size;
-  const h = 0;
-  w.u32(h, MAGIC);
-  w.u16(h + 4, limits.length ? VERSION_LIMITS : VERSION);
-  w.u16(h + 6, HEADER_SIZE);
-  w.u32(h + 8, total);
-  w.u32(h + 16, t.rules.length);
-  w.u8(h + 20, VERDICT_CODES[t.defaultVerdict]);
-  w.u8(h + 21, t.flags);
-  w.u32(h + 24, rulesOff);
-  w.u32(h + 28, residualsOff);
-  w.u32(h + 32, flatResiduals.length);
-  w.u32(h + 36, famOff[0]);
-  w.u32(h + 40, famOff[1]);
-  w.u32(h + 44, stringsOff);
-  w.u32(h + 48, stringsSize);
-  w.u32(h + 52, setsOff);
-  w.u32(h + 56, t.sets.length);
-  w.u32(h + 60, refsOff);
-  w.u32(h + 64, refs.length);
+  const H = TableHeader;
+  w.u32(H.magic, MAGIC);
+  w.u16(H.version, limits.length ? VERSION_LIMITS : VERSION);
+  w.u16(H.headerSize, HEADER_SIZE);
+  w.u32(H.totalSize, total);
+  w.u32(H.ruleCount, t.rules.length);
+  w.u8(H.defaultVerdict, VERDICT_CODES[t.defaultVerdict]);
+  w.u8(H.flags, t.flags);
+  w.u32(H.rulesOff, rulesOff);
+  w.u32(H.residualsOff, residualsOff);
+  w.u32(H.residualCount, flatResiduals.length);
+  w.u32(H.fam4Off, famOff[0]);
+  w.u32(H.fam6Off, famOff[1]);
+  w.u32(H.stringsOff, stringsOff);
+  w.u32(H.stringsSize, stringsSize);
+  w.u32(H.setsOff, setsOff);
+  w.u32(H.setCount, t.sets.length);
+  w.u32(H.refsOff, refsOff);
+  w.u32(H.refCount, refs.length);
   if (limits.length) {
-    w.u32(h + 68, limitsOff);
-    w.u32(h + 72, limits.length);
+    w.u32(H.limitsOff, limitsOff);
+    w.u32(H.limitCount, limits.length);
   }
   // Sized right from the start: a view, not another copy, unless much was left over.
   const out = w.buf.length - total <= (1 << 20) + total / 8 ? w.buf.subarray(0, total) : w.buf.slice(0, total);
-  new DataView(out.buffer).setUint32(12, crc32(out, 16, total), true);
+  new DataView(out.buffer).setUint32(H.checksum, crc32(out, H.ruleCount, total), true); // the checksum covers what follows it
   return out;
 }
 

@@ -5,6 +5,7 @@
  */
 import { Rng, randomIpPacket } from '../../src/craft';
 import { randomChainPacket, someAddress } from './headers';
+import { LinkType } from '../../src/wire';
 
 export * from '../../src/craft';
 
@@ -31,7 +32,7 @@ export function frame(linkType: number, ip: Uint8Array, rng?: Rng): Uint8Array {
   }
 }
 
-export const LINK_TYPES = [0, 1, 9, 50, 101, 108, 113, 228, 229, 276] as const;
+export const LINK_TYPES: readonly number[] = Object.values(LinkType);
 
 /** Damage a packet: flip bytes (biased towards headers), truncate, or both. */
 export function mutate(rng: Rng, bytes: Uint8Array): Uint8Array {
@@ -52,7 +53,7 @@ export function mutate(rng: Rng, bytes: Uint8Array): Uint8Array {
 export function randomFrame(rng: Rng, fixedLinkType?: number): { linkType: number; data: Uint8Array } {
   const linkType = fixedLinkType ?? rng.pick(LINK_TYPES);
   let ip = randomIpPacket(rng);
-  if (linkType === 228 && ip[0] >> 4 === 6) ip = randomIpPacket(rng);
+  if (linkType === LinkType.Ipv4 && ip[0] >> 4 === 6) ip = randomIpPacket(rng);
   let data = frame(linkType, ip, rng);
   const r = rng.int(10);
   if (r < 5) data = mutate(rng, data);
@@ -64,7 +65,7 @@ export function randomFrame(rng: Rng, fixedLinkType?: number): { linkType: numbe
 export function randomFrameWide(rng: Rng, fixedLinkType?: number): { linkType: number; data: Uint8Array } {
   if (rng.chance(0.5)) return randomFrame(rng, fixedLinkType);
   const linkType = fixedLinkType ?? rng.pick(LINK_TYPES);
-  const family: 4 | 6 = linkType === 228 ? 4 : linkType === 229 ? 6 : rng.chance(0.5) ? 4 : 6;
+  const family: 4 | 6 = linkType === LinkType.Ipv4 ? 4 : linkType === LinkType.Ipv6 ? 6 : rng.chance(0.5) ? 4 : 6;
   const ip = randomChainPacket(rng, family, someAddress(rng, family), someAddress(rng, family));
   return { linkType, data: frame(linkType, ip, rng) };
 }
