@@ -35,26 +35,18 @@ Napi::Value DecodeFrame(const Napi::CallbackInfo& info) {
 }
 
 // decodeBatch(linkType, data, offsets, out): frame i is data[offsets[i] ..
-// offsets[i+1]); its record goes to out[96*i ..]. Returns the frame count.
+// offsets[i+1]); its record goes to out[sizeof(Decoded)*i ..]. Returns the frame count.
 Napi::Value DecodeBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t lt = link_type_arg(info, 0);
   if (!is_bytes(info[1]) || !info[2].IsTypedArray() || !is_bytes(info[3]))
     throw Napi::TypeError::New(env, "decodeBatch(linkType, Uint8Array, Uint32Array, Uint8Array)");
-  Napi::TypedArray off_ta = info[2].As<Napi::TypedArray>();
-  if (off_ta.TypedArrayType() != napi_uint32_array || off_ta.ElementLength() < 1)
-    throw Napi::TypeError::New(env, "offsets must be a non-empty Uint32Array");
   Bytes data = bytes_of(info[1]);
   Bytes out = bytes_of(info[3]);
-  const uint32_t* offsets = reinterpret_cast<const uint32_t*>(
-      static_cast<const uint8_t*>(off_ta.ArrayBuffer().Data()) + off_ta.ByteOffset());
-  size_t count = off_ta.ElementLength() - 1;
+  const uint32_t* offsets = nullptr;
+  const size_t count = glue::frame_offsets(env, info[2], data, &offsets);
   if (out.length < count * sizeof(Decoded))
     throw Napi::RangeError::New(env, "output buffer too small for the frame count");
-  for (size_t i = 0; i < count; i++) {
-    if (offsets[i] > offsets[i + 1] || offsets[i + 1] > data.length)
-      throw Napi::RangeError::New(env, "frame offsets out of order or past the data");
-  }
   uint8_t* dst = const_cast<uint8_t*>(out.data);
   for (size_t i = 0; i < count; i++) {
     Decoded d;

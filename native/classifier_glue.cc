@@ -140,19 +140,13 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     uint32_t lt = link_type_arg(info, 0);
     if (!is_bytes(info[1]) || !info[2].IsTypedArray() || !info[3].IsTypedArray())
       throw Napi::TypeError::New(env, "classifyBatch(linkType, Uint8Array, Uint32Array, Uint32Array, meta?)");
-    Napi::TypedArray off_ta = info[2].As<Napi::TypedArray>();
     Napi::TypedArray out_ta = info[3].As<Napi::TypedArray>();
-    if (off_ta.TypedArrayType() != napi_uint32_array || off_ta.ElementLength() < 1 ||
-        out_ta.TypedArrayType() != napi_uint32_array)
-      throw Napi::TypeError::New(env, "offsets and out must be Uint32Arrays");
+    if (out_ta.TypedArrayType() != napi_uint32_array) throw Napi::TypeError::New(env, "offsets and out must be Uint32Arrays");
     Bytes data = bytes_of(info[1]);
-    const uint32_t* offsets = off_ta.As<Napi::Uint32Array>().Data();
+    const uint32_t* offsets = nullptr;
+    const size_t count = glue::frame_offsets(env, info[2], data, &offsets);
     uint32_t* out = out_ta.As<Napi::Uint32Array>().Data();
-    size_t count = off_ta.ElementLength() - 1;
     if (out_ta.ElementLength() < count * 3) throw Napi::RangeError::New(env, "out must hold 3 entries per frame");
-    for (size_t i = 0; i < count; i++)
-      if (offsets[i] > offsets[i + 1] || offsets[i + 1] > data.length)
-        throw Napi::RangeError::New(env, "frame offsets out of order or past the data");
     std::string keep[2];
     nfsieve::Meta m = meta_of(info[4], keep);
     std::vector<Decoded> decoded(count);
