@@ -106,6 +106,7 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
   bool closed_ = false;
 
   // start(table, {queues, copyRange, maxLen, rcvbuf, failOpen, conntrack, gso, rejectMark, batch, statsIntervalMs}, onEvent)
+// Over 60 lines: reads and checks every start option in one place, then starts the engine.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (closed_ || engine_->running()) throw Napi::Error::New(env, "this engine was already started");

@@ -28,6 +28,7 @@ bool integral(double x) { return x >= 0 && x < kMaxKey && x == static_cast<doubl
 
 }  // namespace
 
+// Over 60 lines: one sweep in one loop, kept step for step parallel to buildDim() in src/compile/build.ts (its byte-identical twin).
 bool sweep_field(const SweepInput& in, SweepResult* out, const char** error) {
   const uint32_t n = in.rules;
   const size_t words = (size_t(n) + 63) / 64;

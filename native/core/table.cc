@@ -235,6 +235,7 @@ class TableLoader {
     return true;
   }
 
+// Over 60 lines: every check of a family table, in the order of its layout (docs/table-format.md).
   bool load_family(uint32_t off, int fam, Family* f) {
     const std::string at = "IPv" + std::to_string(fam) + " table: ";
     if (!span(off, 16, 8)) return fail(at + "out of bounds");

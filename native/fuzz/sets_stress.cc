@@ -17,6 +17,7 @@
 using nfsieve::AddressSet;
 using nfsieve::SpiSet;
 
+// Over 60 lines: a test driver; one random operation per case, each checked against the model right there.
 int main(int argc, char** argv) {
   if (argc != 3) {
     std::fprintf(stderr, "usage: sets_stress OPS SEED\n");

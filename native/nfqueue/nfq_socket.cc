@@ -209,6 +209,7 @@ void NfqSocket::unbind() {
   sendto(fd_, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel));
 }
 
+// Over 60 lines: one recvmsg loop over netlink messages and their attributes; the attribute walk is the body.
 int NfqSocket::receive(std::vector<QueuedPacket>* out, int max, int timeout_ms) {
   out->clear();
   if (max > static_cast<int>(rx_.size())) max = static_cast<int>(rx_.size());

@@ -116,95 +116,144 @@ function familyBytes(f: FamilyTable): number {
 export function writeTable(t: TableInput): Uint8Array {
   const w = new Writer(familyBytes(t.families[4]) + familyBytes(t.families[6]) + t.rules.length * 64 + (1 << 16));
   w.reserve(HEADER_SIZE);
-  // Strings: interface patterns and set names.
-  const strings: string[] = [];
-  const stringIndex = new Map<string, number>();
-  const str = (s: string): number => {
-    let i = stringIndex.get(s);
-    if (i === undefined) { i = strings.length; strings.push(s); stringIndex.set(s, i); }
-    return i;
-  };
-  const setIndex = new Map(t.sets.map((s, i) => [s.name, i]));
-  for (const s of t.sets) str(s.name);
+  const f = flatten(t);
+  const rulesOff = writeRules(w, t.rules, f.perRule);
+  const residualsOff = writeResiduals(w, f.residuals);
+  w.align();
+  const refsOff = w.reserve(f.refs.length * 4);
+  f.refs.forEach((v, i) => w.u32(refsOff + i * 4, v));
+  const limitsOff = writeLimits(w, f.limits);
+  const setsOff = writeSets(w, t.sets, f.strings);
+  const strings = writeStrings(w, f.strings.list);
+  const famOff = [writeFamily(w, t.families[4]), writeFamily(w, t.families[6])];
+  w.align();
+  const total = w.size;
+  const H = TableHeader;
+  w.u32(H.magic, MAGIC);
+  w.u16(H.version, f.limits.length ? VERSION_LIMITS : VERSION);
+  w.u16(H.headerSize, HEADER_SIZE);
+  w.u32(H.totalSize, total);
+  w.u32(H.ruleCount, t.rules.length);
+  w.u8(H.defaultVerdict, VERDICT_CODES[t.defaultVerdict]);
+  w.u8(H.flags, t.flags);
+  w.u32(H.rulesOff, rulesOff);
+  w.u32(H.residualsOff, residualsOff);
+  w.u32(H.residualCount, f.residuals.length);
+  w.u32(H.fam4Off, famOff[0]);
+  w.u32(H.fam6Off, famOff[1]);
+  w.u32(H.stringsOff, strings.off);
+  w.u32(H.stringsSize, strings.size);
+  w.u32(H.setsOff, setsOff);
+  w.u32(H.setCount, t.sets.length);
+  w.u32(H.refsOff, refsOff);
+  w.u32(H.refCount, f.refs.length);
+  if (f.limits.length) {
+    w.u32(H.limitsOff, limitsOff);
+    w.u32(H.limitCount, f.limits.length);
+  }
+  // Sized right from the start: a view, not another copy, unless much was left over.
+  const out = w.buf.length - total <= (1 << 20) + total / 8 ? w.buf.subarray(0, total) : w.buf.slice(0, total);
+  new DataView(out.buffer).setUint32(H.checksum, crc32(out, H.ruleCount, total), true); // the checksum covers what follows it
+  return out;
+}
 
-  // Residuals and their reference lists.
+/** The string table: interface patterns and set names, each stored once. */
+class Strings {
+  readonly list: string[] = [];
+  private readonly index = new Map<string, number>();
+  of(s: string): number {
+    let i = this.index.get(s);
+    if (i === undefined) { i = this.list.length; this.list.push(s); this.index.set(s, i); }
+    return i;
+  }
+}
+
+interface FlatResidual { code: number; negate: boolean; a: number; b: number }
+
+/** Every rule's residuals in one list, with their reference lists, limits and strings. */
+function flatten(t: TableInput): { strings: Strings; refs: number[]; residuals: FlatResidual[]; perRule: { start: number; count: number }[]; limits: Limit[] } {
+  const strings = new Strings();
+  const setIndex = new Map(t.sets.map((s, i) => [s.name, i]));
+  for (const s of t.sets) strings.of(s.name);
   const refs: number[] = [];
-  const flatResiduals: { code: number; negate: boolean; a: number; b: number }[] = [];
-  const ruleResiduals: { start: number; count: number }[] = [];
+  const residuals: FlatResidual[] = [];
+  const perRule: { start: number; count: number }[] = [];
   const limits: Limit[] = [];
+  const SET_CODES = { src: ResidualCode.SetSrc, dst: ResidualCode.SetDst, spi: ResidualCode.SetSpi, 'ah-spi': ResidualCode.SetAhSpi } as const;
   for (const list of t.residuals) {
-    const start = flatResiduals.length;
+    const start = residuals.length;
     for (const r of list) {
-      if (r.kind === 'mark') flatResiduals.push({ code: ResidualCode.Mark, negate: r.negate, a: r.value, b: r.mask });
+      if (r.kind === 'mark') residuals.push({ code: ResidualCode.Mark, negate: r.negate, a: r.value, b: r.mask });
       else if (r.kind === 'limit') {
-        flatResiduals.push({ code: ResidualCode.Limit, negate: false, a: limits.length, b: 0 });
+        residuals.push({ code: ResidualCode.Limit, negate: false, a: limits.length, b: 0 });
         limits.push(r.limit);
       } else {
-        let items: number[];
-        let code: number;
-        if (r.kind === 'set') {
-          items = r.sets.map((name) => setIndex.get(name)!);
-          code = ({ src: ResidualCode.SetSrc, dst: ResidualCode.SetDst, spi: ResidualCode.SetSpi, 'ah-spi': ResidualCode.SetAhSpi } as const)[r.field];
-        } else {
-          items = r.patterns.map(str);
-          code = r.kind === 'in' ? ResidualCode.In : ResidualCode.Out;
-        }
-        flatResiduals.push({ code, negate: r.negate, a: refs.length, b: items.length });
+        const items = r.kind === 'set' ? r.sets.map((name) => setIndex.get(name)!) : r.patterns.map((p) => strings.of(p));
+        const code = r.kind === 'set' ? SET_CODES[r.field] : r.kind === 'in' ? ResidualCode.In : ResidualCode.Out;
+        residuals.push({ code, negate: r.negate, a: refs.length, b: items.length });
         refs.push(...items);
       }
     }
-    ruleResiduals.push({ start, count: flatResiduals.length - start });
+    perRule.push({ start, count: residuals.length - start });
   }
+  return { strings, refs, residuals, perRule, limits };
+}
 
+/** A rule's action as the record's action code, flags, queue, mark and skip target. */
+function ruleRecord(a: Rule['action']): { code: number; flags: number; queue: number; markValue: number; markMask: number; skipTo: number } {
+  const r = { code: ActionCode.Accept as number, flags: 0, queue: 0, markValue: 0, markMask: 0, skipTo: 0 };
+  switch (a.type) {
+    case 'accept': r.code = ActionCode.Accept; break;
+    case 'drop': r.code = ActionCode.Drop; break;
+    case 'reject': r.code = ActionCode.Reject; break;
+    case 'repeat': r.code = ActionCode.Repeat; break;
+    case 'queue': r.code = ActionCode.Queue; r.queue = a.queue; break;
+    case 'count': r.code = ActionCode.Continue; break;
+    case 'mark':
+      r.code = a.then === 'accept' ? ActionCode.Accept : a.then === 'repeat' ? ActionCode.Repeat : ActionCode.Continue;
+      r.flags = RuleFlag.SetsMark; r.markValue = a.value; r.markMask = a.mask;
+      break;
+    case 'skip': r.code = ActionCode.Skip; r.skipTo = a.to; break;
+  }
+  return r;
+}
+
+function writeRules(w: Writer, rules: Rule[], perRule: { start: number; count: number }[]): number {
   w.align();
-  const rulesOff = w.size;
-  w.reserve(t.rules.length * RULE_SIZE);
-  t.rules.forEach((rule, i) => {
-    const at = rulesOff + i * RULE_SIZE;
-    const a = rule.action;
-    let code: number = ActionCode.Accept;
-    let queue = 0, markValue = 0, markMask = 0, skipTo = 0, flags = 0;
-    switch (a.type) {
-      case 'accept': code = ActionCode.Accept; break;
-      case 'drop': code = ActionCode.Drop; break;
-      case 'reject': code = ActionCode.Reject; break;
-      case 'repeat': code = ActionCode.Repeat; break;
-      case 'queue': code = ActionCode.Queue; queue = a.queue; break;
-      case 'count': code = ActionCode.Continue; break;
-      case 'mark': code = a.then === 'accept' ? ActionCode.Accept : a.then === 'repeat' ? ActionCode.Repeat : ActionCode.Continue; flags = RuleFlag.SetsMark; markValue = a.value; markMask = a.mask; break;
-      case 'skip': code = ActionCode.Skip; skipTo = a.to; break;
-    }
-    w.u8(at, code);
-    w.u8(at + 1, flags);
-    w.u16(at + 2, queue);
-    w.u32(at + 4, markValue);
-    w.u32(at + 8, markMask);
-    w.u32(at + 12, skipTo);
-    w.u32(at + 16, ruleResiduals[i].start);
-    w.u16(at + 20, ruleResiduals[i].count);
+  const off = w.reserve(rules.length * RULE_SIZE);
+  rules.forEach((rule, i) => {
+    const at = off + i * RULE_SIZE;
+    const r = ruleRecord(rule.action);
+    w.u8(at, r.code);
+    w.u8(at + 1, r.flags);
+    w.u16(at + 2, r.queue);
+    w.u32(at + 4, r.markValue);
+    w.u32(at + 8, r.markMask);
+    w.u32(at + 12, r.skipTo);
+    w.u32(at + 16, perRule[i].start);
+    w.u16(at + 20, perRule[i].count);
   });
+  return off;
+}
 
+function writeResiduals(w: Writer, residuals: FlatResidual[]): number {
   w.align();
-  const residualsOff = w.size;
-  w.reserve(flatResiduals.length * RESIDUAL_SIZE);
-  flatResiduals.forEach((r, i) => {
-    const at = residualsOff + i * RESIDUAL_SIZE;
+  const off = w.reserve(residuals.length * RESIDUAL_SIZE);
+  residuals.forEach((r, i) => {
+    const at = off + i * RESIDUAL_SIZE;
     w.u8(at, r.code);
     w.u8(at + 1, r.negate ? 1 : 0);
     w.u32(at + 4, r.a);
     w.u32(at + 8, r.b);
   });
+  return off;
+}
 
+function writeLimits(w: Writer, limits: Limit[]): number {
   w.align();
-  const refsOff = w.size;
-  w.reserve(refs.length * 4);
-  refs.forEach((v, i) => w.u32(refsOff + i * 4, v));
-
-  w.align();
-  const limitsOff = w.size;
-  w.reserve(limits.length * LIMIT_SIZE);
+  const off = w.reserve(limits.length * LIMIT_SIZE);
   limits.forEach((l, i) => {
-    const at = limitsOff + i * LIMIT_SIZE;
+    const at = off + i * LIMIT_SIZE;
     w.u8(at, l.per === 'src' ? LimitPer.Source : LimitPer.Rule);
     w.u8(at + 1, l.per === 'src' ? l.prefix4 : 0);
     w.u8(at + 2, l.per === 'src' ? l.prefix6 : 0);
@@ -213,13 +262,15 @@ export function writeTable(t: TableInput): Uint8Array {
     w.u32(at + 12, l.per === 'src' ? l.maxSources : 0);
     w.u64(at + 16, l.periodNs);
   });
+  return off;
+}
 
-  // Sets.
+/** Set descriptors, each followed by its elements (20-byte prefixes or 8-byte SPI ranges). */
+function writeSets(w: Writer, sets: NamedSet[], strings: Strings): number {
   w.align();
-  const setsOff = w.size;
-  w.reserve(t.sets.length * SET_SIZE);
-  t.sets.forEach((s, i) => {
-    const at = setsOff + i * SET_SIZE;
+  const off = w.reserve(sets.length * SET_SIZE);
+  sets.forEach((s, i) => {
+    const at = off + i * SET_SIZE;
     w.align();
     const elemOff = w.size;
     if (s.kind === 'address') {
@@ -235,57 +286,27 @@ export function writeTable(t: TableInput): Uint8Array {
       s.spis.forEach((r, k) => { w.u32(elemOff + k * 8, r.lo); w.u32(elemOff + k * 8 + 4, r.hi); });
     }
     w.u8(at, s.kind === 'address' ? SetKind.Address : SetKind.Spi);
-    w.u32(at + 4, stringIndex.get(s.name)!);
+    w.u32(at + 4, strings.of(s.name));
     w.u32(at + 8, s.kind === 'address' ? s.addresses.length : s.spis.length);
     w.u32(at + 12, elemOff);
   });
+  return off;
+}
 
-  // Strings: count, (offset, length) pairs relative to the section, bytes.
+/** Strings: count, (offset, length) pairs relative to the section, bytes. */
+function writeStrings(w: Writer, strings: string[]): { off: number; size: number } {
   w.align();
-  const stringsOff = w.size;
-  const encoded = strings.map((s) => Buffer.from(s, 'utf8'));
+  const off = w.size;
   const dirAt = w.reserve(4 + strings.length * 8);
   w.u32(dirAt, strings.length);
-  encoded.forEach((b, i) => {
+  strings.forEach((s, i) => {
+    const b = Buffer.from(s, 'utf8');
     const at = w.reserve(b.length);
     w.buf.set(b, at);
-    w.u32(dirAt + 4 + i * 8, at - stringsOff);
+    w.u32(dirAt + 4 + i * 8, at - off);
     w.u32(dirAt + 8 + i * 8, b.length);
   });
-  const stringsSize = w.size - stringsOff;
-
-  const famOff: number[] = [];
-  for (const fam of [4, 6] as const) famOff.push(writeFamily(w, t.families[fam]));
-
-  w.align();
-  const total = w.size;
-  const H = TableHeader;
-  w.u32(H.magic, MAGIC);
-  w.u16(H.version, limits.length ? VERSION_LIMITS : VERSION);
-  w.u16(H.headerSize, HEADER_SIZE);
-  w.u32(H.totalSize, total);
-  w.u32(H.ruleCount, t.rules.length);
-  w.u8(H.defaultVerdict, VERDICT_CODES[t.defaultVerdict]);
-  w.u8(H.flags, t.flags);
-  w.u32(H.rulesOff, rulesOff);
-  w.u32(H.residualsOff, residualsOff);
-  w.u32(H.residualCount, flatResiduals.length);
-  w.u32(H.fam4Off, famOff[0]);
-  w.u32(H.fam6Off, famOff[1]);
-  w.u32(H.stringsOff, stringsOff);
-  w.u32(H.stringsSize, stringsSize);
-  w.u32(H.setsOff, setsOff);
-  w.u32(H.setCount, t.sets.length);
-  w.u32(H.refsOff, refsOff);
-  w.u32(H.refCount, refs.length);
-  if (limits.length) {
-    w.u32(H.limitsOff, limitsOff);
-    w.u32(H.limitCount, limits.length);
-  }
-  // Sized right from the start: a view, not another copy, unless much was left over.
-  const out = w.buf.length - total <= (1 << 20) + total / 8 ? w.buf.subarray(0, total) : w.buf.slice(0, total);
-  new DataView(out.buffer).setUint32(H.checksum, crc32(out, H.ruleCount, total), true); // the checksum covers what follows it
-  return out;
+  return { off, size: w.size - off };
 }
 
 /**
