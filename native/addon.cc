@@ -9,19 +9,18 @@
 #include <memory>
 #include <string>
 
-#include "core/decode.h"
 #include "compile/sweep.h"
+#include "core/decode.h"
 #include "glue.h"
 #include "nfqueue/packet_tx.h"
 
 namespace {
 
-using nfsieve::Decoded;
 using glue::Bytes;
 using glue::bytes_of;
 using glue::is_bytes;
 using glue::link_type_arg;
-
+using nfsieve::Decoded;
 
 // decodeFrame(linkType, frame) -> Buffer holding one 104-byte record (sizeof(Decoded), static_asserted in core/decode.h).
 Napi::Value DecodeFrame(const Napi::CallbackInfo& info) {
@@ -45,8 +44,7 @@ Napi::Value DecodeBatch(const Napi::CallbackInfo& info) {
   Bytes out = bytes_of(info[3]);
   const uint32_t* offsets = nullptr;
   const size_t count = glue::frame_offsets(env, info[2], data, &offsets);
-  if (out.length < count * sizeof(Decoded))
-    throw Napi::RangeError::New(env, "output buffer too small for the frame count");
+  if (out.length < count * sizeof(Decoded)) throw Napi::RangeError::New(env, "output buffer too small for the frame count");
   uint8_t* dst = const_cast<uint8_t*>(out.data);
   for (size_t i = 0; i < count; i++) {
     Decoded d;
@@ -80,8 +78,8 @@ template <typename T>
 Napi::ArrayBuffer adopt(Napi::Env env, std::vector<T>&& v) {
   auto* owned = new std::vector<T>(std::move(v));
   if (owned->empty()) owned->reserve(1);
-  return Napi::ArrayBuffer::New(env, owned->data(), owned->size() * sizeof(T),
-                                [](Napi::Env, void*, std::vector<T>* hint) { delete hint; }, owned);
+  return Napi::ArrayBuffer::New(
+      env, owned->data(), owned->size() * sizeof(T), [](Napi::Env, void*, std::vector<T>* hint) { delete hint; }, owned);
 }
 
 // sweepField(lo: Float64Array, hi: Float64Array, rule: Uint32Array, always: Uint32Array, rules, top)
@@ -92,7 +90,8 @@ Napi::Value SweepField(const Napi::CallbackInfo& info) {
   const char* usage = "sweepField(Float64Array, Float64Array, Uint32Array, Uint32Array, rules, top)";
   const napi_typedarray_type want[4] = {napi_float64_array, napi_float64_array, napi_uint32_array, napi_uint32_array};
   for (int i = 0; i < 4; i++)
-    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != want[i]) throw Napi::TypeError::New(env, usage);
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != want[i])
+      throw Napi::TypeError::New(env, usage);
   if (!info[4].IsNumber() || !info[5].IsNumber()) throw Napi::TypeError::New(env, usage);
   Napi::Float64Array lo = info[0].As<Napi::Float64Array>(), hi = info[1].As<Napi::Float64Array>();
   Napi::Uint32Array rule = info[2].As<Napi::Uint32Array>(), always = info[3].As<Napi::Uint32Array>();
@@ -100,8 +99,14 @@ Napi::Value SweepField(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "sweepField: lo, hi and rule must have one entry per interval");
   double rules = info[4].As<Napi::Number>().DoubleValue();
   if (!(rules >= 0 && rules < 4294967296.0)) throw Napi::RangeError::New(env, "sweepField: bad rule count");
-  nfsieve::SweepInput in{lo.Data(), hi.Data(), rule.Data(), lo.ElementLength(), always.Data(), always.ElementLength(),
-                         static_cast<uint32_t>(rules), info[5].As<Napi::Number>().DoubleValue()};
+  nfsieve::SweepInput in{lo.Data(),
+                         hi.Data(),
+                         rule.Data(),
+                         lo.ElementLength(),
+                         always.Data(),
+                         always.ElementLength(),
+                         static_cast<uint32_t>(rules),
+                         info[5].As<Napi::Number>().DoubleValue()};
   nfsieve::SweepResult r;
   const char* error = nullptr;
   if (!nfsieve::sweep_field(in, &r, &error)) throw Napi::RangeError::New(env, std::string("sweepField: ") + error);
@@ -123,7 +128,6 @@ Napi::Value MalformedNames(const Napi::CallbackInfo& info) {
     names.Set(i, Napi::String::New(env, nfsieve::malformed_name(static_cast<uint8_t>(i))));
   return names;
 }
-
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Classifier", glue::DefineClassifier(env));

@@ -35,8 +35,7 @@ inline Bytes bytes_of(const Napi::Value& v) {
 inline uint32_t link_type_arg(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "link type must be a number");
   uint32_t lt = info[i].As<Napi::Number>().Uint32Value();
-  if (!nfsieve::link_type_supported(lt))
-    throw Napi::RangeError::New(info.Env(), "unsupported link type " + std::to_string(lt));
+  if (!nfsieve::link_type_supported(lt)) throw Napi::RangeError::New(info.Env(), "unsupported link type " + std::to_string(lt));
   return lt;
 }
 

@@ -134,7 +134,11 @@ class SpiSet {
   // Whether every SPI of lo..hi lies inside one matching member.
   bool matches(uint32_t lo, uint32_t hi) const;
   size_t size() const { return values_.size() + ranges_.size(); }
-  void clear() { values_.clear(); ranges_.clear(); expiries_.clear(); }
+  void clear() {
+    values_.clear();
+    ranges_.clear();
+    expiries_.clear();
+  }
   size_t flush(uint8_t origins);
   size_t expire(int64_t now_ms);
   bool timed() const;

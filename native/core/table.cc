@@ -69,7 +69,8 @@ class TableLoader {
       return fail("table version " + std::to_string(h_.version) + " is not supported (this build reads versions 1 and 2)");
     if (h_.header_size != kHeaderSize) return fail("bad header size");
     if (h_.total_size != size_)
-      return fail("table size field " + std::to_string(h_.total_size) + " does not match its " + std::to_string(size_) + " bytes");
+      return fail("table size field " + std::to_string(h_.total_size) + " does not match its " + std::to_string(size_) +
+                  " bytes");
     constexpr size_t kSummed = offsetof(wire::TableHeader, rule_count);  // the checksum covers what follows it
     if (crc32(bytes_ + kSummed, size_ - kSummed) != h_.checksum) return fail("checksum mismatch: the table is corrupt");
     t_->rule_count_ = h_.rule_count;
@@ -82,7 +83,8 @@ class TableLoader {
   // The rules, residuals, references, sets and (version 2) limits sections in bounds.
   bool load_sections() {
     if (!span(h_.rules_off, uint64_t(h_.rule_count) * sizeof(RuleRec), 8)) return fail("rules section out of bounds");
-    if (!span(h_.residuals_off, uint64_t(h_.residual_count) * sizeof(ResidualRec), 8)) return fail("residual section out of bounds");
+    if (!span(h_.residuals_off, uint64_t(h_.residual_count) * sizeof(ResidualRec), 8))
+      return fail("residual section out of bounds");
     if (!span(h_.refs_off, uint64_t(h_.ref_count) * 4, 4)) return fail("reference section out of bounds");
     if (!span(h_.sets_off, uint64_t(h_.set_count) * 16, 8)) return fail("set section out of bounds");
     t_->rules_ = reinterpret_cast<const RuleRec*>(bytes_ + h_.rules_off);
@@ -90,7 +92,8 @@ class TableLoader {
     t_->refs_ = reinterpret_cast<const uint32_t*>(bytes_ + h_.refs_off);
     // Version 2: the limits section (limits_off and limit_count are reserved in version 1).
     const uint32_t limit_count = h_.version >= 2 ? h_.limit_count : 0;
-    if (limit_count && !span(h_.limits_off, uint64_t(limit_count) * sizeof(LimitRec), 8)) return fail("limits section out of bounds");
+    if (limit_count && !span(h_.limits_off, uint64_t(limit_count) * sizeof(LimitRec), 8))
+      return fail("limits section out of bounds");
     if (limit_count) t_->limits_ = reinterpret_cast<const LimitRec*>(bytes_ + h_.limits_off);
     t_->limit_count_ = limit_count;
     return true;
@@ -139,7 +142,11 @@ class TableLoader {
     *error_ = "invalid table: " + message;
     return false;
   }
-  uint32_t u32(size_t at) const { uint32_t v; std::memcpy(&v, bytes_ + at, 4); return v; }
+  uint32_t u32(size_t at) const {
+    uint32_t v;
+    std::memcpy(&v, bytes_ + at, 4);
+    return v;
+  }
   // [off, off+len) inside the table, past the header, aligned.
   bool span(uint64_t off, uint64_t len, uint64_t align) const {
     return off >= kHeaderSize && off % align == 0 && off <= size_ && len <= size_ - off;
@@ -172,11 +179,13 @@ class TableLoader {
       if (!bucket_params(l, &params)) return fail(at + "burst times the token cost does not fit 62 bits");
       if (l.per == kLimitPerSource && (l.prefix4 < 1 || l.prefix4 > 32 || l.prefix6 < 1 || l.prefix6 > 128))
         return fail(at + "bad source prefix length");
-      if (l.per == kLimitPerSource && (l.max_sources == 0 || l.max_sources > kMaxSources)) return fail(at + "max-sources out of range");
+      if (l.per == kLimitPerSource && (l.max_sources == 0 || l.max_sources > kMaxSources))
+        return fail(at + "max-sources out of range");
       if (l.per == kLimitPerSource) sources += l.max_sources;
     }
     // Per-source buckets are preallocated at load (limit.h): bound them in all.
-    if (sources > kMaxSources) return fail("per-source limits keep " + std::to_string(sources) + " sources in all (at most 16777216)");
+    if (sources > kMaxSources)
+      return fail("per-source limits keep " + std::to_string(sources) + " sources in all (at most 16777216)");
     for (uint32_t ri = 0; ri < t_->rule_count_; ri++) {
       const RuleRec& r = t_->rules_[ri];
       for (uint32_t k = 0; k < r.residual_count; k++) {
@@ -235,7 +244,7 @@ class TableLoader {
     return true;
   }
 
-// Over 60 lines: every check of a family table, in the order of its layout (docs/table-format.md).
+  // Over 60 lines: every check of a family table, in the order of its layout (docs/table-format.md).
   bool load_family(uint32_t off, int fam, Family* f) {
     const std::string at = "IPv" + std::to_string(fam) + " table: ";
     if (!span(off, 16, 8)) return fail(at + "out of bounds");
@@ -276,7 +285,8 @@ class TableLoader {
       uint64_t key_words = dim.wide ? 2 : 1;
       if (!span(boff, uint64_t(dim.boundary_count) * key_words * 8, 8)) return fail(dat + "boundaries out of bounds");
       if (!span(coff, (uint64_t(dim.boundary_count) + 1) * 4, 4)) return fail(dat + "classes out of bounds");
-      if (dim.vector_count == 0 || !span(voff, uint64_t(dim.vector_count) * vbytes, 8)) return fail(dat + "vectors out of bounds");
+      if (dim.vector_count == 0 || !span(voff, uint64_t(dim.vector_count) * vbytes, 8))
+        return fail(dat + "vectors out of bounds");
       dim.boundaries = reinterpret_cast<const uint64_t*>(bytes_ + boff);
       dim.classes = reinterpret_cast<const uint32_t*>(bytes_ + coff);
       dim.vectors = reinterpret_cast<const uint64_t*>(bytes_ + voff);
@@ -289,10 +299,11 @@ class TableLoader {
       for (uint32_t k = 0; k <= dim.boundary_count; k++)
         if (dim.classes[k] >= dim.vector_count) return fail(dat + "class index out of range");
       for (uint32_t k = 1; k < dim.boundary_count; k++) {
-        bool increasing = dim.wide
-            ? (dim.boundaries[2 * k] > dim.boundaries[2 * k - 2] ||
-               (dim.boundaries[2 * k] == dim.boundaries[2 * k - 2] && dim.boundaries[2 * k + 1] > dim.boundaries[2 * k - 1]))
-            : dim.boundaries[k] > dim.boundaries[k - 1];
+        bool increasing =
+            dim.wide
+                ? (dim.boundaries[2 * k] > dim.boundaries[2 * k - 2] ||
+                   (dim.boundaries[2 * k] == dim.boundaries[2 * k - 2] && dim.boundaries[2 * k + 1] > dim.boundaries[2 * k - 1]))
+                : dim.boundaries[k] > dim.boundaries[k - 1];
         if (!increasing) return fail(dat + "boundaries not strictly increasing");
       }
     }

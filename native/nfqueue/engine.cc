@@ -20,11 +20,13 @@ uint64_t now_ms() {
 // enum ip_conntrack_info -> ctstate key (see src/compile/fields.ts).
 uint8_t ctstate_of(int32_t ct_info, bool conntrack) {
   using namespace wire;
-  if (!conntrack) return kCtStateKeyUnknown;  // not asked for
+  if (!conntrack) return kCtStateKeyUnknown;   // not asked for
   if (ct_info < 0) return kCtStateKeyInvalid;  // no conntrack entry
   switch (static_cast<uint32_t>(ct_info)) {
-    case kIpCtEstablished: case kIpCtEstablishedReply: return kCtStateKeyEstablished;
-    case kIpCtRelated: case kIpCtRelatedReply: return kCtStateKeyRelated;
+    case kIpCtEstablished:
+    case kIpCtEstablishedReply: return kCtStateKeyEstablished;
+    case kIpCtRelated:
+    case kIpCtRelatedReply: return kCtStateKeyRelated;
     case kIpCtNew: return kCtStateKeyNew;
     case kIpCtUntracked: return kCtStateKeyUntracked;
     default: return kCtStateKeyInvalid;
@@ -56,8 +58,8 @@ ActiveTable::ActiveTable(std::unique_ptr<Classifier> c, size_t workers, uint64_t
 
 QueueEngine::~QueueEngine() { stop(); }
 
-bool QueueEngine::start(std::unique_ptr<Classifier> classifier, const EngineConfig& config, ErrorFn on_error,
-                        StatsFn on_stats, std::string* error) {
+bool QueueEngine::start(std::unique_ptr<Classifier> classifier, const EngineConfig& config, ErrorFn on_error, StatsFn on_stats,
+                        std::string* error) {
   config_ = config;
   on_error_ = std::move(on_error);
   on_stats_ = std::move(on_stats);
@@ -82,8 +84,9 @@ bool QueueEngine::start(std::unique_ptr<Classifier> classifier, const EngineConf
     if (qc.conntrack && !w->socket.conntrack_available()) {
       config_.socket.conntrack = false;
       if (warnings_.empty())
-        warnings_.push_back("this kernel cannot attach conntrack state to queued packets (NFQA_CFG_F_CONNTRACK: EOPNOTSUPP; "
-                            "load nf_conntrack_netlink): ctstate conditions see the state as unknown");
+        warnings_.push_back(
+            "this kernel cannot attach conntrack state to queued packets (NFQA_CFG_F_CONNTRACK: EOPNOTSUPP; "
+            "load nf_conntrack_netlink): ctstate conditions see the state as unknown");
     }
     workers_.push_back(std::move(w));
   }
@@ -233,17 +236,32 @@ void decode_batch(const std::vector<QueuedPacket>& packets, bool conntrack, Batc
 VerdictOut kernel_verdict(const QueuedPacket& p, const Verdict& v, const EngineConfig& config, Tally* t) {
   VerdictOut o{p.id, kNfAccept, false, 0};
   switch (v.verdict) {
-    case kVerdictAccept: o.verdict = kNfAccept; t->accepted++; break;
-    case kVerdictDrop: o.verdict = kNfDrop; t->dropped++; break;
+    case kVerdictAccept:
+      o.verdict = kNfAccept;
+      t->accepted++;
+      break;
+    case kVerdictDrop:
+      o.verdict = kNfDrop;
+      t->dropped++;
+      break;
     case kVerdictReject:
       t->rejected++;
       o.verdict = config.reject_mark_set ? kNfAccept : kNfDrop;
       o.set_mark = config.reject_mark_set;
       o.mark = config.reject_mark_set ? config.reject_mark : 0;
       break;
-    case kVerdictQueue: o.verdict = kNfQueue | static_cast<uint32_t>(v.queue) << 16; t->queued++; break;
-    case kVerdictRepeat: o.verdict = kNfRepeat; t->accepted++; break;
-    default: o.verdict = kNfAccept; t->not_ip++; break;  // not IP: nothing in the policy speaks about it
+    case kVerdictQueue:
+      o.verdict = kNfQueue | static_cast<uint32_t>(v.queue) << 16;
+      t->queued++;
+      break;
+    case kVerdictRepeat:
+      o.verdict = kNfRepeat;
+      t->accepted++;
+      break;
+    default:
+      o.verdict = kNfAccept;
+      t->not_ip++;
+      break;  // not IP: nothing in the policy speaks about it
   }
   if (v.mark_set && !o.set_mark) {
     o.set_mark = true;
@@ -254,7 +272,9 @@ VerdictOut kernel_verdict(const QueuedPacket& p, const Verdict& v, const EngineC
 }
 
 void add_tally(QueueCounters& qc, const Tally& t, size_t count) {
-  auto bump = [](std::atomic<uint64_t>& c, uint64_t by) { c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed); };
+  auto bump = [](std::atomic<uint64_t>& c, uint64_t by) {
+    c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  };
   bump(qc.accepted, t.accepted);
   bump(qc.dropped, t.dropped);
   bump(qc.rejected, t.rejected);
@@ -293,9 +313,19 @@ EngineStats QueueEngine::stats() const {
   EngineStats s;
   for (const auto& w : workers_) {
     const QueueCounters& c = w->counters;
-    QueueStatsSnapshot q{w->queue, c.received.load(), c.accepted.load(), c.dropped.load(), c.rejected.load(), c.queued.load(),
-                         c.not_ip.load(), c.bytes.load(), c.enobufs.load(), c.verdict_errors.load(), c.receive_errors.load(),
-                         c.batches.load(), running_ ? kernel_queue_stats(w->queue) : w->final_kernel};
+    QueueStatsSnapshot q{w->queue,
+                         c.received.load(),
+                         c.accepted.load(),
+                         c.dropped.load(),
+                         c.rejected.load(),
+                         c.queued.load(),
+                         c.not_ip.load(),
+                         c.bytes.load(),
+                         c.enobufs.load(),
+                         c.verdict_errors.load(),
+                         c.receive_errors.load(),
+                         c.batches.load(),
+                         running_ ? kernel_queue_stats(w->queue) : w->final_kernel};
     s.queues.push_back(q);
   }
   std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);

@@ -23,8 +23,8 @@ struct QueueConfig {
   uint32_t copy_range = wire::kQueueCopyRange;  // NFQNL_COPY_PACKET range
   uint32_t max_len = wire::kQueueMaxLen;        // NFQA_CFG_QUEUE_MAXLEN
   uint32_t rcvbuf = wire::kQueueRcvBuf;         // socket receive buffer (SO_RCVBUFFORCE, else SO_RCVBUF)
-  bool fail_open = false;        // NFQA_CFG_F_FAIL_OPEN
-  bool conntrack = false;        // NFQA_CFG_F_CONNTRACK
+  bool fail_open = false;                       // NFQA_CFG_F_FAIL_OPEN
+  bool conntrack = false;                       // NFQA_CFG_F_CONNTRACK
   bool gso = wire::kQueueGso != 0;              // NFQA_CFG_F_GSO
 };
 
@@ -35,9 +35,9 @@ struct QueuedPacket {
   uint32_t payload_len;   // bytes we got (at most the copy range)
   uint32_t original_len;  // NFQA_CAP_LEN when truncated, else payload_len
   uint32_t mark;
-  uint32_t indev;         // 0 when absent
+  uint32_t indev;  // 0 when absent
   uint32_t outdev;
-  int32_t ct_info;        // enum ip_conntrack_info, -1 when absent
+  int32_t ct_info;  // enum ip_conntrack_info, -1 when absent
   uint16_t hw_protocol;
 };
 

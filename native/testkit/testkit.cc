@@ -15,7 +15,8 @@ Napi::Value LinearClassifyTuples(const Napi::CallbackInfo& info) {
   for (int i = 0; i < 3; i++)
     if (!info[i].IsTypedArray()) throw Napi::TypeError::New(env, "linearClassifyTuples(Uint32Array, Uint32Array, Int32Array)");
   Napi::TypedArray r = info[0].As<Napi::TypedArray>(), t = info[1].As<Napi::TypedArray>(), o = info[2].As<Napi::TypedArray>();
-  if (r.TypedArrayType() != napi_uint32_array || t.TypedArrayType() != napi_uint32_array || o.TypedArrayType() != napi_int32_array)
+  if (r.TypedArrayType() != napi_uint32_array || t.TypedArrayType() != napi_uint32_array ||
+      o.TypedArrayType() != napi_int32_array)
     throw Napi::TypeError::New(env, "linearClassifyTuples(Uint32Array, Uint32Array, Int32Array)");
   size_t rules = r.ElementLength() / 7, n = t.ElementLength() / 5;
   if (o.ElementLength() < n) throw Napi::RangeError::New(env, "out must hold one entry per tuple");

@@ -31,7 +31,7 @@
  * ANDing; the table itself is what this file describes.
  */
 import { Field, fieldInfo } from './fields';
-import { FamilyRule, Interval, Key } from './normalize';
+import { FamilyRule, Key } from './normalize';
 import { native } from '../native';
 
 export interface DimTable {

@@ -32,7 +32,7 @@ const ICMP6_NAMES: Record<number, string> = {
 };
 
 const UDP_HEADER = 8;
-const PROTO_ICMP = 1, PROTO_UDP = 17, PROTO_ESP = 50, PROTO_ICMP6 = 58;
+const PROTO_UDP = 17, PROTO_ESP = 50, PROTO_ICMP6 = 58;
 const LINKTYPE_ETHERNET = LinkType.Ethernet;
 const ETHERTYPE_ARP = 0x0806;
 const ETHER_HEADER = 14;
