@@ -84,7 +84,7 @@ Napi::ArrayBuffer adopt(Napi::Env env, std::vector<T>&& v) {
 
 // sweepField(lo: Float64Array, hi: Float64Array, rule: Uint32Array, always: Uint32Array, rules, top)
 //   -> { boundaries: Float64Array, classes: Uint32Array, vectors: Uint32Array, vectorCount, density }
-// The compiler's sweep of one narrow field (native/core/sweep.h).
+// The compiler's sweep of one narrow field (native/compile/sweep.h).
 Napi::Value SweepField(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* usage = "sweepField(Float64Array, Float64Array, Uint32Array, Uint32Array, rules, top)";

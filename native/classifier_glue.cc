@@ -60,13 +60,18 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   std::unique_ptr<nfsieve::Classifier> classifier_;
   std::unique_ptr<nfsieve::Counters> counters_;
 
-  // Index options {combine, work, memory} (validated in TypeScript; re-checked here).
+  // Index options {combine, work, memory, cuts, cutsMemory, simd} (validated in TypeScript; re-checked here).
   static nfsieve::IndexLimits index_limits(const Napi::Value& v) {
     nfsieve::IndexLimits l;
     if (!v.IsObject()) return l;
     Napi::Object o = v.As<Napi::Object>();
     Napi::Value combine = o.Get("combine"), work = o.Get("work"), memory = o.Get("memory");
     if (combine.IsBoolean()) l.combine = combine.As<Napi::Boolean>().Value();
+    Napi::Value cuts = o.Get("cuts"), simd = o.Get("simd");
+    if (cuts.IsBoolean())
+      l.cuts = cuts.As<Napi::Boolean>().Value() ? nfsieve::IndexLimits::kCutsAuto : nfsieve::IndexLimits::kCutsOff;
+    if (cuts.IsString() && cuts.As<Napi::String>().Utf8Value() == "always") l.cuts = nfsieve::IndexLimits::kCutsAlways;
+    if (simd.IsBoolean()) l.simd = simd.As<Napi::Boolean>().Value();
     auto count = [&](const Napi::Value& n, uint64_t* out) {
       if (!n.IsNumber()) return;
       double d = n.As<Napi::Number>().DoubleValue();
@@ -76,6 +81,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     };
     count(work, &l.work);
     count(memory, &l.memory);
+    count(o.Get("cutsMemory"), &l.cuts_memory);
     return l;
   }
 

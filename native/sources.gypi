@@ -8,6 +8,7 @@
       "native/core/classify.cc",
       "native/core/lanes.cc",
       "native/core/index.cc",
+      "native/core/cuts.cc",
       "native/core/limit.cc"
     ],
     "nfsieve_compile_sources": [

@@ -63,12 +63,14 @@ function checkIndexOptions(o: IndexOptions | undefined): IndexOptions | undefine
   if (o === undefined) return undefined;
   if (typeof o !== 'object' || o === null) throw new TypeError('index options must be an object');
   for (const [k, v] of Object.entries(o)) {
-    if (k === 'combine') {
-      if (typeof v !== 'boolean') throw new TypeError('index.combine must be a boolean');
-    } else if (k === 'work' || k === 'memory') {
+    if (k === 'cuts') {
+      if (typeof v !== 'boolean' && v !== 'always') throw new TypeError("index.cuts must be a boolean or 'always'");
+    } else if (k === 'combine' || k === 'simd') {
+      if (typeof v !== 'boolean') throw new TypeError(`index.${k} must be a boolean`);
+    } else if (k === 'work' || k === 'memory' || k === 'cutsMemory') {
       if (!Number.isSafeInteger(v) || (v as number) < 0) throw new RangeError(`index.${k} must be a non-negative integer`);
     } else {
-      throw new TypeError(`unknown index option '${k}' (known: combine, work, memory)`);
+      throw new TypeError(`unknown index option '${k}' (known: combine, work, memory, cuts, cutsMemory, simd)`);
     }
   }
   return o;

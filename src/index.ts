@@ -3,7 +3,7 @@
  * and `import ... from 'nfsieve'`.
  */
 export { decodeFrame, decodeFrames, packetJson, recordToPacket } from './decode/packet';
-export type { DecodedPacket, IkeHeader, Fragment, NattKind } from './decode/packet';
+export type { DecodedPacket, IkeHeader, Fragment, NattKind, NfAh } from './decode/packet';
 export { referenceDecode } from './decode/reference';
 export { formatAddress, parseAddress } from './decode/address';
 export { NfsieveError, errorCode } from './errors';
@@ -20,19 +20,20 @@ export { compile } from './compile/compile';
 export type { CompiledPolicy, Warning, WarningKind } from './compile/compile';
 export { Classifier, LINKTYPE_RAW } from './classifier';
 export type { ClassifyResult, PacketMeta, CounterRow } from './classifier';
-export type { IndexOptions, NativeClassifier, NativeQueueStats, NativeMeta } from './native';
+export type { IndexOptions, NativeClassifier, NativeQueueStats, NativeMeta, NativeSetElement, NativeSetMember } from './native';
 export { referenceEvaluate } from './reference/evaluate';
 export type { Decision, VerdictName, Meta, SetContents, LimitState } from './reference/evaluate';
 export { importIptables, importIptablesFile, loadIpset } from './iptables/import';
 export type { ImportOptions } from './iptables/import';
+export type { Backend } from './iptables/rule';
 export { loadClassbenchRules, parseClassbenchRules, loadTrace } from './classbench/classbench';
 export type { Trace } from './classbench/classbench';
 export { generateTrace, synthesizeRules, synthesizeClassbenchText } from './classbench/generate';
 export { attach, parseQueueRange } from './queue';
 export type { Attachment, AttachmentEvents, AttachOptions, AttachStats, QueueStats, QueueCounters, RuleCounter } from './queue';
 export { SetError } from './sets';
-export type { SetOperations, SetMember, SetSizes, Origin, OriginSelector, AddOptions, DeleteOptions } from './sets';
+export type { SetOperations, SetMember, SetSizes, Origin, OriginSelector, AddOptions, DeleteOptions, SetErrorCode } from './sets';
 export { startVici, DEFAULT_VICI_SOCKET } from './ike/vici';
 export type { ViciLearner, ViciOptions, LearnTarget } from './ike/vici';
 export { renderMetrics, serveMetrics, attachmentSnapshot } from './metrics';
-export type { MetricsSnapshot, MetricsServer } from './metrics';
+export type { MetricsSnapshot, MetricsServer, QueueMetrics, Count } from './metrics';

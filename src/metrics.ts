@@ -11,7 +11,8 @@ export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 export const METRICS_PATH = '/metrics';
 export const DEFAULT_METRICS_HOST = '127.0.0.1';
 
-type Count = number | bigint;
+/** A counter value as the sources give it. */
+export type Count = number | bigint;
 
 export interface QueueMetrics {
   queue: number;

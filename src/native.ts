@@ -72,6 +72,12 @@ export interface IndexOptions {
   work?: number;
   /** Bytes of derived vectors and maps (default: the larger of 8 MiB and twice the table). */
   memory?: number;
+  /** Cut trees (docs/algorithm.md): for the families whose rule sets call for them (true, the default), never (false), or for every family ('always'). */
+  cuts?: boolean | 'always';
+  /** Bytes of cut trees and leaves per family before nodes stop being cut (default: the larger of 8 MiB and half the table). */
+  cutsMemory?: number;
+  /** AVX2 leaf scans where the CPU has them (default true; NFSIEVE_SIMD=scalar in the environment also turns them off). */
+  simd?: boolean;
 }
 
 export interface QueueEngineOptions {

@@ -2,14 +2,19 @@
  * NFQUEUE under overload and the `run` options the main NFQUEUE test leaves
  * alone, as root in namespaces: a full queue with and without --fail-open,
  * ENOBUFS under a tiny --rcvbuf, two queues with --queue-balance, --copy-range,
- * --no-gso, --reject-mark and IPv6. Every check counts packets (iptables rule
+ * --no-gso, --reject-mark and IPv6; two queues behind the rules `nfsieve hook`
+ * prints, exact over 200 sources, by flow hash and by CPU. Every check counts packets (iptables rule
  * counters against our statistics); every wait ends on a count, never a time.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { ChildProcess } from 'node:child_process';
-import { Lab, Link, labSkip, sh, ruleCount, udpFrame } from './support/netns';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { Lab, Link, labSkip, sh, ruleCount, udpFrame, espFrame } from './support/netns';
+import { writePcap } from '../src/capture/pcap';
 import { ROOT } from './support/compare';
 import { onJsonLines } from '../src/cli/output';
 
@@ -153,6 +158,70 @@ test('run --queue N:M with --queue-balance: both queues classify, nothing lost',
   assert.equal(qs[0].received + qs[1].received, entered());
   assert.equal(arrived(), entered());
 });
+
+/** Send FRAMES from a process pinned to CPU (the kernel receives a veth frame on the sender's CPU); resolves with the count. */
+function sendPinned(cpu: number, frames: Uint8Array[], repeat: number): Promise<number> {
+  const file = lab.file(`pinned-${cpu}-${Date.now()}.pcap`, '');
+  fs.writeFileSync(file, writePcap(frames.map((data) => ({ data })), 1));
+  const child = lab.spawn(peer.ns, ['taskset', '-c', String(cpu), process.execPath, path.join(ROOT, 'build-test', 'test', 'support', 'send-frames.js'), peer.ifname, file, String(repeat)]);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`sender exited ${code}`)))));
+}
+
+for (const fanout of [false, true]) {
+  test(`two queues behind hook's ${fanout ? '--queue-balance --queue-cpu-fanout' : '--queue-balance'} rules: 200 sources, every packet of the 100 known passes, every one of the unknown is dropped, both queues used, none lost`, { skip }, async () => {
+    const cpus = os.cpus().length;
+    const net = peer.address.replace(/\.\d+$/, '');
+    const known = Array.from({ length: 100 }, (_, i) => `${net}.${10 + i}`);
+    const unknown = Array.from({ length: 100 }, (_, i) => `${net}.${110 + i}`);
+    const policy = lab.file('two-queues.yaml', `default: accept\nsets:\n  gateways:\n    elements: [${known.join(', ')}]\nrules:\n` +
+      '  - {name: ike-known, src: "@gateways", proto: udp, dport: [500, 4500], action: accept}\n  - {name: esp-known, src: "@gateways", proto: esp, action: accept}\n' +
+      '  - {name: ike-unknown, proto: udp, dport: [500, 4500], action: drop}\n  - {name: esp-unknown, proto: esp, action: drop}\n');
+    for (const t of ['mangle', 'filter']) sh(['iptables', '-t', t, '-F'], { ns: gw.ns });
+    const hookArgs = [policy, '--queue', `${Q}:${Q + 1}`, '--hook-table', 'mangle', '--hook-chain', 'PREROUTING', ...(fanout ? ['--cpu-fanout'] : [])];
+    const script = spawnSync(process.execPath, [BIN, 'hook', ...hookArgs], { encoding: 'utf8' });
+    assert.equal(script.status, 0, script.stderr);
+    assert.ok(script.stdout.includes(`--queue-balance ${Q}:${Q + 1}${fanout ? ' --queue-cpu-fanout' : ''}`), script.stdout);
+    sh(['sh', '-e'], { ns: gw.ns, input: script.stdout });
+    for (const [range, what] of [[`${known[0]}-${known[99]}`, 'known'], [`${unknown[0]}-${unknown[99]}`, 'unknown']]) {
+      // Counted in front of the hook's jump: what reached netfilter (the veth backlog may drop some before).
+      sh(['iptables', '-t', 'mangle', '-I', 'PREROUTING', '1', '-m', 'iprange', '--src-range', range, '-m', 'comment', '--comment', `entered-${what}`], { ns: gw.ns });
+    }
+    sh(['iptables', '-A', 'INPUT', '-m', 'iprange', '--src-range', `${known[0]}-${known[99]}`, '-m', 'comment', '--comment', 'arrived-known'], { ns: gw.ns });
+    sh(['iptables', '-A', 'INPUT', '-m', 'iprange', '--src-range', `${unknown[0]}-${unknown[99]}`, '-m', 'comment', '--comment', 'arrived-unknown'], { ns: gw.ns });
+    const queuedCount = (): number => sh(['iptables', '-t', 'mangle', '-L', 'NFSIEVE', '-v', '-x', '-n'], { ns: gw.ns }).split('\n').filter((l) => l.includes('NFQUEUE')).reduce((n, l) => n + Number(l.trim().split(/\s+/)[0]), 0);
+    const run = await startRun(policy, `${Q}:${Q + 1}`);
+    try {
+      const frames = [...known, ...unknown].flatMap((src, i) => [
+        udpFrame(gw.mac, peer.mac, src, gw.address, 500, 500, new Uint8Array(28)),
+        espFrame(gw.mac, peer.mac, src, gw.address, 0x1000 + i, 1),
+      ]);
+      // Two senders on two CPUs (one when there is only one): --queue-cpu-fanout picks the queue by CPU.
+      const sent = (await Promise.all([0, 1].slice(0, Math.min(2, cpus)).map((cpu) => sendPinned(cpu, frames, 10)))).reduce((a, b) => a + b, 0);
+      const arrivedKnown = (): number => ruleCount(gw.ns, 'filter', 'INPUT', 'arrived-known');
+      const enteredKnown = (): number => ruleCount(gw.ns, 'mangle', 'PREROUTING', 'entered-known');
+      const enteredUnknown = ruleCount(gw.ns, 'mangle', 'PREROUTING', 'entered-unknown');
+      // Every queued packet has had its verdict once the queues are empty and every known one that entered arrived.
+      assert.ok(await waitFor(() => kernelQueue(Q)[2] === 0 && kernelQueue(Q + 1)[2] === 0 && arrivedKnown() >= enteredKnown(), 20000), `${arrivedKnown()} of ${enteredKnown()} arrived`);
+      for (const q of [Q, Q + 1]) assert.deepEqual(kernelQueue(q).slice(5, 7), [0, 0], `queue ${q}: the kernel dropped nothing`);
+      const qs = await stopRun(run);
+      const entered = queuedCount();
+      assert.ok(entered > sent * 0.9, `${entered} of ${sent} reached the queue rules`);
+      assert.equal(entered, enteredKnown() + enteredUnknown, 'everything from the 200 sources was queued');
+      assert.deepEqual(qs.map((q) => q.queue), [Q, Q + 1]);
+      for (const q of qs) assert.ok(q.received > 0, `queue ${q.queue} saw nothing`);
+      assert.equal(qs[0].received + qs[1].received, entered, 'every queued packet was received by one of the queues');
+      assert.equal(arrivedKnown(), enteredKnown(), 'every packet of the known sources passed');
+      assert.equal(ruleCount(gw.ns, 'filter', 'INPUT', 'arrived-unknown'), 0, 'no packet of an unknown source passed');
+      assert.equal(qs[0].accepted + qs[1].accepted, enteredKnown());
+      assert.equal(qs[0].dropped + qs[1].dropped, enteredUnknown);
+    } finally {
+      const del = spawnSync(process.execPath, [BIN, 'hook', '--delete', '--hook-table', 'mangle', '--hook-chain', 'PREROUTING'], { encoding: 'utf8' });
+      sh(['sh', '-e'], { ns: gw.ns, input: del.stdout });
+    }
+  });
+}
 
 test('--copy-range: the kernel copies that many bytes, ports are still classified, packets leave whole', { skip }, async () => {
   hook(['--queue-num', String(Q)]);

@@ -4,11 +4,13 @@
  * dpdk-dev is installed). First match wins: rule i gets priority N - i and
  * userdata i + 1.
  *
- * Usage: acl_bench RULES TUPLES OUT [EAL args...]
+ * Usage: acl_bench RULES TUPLES[,TUPLES...] OUT [EAL args...]
  *   RULES   ClassBench rules file
- *   TUPLES  binary trace: 5 little-endian u32 per header (src dst sport dport proto)
- *   OUT     binary results: one i32 per header, the 0-based rule or -1
- * Prints one JSON line: {"rules":N,"build_ms":B,"packets":P,"ns_per_packet":X}.
+ *   TUPLES  binary traces: 5 little-endian u32 per header (src dst sport dport proto)
+ *   OUT     binary results, OUT.0, OUT.1, ... one per trace: one i32 per header, the 0-based rule or -1
+ * Prints one JSON line: {"rules":N,"build_ms":B,"runs":[{"packets":P,"ns_per_packet":X},...]}.
+ * Run with --log-level=lib.acl:debug, DPDK logs the context's runtime memory
+ * ("total: N bytes") on stderr; bench/rteacl.ts reads it from there.
  * Build: cc -O2 acl_bench.c $(pkg-config --cflags --libs libdpdk) -o acl_bench
  */
 #include <arpa/inet.h>
@@ -59,6 +61,53 @@ static int parse_prefix(const char *s, uint32_t *addr, uint32_t *len) {
   return 0;
 }
 
+// Classify one trace five times (batches of 64), write the results of the
+// last pass to `out`, and print its JSON object (best pass).
+static int run_trace(const struct rte_acl_ctx *ctx, const char *tuples_file, const char *out_file, int k) {
+  FILE *t = fopen(tuples_file, "rb");
+  if (!t) { perror(tuples_file); return 1; }
+  fseek(t, 0, SEEK_END);
+  size_t count = ftell(t) / 20;
+  fseek(t, 0, SEEK_SET);
+  uint32_t *tuples = malloc(count * 20);
+  if (fread(tuples, 20, count, t) != count) { fprintf(stderr, "short trace\n"); return 1; }
+  fclose(t);
+  struct header *headers = calloc(count, sizeof(*headers));
+  const uint8_t **ptrs = malloc(count * sizeof(*ptrs));
+  for (size_t i = 0; i < count; i++) {
+    headers[i].src = htonl(tuples[5 * i]);
+    headers[i].dst = htonl(tuples[5 * i + 1]);
+    headers[i].sport = htons((uint16_t)tuples[5 * i + 2]);
+    headers[i].dport = htons((uint16_t)tuples[5 * i + 3]);
+    headers[i].proto = (uint8_t)tuples[5 * i + 4];
+    ptrs[i] = (const uint8_t *)&headers[i];
+  }
+  uint32_t *results = malloc(count * sizeof(uint32_t));
+  double best = 1e30;
+  for (int rep = 0; rep < 5; rep++) {
+    double s = now_ns();
+    for (size_t i = 0; i < count; i += 64) {
+      uint32_t num = (uint32_t)(count - i < 64 ? count - i : 64);
+      rte_acl_classify(ctx, ptrs + i, results + i, num, 1);
+    }
+    double e = now_ns() - s;
+    if (e < best) best = e;
+  }
+  FILE *o = fopen(out_file, "wb");
+  if (!o) { perror(out_file); return 1; }
+  for (size_t i = 0; i < count; i++) {
+    int32_t r = results[i] ? (int32_t)results[i] - 1 : -1;
+    fwrite(&r, 4, 1, o);
+  }
+  fclose(o);
+  printf("%s{\"packets\":%zu,\"ns_per_packet\":%.1f}", k ? "," : "", count, best / count);
+  free(tuples);
+  free(headers);
+  free(ptrs);
+  free(results);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 4) {
     fprintf(stderr, "usage: acl_bench RULES TUPLES OUT [EAL args...]\n");
@@ -100,24 +149,6 @@ int main(int argc, char **argv) {
     rules[i].data.priority = (int32_t)(n - i);
     rules[i].data.userdata = (uint32_t)(i + 1);
   }
-  FILE *t = fopen(tuples_file, "rb");
-  if (!t) { perror(tuples_file); return 1; }
-  fseek(t, 0, SEEK_END);
-  size_t count = ftell(t) / 20;
-  fseek(t, 0, SEEK_SET);
-  uint32_t *tuples = malloc(count * 20);
-  if (fread(tuples, 20, count, t) != count) { fprintf(stderr, "short trace\n"); return 1; }
-  fclose(t);
-  struct header *headers = calloc(count, sizeof(*headers));
-  const uint8_t **ptrs = malloc(count * sizeof(*ptrs));
-  for (size_t i = 0; i < count; i++) {
-    headers[i].src = htonl(tuples[5 * i]);
-    headers[i].dst = htonl(tuples[5 * i + 1]);
-    headers[i].sport = htons((uint16_t)tuples[5 * i + 2]);
-    headers[i].dport = htons((uint16_t)tuples[5 * i + 3]);
-    headers[i].proto = (uint8_t)tuples[5 * i + 4];
-    ptrs[i] = (const uint8_t *)&headers[i];
-  }
   double t0 = now_ns();
   struct rte_acl_param prm = {.name = "nfsieve-bench", .socket_id = SOCKET_ID_ANY, .rule_size = RTE_ACL_RULE_SZ(NUM_FIELDS),
                               .max_rule_num = (uint32_t)n};
@@ -133,24 +164,15 @@ int main(int argc, char **argv) {
     return 1;
   }
   double build_ms = (now_ns() - t0) / 1e6;
-  uint32_t *results = malloc(count * sizeof(uint32_t));
-  double best = 1e30;
-  for (int rep = 0; rep < 5; rep++) {
-    double s = now_ns();
-    for (size_t i = 0; i < count; i += 64) {
-      uint32_t num = (uint32_t)(count - i < 64 ? count - i : 64);
-      rte_acl_classify(ctx, ptrs + i, results + i, num, 1);
-    }
-    double e = now_ns() - s;
-    if (e < best) best = e;
+  printf("{\"rules\":%zu,\"build_ms\":%.1f,\"runs\":[", n, build_ms);
+  char *list = strdup(tuples_file), *save = NULL;
+  int k = 0;
+  for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save), k++) {
+    char out[4096];
+    snprintf(out, sizeof(out), "%s.%d", out_file, k);
+    if (run_trace(ctx, name, out, k) != 0) return 1;
   }
-  FILE *o = fopen(out_file, "wb");
-  for (size_t i = 0; i < count; i++) {
-    int32_t r = results[i] ? (int32_t)results[i] - 1 : -1;
-    fwrite(&r, 4, 1, o);
-  }
-  fclose(o);
-  printf("{\"rules\":%zu,\"build_ms\":%.1f,\"packets\":%zu,\"ns_per_packet\":%.1f}\n", n, build_ms, count, best / count);
+  printf("]}\n");
   rte_acl_free(ctx);
   rte_eal_cleanup();
   return 0;

@@ -76,6 +76,23 @@ uint32_t truncated_key(const Decoded& d) {
 
 Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
     : table_(std::move(table)), index_(new LookupIndex(*table_, limits)), limits_(new LimitState(*table_)) {
+  // Which structure serves a family, from the rule count and what the vector
+  // index became: when its last stage names the rule (a few loads, no AND), or
+  // the vectors span one summary word (4,096 rules or fewer, where the AND
+  // reads few blocks), it stays; otherwise the AND would read candidate
+  // blocks that may turn out empty, and cut trees take over
+  // (docs/algorithm.md has the measurements).
+  CutsLimits cl;
+  cl.enabled = limits.cuts != IndexLimits::kCutsOff;
+  cl.memory = limits.cuts_memory;
+  cl.simd = limits.simd;
+  for (int fam : {4, 6}) {
+    const FamilyIndex& fx = index_->family(fam);
+    const bool direct = !fx.stages.empty() && fx.stages.back().final;
+    const bool small = table_->family(fam).summary_words <= 1;
+    const bool want = limits.cuts == IndexLimits::kCutsAlways || (!direct && !small);
+    if (want && table_->family(fam).dim_count > 0) cuts_[fam == 6].build(*table_, table_->family(fam), cl);
+  }
   simple_.resize(table_->rule_count());
   for (uint32_t i = 0; i < table_->rule_count(); i++) {
     const RuleRec& r = table_->rule(i);

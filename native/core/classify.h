@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "cuts.h"
 #include "decode.h"
 #include "index.h"
 #include "limit.h"
@@ -87,7 +88,9 @@ class Classifier {
 
   const Table& table() const { return *table_; }
   // Bytes of the lookup index derived from the table (beside the table's own).
-  size_t index_bytes() const { return index_->byte_size(); }
+  size_t index_bytes() const { return index_->byte_size() + cuts_[0].byte_size() + cuts_[1].byte_size(); }
+  // Whether a family is served by cut trees (cuts.h) rather than the vector index.
+  bool uses_cuts(int fam) const { return cuts_[fam == 6].usable(); }
   std::vector<NamedSet>& sets() { return sets_; }
   NamedSet* find_set(const std::string& name);
   // Rate-limit state (buckets), shared by every thread that classifies.
@@ -108,6 +111,7 @@ class Classifier {
  private:
   std::unique_ptr<Table> table_;
   std::unique_ptr<LookupIndex> index_;
+  FamilyCuts cuts_[2];  // IPv4, IPv6
   std::vector<uint8_t> simple_;  // per rule: terminal, no residual checks
   std::vector<NamedSet> sets_;
   std::unique_ptr<LimitState> limits_;
@@ -120,6 +124,10 @@ class Classifier {
   };
   void lanes(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,
              Verdict* out, Counters* counters) const;
+  // The same through the family's cut trees; lanes whose first candidate
+  // needs the full scan (residual checks, non-terminal actions) go on to lanes().
+  void lanes_cuts(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,
+                  Verdict* out, Counters* counters) const;
   // The full scan: residual checks, marks, non-terminal actions. `first`,
   // when below the rule count, is already known to be the first candidate.
   void decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters, uint32_t first) const;

@@ -28,6 +28,10 @@ struct IndexLimits {
   bool combine = true;              // pre-combine fields at all
   uint64_t work = uint64_t(1) << 22;  // vector words touched while combining, per family (~10 ms)
   uint64_t memory = 0;              // bytes of derived vectors and maps; 0: max(8 MiB, 2 x table)
+  enum Cuts : uint8_t { kCutsOff, kCutsAuto, kCutsAlways };
+  Cuts cuts = kCutsAuto;            // cut trees (cuts.h): never, where the rule set calls for them, always
+  uint64_t cuts_memory = 0;         // bytes of cut trees per family; 0: max(8 MiB, table / 2)
+  bool simd = true;                 // AVX2 where the CPU has it (NFSIEVE_SIMD=scalar also turns it off)
 };
 
 // Field key -> class.

@@ -171,7 +171,10 @@ void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta
         which[k] = k;
         k++;
       }
-      lanes(p, m, meta_stride, k, fam, which, out + base, counters);
+      // Cut trees finish lanes whose rule takes no token; the others go on to
+      // lanes() in their batch order.
+      if (cuts_[fam == 6].usable()) lanes_cuts(p, m, meta_stride, k, fam, which, out + base, counters);
+      else lanes(p, m, meta_stride, k, fam, which, out + base, counters);
       base += k;
     }
     return;
@@ -186,8 +189,10 @@ void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta
       else if (p[j].family == 6) which6[k6++] = j;
       else not_ip(m[j * meta_stride], &out[base + j]);
     }
-    if (k4) lanes(p, m, meta_stride, k4, 4, which4, out + base, counters);
-    if (k6) lanes(p, m, meta_stride, k6, 6, which6, out + base, counters);
+    if (k4 && cuts_[0].usable()) lanes_cuts(p, m, meta_stride, k4, 4, which4, out + base, counters);
+    else if (k4) lanes(p, m, meta_stride, k4, 4, which4, out + base, counters);
+    if (k6 && cuts_[1].usable()) lanes_cuts(p, m, meta_stride, k6, 6, which6, out + base, counters);
+    else if (k6) lanes(p, m, meta_stride, k6, 6, which6, out + base, counters);
   }
 }
 
@@ -304,6 +309,46 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
     if (r >= rules || simple_[r]) finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
     else decide(lk[q], p[which[q]], m[which[q] * stride], &out[which[q]], counters, r);
   }
+}
+
+// Up to kLanes packets of one family through its cut trees: each packet's
+// keys clamped into box space, the trees walked in lockstep (cuts.h), then the
+// verdict of the first candidate, or the full scan when that rule has residual
+// checks or does not end the scan.
+void Classifier::lanes_cuts(const Decoded* p, const Meta* m, size_t stride, int k, int fam, const int* which, Verdict* out,
+                            Counters* counters) const {
+  const Family& f = table_->family(fam);
+  const FamilyIndex& fx = index_->family(fam);
+  const FamilyCuts& cuts = cuts_[fam == 6];
+  alignas(32) uint32_t keys[kLanes][kCutDims] = {};
+  for (int i = 0; i < cuts.dims(); i++) {
+    uint64_t raw[kLanes];
+    narrow_keys(f.dims[cuts.dim(i)].field, p, m, stride, which, k, raw);
+    const uint64_t clamp = cuts.clamp(i);
+    for (int q = 0; q < k; q++) keys[q][i] = static_cast<uint32_t>(raw[q] < clamp ? raw[q] : clamp);
+  }
+  // A rule whose conditions are not all boxes: its bit in every field's vector.
+  auto verify = [&](int q, uint32_t r) {
+    const Decoded& d = p[which[q]];
+    const Meta& mq = m[which[q] * stride];
+    for (int i = 0; i < f.dim_count; i++) {
+      const Dim& dim = f.dims[i];
+      const Key key = packet_key(dim.field, dim.wide, d, mq);
+      const uint32_t c = dim.wide ? dim.classes[interval_wide(dim, key)] : narrow_class(dim, fx.maps[i], key.lo);
+      if (!((dim.vectors[size_t(c) * f.words + (r >> 6)] >> (r & 63)) & 1)) return false;
+    }
+    return true;
+  };
+  const uint32_t rules = table_->rule_count();
+  uint32_t first[kLanes];
+  cuts.first(keys, k, rules, first, verify);
+  int slow[kLanes], ns = 0;
+  for (int q = 0; q < k; q++) {
+    const uint32_t r = first[q];
+    if (r >= rules || simple_[r]) finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+    else slow[ns++] = which[q];
+  }
+  if (ns) lanes(p, m, stride, ns, fam, slow, out, counters);
 }
 
 }  // namespace nfsieve

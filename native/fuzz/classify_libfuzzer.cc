@@ -43,10 +43,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nfsieve::IndexLimits limits;  // pre-combination stopped early or run further, small either way
   limits.work = (data[0] & 1) ? 1u << 10 : 1u << 16;
   limits.memory = 1u << 20;
+  // Cut trees whatever the rule count, sometimes cut short, AVX2 or scalar leaf scans.
+  if (data[0] & 2) limits.cuts = nfsieve::IndexLimits::kCutsAlways;
+  if (data[0] & 4) limits.cuts_memory = 256;
+  limits.simd = !(data[0] & 8);
   nfsieve::Classifier fast(std::move(indexed), limits);
   nfsieve::Classifier lanes(std::move(batched), limits);
+  // The plainest way the core has: per-field classes, their vectors ANDed rule
+  // by rule in table order; no pre-combination, no cut trees, scalar.
   nfsieve::IndexLimits none;
   none.combine = false;
+  none.cuts = nfsieve::IndexLimits::kCutsOff;
+  none.simd = false;
   nfsieve::Classifier slow(std::move(plain), none);
   std::vector<nfsieve::Decoded> packets;
   std::vector<nfsieve::Meta> metas;

@@ -154,28 +154,35 @@ bool NfqSocket::open(const QueueConfig& c, std::string* error) {
     w.end();
     return request(msg, error);
   };
+  // Bind and configure in ONE message. The kernel creates the instance on
+  // BIND with copy mode NONE, and until PARAMS arrives every packet sent to
+  // the queue is dropped (nfqnl_enqueue_packet returns -EINVAL, which
+  // --queue-bypass does not cover: it bypasses only when no instance exists).
+  // nfqnl_recv_config applies CMD, PARAMS, QUEUE_MAXLEN and FLAGS of one
+  // message in that order within one call, so that window shrinks from a
+  // netlink round trip per message to a few instructions. The flags are
+  // validated before the bind: a kernel without NFQUEUE conntrack glue
+  // refuses the whole message (EOPNOTSUPP), which is then sent again
+  // without the conntrack flag.
   nfqnl_msg_config_cmd bind_cmd{NFQNL_CFG_CMD_BIND, 0, 0};
-  if (!send([&] { w.attr(NFQA_CFG_CMD, &bind_cmd, sizeof(bind_cmd)); })) return close(), false;
   nfqnl_msg_config_params params{htonl(c.copy_range), NFQNL_COPY_PACKET};
-  if (!send([&] { w.attr(NFQA_CFG_PARAMS, &params, sizeof(params)); })) return close(), false;
-  if (!send([&] { w.attr_be32(NFQA_CFG_QUEUE_MAXLEN, c.max_len); })) return close(), false;
+  const uint32_t mask = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_CONNTRACK | NFQA_CFG_F_GSO;
   uint32_t flags =
       (c.fail_open ? NFQA_CFG_F_FAIL_OPEN : 0) | (c.conntrack ? NFQA_CFG_F_CONNTRACK : 0) | (c.gso ? NFQA_CFG_F_GSO : 0);
-  uint32_t mask = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_CONNTRACK | NFQA_CFG_F_GSO;
+  auto bind_and_configure = [&] {
+    w.attr(NFQA_CFG_CMD, &bind_cmd, sizeof(bind_cmd));
+    w.attr(NFQA_CFG_PARAMS, &params, sizeof(params));
+    w.attr_be32(NFQA_CFG_QUEUE_MAXLEN, c.max_len);
+    w.attr_be32(NFQA_CFG_MASK, mask);
+    w.attr_be32(NFQA_CFG_FLAGS, flags);
+  };
   conntrack_ok_ = c.conntrack;
-  if (!send([&] {
-        w.attr_be32(NFQA_CFG_MASK, mask);
-        w.attr_be32(NFQA_CFG_FLAGS, flags);
-      })) {
+  if (!send(bind_and_configure)) {
     if (!(c.conntrack && last_errno_ == EOPNOTSUPP)) return close(), false;
     // The kernel has no conntrack glue for NFQUEUE: go on without it.
     conntrack_ok_ = false;
     flags &= ~NFQA_CFG_F_CONNTRACK;
-    if (!send([&] {
-          w.attr_be32(NFQA_CFG_MASK, mask);
-          w.attr_be32(NFQA_CFG_FLAGS, flags);
-        }))
-      return close(), false;
+    if (!send(bind_and_configure)) return close(), false;
   }
   size_t slot = std::max<size_t>(c.copy_range + 4096, 8192);
   rx_.assign(64, std::vector<uint8_t>(slot));

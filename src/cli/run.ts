@@ -19,12 +19,13 @@ import { Output } from './output';
 import { loadPolicyArg, POLICY_FLAGS } from './policy-arg';
 import { startVici, checkLearnSet, DEFAULT_LEARN_SET } from '../ike/vici';
 import { serveMetrics, parseListen, attachmentSnapshot } from '../metrics';
+import { IpsetSync } from '../hook/ipset-sync';
 
 export const RUN_FLAGS = {
   ...POLICY_FLAGS, queue: 'string', 'fail-open': 'boolean', 'copy-range': 'string', 'stats-every': 'string', json: 'boolean',
   'max-len': 'string', rcvbuf: 'string', 'reject-mark': 'string', 'no-gso': 'boolean',
   control: 'string', 'control-group': 'string', 'no-control': 'boolean', state: 'string',
-  vici: 'boolean', 'vici-socket': 'string', 'learn-set': 'string', metrics: 'string',
+  vici: 'boolean', 'vici-socket': 'string', 'learn-set': 'string', metrics: 'string', offload: 'boolean',
 } as const;
 
 /** Counters as plain JSON (what --json prints and the control socket's `stats` answers). */
@@ -97,7 +98,7 @@ function expire(a: Attachment): void {
 
 export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const queueText = stringFlag(args, 'queue');
-  if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--stats-every S] [--json] [--reject-mark M] [--control PATH [--control-group G] | --no-control] [--state FILE] [--vici [--vici-socket PATH] [--learn-set NAME]] [--metrics HOST:PORT]');
+  if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--stats-every S] [--json] [--reject-mark M] [--control PATH [--control-group G] | --no-control] [--state FILE] [--vici [--vici-socket PATH] [--learn-set NAME]] [--metrics HOST:PORT] [--offload]');
   const file = args.positional[0];
   const queues = parseQueueRange(queueText);
   const every = intFlag(args, 'stats-every', 0, 86400) ?? 10;
@@ -126,11 +127,15 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   };
   attachment.on('error', (e: Error) => note(`error: ${e.message}`));
   attachment.on('stats', (s: AttachStats) => say(asJson ? json(s, 'stats') : table(s)));
+  // --offload: the set operations also keep hook --offload's ipsets a subset of the live sets.
+  const offload = args.flags.has('offload') ? new IpsetSync(attachment, { log: note }) : null;
+  const sets = offload ?? attachment;
   // SIGHUP and the control socket's `reload`: one function, one outcome.
   const reloadPolicy = (): ReloadOutcome => {
     try {
       const next = compile(loadPolicyArg(file, args), { analyse: false });
-      attachment.reload(next);
+      if (offload) offload.reload(next.policy, () => attachment.reload(next));
+      else attachment.reload(next);
       compiled = next;
       reloads.ok++;
       return { ok: true, message: `reloaded ${file}: ${next.policy.rules.length} rules` };
@@ -140,13 +145,14 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
     }
   };
   const service = new ControlService(
-    { sets: attachment, stats: () => statsView(attachment.stats()), reload: () => { const r = reloadPolicy(); note(r.message); return r; } },
+    { sets, stats: () => statsView(attachment.stats()), reload: () => { const r = reloadPolicy(); note(r.message); return r; } },
     { stateFile: stringFlag(args, 'state'), log: note },
   );
   const stateFile = stringFlag(args, 'state');
   if (stateFile) restoreState(service, stateFile, note);
   let server: ControlServer | null;
   try {
+    if (offload) { offload.start(); note(`offload: keeping ipsets ${offload.ipsets.join(', ') || '(none: no rule is offloaded)'}`); }
     server = await openControl(args, service, note);
   } catch (e) {
     await attachment.close();
@@ -167,7 +173,7 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   });
   note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}`, { queues, failOpen });
   for (const w of attachment.warnings) note(`warning: ${w}`);
-  const vici = useVici ? startVici(attachment, { socket: stringFlag(args, 'vici-socket'), set: stringFlag(args, 'learn-set') }, note) : null;
+  const vici = useVici ? startVici(sets, { socket: stringFlag(args, 'vici-socket'), set: stringFlag(args, 'learn-set') }, note) : null;
   const snapshot = () => attachmentSnapshot(attachment, { reloads, vici: vici ? { connected: vici.connected, hosts: vici.hosts().length } : undefined });
   const metrics = metricsAt && await serveMetrics(metricsAt, snapshot).catch(async (e: Error) => {
     await vici?.close();

@@ -141,7 +141,10 @@ export function offloadSets(policy: Policy, chosen: number[]): { name: string; f
 export function ipsetInstall(sets: { name: string; family: 4 | 6; members: string[] }[]): string[] {
   const out: string[] = [];
   for (const s of sets) {
-    out.push(`ipset create -exist ${s.name} hash:net family ${s.family === 4 ? 'inet' : 'inet6'}`);
+    // `timeout 0`: members may carry their own timeouts (run --offload gives live members nfsieve's, shortened).
+    // A set of that name created without it (an older hook) is replaced by one with it, atomically, by swap.
+    const create = `hash:net family ${s.family === 4 ? 'inet' : 'inet6'} timeout 0`;
+    out.push(`ipset create -exist ${s.name} ${create} 2>/dev/null || { ipset create ${s.name}.t ${create} && ipset swap ${s.name}.t ${s.name} && ipset destroy ${s.name}.t; }`);
     // Replaced whole: flush, then the members. Meanwhile a member missing from the ipset is only queued.
     out.push(`ipset flush ${s.name}`);
     if (s.members.length > 0) out.push(`ipset restore -exist <<'EOF'`, ...s.members.map((m) => `add ${s.name} ${m}`), 'EOF');

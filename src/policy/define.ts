@@ -33,6 +33,8 @@ export interface ConditionsInput {
   'ip-proto'?: One<string | number>;
   /** The protocol as netfilter's ipv6_find_hdr() finds it (ip6tables' `-p`); IPv4: the header's field. */
   'nf-proto'?: One<string | number>;
+  /** The protocol as iptables-nft's `meta l4proto` finds it: the same walk stopping at AH (51), nothing when it fails. */
+  'nft-proto'?: One<string | number>;
   /** TCP/UDP source port. */
   sport?: One<Port>;
   /** TCP/UDP destination port. */

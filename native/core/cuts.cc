@@ -1,0 +1,341 @@
+// Building cut trees (see cuts.h): rule boxes read off the table's vectors,
+// rules grouped by which address fields are small, one HiCuts tree per group;
+// and the leaf scan, in AVX2 and scalar forms.
+#include "cuts.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace nfsieve {
+namespace {
+
+constexpr uint32_t kLeafRules = 8;     // a node with this many rules or fewer is a leaf
+constexpr uint32_t kSpace = 4;         // copies of rules a cut may make, per rule of the node
+constexpr uint32_t kMaxCutBits = 12;   // at most 4096 slices per node
+constexpr uint32_t kSmallShift = 16;   // a side is small at most domain / 2^16 wide
+constexpr uint32_t kGroupMinRules = 1; // every group, however small, gets its tree
+constexpr uint64_t kWork = uint64_t(1) << 26;  // rules visited while choosing cuts, per family (~0.3 s)
+
+// Where a rule's bit is set in one field: the hull of its intervals and
+// whether they are one run.
+struct Span {
+  uint32_t lo = 0, hi = 0;
+  uint8_t runs = 0;  // 0 never, 1 one run, 2 several
+};
+
+// Spans of every rule in one field: the vector at interval 0, then the bits
+// that flip at each boundary where the class changes.
+void spans_of(const Family& f, const Dim& dim, uint32_t rules, std::vector<Span>* out) {
+  out->assign(rules, Span());
+  const uint32_t W = f.words, S = f.summary_words, I = dim.boundary_count;
+  std::vector<uint8_t> on(rules, 0);
+  const uint64_t* v0 = dim.vectors + size_t(dim.classes[0]) * W;
+  for (uint32_t w = 0; w < W; w++)
+    for (uint64_t x = v0[w]; x; x &= x - 1) {
+      const uint32_t r = w * 64 + __builtin_ctzll(x);
+      if (r < rules) (*out)[r] = Span{0, 0, 1}, on[r] = 1;
+    }
+  for (uint32_t i = 1; i <= I; i++) {
+    const uint32_t ca = dim.classes[i - 1], cb = dim.classes[i];
+    if (ca == cb) continue;
+    const uint64_t *a = dim.vectors + size_t(ca) * W, *b = dim.vectors + size_t(cb) * W;
+    const uint64_t *sa = dim.summaries + size_t(ca) * S, *sb = dim.summaries + size_t(cb) * S;
+    for (uint32_t sw = 0; sw < S; sw++)
+      for (uint64_t blocks = sa[sw] | sb[sw]; blocks; blocks &= blocks - 1) {
+        const uint32_t w = sw * 64 + __builtin_ctzll(blocks);
+        for (uint64_t x = a[w] ^ b[w]; x; x &= x - 1) {
+          const uint32_t r = w * 64 + __builtin_ctzll(x);
+          if (r >= rules) continue;
+          Span& s = (*out)[r];
+          if (on[r]) {  // the run ends at interval i - 1
+            s.hi = i - 1;
+            on[r] = 0;
+          } else {
+            if (s.runs == 0) s.lo = i;
+            s.runs = s.runs ? 2 : 1;
+            on[r] = 1;
+          }
+        }
+      }
+  }
+  for (uint32_t r = 0; r < rules; r++)
+    if (on[r]) (*out)[r].hi = I;
+}
+
+struct BuildRule {
+  uint32_t id;  // rule index | kVerify
+  RuleBox box;
+};
+
+}  // namespace
+
+class CutsBuilder {
+ public:
+  // `abandon`: once a budget runs out the trees will not be used, so stop.
+  CutsBuilder(FamilyCuts* c, const std::vector<BuildRule>& rules, size_t budget, bool abandon)
+      : c_(c), rules_(rules), budget_(budget), abandon_(abandon) {}
+
+  // One tree over rules `set` (ascending rule order); returns its root word.
+  uint64_t tree(const std::vector<uint32_t>& set, const uint32_t* width_bits) {
+    uint32_t lo[kCutDims] = {0};
+    uint32_t wb[kCutDims];
+    std::memcpy(wb, width_bits, sizeof(wb));
+    return node(set, lo, wb);
+  }
+
+  // Every rule's box (and re-check flag) from the family's vectors; `alive`:
+  // in the base vector and matching some key of every field.
+  static void read_boxes(FamilyCuts* c, const Family& f, uint32_t rules, std::vector<BuildRule>* out, std::vector<uint8_t>* live) {
+    std::vector<BuildRule>& br = *out;
+    std::vector<uint8_t>& alive = *live;
+    br.resize(rules);
+    alive.assign(rules, 0);
+    std::vector<Span> spans;
+    for (uint32_t r = 0; r < rules; r++) {
+      alive[r] = (f.base[r >> 6] >> (r & 63)) & 1;
+      br[r].id = r;
+      for (int i = 0; i < kCutDims; i++) br[r].box.lo[i] = 0, br[r].box.hi[i] = 0xffffffffu;
+    }
+    // Box fields: narrow fields whose boundaries fit 32 bits, at most kCutDims.
+    for (int i = 0; i < f.dim_count; i++) {
+      const Dim& dim = f.dims[i];
+      const uint32_t I = dim.boundary_count;
+      const bool boxed = !dim.wide && c->dims() < kCutDims && (I == 0 || dim.boundaries[I - 1] <= 0xffffffffu);
+      spans_of(f, dim, rules, &spans);
+      const uint32_t clamp = boxed && I ? static_cast<uint32_t>(dim.boundaries[I - 1]) : 0;
+      for (uint32_t r = 0; r < rules; r++) {
+        const Span& s = spans[r];
+        if (s.runs == 0) {
+          alive[r] = 0;
+          continue;
+        }
+        if (!boxed) {
+          if (!(s.runs == 1 && s.lo == 0 && s.hi == I)) br[r].id |= FamilyCuts::kVerify;
+          continue;
+        }
+        if (s.runs > 1) br[r].id |= FamilyCuts::kVerify;
+        const int b = c->dims();
+        br[r].box.lo[b] = s.lo == 0 ? 0 : static_cast<uint32_t>(dim.boundaries[s.lo - 1]);
+        br[r].box.hi[b] = s.hi == I ? clamp : static_cast<uint32_t>(dim.boundaries[s.hi] - 1);
+      }
+      if (boxed) {
+        c->dims_.push_back(i);
+        c->clamp_.push_back(clamp);
+      }
+    }
+  }
+
+ private:
+  FamilyCuts* c_;
+  const std::vector<BuildRule>& rules_;
+  size_t budget_;
+  bool abandon_;
+  uint64_t work_ = 0;
+
+  size_t used() const { return c_->nodes_.size() * 8 + c_->ids_.size() * 4; }
+
+  uint64_t leaf(const std::vector<uint32_t>& set) {
+    const uint32_t from = static_cast<uint32_t>(c_->ids_.size());
+    for (uint32_t i : set) c_->ids_.push_back(rules_[i].id);
+    return FamilyCuts::kLeaf | uint64_t(set.size()) << 32 | from;
+  }
+
+  // Slices of rule i on field d, in a box [lo, lo + 2^wb) cut into 2^b.
+  static void slices(const RuleBox& box, int d, uint32_t lo, uint32_t wb, uint32_t b, uint32_t* s0, uint32_t* s1) {
+    const uint64_t top = uint64_t(lo) + (uint64_t(1) << wb) - 1;
+    const uint64_t a = std::max<uint64_t>(box.lo[d], lo), z = std::min<uint64_t>(box.hi[d], top);
+    const uint32_t shift = wb - b;
+    *s0 = static_cast<uint32_t>((a - lo) >> shift);
+    *s1 = static_cast<uint32_t>((z - lo) >> shift);
+  }
+
+  struct Cut {
+    int d = -1;
+    uint32_t b = 0;
+    uint64_t largest = 0, total = 0;
+  };
+
+  // The best cut count for field d: the most slices whose copies stay within
+  // kSpace x n, judged by the largest child.
+  Cut try_field(const std::vector<uint32_t>& set, int d, uint32_t lo, uint32_t wb) {
+    Cut best;
+    std::vector<int64_t> diff;
+    const uint64_t n = set.size();
+    static constexpr uint32_t kTrials[] = {1, 2, 4, 6, 8, 12};  // cut counts tried: 2^b slices
+    for (uint32_t b : kTrials) {
+      if (b > std::min(wb, kMaxCutBits)) break;
+      const uint32_t np = 1u << b;
+      diff.assign(np + 1, 0);
+      uint64_t total = 0;
+      work_ += n;
+      for (uint32_t i : set) {
+        uint32_t s0, s1;
+        slices(rules_[i].box, d, lo, wb, b, &s0, &s1);
+        diff[s0]++;
+        diff[s1 + 1]--;
+        total += s1 - s0 + 1;
+      }
+      if (b > 1 && total + np > kSpace * n) break;
+      int64_t run = 0, largest = 0;
+      for (uint32_t s = 0; s < np; s++) largest = std::max(largest, run += diff[s]);
+      if (best.d < 0 || uint64_t(largest) < best.largest) best = Cut{d, b, uint64_t(largest), total};
+    }
+    return best;
+  }
+
+  // Rules after one that covers the whole node box (and needs no re-check)
+  // can never be the first match here: drop them.
+  uint64_t node(std::vector<uint32_t> set, const uint32_t* lo, const uint32_t* wb) {
+    for (size_t j = 0; j < set.size(); j++) {
+      const BuildRule& r = rules_[set[j]];
+      bool covers = !(r.id & FamilyCuts::kVerify);
+      for (int d = 0; d < c_->dims() && covers; d++)
+        covers = r.box.lo[d] <= lo[d] && uint64_t(r.box.hi[d]) >= uint64_t(lo[d]) + (uint64_t(1) << wb[d]) - 1;
+      if (covers) {
+        set.resize(j + 1);
+        break;
+      }
+    }
+    if (set.size() <= kLeafRules) return leaf(set);
+    if (used() > budget_ || work_ > kWork) c_->cut_short_ = true;
+    if (c_->cut_short_) return abandon_ ? FamilyCuts::kLeaf : leaf(set);
+    Cut best;
+    for (int d = 0; d < c_->dims(); d++) {
+      if (wb[d] == 0) continue;
+      Cut c = try_field(set, d, lo[d], wb[d]);
+      if (c.d >= 0 && (best.d < 0 || c.largest < best.largest || (c.largest == best.largest && c.total < best.total))) best = c;
+    }
+    if (best.d < 0 || best.largest >= set.size()) return leaf(set);  // no cut separates them
+    const int d = best.d;
+    const uint32_t np = 1u << best.b, shift = wb[d] - best.b;
+    std::vector<std::vector<uint32_t>> child(np);
+    for (uint32_t i : set) {
+      uint32_t s0, s1;
+      slices(rules_[i].box, d, lo[d], wb[d], best.b, &s0, &s1);
+      for (uint32_t s = s0; s <= s1; s++) child[s].push_back(i);
+    }
+    const uint32_t base = static_cast<uint32_t>(c_->nodes_.size());
+    c_->nodes_.resize(base + np);
+    uint32_t clo[kCutDims], cwb[kCutDims];
+    std::vector<uint32_t> prev;
+    std::memcpy(clo, lo, sizeof(clo));
+    std::memcpy(cwb, wb, sizeof(cwb));
+    cwb[d] = shift;
+    for (uint32_t s = 0; s < np; s++) {
+      uint64_t word;
+      if (s > 0 && child[s] == prev) {
+        word = c_->nodes_[base + s - 1];  // same rules: same subtree
+      } else {
+        prev = child[s];
+        clo[d] = lo[d] + (s << shift);
+        word = node(std::move(child[s]), clo, cwb);
+      }
+      c_->nodes_[base + s] = word;
+      std::vector<uint32_t>().swap(child[s]);
+    }
+    return uint64_t(base) | uint64_t(d) << 32 | uint64_t(shift) << 40 | uint64_t(np - 1) << 48;
+  }
+};
+
+namespace {
+
+bool simd_forced_scalar() {
+  const char* s = std::getenv("NFSIEVE_SIMD");
+  return s && std::strcmp(s, "scalar") == 0;
+}
+
+__attribute__((target("avx2"))) uint32_t scan_avx2(const RuleBox* boxes, const uint32_t* ids, const uint32_t* key,
+                                                  uint32_t count, uint32_t below) {
+  const __m256i k = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(key));
+  for (uint32_t i = 0; i < count; i++) {
+    const uint32_t r = ids[i] & ~FamilyCuts::kVerify;
+    if (r >= below) return count;
+    const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(boxes[r].lo));
+    const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(boxes[r].hi));
+    const __m256i ok = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(k, lo), k), _mm256_cmpeq_epi32(_mm256_min_epu32(k, hi), k));
+    if (_mm256_movemask_epi8(ok) == -1) return i;
+  }
+  return count;
+}
+
+uint32_t scan_scalar(const RuleBox* boxes, const uint32_t* ids, const uint32_t* key, uint32_t count, uint32_t below, int dims) {
+  for (uint32_t i = 0; i < count; i++) {
+    const uint32_t r = ids[i] & ~FamilyCuts::kVerify;
+    if (r >= below) return count;
+    bool ok = true;
+    for (int d = 0; d < dims && ok; d++) ok = key[d] >= boxes[r].lo[d] && key[d] <= boxes[r].hi[d];
+    if (ok) return i;
+  }
+  return count;
+}
+
+// Bits to hold keys 0..clamp: the root box of a field.
+uint32_t width_bits(uint32_t clamp) {
+  uint32_t b = 0;
+  while (b < 32 && (uint64_t(1) << b) <= clamp) b++;
+  return b;
+}
+
+}  // namespace
+
+bool cuts_avx2_available() { return __builtin_cpu_supports("avx2") && !simd_forced_scalar(); }
+
+uint32_t FamilyCuts::scan(const uint32_t* key, uint32_t from, uint32_t count, uint32_t below) const {
+  if (avx2_) return scan_avx2(boxes_.data(), &ids_[from], key, count, below);
+  return scan_scalar(boxes_.data(), &ids_[from], key, count, below, dims());
+}
+
+size_t FamilyCuts::byte_size() const {
+  return nodes_.size() * 8 + boxes_.size() * sizeof(RuleBox) + ids_.size() * 4 + trees_.size() * sizeof(Tree);
+}
+
+void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& limits) {
+  const uint32_t rules = table.rule_count();
+  if (!limits.enabled || rules == 0) return;
+  avx2_ = limits.simd && cuts_avx2_available();
+  std::vector<BuildRule> br;
+  std::vector<uint8_t> alive;
+  CutsBuilder::read_boxes(this, f, rules, &br, &alive);
+  std::vector<uint32_t> wb(kCutDims, 0);
+  for (int i = 0; i < dims(); i++) wb[i] = width_bits(clamp_[i]);
+  // Group by smallness of the two widest fields.
+  int wide1 = -1, wide2 = -1;
+  for (int i = 0; i < dims(); i++) {
+    if (wb[i] <= kSmallShift) continue;
+    if (wide1 < 0 || wb[i] > wb[wide1]) wide2 = wide1, wide1 = i;
+    else if (wide2 < 0 || wb[i] > wb[wide2]) wide2 = i;
+  }
+  auto small = [&](const RuleBox& b, int d) {
+    return d >= 0 && (uint64_t(b.hi[d]) - b.lo[d]) < (uint64_t(1) << (wb[d] - kSmallShift));
+  };
+  std::vector<uint32_t> groups[4];
+  for (uint32_t r = 0; r < rules; r++)
+    if (alive[r]) groups[(small(br[r].box, wide1) ? 2 : 0) | (small(br[r].box, wide2) ? 1 : 0)].push_back(r);
+  boxes_.resize(rules);
+  for (uint32_t r = 0; r < rules; r++) boxes_[r] = br[r].box;
+  const size_t budget = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, table.byte_size() / 2);
+  CutsBuilder builder(this, br, budget, limits.memory == 0);
+  nodes_.reserve(1024);
+  for (int g = 3; g >= 0; g--) {
+    if (groups[g].size() < kGroupMinRules) continue;
+    Tree t;
+    t.min_rule = groups[g].front();
+    t.root = builder.tree(groups[g], wb.data());
+    trees_.push_back(t);
+  }
+  std::sort(trees_.begin(), trees_.end(), [](const Tree& a, const Tree& b) { return a.min_rule < b.min_rule; });
+  // Trees stopped by the budget hold long leaves; unless asked to (a budget
+  // given), the family keeps the vector index instead.
+  usable_ = !cut_short_ || limits.memory != 0;
+  if (!usable_) {
+    std::vector<uint64_t>().swap(nodes_);
+    std::vector<uint32_t>().swap(ids_);
+    std::vector<RuleBox>().swap(boxes_);
+    trees_.clear();
+  }
+}
+
+}  // namespace nfsieve

@@ -1,0 +1,160 @@
+// Cut trees: the lookup structure for large rule sets, derived at load from
+// the table's per-field bit-vectors (never stored, never changing a verdict).
+//
+// WHAT IT IS. HiCuts (Gupta and McKeown, 1999) with EffiCuts' and CutSplit's
+// partitioning. Each rule is first turned back into a box: per field, the
+// elementary intervals whose vector holds the rule's bit, read off by XORing
+// the vectors of neighbouring intervals (a rule's bit flips exactly where its
+// range starts and ends). A box side is [lo, hi] in key space; a condition
+// that is not one interval (a list, a negation) gets its hull and the rule is
+// flagged to be re-checked against the vectors when its box matches.
+//
+// The rules are split into groups by which of the two widest fields (the
+// addresses, in a 5-tuple table) are "small" (at most 1/65536 of the field's
+// domain, a /16 or longer prefix): a /32 source and a wildcard destination
+// never share a tree with the reverse, so neither forces the other to be
+// copied into every child. Each group gets one tree. A tree node owns an
+// aligned box of key space and cuts one field into 2^b equal slices;
+// (key >> shift) & (2^b - 1) names the child, so a node is one 64-bit word
+// (child array: bits 0-31, field: 32-34, shift: 40-44, mask: 48-63; a leaf
+// has bit 63 set, its first entry in bits 0-31 and its length above) and
+// a step is one shift, one mask and one load. Slices with the same rules share
+// one child. A node with at most kLeafRules rules (or where no cut separates
+// them) is a leaf: a run of rule numbers in rule order, each naming its box
+// (one 64-byte line per rule, stored once).
+//
+// WORKED EXAMPLE. Rules on (dst, dport), keys 0-255 and 0-15 for brevity:
+//   r0: dst 10-10, dport 0-15       r1: dst 0-127, dport 5-5
+//   r2: dst 0-255, dport 0-15
+// r2 is large in both fields and goes to its own group (a single leaf). r0
+// and r1: the root cuts dst into 2 slices of 128: slice 0 gets {r0, r1},
+// slice 1 gets {} . With kLeafRules 1, slice 0 is cut again on dst into
+// 16-key slices, [0,15] gets {r0,r1}, the rest {r1}, and so on until the
+// rules separate or no cut helps. A packet (dst 10, dport 5) walks root ->
+// slice 0 -> [0,15] -> leaf {r0, r1}: r0's box holds it, the group's answer is
+// r0; r2's group answers r2; the packet's first match is min(r0, r2) = r0.
+//
+// LOOKUP COST. Per group, a walk of depth d (typically 2-6 loads) and a leaf
+// scan of at most kLeafRules boxes, compared 8 fields at once with AVX2 (two
+// 32-byte loads and four instructions per box) or field by field in the
+// scalar path; groups whose first rule is already beaten are skipped, and a
+// leaf scan stops at the first rule past the best so far. Eight packets walk
+// in lockstep so their cache misses overlap. None of this depends on how the
+// rules' fields interleave across the rule list, which is what made the
+// bit-vector AND read empty blocks at 10k-100k rules.
+//
+// BUILD COST. Box extraction reads each field's vectors once per interval
+// boundary (O(boundaries x words)); a node tries every field and every cut
+// count with a difference array (O(rules + slices)) and keeps the cut with the
+// smallest largest child whose total copies stay under kSpace x rules. The
+// tree stops growing at a memory budget; past it, nodes become long leaves,
+// which are slower but give the same answers.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "table.h"
+
+namespace nfsieve {
+
+constexpr int kCutDims = 8;  // fields a box holds (one AVX2 register of 32-bit keys)
+
+struct alignas(32) RuleBox {
+  uint32_t lo[kCutDims];
+  uint32_t hi[kCutDims];
+};
+
+struct CutsLimits {
+  bool enabled = true;
+  uint64_t memory = 0;  // bytes of nodes and leaf entries per family; 0: max(8 MiB, table / 2)
+  bool simd = true;     // AVX2 leaf scans where the CPU has them
+};
+
+// The cut trees of one address family.
+class FamilyCuts {
+ public:
+  bool usable() const { return usable_; }
+  int dims() const { return static_cast<int>(dims_.size()); }
+  int dim(int i) const { return dims_[i]; }         // table dimension of box field i
+  uint32_t clamp(int i) const { return clamp_[i]; }  // keys above it share its interval
+  size_t byte_size() const;
+  bool cut_short() const { return cut_short_; }
+
+  // The first rule whose interval conditions all hold for each of k packets
+  // (keys[q] holds packet q's clamped keys, box field order): `rules` when
+  // none. Rules flagged for re-checking call verify(q, rule).
+  template <typename Verify>
+  void first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, uint32_t* out, Verify verify) const;
+
+  void build(const Table& table, const Family& f, const CutsLimits& limits);
+
+ private:
+  struct Tree {
+    uint64_t root = 0;
+    uint32_t min_rule = 0;
+  };
+  bool usable_ = false;
+  bool cut_short_ = false;
+  bool avx2_ = false;
+  std::vector<int> dims_;
+  std::vector<uint32_t> clamp_;
+  std::vector<Tree> trees_;
+  std::vector<uint64_t> nodes_;
+  std::vector<RuleBox> boxes_;  // one per rule, by rule index
+  std::vector<uint32_t> ids_;   // leaf entries: rule index | kVerify
+
+ public:
+  static constexpr uint32_t kVerify = 0x80000000u;
+  static constexpr uint64_t kLeaf = uint64_t(1) << 63;
+  // Leaf entries [from, from + count) whose box holds `key`, as a position;
+  // count when none. Stops at rule ids >= `below`.
+  uint32_t scan(const uint32_t* key, uint32_t from, uint32_t count, uint32_t below) const;
+
+  friend class CutsBuilder;
+};
+
+// True when boxes are compared with AVX2 (the CPU has it and NFSIEVE_SIMD is not "scalar").
+bool cuts_avx2_available();
+
+template <typename Verify>
+void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, uint32_t* out, Verify verify) const {
+  for (int q = 0; q < k; q++) out[q] = rules;
+  for (const Tree& t : trees_) {
+    uint64_t node[16];
+    int live[16], nl = 0;
+    for (int q = 0; q < k; q++)
+      if (t.min_rule < out[q]) {
+        node[q] = t.root;
+        live[nl++] = q;
+      }
+    // Lockstep walk: one level of every live lane per round.
+    for (bool inner = true; inner;) {
+      inner = false;
+      for (int i = 0; i < nl; i++) {
+        const int q = live[i];
+        const uint64_t n = node[q];
+        if (n & kLeaf) continue;
+        const uint32_t d = (n >> 32) & 7, shift = (n >> 40) & 31, mask = uint32_t(n >> 48);
+        node[q] = nodes_[uint32_t(n) + ((keys[q][d] >> shift) & mask)];
+        inner = true;
+      }
+    }
+    for (int i = 0; i < nl; i++) {
+      const int q = live[i];
+      const uint32_t from = uint32_t(node[q]), count = uint32_t(node[q] >> 32) & 0x7fffffffu;
+      for (uint32_t at = from, end = from + count; at < end;) {
+        const uint32_t pos = scan(keys[q], at, end - at, out[q]);
+        if (pos == end - at) break;
+        const uint32_t id = ids_[at + pos];
+        if (!(id & kVerify) || verify(q, id & ~kVerify)) {
+          out[q] = id & ~kVerify;
+          break;
+        }
+        at += pos + 1;
+      }
+    }
+  }
+}
+
+}  // namespace nfsieve
