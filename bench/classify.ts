@@ -12,7 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadClassbenchRules } from '../src/classbench/classbench';
 import { generateTrace, synthesizeClassbenchText } from '../src/classbench/generate';
-import { packTupleRules } from '../src/classbench/linear';
+import { packTupleRules } from '../test/support/linear';
+import { testkit } from '../test/support/testkit';
 import { compile } from '../src/compile/compile';
 import { native, NativeClassifier } from '../src/native';
 import { Classifier } from '../src/classifier';
@@ -189,7 +190,7 @@ async function benchSet(name: string, seed: string, size: string, file: string, 
   const packed = packTupleRules(policy);
   const wants = traces.map((tuples) => {
     const want = new Int32Array(tuples.length / 5);
-    addon.linearClassifyTuples(packed, tuples, want);
+    testkit().linearClassifyTuples(packed, tuples, want);
     const got = new Int32Array(want.length);
     handle.classifyTuples(tuples, got);
     return want;
@@ -214,7 +215,7 @@ async function benchSet(name: string, seed: string, size: string, file: string, 
   const bench = new Bench({ time: size === '100k' ? 600 : 300, iterations: 3 });
   TRACES.forEach((t, k) => bench.add(t.key, () => { handle.classifyTuples(traces[k], got); }));
   bench
-    .add('linear', () => { addon.linearClassifyTuples(packed, cb.subarray(0, linSample * 5), linOut); })
+    .add('linear', () => { testkit().linearClassifyTuples(packed, cb.subarray(0, linSample * 5), linOut); })
     .add('reference', () => { for (const p of packets) referenceEvaluate(policy, p, {}, sets); });
   await bench.run();
   const task = (n: string): { result?: unknown } => bench.tasks.find((t) => t.name === n)!;

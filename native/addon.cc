@@ -9,22 +9,20 @@
 #include <memory>
 #include <string>
 
+#include "compile/sweep.h"
 #include "core/decode.h"
-#include "core/linear.h"
-#include "core/sweep.h"
 #include "glue.h"
 #include "nfqueue/packet_tx.h"
 
 namespace {
 
-using nfsieve::Decoded;
 using glue::Bytes;
 using glue::bytes_of;
 using glue::is_bytes;
 using glue::link_type_arg;
+using nfsieve::Decoded;
 
-
-// decodeFrame(linkType, frame) -> Buffer holding one 96-byte record.
+// decodeFrame(linkType, frame) -> Buffer holding one 104-byte record (sizeof(Decoded), static_asserted in core/decode.h).
 Napi::Value DecodeFrame(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t lt = link_type_arg(info, 0);
@@ -36,26 +34,17 @@ Napi::Value DecodeFrame(const Napi::CallbackInfo& info) {
 }
 
 // decodeBatch(linkType, data, offsets, out): frame i is data[offsets[i] ..
-// offsets[i+1]); its record goes to out[96*i ..]. Returns the frame count.
+// offsets[i+1]); its record goes to out[sizeof(Decoded)*i ..]. Returns the frame count.
 Napi::Value DecodeBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t lt = link_type_arg(info, 0);
   if (!is_bytes(info[1]) || !info[2].IsTypedArray() || !is_bytes(info[3]))
     throw Napi::TypeError::New(env, "decodeBatch(linkType, Uint8Array, Uint32Array, Uint8Array)");
-  Napi::TypedArray off_ta = info[2].As<Napi::TypedArray>();
-  if (off_ta.TypedArrayType() != napi_uint32_array || off_ta.ElementLength() < 1)
-    throw Napi::TypeError::New(env, "offsets must be a non-empty Uint32Array");
   Bytes data = bytes_of(info[1]);
   Bytes out = bytes_of(info[3]);
-  const uint32_t* offsets = reinterpret_cast<const uint32_t*>(
-      static_cast<const uint8_t*>(off_ta.ArrayBuffer().Data()) + off_ta.ByteOffset());
-  size_t count = off_ta.ElementLength() - 1;
-  if (out.length < count * sizeof(Decoded))
-    throw Napi::RangeError::New(env, "output buffer too small for the frame count");
-  for (size_t i = 0; i < count; i++) {
-    if (offsets[i] > offsets[i + 1] || offsets[i + 1] > data.length)
-      throw Napi::RangeError::New(env, "frame offsets out of order or past the data");
-  }
+  const uint32_t* offsets = nullptr;
+  const size_t count = glue::frame_offsets(env, info[2], data, &offsets);
+  if (out.length < count * sizeof(Decoded)) throw Napi::RangeError::New(env, "output buffer too small for the frame count");
   uint8_t* dst = const_cast<uint8_t*>(out.data);
   for (size_t i = 0; i < count; i++) {
     Decoded d;
@@ -84,44 +73,25 @@ Napi::Value SendFrames(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// linearClassifyTuples(rules: Uint32Array(7n), tuples: Uint32Array(5m), out: Int32Array(m)): the
-// first-match linear scan baseline (ClassBench). Each rule is 7 words:
-// src_lo src_hi dst_lo dst_hi sport_lo|sport_hi<<16 dport_lo|dport_hi<<16 proto|mask<<8.
-Napi::Value LinearClassifyTuples(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  for (int i = 0; i < 3; i++)
-    if (!info[i].IsTypedArray()) throw Napi::TypeError::New(env, "linearClassifyTuples(Uint32Array, Uint32Array, Int32Array)");
-  Napi::TypedArray r = info[0].As<Napi::TypedArray>(), t = info[1].As<Napi::TypedArray>(), o = info[2].As<Napi::TypedArray>();
-  if (r.TypedArrayType() != napi_uint32_array || t.TypedArrayType() != napi_uint32_array || o.TypedArrayType() != napi_int32_array)
-    throw Napi::TypeError::New(env, "linearClassifyTuples(Uint32Array, Uint32Array, Int32Array)");
-  size_t rules = r.ElementLength() / 7, n = t.ElementLength() / 5;
-  if (o.ElementLength() < n) throw Napi::RangeError::New(env, "out must hold one entry per tuple");
-  const nfsieve::TupleRule* rr = reinterpret_cast<const nfsieve::TupleRule*>(r.As<Napi::Uint32Array>().Data());
-  const uint32_t* tt = t.As<Napi::Uint32Array>().Data();
-  int32_t* oo = o.As<Napi::Int32Array>().Data();
-  for (size_t i = 0; i < n; i++)
-    oo[i] = nfsieve::linear_first_match(rr, rules, tt[5 * i], tt[5 * i + 1], tt[5 * i + 2], tt[5 * i + 3], tt[5 * i + 4]);
-  return Napi::Number::New(env, static_cast<double>(n));
-}
-
 // A typed array over a vector's memory, which the array then owns (no copy).
 template <typename T>
 Napi::ArrayBuffer adopt(Napi::Env env, std::vector<T>&& v) {
   auto* owned = new std::vector<T>(std::move(v));
   if (owned->empty()) owned->reserve(1);
-  return Napi::ArrayBuffer::New(env, owned->data(), owned->size() * sizeof(T),
-                                [](Napi::Env, void*, std::vector<T>* hint) { delete hint; }, owned);
+  return Napi::ArrayBuffer::New(
+      env, owned->data(), owned->size() * sizeof(T), [](Napi::Env, void*, std::vector<T>* hint) { delete hint; }, owned);
 }
 
 // sweepField(lo: Float64Array, hi: Float64Array, rule: Uint32Array, always: Uint32Array, rules, top)
 //   -> { boundaries: Float64Array, classes: Uint32Array, vectors: Uint32Array, vectorCount, density }
-// The compiler's sweep of one narrow field (native/core/sweep.h).
+// The compiler's sweep of one narrow field (native/compile/sweep.h).
 Napi::Value SweepField(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* usage = "sweepField(Float64Array, Float64Array, Uint32Array, Uint32Array, rules, top)";
   const napi_typedarray_type want[4] = {napi_float64_array, napi_float64_array, napi_uint32_array, napi_uint32_array};
   for (int i = 0; i < 4; i++)
-    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != want[i]) throw Napi::TypeError::New(env, usage);
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != want[i])
+      throw Napi::TypeError::New(env, usage);
   if (!info[4].IsNumber() || !info[5].IsNumber()) throw Napi::TypeError::New(env, usage);
   Napi::Float64Array lo = info[0].As<Napi::Float64Array>(), hi = info[1].As<Napi::Float64Array>();
   Napi::Uint32Array rule = info[2].As<Napi::Uint32Array>(), always = info[3].As<Napi::Uint32Array>();
@@ -129,8 +99,14 @@ Napi::Value SweepField(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "sweepField: lo, hi and rule must have one entry per interval");
   double rules = info[4].As<Napi::Number>().DoubleValue();
   if (!(rules >= 0 && rules < 4294967296.0)) throw Napi::RangeError::New(env, "sweepField: bad rule count");
-  nfsieve::SweepInput in{lo.Data(), hi.Data(), rule.Data(), lo.ElementLength(), always.Data(), always.ElementLength(),
-                         static_cast<uint32_t>(rules), info[5].As<Napi::Number>().DoubleValue()};
+  nfsieve::SweepInput in{lo.Data(),
+                         hi.Data(),
+                         rule.Data(),
+                         lo.ElementLength(),
+                         always.Data(),
+                         always.ElementLength(),
+                         static_cast<uint32_t>(rules),
+                         info[5].As<Napi::Number>().DoubleValue()};
   nfsieve::SweepResult r;
   const char* error = nullptr;
   if (!nfsieve::sweep_field(in, &r, &error)) throw Napi::RangeError::New(env, std::string("sweepField: ") + error);
@@ -153,14 +129,12 @@ Napi::Value MalformedNames(const Napi::CallbackInfo& info) {
   return names;
 }
 
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Classifier", glue::DefineClassifier(env));
   exports.Set("QueueEngine", glue::DefineQueueEngine(env));
   exports.Set("decodeFrame", Napi::Function::New(env, DecodeFrame));
   exports.Set("decodeBatch", Napi::Function::New(env, DecodeBatch));
   exports.Set("sendFrames", Napi::Function::New(env, SendFrames));
-  exports.Set("linearClassifyTuples", Napi::Function::New(env, LinearClassifyTuples));
   exports.Set("sweepField", Napi::Function::New(env, SweepField));
   exports.Set("malformedNames", Napi::Function::New(env, MalformedNames));
   exports.Set("recordSize", Napi::Number::New(env, sizeof(Decoded)));

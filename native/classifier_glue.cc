@@ -18,25 +18,26 @@ using nfsieve::Decoded;
 class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Classifier", {
-      InstanceMethod<&ClassifierWrap::Classify>("classify"),
-      InstanceMethod<&ClassifierWrap::ClassifyBatch>("classifyBatch"),
-      InstanceMethod<&ClassifierWrap::ClassifyTuples>("classifyTuples"),
-      InstanceMethod<&ClassifierWrap::GetCounters>("counters"),
-      InstanceMethod<&ClassifierWrap::ResetCounters>("resetCounters"),
-      InstanceMethod<&ClassifierWrap::SetAdd>("setAdd"),
-      InstanceMethod<&ClassifierWrap::SetRemove>("setRemove"),
-      InstanceMethod<&ClassifierWrap::SetFlush>("setFlush"),
-      InstanceMethod<&ClassifierWrap::SetTest>("setTest"),
-      InstanceMethod<&ClassifierWrap::SetList>("setList"),
-      InstanceMethod<&ClassifierWrap::SetExpire>("setExpire"),
-      InstanceMethod<&ClassifierWrap::SetInfo>("setInfo"),
-      InstanceMethod<&ClassifierWrap::LimitStats>("limitStats"),
-      InstanceAccessor<&ClassifierWrap::RuleCount>("ruleCount"),
-      InstanceAccessor<&ClassifierWrap::TableBytes>("tableBytes"),
-      InstanceAccessor<&ClassifierWrap::IndexBytes>("indexBytes"),
-      InstanceAccessor<&ClassifierWrap::LimitBytes>("limitBytes"),
-    });
+    return DefineClass(env, "Classifier",
+                       {
+                           InstanceMethod<&ClassifierWrap::Classify>("classify"),
+                           InstanceMethod<&ClassifierWrap::ClassifyBatch>("classifyBatch"),
+                           InstanceMethod<&ClassifierWrap::ClassifyTuples>("classifyTuples"),
+                           InstanceMethod<&ClassifierWrap::GetCounters>("counters"),
+                           InstanceMethod<&ClassifierWrap::ResetCounters>("resetCounters"),
+                           InstanceMethod<&ClassifierWrap::SetAdd>("setAdd"),
+                           InstanceMethod<&ClassifierWrap::SetRemove>("setRemove"),
+                           InstanceMethod<&ClassifierWrap::SetFlush>("setFlush"),
+                           InstanceMethod<&ClassifierWrap::SetTest>("setTest"),
+                           InstanceMethod<&ClassifierWrap::SetList>("setList"),
+                           InstanceMethod<&ClassifierWrap::SetExpire>("setExpire"),
+                           InstanceMethod<&ClassifierWrap::SetInfo>("setInfo"),
+                           InstanceMethod<&ClassifierWrap::LimitStats>("limitStats"),
+                           InstanceAccessor<&ClassifierWrap::RuleCount>("ruleCount"),
+                           InstanceAccessor<&ClassifierWrap::TableBytes>("tableBytes"),
+                           InstanceAccessor<&ClassifierWrap::IndexBytes>("indexBytes"),
+                           InstanceAccessor<&ClassifierWrap::LimitBytes>("limitBytes"),
+                       });
   }
 
   explicit ClassifierWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ClassifierWrap>(info) {
@@ -67,13 +68,15 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     Napi::Value combine = o.Get("combine"), work = o.Get("work"), memory = o.Get("memory");
     if (combine.IsBoolean()) l.combine = combine.As<Napi::Boolean>().Value();
     Napi::Value cuts = o.Get("cuts"), simd = o.Get("simd");
-    if (cuts.IsBoolean()) l.cuts = cuts.As<Napi::Boolean>().Value() ? nfsieve::IndexLimits::kCutsAuto : nfsieve::IndexLimits::kCutsOff;
+    if (cuts.IsBoolean())
+      l.cuts = cuts.As<Napi::Boolean>().Value() ? nfsieve::IndexLimits::kCutsAuto : nfsieve::IndexLimits::kCutsOff;
     if (cuts.IsString() && cuts.As<Napi::String>().Utf8Value() == "always") l.cuts = nfsieve::IndexLimits::kCutsAlways;
     if (simd.IsBoolean()) l.simd = simd.As<Napi::Boolean>().Value();
     auto count = [&](const Napi::Value& n, uint64_t* out) {
       if (!n.IsNumber()) return;
       double d = n.As<Napi::Number>().DoubleValue();
-      if (!(d >= 0 && d <= 9007199254740991.0)) throw Napi::RangeError::New(v.Env(), "index limits must be non-negative integers");
+      if (!(d >= 0 && d <= 9007199254740991.0))
+        throw Napi::RangeError::New(v.Env(), "index limits must be non-negative integers");
       *out = static_cast<uint64_t>(d);
     };
     count(work, &l.work);
@@ -96,8 +99,13 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       if (!s.IsString()) continue;
       keep[i] = s.As<Napi::String>().Utf8Value();
       if (keep[i].size() > 255) keep[i].resize(255);
-      if (i == 0) { m.in = keep[0].data(); m.in_len = static_cast<uint8_t>(keep[0].size()); }
-      else { m.out = keep[1].data(); m.out_len = static_cast<uint8_t>(keep[1].size()); }
+      if (i == 0) {
+        m.in = keep[0].data();
+        m.in_len = static_cast<uint8_t>(keep[0].size());
+      } else {
+        m.out = keep[1].data();
+        m.out_len = static_cast<uint8_t>(keep[1].size());
+      }
     }
     Napi::Value ct = o.Get("ctstate");
     if (ct.IsNumber()) m.ctstate = static_cast<uint8_t>(ct.As<Napi::Number>().Uint32Value() & 7);
@@ -145,24 +153,19 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     uint32_t lt = link_type_arg(info, 0);
     if (!is_bytes(info[1]) || !info[2].IsTypedArray() || !info[3].IsTypedArray())
       throw Napi::TypeError::New(env, "classifyBatch(linkType, Uint8Array, Uint32Array, Uint32Array, meta?)");
-    Napi::TypedArray off_ta = info[2].As<Napi::TypedArray>();
     Napi::TypedArray out_ta = info[3].As<Napi::TypedArray>();
-    if (off_ta.TypedArrayType() != napi_uint32_array || off_ta.ElementLength() < 1 ||
-        out_ta.TypedArrayType() != napi_uint32_array)
-      throw Napi::TypeError::New(env, "offsets and out must be Uint32Arrays");
+    if (out_ta.TypedArrayType() != napi_uint32_array) throw Napi::TypeError::New(env, "offsets and out must be Uint32Arrays");
     Bytes data = bytes_of(info[1]);
-    const uint32_t* offsets = off_ta.As<Napi::Uint32Array>().Data();
+    const uint32_t* offsets = nullptr;
+    const size_t count = glue::frame_offsets(env, info[2], data, &offsets);
     uint32_t* out = out_ta.As<Napi::Uint32Array>().Data();
-    size_t count = off_ta.ElementLength() - 1;
     if (out_ta.ElementLength() < count * 3) throw Napi::RangeError::New(env, "out must hold 3 entries per frame");
-    for (size_t i = 0; i < count; i++)
-      if (offsets[i] > offsets[i + 1] || offsets[i + 1] > data.length)
-        throw Napi::RangeError::New(env, "frame offsets out of order or past the data");
     std::string keep[2];
     nfsieve::Meta m = meta_of(info[4], keep);
     std::vector<Decoded> decoded(count);
     std::vector<nfsieve::Verdict> verdicts(count);
-    for (size_t i = 0; i < count; i++) nfsieve::decode_frame(lt, data.data + offsets[i], offsets[i + 1] - offsets[i], &decoded[i]);
+    for (size_t i = 0; i < count; i++)
+      nfsieve::decode_frame(lt, data.data + offsets[i], offsets[i + 1] - offsets[i], &decoded[i]);
     classifier_->classify_batch(decoded.data(), count, &m, 0, verdicts.data(), counters_.get());
     for (size_t i = 0; i < count; i++) write_result(out + 3 * i, verdicts[i]);
     return Napi::Number::New(env, static_cast<double>(count));
@@ -237,7 +240,9 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
 
   nfsieve::SetElement element_of(const Napi::CallbackInfo& info, const nfsieve::NamedSet& s) {
     nfsieve::SetElement e = element_arg(info.Env(), info[1]);
-    if (e.kind != s.kind) throw Napi::Error::New(info.Env(), "set '" + s.name + "' holds " + (s.kind == 1 ? "addresses" : "SPIs"));
+    if (e.kind != s.kind)
+      throw Napi::Error::New(info.Env(),
+                             "set '" + s.name + "' holds " + (s.kind == nfsieve::wire::kSetKindAddress ? "addresses" : "SPIs"));
     return e;
   }
 

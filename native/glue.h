@@ -35,11 +35,26 @@ inline Bytes bytes_of(const Napi::Value& v) {
 inline uint32_t link_type_arg(const Napi::CallbackInfo& info, size_t i) {
   if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "link type must be a number");
   uint32_t lt = info[i].As<Napi::Number>().Uint32Value();
-  if (!nfsieve::link_type_supported(lt))
-    throw Napi::RangeError::New(info.Env(), "unsupported link type " + std::to_string(lt));
+  if (!nfsieve::link_type_supported(lt)) throw Napi::RangeError::New(info.Env(), "unsupported link type " + std::to_string(lt));
   return lt;
 }
 
+// Frame i of a batch is data[offsets[i] .. offsets[i+1]): the offsets argument
+// (a non-empty Uint32Array) checked against the data once, before any frame is
+// read. Returns the frame count.
+inline size_t frame_offsets(const Napi::Env& env, const Napi::Value& v, const Bytes& data, const uint32_t** offsets) {
+  if (!v.IsTypedArray()) throw Napi::TypeError::New(env, "offsets must be a non-empty Uint32Array");
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_uint32_array || ta.ElementLength() < 1)
+    throw Napi::TypeError::New(env, "offsets must be a non-empty Uint32Array");
+  const uint32_t* o = ta.As<Napi::Uint32Array>().Data();
+  const size_t count = ta.ElementLength() - 1;
+  for (size_t i = 0; i < count; i++)
+    if (o[i] > o[i + 1] || o[i + 1] > data.length)
+      throw Napi::RangeError::New(env, "frame offsets out of order or past the data");
+  *offsets = o;
+  return count;
+}
 
 Napi::Function DefineClassifier(Napi::Env env);
 Napi::Function DefineQueueEngine(Napi::Env env);

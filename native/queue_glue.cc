@@ -13,8 +13,8 @@
 
 #include "core/classify.h"
 #include "glue.h"
-#include "set_glue.h"
 #include "nfqueue/engine.h"
+#include "set_glue.h"
 
 namespace glue {
 namespace {
@@ -72,19 +72,20 @@ class StopWorker : public Napi::AsyncWorker {
 class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "QueueEngine", {
-      InstanceMethod<&QueueEngineWrap::Start>("start"),
-      InstanceMethod<&QueueEngineWrap::Reload>("reload"),
-      InstanceMethod<&QueueEngineWrap::Stats>("stats"),
-      InstanceMethod<&QueueEngineWrap::SetAdd>("setAdd"),
-      InstanceMethod<&QueueEngineWrap::SetRemove>("setRemove"),
-      InstanceMethod<&QueueEngineWrap::SetFlush>("setFlush"),
-      InstanceMethod<&QueueEngineWrap::SetTest>("setTest"),
-      InstanceMethod<&QueueEngineWrap::SetList>("setList"),
-      InstanceMethod<&QueueEngineWrap::SetExpire>("setExpire"),
-      InstanceMethod<&QueueEngineWrap::SetInfo>("setInfo"),
-      InstanceMethod<&QueueEngineWrap::Close>("close"),
-    });
+    return DefineClass(env, "QueueEngine",
+                       {
+                           InstanceMethod<&QueueEngineWrap::Start>("start"),
+                           InstanceMethod<&QueueEngineWrap::Reload>("reload"),
+                           InstanceMethod<&QueueEngineWrap::Stats>("stats"),
+                           InstanceMethod<&QueueEngineWrap::SetAdd>("setAdd"),
+                           InstanceMethod<&QueueEngineWrap::SetRemove>("setRemove"),
+                           InstanceMethod<&QueueEngineWrap::SetFlush>("setFlush"),
+                           InstanceMethod<&QueueEngineWrap::SetTest>("setTest"),
+                           InstanceMethod<&QueueEngineWrap::SetList>("setList"),
+                           InstanceMethod<&QueueEngineWrap::SetExpire>("setExpire"),
+                           InstanceMethod<&QueueEngineWrap::SetInfo>("setInfo"),
+                           InstanceMethod<&QueueEngineWrap::Close>("close"),
+                       });
   }
 
   explicit QueueEngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<QueueEngineWrap>(info) {
@@ -106,6 +107,7 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
   bool closed_ = false;
 
   // start(table, {queues, copyRange, maxLen, rcvbuf, failOpen, conntrack, gso, rejectMark, batch, statsIntervalMs}, onEvent)
+  // Over 60 lines: reads and checks every start option in one place, then starts the engine.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (closed_ || engine_->running()) throw Napi::Error::New(env, "this engine was already started");
@@ -118,15 +120,17 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
     Napi::Array qa = queues.As<Napi::Array>();
     for (uint32_t i = 0; i < qa.Length(); i++) {
       Napi::Value q = qa.Get(i);
-      if (!q.IsNumber() || q.As<Napi::Number>().Uint32Value() > 65535) throw Napi::RangeError::New(env, "queue numbers are 0-65535");
+      if (!q.IsNumber() || q.As<Napi::Number>().Uint32Value() > 65535)
+        throw Napi::RangeError::New(env, "queue numbers are 0-65535");
       c.queues.push_back(static_cast<uint16_t>(q.As<Napi::Number>().Uint32Value()));
     }
-    c.socket.copy_range = opt_u32(o, "copyRange", 256);
-    c.socket.max_len = opt_u32(o, "maxLen", 4096);
-    c.socket.rcvbuf = opt_u32(o, "rcvbuf", 8u << 20);
+    const nfsieve::QueueConfig defaults;  // the one set of defaults (core/wire.h, kQueue*)
+    c.socket.copy_range = opt_u32(o, "copyRange", defaults.copy_range);
+    c.socket.max_len = opt_u32(o, "maxLen", defaults.max_len);
+    c.socket.rcvbuf = opt_u32(o, "rcvbuf", defaults.rcvbuf);
     c.socket.fail_open = opt_bool(o, "failOpen", false);
     c.socket.conntrack = opt_bool(o, "conntrack", false);
-    c.socket.gso = opt_bool(o, "gso", true);
+    c.socket.gso = opt_bool(o, "gso", defaults.gso);
     c.batch = static_cast<int>(std::min<uint32_t>(std::max<uint32_t>(opt_u32(o, "batch", 64), 1), 64));
     c.stats_interval_ms = static_cast<int>(opt_u32(o, "statsIntervalMs", 0));
     Napi::Value rm = o.Get("rejectMark");

@@ -22,7 +22,8 @@ inline nfsieve::SetElement element_arg(const Napi::Env& env, const Napi::Value& 
     e.kind = nfsieve::kSetAddress;
     e.family = o.Get("family").ToNumber().Int32Value();
     Napi::Value b = o.Get("bytes");
-    if ((e.family != 4 && e.family != 6) || !is_bytes(b)) throw Napi::TypeError::New(env, "address element: {family: 4|6, bytes, length}");
+    if ((e.family != 4 && e.family != 6) || !is_bytes(b))
+      throw Napi::TypeError::New(env, "address element: {family: 4|6, bytes, length}");
     Bytes bytes = bytes_of(b);
     e.length = o.Get("length").ToNumber().Int32Value();
     if (bytes.length != (e.family == 4 ? 4u : 16u) || e.length < 0 || e.length > (e.family == 4 ? 32 : 128))

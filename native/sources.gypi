@@ -9,9 +9,10 @@
       "native/core/lanes.cc",
       "native/core/index.cc",
       "native/core/cuts.cc",
-      "native/core/sweep.cc",
-      "native/core/linear.cc",
       "native/core/limit.cc"
+    ],
+    "nfsieve_compile_sources": [
+      "native/compile/sweep.cc"
     ],
     "nfsieve_addon_sources": [
       "native/nfqueue/nfq_socket.cc",
@@ -20,6 +21,10 @@
       "native/classifier_glue.cc",
       "native/queue_glue.cc",
       "native/addon.cc"
+    ],
+    "nfsieve_testkit_sources": [
+      "native/testkit/linear.cc",
+      "native/testkit/testkit.cc"
     ]
   }
 }

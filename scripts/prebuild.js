@@ -15,7 +15,7 @@ function newest(dir) {
   let t = 0;
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) { if (e.name !== 'fuzz') t = Math.max(t, newest(p)); }
+    if (e.isDirectory()) { if (e.name !== 'fuzz' && e.name !== 'testkit') t = Math.max(t, newest(p)); }
     else if (/\.(cc|h)$/.test(e.name)) t = Math.max(t, fs.statSync(p).mtimeMs);
   }
   return t;
@@ -34,5 +34,6 @@ if (!process.argv.includes('--force') && builtAt() > sources) {
 }
 if (process.platform !== 'linux') throw new Error('nfsieve builds for Linux only (netlink, NFQUEUE)');
 const bin = require.resolve('prebuildify/bin.js', { paths: [root] });
+// The product addon only (NFSIEVE_NO_TESTKIT: binding.gyp leaves the test kit out).
 // Against this Node's own headers (N-API is stable across versions; no download).
-execFileSync(process.execPath, [bin, '--napi', '--strip', '--tag-libc', '--target', process.versions.node], { cwd: root, stdio: 'inherit' });
+execFileSync(process.execPath, [bin, '--napi', '--strip', '--tag-libc', '--target', process.versions.node], { cwd: root, stdio: 'inherit', env: { ...process.env, NFSIEVE_NO_TESTKIT: '1' } });

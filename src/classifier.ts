@@ -13,11 +13,13 @@ import { Policy, ruleLabel } from './policy/model';
 import { definePolicy, PolicyInput } from './policy/define';
 import { LiveSets, SetOperations, AddOptions, DeleteOptions, OriginSelector, SetMember, SetSizes } from './sets';
 import { packFrames } from './decode/packet';
+import { LinkType } from './wire';
+import { counterRows, RuleCounter } from './counters';
 import { CT_STATE_KEYS } from './compile/fields';
 import { VerdictName } from './reference/evaluate';
 
 /** pcap link type of raw IP packets (what NFQUEUE delivers). */
-export const LINKTYPE_RAW = 101;
+export const LINKTYPE_RAW = LinkType.Raw;
 
 export interface PacketMeta {
   in?: string;
@@ -32,7 +34,8 @@ export interface PacketMeta {
   now?: bigint;
 }
 
-export interface CounterRow { rule: string | number; line: number | null; hits: bigint; bytes: bigint; overLimit: bigint; evictions: bigint }
+/** One counter row (the same row an attachment's stats() gives: src/counters.ts). */
+export type CounterRow = RuleCounter;
 
 export interface ClassifyResult {
   /** null for a frame that is not IP. */
@@ -141,13 +144,7 @@ export class Classifier implements SetOperations {
    * exhausted; `evictions`: per-source buckets given up for newer sources.
    */
   counters(): CounterRow[] {
-    const { hits, bytes, overLimit, evictions } = this.handle.counters();
-    const rows: CounterRow[] = this.policy.rules.map((r, i) => ({
-      rule: ruleLabel(r, i), line: r.line, hits: hits[i], bytes: bytes[i], overLimit: overLimit[i], evictions: evictions[i],
-    }));
-    const n = rows.length;
-    rows.push({ rule: 'default', line: null, hits: hits[n], bytes: bytes[n], overLimit: overLimit[n], evictions: evictions[n] });
-    return rows;
+    return counterRows(this.policy, this.handle.counters());
   }
 
   /** Per rule with a limit: buckets kept now and per-source evictions so far; and the bytes all limit state takes. */

@@ -1,9 +1,10 @@
 /**
- * Packet crafting: a seeded random generator of well-formed IPv4 and IPv6
- * packets with the headers the classifier reads (extension headers, AH,
- * fragments, UDP/TCP, ICMP, ESP, IKE on 500, NAT-T on 4500), link-layer
- * framing for every supported link type, and mutations that break them.
- * Used by the tests, the benchmarks and `nfsieve bench` when no capture is given.
+ * The traffic generator of `nfsieve bench` (and of the demo's frames): a
+ * seeded random generator of well-formed IPv4 and IPv6 packets with the
+ * headers the classifier reads (extension headers, AH, fragments, UDP/TCP,
+ * ICMP, ESP, IKE on 500, NAT-T on 4500). Link-layer framing, mutations and
+ * the header-chain generators are test tooling (test/support/packets.ts,
+ * test/support/headers.ts).
  */
 
 /** sfc32 PRNG: small, fast, good statistics, reproducible from a 32-bit seed. */
@@ -104,7 +105,6 @@ export function ipPacket(s: PacketSpec): Uint8Array {
     return new Uint8Array([...h, ...upper]);
   }
   // IPv6: extension headers chain, then an optional fragment header.
-  const chain: number[][] = [];
   const types = [...(s.extHeaders ?? [])];
   if (s.fragOffset !== undefined || s.moreFragments) types.push(44);
   let body: number[] = [...upper];
@@ -113,32 +113,9 @@ export function ipPacket(s: PacketSpec): Uint8Array {
     if (t === 44) body = [next, 0, ...be16(((s.fragOffset ?? 0) << 3) | (s.moreFragments ? 1 : 0)), 0, 0, 0, 1, ...body];
     else body = [next, 0, 1, 4, 0, 0, 0, 0, ...body]; // 8 bytes: PadN option
     next = t;
-    chain.push([]);
   }
   return new Uint8Array([0x60, 0, 0, 0, ...be16(body.length), next, s.ttl ?? 64, ...s.src, ...s.dst, ...body]);
 }
-
-/** Wrap an IP packet in a frame of the given link type. */
-export function frame(linkType: number, ip: Uint8Array, rng?: Rng): Uint8Array {
-  const v6 = ip[0] >> 4 === 6;
-  const ether = v6 ? 0x86dd : 0x0800;
-  switch (linkType) {
-    case 1: {
-      const tags = rng ? rng.int(3) : 0;
-      const hdr = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
-      for (let i = 0; i < tags; i++) hdr.push(0x81, 0x00, 0x00, 10 + i);
-      return new Uint8Array([...hdr, ...be16(ether), ...ip]);
-    }
-    case 0: return new Uint8Array([v6 ? 24 : 2, 0, 0, 0, ...ip]);
-    case 108: return new Uint8Array([...be32(v6 ? 24 : 2), ...ip]);
-    case 9: case 50: return new Uint8Array([0xff, 0x03, ...be16(v6 ? 0x57 : 0x21), ...ip]);
-    case 113: return new Uint8Array([0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, ...be16(ether), ...ip]);
-    case 276: return new Uint8Array([...be16(ether), 0, 0, 0, 0, 0, 2, 0, 1, 0, 0, 6, 2, 0, 0, 0, 0, 1, 0, ...ip]);
-    default: return ip; // 101, 228, 229
-  }
-}
-
-export const LINK_TYPES = [0, 1, 9, 50, 101, 108, 113, 228, 229, 276] as const;
 
 function address(rng: Rng, family: 4 | 6): Uint8Array {
   if (family === 4) return new Uint8Array([10, rng.int(4), rng.int(4), 1 + rng.int(8)]);
@@ -182,31 +159,4 @@ export function randomIpPacket(rng: Rng): Uint8Array {
   if (family === 6 && rng.chance(0.2)) spec.extHeaders = Array.from({ length: 1 + rng.int(3) }, () => rng.pick([0, 43, 60]));
   if (family === 4 && rng.chance(0.05)) spec.optionsLength = 4 * (1 + rng.int(10));
   return ipPacket(spec);
-}
-
-/** Damage a packet: flip bytes (biased towards headers), truncate, or both. */
-export function mutate(rng: Rng, bytes: Uint8Array): Uint8Array {
-  let out = bytes.slice();
-  const edits = 1 + rng.int(4);
-  for (let i = 0; i < edits; i++) {
-    const what = rng.int(4);
-    if (what === 0 && out.length > 0) out = out.slice(0, rng.int(out.length + 1));
-    else if (out.length > 0) {
-      const at = rng.chance(0.7) ? rng.int(Math.min(out.length, 80)) : rng.int(out.length);
-      out[at] = rng.chance(0.5) ? rng.u32() & 0xff : out[at] ^ (1 << rng.int(8));
-    }
-  }
-  return out;
-}
-
-/** A random frame: well-formed most of the time, mutated or pure noise otherwise. */
-export function randomFrame(rng: Rng, fixedLinkType?: number): { linkType: number; data: Uint8Array } {
-  const linkType = fixedLinkType ?? rng.pick(LINK_TYPES);
-  let ip = randomIpPacket(rng);
-  if (linkType === 228 && ip[0] >> 4 === 6) ip = randomIpPacket(rng);
-  let data = frame(linkType, ip, rng);
-  const r = rng.int(10);
-  if (r < 5) data = mutate(rng, data);
-  else if (r === 5) data = rng.bytes(rng.int(80));
-  return { linkType, data };
 }

@@ -125,10 +125,8 @@ export interface NativeAddon {
   decodeBatch(linkType: number, data: Uint8Array, offsets: Uint32Array, out: Uint8Array): number;
   /** Send full Ethernet frames out of an interface of this network namespace (AF_PACKET), `repeat` times; returns the count. */
   sendFrames(ifname: string, frames: Uint8Array[], repeat?: number): number;
-  /** First-match linear scan over packed 5-tuple rules (see src/classbench/linear.ts); out[i] = rule or -1. */
-  linearClassifyTuples(rules: Uint32Array, tuples: Uint32Array, out: Int32Array): number;
   /**
-   * The compiler's sweep of one narrow field (native/core/sweep.h): interval i
+   * The compiler's sweep of one narrow field (native/compile/sweep.h): interval i
    * (keys lo[i]..hi[i]) belongs to rule[i]; `always` rules accept every key.
    * Same result as the TypeScript sweep in src/compile/build.ts.
    */

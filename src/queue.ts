@@ -12,8 +12,9 @@
 import { EventEmitter } from 'node:events';
 import { native, NativeQueueEngine, NativeQueueStats } from './native';
 import { compile, CompiledPolicy } from './compile/compile';
-import { Policy, ruleLabel } from './policy/model';
+import { Policy } from './policy/model';
 import { ValueError } from './policy/values';
+import { counterRows, RuleCounter } from './counters';
 import { LiveSets, SetOperations, AddOptions, DeleteOptions, OriginSelector, SetMember, SetSizes } from './sets';
 
 export interface AttachOptions {
@@ -35,19 +36,7 @@ export interface AttachOptions {
   statsIntervalMs?: number;
 }
 
-/** Hits and bytes of one rule (or of the default verdict: `rule: 'default'`, `line: null`). */
-export interface RuleCounter {
-  /** The rule's name, or its 1-based position when it has none; 'default' for the default verdict. */
-  rule: string | number;
-  /** 1-based line in the policy file; null for the default and for policies built in code. */
-  line: number | null;
-  hits: bigint;
-  bytes: bigint;
-  /** Packets its limit refused (every other condition held). */
-  overLimit: bigint;
-  /** Per-source buckets given up. */
-  evictions: bigint;
-}
+export type { RuleCounter } from './counters';
 
 /** Counters of one queue: nfsieve's own, and the kernel's from /proc/net/netfilter/nfnetlink_queue. */
 export type QueueCounters = NativeQueueStats;
@@ -125,11 +114,7 @@ class QueueAttachment extends EventEmitter implements Attachment {
 
   stats(): AttachStats {
     const s = this.engine.stats();
-    const row = (rule: string | number, line: number | null, i: number): RuleCounter => ({
-      rule, line, hits: s.hits[i] ?? 0n, bytes: s.bytes[i] ?? 0n, overLimit: s.overLimit?.[i] ?? 0n, evictions: s.evictions?.[i] ?? 0n,
-    });
-    const rules: RuleCounter[] = this.policy.rules.map((r, i) => row(ruleLabel(r, i), r.line, i));
-    rules.push(row('default', null, rules.length));
+    const rules = counterRows(this.policy, s);
     return { generation: s.generation, running: s.running, queues: s.queues, rules };
   }
 

@@ -9,13 +9,14 @@ import { NativeSetMethods } from './native';
 import { Policy } from './policy/model';
 import { parsePrefix, parseRange, ValueError } from './policy/values';
 import { formatAddress } from './decode/address';
+import { SetOrigin } from './wire';
 
 export type Origin = 'file' | 'live';
 /** Which origins an operation touches. */
 export type OriginSelector = Origin | 'all';
 
 /** Origin bits of the native side (native/core/sets.h kOriginFile, kOriginLive). */
-export const ORIGIN_BITS: Record<OriginSelector, number> = { file: 1, live: 2, all: 3 };
+export const ORIGIN_BITS: Record<OriginSelector, number> = { file: SetOrigin.File, live: SetOrigin.Live, all: SetOrigin.All };
 
 /** Largest timeout in seconds (ipset's limit: 2^31 - 1 / 1000 ... kept to a 32-bit count of seconds). */
 export const MAX_TIMEOUT_S = 2147483;

@@ -6,11 +6,10 @@ const ip = Buffer.from('4500001c000000004011000008080808c0000201' + '01f401f4000
 const eth = Buffer.concat([Buffer.from('020000000001020000000002' + '0800', 'hex'), ip]);
 
 function pcap(bigEndian: boolean, nano: boolean, linkType: number, frames: Buffer[]): Buffer {
-  const w32 = (b: Buffer, v: number, at: number): void => { bigEndian ? b.writeUInt32BE(v >>> 0, at) : b.writeUInt32LE(v >>> 0, at); };
+  const w32 = (b: Buffer, v: number, at: number): void => { if (bigEndian) b.writeUInt32BE(v >>> 0, at); else b.writeUInt32LE(v >>> 0, at); };
   const h = Buffer.alloc(24);
   w32(h, nano ? 0xa1b23c4d : 0xa1b2c3d4, 0);
-  bigEndian ? h.writeUInt16BE(2, 4) : h.writeUInt16LE(2, 4);
-  bigEndian ? h.writeUInt16BE(4, 6) : h.writeUInt16LE(4, 6);
+  if (bigEndian) { h.writeUInt16BE(2, 4); h.writeUInt16BE(4, 6); } else { h.writeUInt16LE(2, 4); h.writeUInt16LE(4, 6); }
   w32(h, 65535, 16);
   w32(h, linkType, 20);
   const recs = frames.map((f, i) => {
@@ -29,14 +28,14 @@ function block(type: number, body: Buffer, be = false): Buffer {
   const pad = (4 - (body.length % 4)) % 4;
   const len = 12 + body.length + pad;
   const b = Buffer.alloc(len);
-  const w = (v: number, at: number): void => { be ? b.writeUInt32BE(v >>> 0, at) : b.writeUInt32LE(v >>> 0, at); };
+  const w = (v: number, at: number): void => { if (be) b.writeUInt32BE(v >>> 0, at); else b.writeUInt32LE(v >>> 0, at); };
   w(type, 0); w(len, 4); body.copy(b, 8); w(len, len - 4);
   return b;
 }
 
 function pcapng(be: boolean): Buffer {
-  const u16 = (v: number): Buffer => { const b = Buffer.alloc(2); be ? b.writeUInt16BE(v) : b.writeUInt16LE(v); return b; };
-  const u32 = (v: number): Buffer => { const b = Buffer.alloc(4); be ? b.writeUInt32BE(v >>> 0) : b.writeUInt32LE(v >>> 0); return b; };
+  const u16 = (v: number): Buffer => { const b = Buffer.alloc(2); if (be) b.writeUInt16BE(v); else b.writeUInt16LE(v); return b; };
+  const u32 = (v: number): Buffer => { const b = Buffer.alloc(4); if (be) b.writeUInt32BE(v >>> 0); else b.writeUInt32LE(v >>> 0); return b; };
   const shb = block(0x0a0d0d0a, Buffer.concat([u32(0x1a2b3c4d), u16(1), u16(0), u32(0xffffffff), u32(0xffffffff)]), be);
   // Interface 0: Ethernet, nanosecond resolution (if_tsresol = 9); interface 1: raw IPv4.
   const idb0 = block(1, Buffer.concat([u16(1), u16(0), u32(65535), u16(9), u16(1), Buffer.from([9, 0, 0, 0]), u16(0), u16(0)]), be);

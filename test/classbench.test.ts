@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadClassbenchRules, parseClassbenchRules } from '../src/classbench/classbench';
 import { generateTrace, synthesizeRules, synthesizeClassbenchText } from '../src/classbench/generate';
-import { packTupleRules } from '../src/classbench/linear';
+import { packTupleRules } from './support/linear';
+import { testkit } from './support/testkit';
 import { compile } from '../src/compile/compile';
 import { IndexOptions, native } from '../src/native';
 import { CLASSBENCH } from './support/compare';
@@ -17,7 +18,7 @@ function agree(name: string, policy: ReturnType<typeof loadClassbenchRules>, cou
   const got = new Int32Array(trace.count);
   table.classifyTuples(trace.tuples, got);
   const want = new Int32Array(trace.count);
-  native().linearClassifyTuples(packTupleRules(policy), trace.tuples, want);
+  testkit().linearClassifyTuples(packTupleRules(policy), trace.tuples, want);
   for (let i = 0; i < trace.count; i++) {
     if (got[i] !== want[i]) assert.fail(`${name} seed ${seed} index ${JSON.stringify(index)}: header ${i} (${[...trace.tuples.subarray(5 * i, 5 * i + 5)].join(' ')}): table ${got[i]}, linear scan ${want[i]}`);
     // The generator's rule contains the header, so some rule at or before it matches.

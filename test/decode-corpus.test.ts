@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readCapture } from '../src/capture/pcap';
 import { decodeFrames, packetJson } from '../src/decode/packet';

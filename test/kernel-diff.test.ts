@@ -23,9 +23,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { spawn } from 'node:child_process';
+import { parseIpv4, parseIpv6 } from '../src/decode/address';
 import { Lab, Link, labSkip, sh, TOOLS } from './support/netns';
 import { exited, outputContains } from './support/child';
-import { Rng, ipPacket, randomUpper, mutate } from '../src/craft';
+import { Rng, ipPacket, randomUpper, mutate } from './support/packets';
 import { randomIptablesSave, AddressPools } from './support/iptables';
 import { randomChainPacket } from './support/headers';
 import { importIptables, loadIpset } from '../src/iptables/import';
@@ -64,7 +65,9 @@ const POOLS: AddressPools = {
 const IPSETS = ['create gw4 hash:net family inet', 'add gw4 10.202.0.1', 'add gw4 10.202.1.0/24', 'create gw6 hash:ip family inet6', 'add gw6 fd00:202::2', ''].join('\n');
 
 function toBytes(text: string): Uint8Array {
-  return text.includes(':') ? require('../src/decode/address').parseIpv6(text) : require('../src/decode/address').parseIpv4(text);
+  const bytes = text.includes(':') ? parseIpv6(text) : parseIpv4(text);
+  if (!bytes) throw new Error(`not an address: ${text}`);
+  return bytes;
 }
 
 /**

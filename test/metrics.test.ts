@@ -163,6 +163,7 @@ print(json.dumps({'type': r.headers['Content-Type'], 'families': [{'name': f.nam
 test('nfsieve run --metrics: values agree with the run\'s own statistics; reloads and generation move', { skip: rootSkip }, async () => {
   const policy = lab.file('m.yaml', `default: drop\nsets:\n  gateways:\n    type: address\n    elements: [${peer.address}, 10.99.0.0/16]\nrules:\n  - name: esp-from-gateways\n    src: "@gateways"\n    proto: esp\n    action: accept\n  - name: discard-limited\n    proto: udp\n    dport: 9\n    limit: {rate: 1/minute, burst: 2}\n    action: accept\n`);
   const child: ChildProcess = lab.spawn(gw.ns, [process.execPath, BIN, 'run', policy, '--queue', QUEUE, '--json', '--stats-every', '1', '--metrics', '127.0.0.1:0']);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the run's JSON lines, read field by field below
   const lines: Record<string, any>[] = [];
   onJsonLines(child.stdout!, (o) => lines.push(o));
   const exited = new Promise((r) => child.once('exit', r));

@@ -6,7 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { ChildProcess } from 'node:child_process';
+import { ChildProcess, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { Lab, Link, labSkip, sh, ruleCount, udpFrame, espFrame } from './support/netns';
 import { ROOT } from './support/compare';
 import { onJsonLines } from '../src/cli/output';
@@ -143,7 +144,7 @@ test('a second process binding the same queue gets a clear error naming the queu
   try {
     const second = sh(['ip', 'netns', 'exec', gwNs, process.execPath, BIN, 'run', policyFile, '--queue', QUEUE], { allowFail: true });
     assert.equal(second, '');
-    const r = require('node:child_process').spawnSync('ip', ['netns', 'exec', gwNs, process.execPath, BIN, 'run', policyFile, '--queue', QUEUE], { encoding: 'utf8' });
+    const r = spawnSync('ip', ['netns', 'exec', gwNs, process.execPath, BIN, 'run', policyFile, '--queue', QUEUE], { encoding: 'utf8' });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /queue 7 is bound by another process \(EPERM\)/);
   } finally {
@@ -183,14 +184,14 @@ test('SIGHUP reloads under traffic without losing a packet; a bad policy is refu
     await waitFor(() => run.lines.filter((l) => String(l.message ?? '').startsWith('reloaded')).length >= 5);
     assert.ok(run.lines.filter((l) => String(l.message ?? '').startsWith('reloaded')).length >= 5);
     // A broken policy: reported, nothing changes.
-    require('node:fs').writeFileSync(policyFile, 'default: accept\nrules:\n  - dport: 99999\n    action: drop\n');
+    writeFileSync(policyFile, 'default: accept\nrules:\n  - dport: 99999\n    action: drop\n');
     run.child.kill('SIGHUP');
     await waitFor(() => run.lines.some((l) => String(l.message ?? '').includes('refused')));
     assert.ok(run.lines.some((l) => String(l.message ?? '').includes(':3:12: port: 99999 is out of range')), JSON.stringify(run.lines.slice(-3)));
     await sendStrangerAndSettle(10);
     assert.equal(counted(stranger.address), beforeStranger, 'the old policy still drops the unknown peer');
   } finally {
-    require('node:fs').writeFileSync(policyFile, policyText(peer.address));
+    writeFileSync(policyFile, policyText(peer.address));
     run.child.kill('SIGTERM');
     await run.exited;
   }

@@ -49,8 +49,8 @@ test('the packed tarball installs offline with no compiler and classifies from C
     const files = info.files.map((f) => f.path);
     assert.ok(files.some((f) => /^prebuilds\/linux-x64\/[^/]+\.node$/.test(f)), 'a linux-x64 prebuild');
     for (const must of ['LICENSE', 'README.md', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts', 'bin/nfsieve.js', 'binding.gyp']) assert.ok(files.includes(must), must);
-    const unwanted = files.filter((f) => /^(test|bench|src|scripts|build|build-test)\/|^native\/fuzz\/|\.map$|CMakeLists/.test(f));
-    assert.deepEqual(unwanted, [], 'no tests, bench, fuzzers, sources maps or build files');
+    const unwanted = files.filter((f) => /^(test|bench|src|scripts|build|build-test)\/|^native\/(fuzz|testkit)\/|testkit|\.map$|CMakeLists/.test(f));
+    assert.deepEqual(unwanted, [], 'no tests, bench, fuzzers, test kit, sources maps or build files');
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
     assert.deepEqual(pkg.os, ['linux']);
     assert.ok(pkg.repository && pkg.bugs, 'repository and bugs');

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ICMP_TYPES } from '../src/policy/model';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -40,7 +41,7 @@ test('bad values are reported at the value, every one of them', () => {
     'p.yaml:4:12: port: 70000 is out of range (0-65535)',
     "p.yaml:6:12: unknown protocol 'udpx' (use a number 0-255 or one of icmp, igmp, ipip, tcp, egp, udp, ipv6, rsvp, gre, esp, ah, icmpv6, ipv6-icmp, ospf, pim, vrrp, l2tp, sctp, mh, udplite, all)",
     "p.yaml:8:10: prefix length /33 is too long for '10.0.0.0/33' (at most 32)",
-    "p.yaml:10:11: unknown icmp type 'echo-requst' (use a number or one of " + Object.keys(require('../src/policy/model').ICMP_TYPES).join(', ') + ')',
+    "p.yaml:10:11: unknown icmp type 'echo-requst' (use a number or one of " + Object.keys(ICMP_TYPES).join(', ') + ')',
     "p.yaml:11:13: unknown action 'fly' (accept, drop, reject, repeat, count, {queue: N}, {mark: VALUE[/MASK], then: accept|continue|repeat})",
   ]);
 });

@@ -15,8 +15,7 @@ namespace {
 
 inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 inline uint32_t be32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
-         static_cast<uint32_t>(p[2]) << 8 | p[3];
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
 }
 inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
@@ -53,8 +52,6 @@ void decode_ike(const uint8_t* p, size_t cap, size_t declared, Decoded* d) {
       d->ike_first_notify = static_cast<uint16_t>(n[6] << 8 | n[7]);
   }
 }
-
-
 
 void decode_esp(const uint8_t* p, size_t cap, Decoded* d) {
   if (cap >= 4) {
@@ -172,8 +169,7 @@ size_t walk_ah(const uint8_t* p, size_t cap, Decoded* d) {
 
 // The upper-layer header at p[off], the IP packet ending at `end` (captured)
 // and `declared_end` (what the IP header says).
-void decode_upper(const uint8_t* p, size_t off, size_t end, size_t declared_end,
-                  Decoded* d) {
+void decode_upper(const uint8_t* p, size_t off, size_t end, size_t declared_end, Decoded* d) {
   size_t cap = off < end ? end - off : 0;
   size_t declared = off < declared_end ? declared_end - off : 0;
   switch (d->proto) {
@@ -238,12 +234,21 @@ void nf_walk(const uint8_t* p, size_t end, Decoded* d, bool* nft_at_ah) {
   for (;;) {
     bool ext = next == 0 || next == 43 || next == 44 || next == 51 || next == 60 || next == 59;
     if (!ext || next == 59) break;
-    if (start + 2 > end) { d->nf_status = kNfBadMsg; return; }
+    if (start + 2 > end) {
+      d->nf_status = kNfBadMsg;
+      return;
+    }
     if (next == 51) *nft_at_ah = true;
     size_t hdrlen;
-    if (next == 43 && start + 4 > end) { d->nf_status = kNfBadMsg; return; }
+    if (next == 43 && start + 4 > end) {
+      d->nf_status = kNfBadMsg;
+      return;
+    }
     if (next == 44) {
-      if (start + 4 > end) { d->nf_status = kNfBadMsg; return; }
+      if (start + 4 > end) {
+        d->nf_status = kNfBadMsg;
+        return;
+      }
       uint16_t off = be16(p + start + 2) & 0xfff8;
       uint8_t inner = p[start];
       if (off) {
@@ -297,7 +302,10 @@ void nf_find_ah(const uint8_t* p, size_t end, Decoded* d) {
     size_t avail = start < end ? end - start : 0;
     if (next == 51) {
       size_t length = avail >= 2 ? (static_cast<size_t>(p[start + 1]) + 2) * 4 : 0;
-      if (avail < kAhFixed || length > avail) { d->nf_ah = kNfAhDrop; return; }
+      if (avail < kAhFixed || length > avail) {
+        d->nf_ah = kNfAhDrop;
+        return;
+      }
       d->nf_ah = kNfAhFound;
       if (!(d->present & kHasAh)) {
         d->ah_spi = be32(p + start + 4);
@@ -306,11 +314,20 @@ void nf_find_ah(const uint8_t* p, size_t end, Decoded* d) {
       return;
     }
     bool ext = next == 0 || next == 43 || next == 44 || next == 60;
-    if (!ext) { d->nf_ah = kNfAhNone; return; }  // upper layer or 59
-    if (avail < 2 || ((next == 43 || next == 44) && avail < 4)) { d->nf_ah = kNfAhDrop; return; }
+    if (!ext) {
+      d->nf_ah = kNfAhNone;
+      return;
+    }  // upper layer or 59
+    if (avail < 2 || ((next == 43 || next == 44) && avail < 4)) {
+      d->nf_ah = kNfAhDrop;
+      return;
+    }
     size_t hdrlen = 8;
     if (next == 44) {
-      if (be16(p + start + 2) & 0xfff8) { d->nf_ah = kNfAhNone; return; }
+      if (be16(p + start + 2) & 0xfff8) {
+        d->nf_ah = kNfAhNone;
+        return;
+      }
     } else {
       hdrlen = (static_cast<size_t>(p[start + 1]) + 1) << 3;
     }
@@ -379,11 +396,10 @@ void decode_ipv6(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
 
 const char* malformed_name(uint8_t code) {
   static const char* const names[kMalformedCount] = {
-      nullptr,         "link-truncated",  "ip-truncated",   "ip-version",
-      "ip-header-length", "ip-total-length", "ext-truncated", "ext-chain",
-      "ah-truncated",  "ah-length",       "udp-truncated",  "udp-length",
-      "tcp-truncated", "tcp-header-length", "icmp-truncated", "esp-truncated",
-      "natt-truncated", "ike-truncated",  "ike-length",
+      nullptr,           "link-truncated", "ip-truncated",  "ip-version",        "ip-header-length",
+      "ip-total-length", "ext-truncated",  "ext-chain",     "ah-truncated",      "ah-length",
+      "udp-truncated",   "udp-length",     "tcp-truncated", "tcp-header-length", "icmp-truncated",
+      "esp-truncated",   "natt-truncated", "ike-truncated", "ike-length",
   };
   return code < kMalformedCount ? names[code] : "unknown";
 }

@@ -15,20 +15,22 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "wire.h"
+
 namespace nfsieve {
 
 // pcap LINKTYPE_* values understood by decode_frame().
 enum LinkType : uint32_t {
-  kLinkNull = 0,        // BSD loopback: 4-byte address family, host order
-  kLinkEthernet = 1,    // Ethernet II, with any number of 802.1Q/802.1ad tags
-  kLinkPpp = 9,         // PPP, optional 0xff03 address/control, 1 or 2 byte protocol
-  kLinkPppHdlc = 50,    // PPP in HDLC-like framing: same layout for our purposes
-  kLinkRaw = 101,       // raw IP, version from the first nibble
-  kLinkLoop = 108,      // OpenBSD loopback: 4-byte address family, network order
-  kLinkLinuxSll = 113,  // Linux cooked v1: 16-byte header, protocol at 14
-  kLinkIpv4 = 228,      // raw IPv4
-  kLinkIpv6 = 229,      // raw IPv6
-  kLinkLinuxSll2 = 276, // Linux cooked v2: 20-byte header, protocol at 0
+  kLinkNull = wire::kLinkTypeNull,            // BSD loopback: 4-byte address family, host order
+  kLinkEthernet = wire::kLinkTypeEthernet,    // Ethernet II, with any number of 802.1Q/802.1ad tags
+  kLinkPpp = wire::kLinkTypePpp,              // PPP, optional 0xff03 address/control, 1 or 2 byte protocol
+  kLinkPppHdlc = wire::kLinkTypePppHdlc,      // PPP in HDLC-like framing: same layout for our purposes
+  kLinkRaw = wire::kLinkTypeRaw,              // raw IP, version from the first nibble
+  kLinkLoop = wire::kLinkTypeLoop,            // OpenBSD loopback: 4-byte address family, network order
+  kLinkLinuxSll = wire::kLinkTypeLinuxSll,    // Linux cooked v1: 16-byte header, protocol at 14
+  kLinkIpv4 = wire::kLinkTypeIpv4,            // raw IPv4
+  kLinkIpv6 = wire::kLinkTypeIpv6,            // raw IPv6
+  kLinkLinuxSll2 = wire::kLinkTypeLinuxSll2,  // Linux cooked v2: 20-byte header, protocol at 0
 };
 
 bool link_type_supported(uint32_t link_type);
@@ -70,7 +72,7 @@ constexpr int kMaxVlanTags = 8;
 // Bits of Decoded::present.
 enum Present : uint8_t {
   kHasPorts = 1 << 0,
-  kHasSpi = 1 << 1,     // ESP SPI (IP protocol 50 or ESP-in-UDP)
+  kHasSpi = 1 << 1,  // ESP SPI (IP protocol 50 or ESP-in-UDP)
   kHasEspSeq = 1 << 2,
   kHasAh = 1 << 3,
   kHasIcmp = 1 << 4,
@@ -78,40 +80,40 @@ enum Present : uint8_t {
 };
 
 struct Decoded {
-  uint8_t family;         // 0: not IP (or IP header unreadable), 4, 6
-  uint8_t proto;          // upper-layer protocol after IPv6 ext headers and AH
-  uint8_t fragment;       // Fragment
-  uint8_t ttl;            // TTL / hop limit
-  uint8_t malformed;      // Malformed
-  uint8_t natt;           // Natt, for UDP 4500
-  uint8_t present;        // Present bits
-  uint8_t ip_proto;       // protocol / next-header field of the IP header itself
-  uint8_t src[16];        // IPv4 uses the first 4 bytes
+  uint8_t family;     // 0: not IP (or IP header unreadable), 4, 6
+  uint8_t proto;      // upper-layer protocol after IPv6 ext headers and AH
+  uint8_t fragment;   // Fragment
+  uint8_t ttl;        // TTL / hop limit
+  uint8_t malformed;  // Malformed
+  uint8_t natt;       // Natt, for UDP 4500
+  uint8_t present;    // Present bits
+  uint8_t ip_proto;   // protocol / next-header field of the IP header itself
+  uint8_t src[16];    // IPv4 uses the first 4 bytes
   uint8_t dst[16];
   uint32_t total_length;  // IPv4 total length; IPv6 40 + payload length
   uint16_t sport, dport;
-  uint32_t spi;           // ESP SPI
+  uint32_t spi;  // ESP SPI
   uint32_t esp_seq;
   uint32_t ah_spi;
   uint8_t icmp_type, icmp_code;
-  uint8_t ike_version;    // major version nibble (1 or 2 for real IKE)
+  uint8_t ike_version;  // major version nibble (1 or 2 for real IKE)
   uint8_t ike_exchange;
   uint8_t ike_flags;
   uint8_t ike_next_payload;
-  uint16_t l3_offset;     // offset of the IP header in the frame
+  uint16_t l3_offset;  // offset of the IP header in the frame
   uint32_t ike_msgid;
   uint32_t ike_length;
   uint8_t ike_ispi[8];
   uint8_t ike_rspi[8];
-  uint16_t l4_offset;     // offset of the upper-layer header in the frame
-  uint16_t frag_offset;   // fragment offset in 8-byte units (IPv4 or IPv6 fragment header)
+  uint16_t l4_offset;    // offset of the upper-layer header in the frame
+  uint16_t frag_offset;  // fragment offset in 8-byte units (IPv4 or IPv6 fragment header)
   // The protocol as netfilter's ipv6_find_hdr() finds it (ip6tables -p):
   // it reads only the first bytes of each extension header before jumping
   // over it, so it can name an upper layer our strict walk calls truncated.
   // IPv4: the IP header's protocol field.
   uint8_t nf_proto;
-  uint8_t nf_status;      // NfStatus
-  uint16_t nf_avail;      // bytes present from the header nf_proto names (IPv4: from the end of the IP header), capped at 65535
+  uint8_t nf_status;  // NfStatus
+  uint16_t nf_avail;  // bytes present from the header nf_proto names (IPv4: from the end of the IP header), capped at 65535
   // One byte of small netfilter facts (bit 0, then bits 1-2, then 3-4; the
   // JavaScript reader unpacks the same bits, and the property test compares
   // them with the reference decoder on every frame):
@@ -154,14 +156,14 @@ static_assert(offsetof(Decoded, nf_proto) == 96, "layout");
 static_assert(offsetof(Decoded, ike_first_notify) == 102, "layout");
 
 // IKE wire values the classifier's derived IKE keys use (RFC 7296, RFC 2408).
-constexpr uint8_t kIkeExchangeSaInit = 34;       // IKEv2 IKE_SA_INIT
-constexpr uint8_t kIkeExchangeMainMode = 2;      // IKEv1 Identity Protection
-constexpr uint8_t kIkeExchangeAggressive = 4;    // IKEv1 Aggressive
-constexpr uint8_t kIkeFlagInitiator = 0x08;      // IKEv2 header flags
+constexpr uint8_t kIkeExchangeSaInit = 34;     // IKEv2 IKE_SA_INIT
+constexpr uint8_t kIkeExchangeMainMode = 2;    // IKEv1 Identity Protection
+constexpr uint8_t kIkeExchangeAggressive = 4;  // IKEv1 Aggressive
+constexpr uint8_t kIkeFlagInitiator = 0x08;    // IKEv2 header flags
 constexpr uint8_t kIkeFlagResponse = 0x20;
-constexpr uint8_t kIkePayloadNotify = 41;        // IKEv2 Notify payload
-constexpr uint16_t kIkeNotifyCookie = 16390;     // COOKIE (RFC 7296 section 2.6)
-constexpr size_t kIkeNotifyFixed = 8;            // generic header 4 + protocol, SPI size, type 4
+constexpr uint8_t kIkePayloadNotify = 41;     // IKEv2 Notify payload
+constexpr uint16_t kIkeNotifyCookie = 16390;  // COOKIE (RFC 7296 section 2.6)
+constexpr size_t kIkeNotifyFixed = 8;         // generic header 4 + protocol, SPI size, type 4
 
 // The derived keys of the ike.initial and ike.cookie table fields.
 enum IkeInitial : uint8_t { kIkeNotInitial = 0, kIkeInitialV2 = 1, kIkeInitialV1 = 2, kIkeInitialAbsent = 3 };

@@ -53,8 +53,10 @@ bool bucket_take(uint64_t* credit, uint64_t* last, uint64_t now, const BucketPar
     const uint64_t dt = now - *last;
     const uint64_t room = p.cap - *credit;
     // dt * refill is only computed below ceil(room / refill), so it stays under cap + refill.
-    if (dt >= (room + p.refill - 1) / p.refill) *credit = p.cap;
-    else *credit += dt * p.refill;
+    if (dt >= (room + p.refill - 1) / p.refill)
+      *credit = p.cap;
+    else
+      *credit += dt * p.refill;
     *last = now;
   }
   if (*credit < p.cost) return false;
@@ -118,8 +120,14 @@ void SourceBuckets::erase_slot(uint32_t hole) {
 
 void SourceBuckets::unlink(uint32_t n) {
   Node& e = nodes_[n];
-  if (e.prev != kNone) nodes_[e.prev].next = e.next; else head_ = e.next;
-  if (e.next != kNone) nodes_[e.next].prev = e.prev; else tail_ = e.prev;
+  if (e.prev != kNone)
+    nodes_[e.prev].next = e.next;
+  else
+    head_ = e.next;
+  if (e.next != kNone)
+    nodes_[e.next].prev = e.prev;
+  else
+    tail_ = e.prev;
 }
 
 void SourceBuckets::push_front(uint32_t n) {
@@ -169,9 +177,7 @@ static uint64_t random_seed() {
   try {
     std::random_device rd;
     return (uint64_t(rd()) << 32) ^ rd();
-  } catch (...) {
-    return mix(monotonic_ns());
-  }
+  } catch (...) { return mix(monotonic_ns()); }
 }
 
 LimitState::LimitState(const Table& table) {
@@ -179,9 +185,7 @@ LimitState::LimitState(const Table& table) {
     std::unique_ptr<One> one(new One());
     one->rec = table.limit(i);
     bucket_params(one->rec, &one->params);  // the loader has checked that it succeeds
-    if (one->rec.per == kLimitPerSource) {
-      one->sources.reset(new SourceBuckets(one->rec.max_sources, random_seed()));
-    }
+    if (one->rec.per == kLimitPerSource) { one->sources.reset(new SourceBuckets(one->rec.max_sources, random_seed())); }
     limits_.push_back(std::move(one));
   }
 }

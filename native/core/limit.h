@@ -59,8 +59,10 @@ class SpinLock {
   void lock() {
     for (int spins = 0; flag_.exchange(true, std::memory_order_acquire);) {
       while (flag_.load(std::memory_order_relaxed)) {
-        if (++spins < 128) relax();
-        else std::this_thread::yield();
+        if (++spins < 128)
+          relax();
+        else
+          std::this_thread::yield();
       }
     }
   }

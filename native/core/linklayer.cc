@@ -16,9 +16,7 @@ constexpr uint16_t kEtherIpv6 = 0x86dd;
 inline bool is_vlan(uint16_t type) { return type == 0x8100 || type == 0x88a8 || type == 0x9100; }
 
 // Version announced by an ethertype: 4, 6, or 0 for "not IP".
-inline int ether_version(uint16_t type) {
-  return type == kEtherIpv4 ? 4 : type == kEtherIpv6 ? 6 : 0;
-}
+inline int ether_version(uint16_t type) { return type == kEtherIpv4 ? 4 : type == kEtherIpv6 ? 6 : 0; }
 
 // BSD address families for IPv6 differ per OS (24 NetBSD/OpenBSD, 28 FreeBSD, 30 macOS, 10 Linux).
 inline int af_version(uint32_t af) {
@@ -31,14 +29,21 @@ inline int af_version(uint32_t af) {
 
 bool link_type_supported(uint32_t link_type) {
   switch (link_type) {
-    case kLinkNull: case kLinkEthernet: case kLinkPpp: case kLinkPppHdlc: case kLinkRaw:
-    case kLinkLoop: case kLinkLinuxSll: case kLinkIpv4: case kLinkIpv6: case kLinkLinuxSll2:
-      return true;
-    default:
-      return false;
+    case kLinkNull:
+    case kLinkEthernet:
+    case kLinkPpp:
+    case kLinkPppHdlc:
+    case kLinkRaw:
+    case kLinkLoop:
+    case kLinkLinuxSll:
+    case kLinkIpv4:
+    case kLinkIpv6:
+    case kLinkLinuxSll2: return true;
+    default: return false;
   }
 }
 
+// Over 60 lines: one short case per link type (a switch).
 void decode_frame(uint32_t link_type, const uint8_t* p, size_t len, Decoded* d) {
   std::memset(d, 0, sizeof(*d));
   size_t l3 = 0;
@@ -63,10 +68,10 @@ void decode_frame(uint32_t link_type, const uint8_t* p, size_t len, Decoded* d) 
     case kLinkNull:
     case kLinkLoop: {
       if (len < 4) return void(d->malformed = kLinkTruncated);
-      uint32_t be = static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
-                    static_cast<uint32_t>(p[2]) << 8 | p[3];
-      uint32_t le = static_cast<uint32_t>(p[3]) << 24 | static_cast<uint32_t>(p[2]) << 16 |
-                    static_cast<uint32_t>(p[1]) << 8 | p[0];
+      uint32_t be =
+          static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+      uint32_t le =
+          static_cast<uint32_t>(p[3]) << 24 | static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[1]) << 8 | p[0];
       version = af_version(be);
       if (version == 0 && link_type == kLinkNull) version = af_version(le);
       if (version == 0) return;
@@ -104,8 +109,7 @@ void decode_frame(uint32_t link_type, const uint8_t* p, size_t len, Decoded* d) 
       l3 = 20;
       break;
     }
-    default:
-      return;  // unsupported link types are refused by the capture reader
+    default: return;  // unsupported link types are refused by the capture reader
   }
   decode_ip_at(p, l3, len, version, d);
 }

@@ -37,8 +37,10 @@ uint8_t next_tag(uint8_t t, uint8_t add, uint8_t remove, int64_t expires_ms) {
 }
 
 void keep_expiry(Expiries& e, const ExpiryKey& k, uint8_t tag, int64_t expires_ms) {
-  if (tag & kTagTimed) e.put(k, expires_ms);
-  else e.erase(k);
+  if (tag & kTagTimed)
+    e.put(k, expires_ms);
+  else
+    e.erase(k);
 }
 
 }  // namespace
@@ -382,7 +384,8 @@ SetSizes SpiSet::sizes(int64_t now_ms) const {
 
 bool NamedSet::add(const SetElement& e, uint8_t origin, int64_t expires_ms) {
   if (e.kind != kind) return false;
-  return kind == kSetAddress ? addresses.add(e.family, e.bytes, e.length, origin, expires_ms) : spis.add(e.lo, e.hi, origin, expires_ms);
+  return kind == kSetAddress ? addresses.add(e.family, e.bytes, e.length, origin, expires_ms)
+                             : spis.add(e.lo, e.hi, origin, expires_ms);
 }
 
 bool NamedSet::remove(const SetElement& e, uint8_t origins) {
@@ -397,13 +400,17 @@ bool NamedSet::test(const SetElement& e) const {
 
 void NamedSet::merge_live(const NamedSet& from, int64_t now) {
   if (from.kind != kind) return;
-  if (kind == kSetAddress) addresses.merge_live(from.addresses, now);
-  else spis.merge_live(from.spis, now);
+  if (kind == kSetAddress)
+    addresses.merge_live(from.addresses, now);
+  else
+    spis.merge_live(from.spis, now);
 }
 
 void NamedSet::list(std::vector<MemberInfo>* out, int64_t now) const {
-  if (kind == kSetAddress) addresses.list(out, now);
-  else spis.list(out, now);
+  if (kind == kSetAddress)
+    addresses.list(out, now);
+  else
+    spis.list(out, now);
 }
 
 }  // namespace nfsieve

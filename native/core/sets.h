@@ -20,17 +20,19 @@
 #include <vector>
 
 #include "flat_set.h"
+#include "wire.h"
 
 namespace nfsieve {
 
 // Tag bits of a member (FlatSet tags; a present member has file or live).
-constexpr uint8_t kOriginFile = 1;
-constexpr uint8_t kOriginLive = 2;
-constexpr uint8_t kOriginAll = kOriginFile | kOriginLive;
+constexpr uint8_t kOriginFile = wire::kSetOriginFile;
+constexpr uint8_t kOriginLive = wire::kSetOriginLive;
+constexpr uint8_t kOriginAll = wire::kSetOriginAll;
+static_assert(kOriginAll == (kOriginFile | kOriginLive), "all origins");
 constexpr uint8_t kTagTimed = 4;
 
-constexpr uint8_t kSetAddress = 1;
-constexpr uint8_t kSetSpi = 2;
+constexpr uint8_t kSetAddress = wire::kSetKindAddress;
+constexpr uint8_t kSetSpi = wire::kSetKindSpi;
 
 // Milliseconds of the monotonic clock: the time base of expiries.
 int64_t steady_now_ms();
@@ -132,7 +134,11 @@ class SpiSet {
   // Whether every SPI of lo..hi lies inside one matching member.
   bool matches(uint32_t lo, uint32_t hi) const;
   size_t size() const { return values_.size() + ranges_.size(); }
-  void clear() { values_.clear(); ranges_.clear(); expiries_.clear(); }
+  void clear() {
+    values_.clear();
+    ranges_.clear();
+    expiries_.clear();
+  }
   size_t flush(uint8_t origins);
   size_t expire(int64_t now_ms);
   bool timed() const;

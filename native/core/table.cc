@@ -1,9 +1,11 @@
 // Table loading: every check the evaluator relies on, made once.
 #include "table.h"
 
+#include <cstddef>
 #include <cstring>
 
 #include "limit.h"
+#include "wire.h"
 
 namespace nfsieve {
 
@@ -49,68 +51,90 @@ class TableLoader {
     t_->size_ = size;
     bytes_ = reinterpret_cast<const uint8_t*>(t_->storage_.get());
     size_ = size;
-    if (u32(0) != kTableMagic) return fail("not an nfsieve table (bad magic)");
-    const uint16_t version = u16(4);
-    if (version != kTableVersionPlain && version != kTableVersion)
-      return fail("table version " + std::to_string(version) + " is not supported (this build reads versions 1 and 2)");
-    if (u16(6) != kHeaderSize) return fail("bad header size");
-    if (u32(8) != size) return fail("table size field " + std::to_string(u32(8)) + " does not match its " + std::to_string(size) + " bytes");
-    if (crc32(bytes_ + 16, size - 16) != u32(12)) return fail("checksum mismatch: the table is corrupt");
-    t_->rule_count_ = u32(16);
-    t_->default_verdict_ = bytes_[20];
-    t_->flags_ = bytes_[21];
+    std::memcpy(&h_, bytes_, sizeof h_);
+    if (!load_header() || !load_sections()) return false;
+    if (!load_strings(h_.strings_off, h_.strings_size)) return false;
+    if (!load_sets(h_.sets_off, h_.set_count)) return false;
+    if (!check_rules() || !load_limits() || !check_residuals()) return false;
+    if (!load_family(h_.fam4_off, 4, &t_->fam4_)) return false;
+    if (!load_family(h_.fam6_off, 6, &t_->fam6_)) return false;
+    return true;
+  }
+
+ private:
+  // Magic, version, sizes, checksum and the default verdict.
+  bool load_header() {
+    if (h_.magic != kTableMagic) return fail("not an nfsieve table (bad magic)");
+    if (h_.version != kTableVersionPlain && h_.version != kTableVersion)
+      return fail("table version " + std::to_string(h_.version) + " is not supported (this build reads versions 1 and 2)");
+    if (h_.header_size != kHeaderSize) return fail("bad header size");
+    if (h_.total_size != size_)
+      return fail("table size field " + std::to_string(h_.total_size) + " does not match its " + std::to_string(size_) +
+                  " bytes");
+    constexpr size_t kSummed = offsetof(wire::TableHeader, rule_count);  // the checksum covers what follows it
+    if (crc32(bytes_ + kSummed, size_ - kSummed) != h_.checksum) return fail("checksum mismatch: the table is corrupt");
+    t_->rule_count_ = h_.rule_count;
+    t_->default_verdict_ = h_.default_verdict;
+    t_->flags_ = h_.flags;
     if (t_->default_verdict_ > kActReject) return fail("bad default verdict");
-    const uint32_t rules = t_->rule_count_;
-    const uint32_t residual_count = u32(32);
-    const uint32_t ref_count = u32(64);
-    const uint32_t set_count = u32(56);
-    if (!span(u32(24), uint64_t(rules) * sizeof(RuleRec), 8)) return fail("rules section out of bounds");
-    if (!span(u32(28), uint64_t(residual_count) * sizeof(ResidualRec), 8)) return fail("residual section out of bounds");
-    if (!span(u32(60), uint64_t(ref_count) * 4, 4)) return fail("reference section out of bounds");
-    if (!span(u32(52), uint64_t(set_count) * 16, 8)) return fail("set section out of bounds");
-    t_->rules_ = reinterpret_cast<const RuleRec*>(bytes_ + u32(24));
-    t_->residuals_ = reinterpret_cast<const ResidualRec*>(bytes_ + u32(28));
-    t_->refs_ = reinterpret_cast<const uint32_t*>(bytes_ + u32(60));
-    // Version 2: the limits section (bytes 68..75 are reserved in version 1).
-    const uint32_t limit_count = version >= 2 ? u32(72) : 0;
-    if (limit_count && !span(u32(68), uint64_t(limit_count) * sizeof(LimitRec), 8)) return fail("limits section out of bounds");
-    if (limit_count) t_->limits_ = reinterpret_cast<const LimitRec*>(bytes_ + u32(68));
+    return true;
+  }
+
+  // The rules, residuals, references, sets and (version 2) limits sections in bounds.
+  bool load_sections() {
+    if (!span(h_.rules_off, uint64_t(h_.rule_count) * sizeof(RuleRec), 8)) return fail("rules section out of bounds");
+    if (!span(h_.residuals_off, uint64_t(h_.residual_count) * sizeof(ResidualRec), 8))
+      return fail("residual section out of bounds");
+    if (!span(h_.refs_off, uint64_t(h_.ref_count) * 4, 4)) return fail("reference section out of bounds");
+    if (!span(h_.sets_off, uint64_t(h_.set_count) * 16, 8)) return fail("set section out of bounds");
+    t_->rules_ = reinterpret_cast<const RuleRec*>(bytes_ + h_.rules_off);
+    t_->residuals_ = reinterpret_cast<const ResidualRec*>(bytes_ + h_.residuals_off);
+    t_->refs_ = reinterpret_cast<const uint32_t*>(bytes_ + h_.refs_off);
+    // Version 2: the limits section (limits_off and limit_count are reserved in version 1).
+    const uint32_t limit_count = h_.version >= 2 ? h_.limit_count : 0;
+    if (limit_count && !span(h_.limits_off, uint64_t(limit_count) * sizeof(LimitRec), 8))
+      return fail("limits section out of bounds");
+    if (limit_count) t_->limits_ = reinterpret_cast<const LimitRec*>(bytes_ + h_.limits_off);
     t_->limit_count_ = limit_count;
-    if (!load_strings(u32(44), u32(48))) return false;
-    if (!load_sets(u32(52), set_count)) return false;
+    return true;
+  }
+
+  bool check_rules() {
+    const uint32_t rules = h_.rule_count;
     for (uint32_t i = 0; i < rules; i++) {
       const RuleRec& r = t_->rules_[i];
       const std::string at = "rule " + std::to_string(i) + ": ";
       if (r.action > kActRepeat) return fail(at + "bad action code");
       if (r.action == kActSkip && (r.skip_to <= i || r.skip_to > rules)) return fail(at + "skip target out of range");
-      if (uint64_t(r.residual_start) + r.residual_count > residual_count) return fail(at + "residuals out of range");
+      if (uint64_t(r.residual_start) + r.residual_count > h_.residual_count) return fail(at + "residuals out of range");
     }
-    if (!load_limits()) return false;
-    for (uint32_t i = 0; i < residual_count; i++) {
+    return true;
+  }
+
+  bool check_residuals() {
+    for (uint32_t i = 0; i < h_.residual_count; i++) {
       const ResidualRec& r = t_->residuals_[i];
       const std::string at = "residual " + std::to_string(i) + ": ";
       if (r.kind < kResMark || r.kind > kResLimit) return fail(at + "bad kind");
       if (r.kind == kResMark || r.kind == kResLimit) continue;  // limits: checked by load_limits
-      if (uint64_t(r.a) + r.b > ref_count || r.b == 0) return fail(at + "references out of range");
+      if (uint64_t(r.a) + r.b > h_.ref_count || r.b == 0) return fail(at + "references out of range");
       for (uint32_t k = 0; k < r.b; k++) {
         uint32_t v = t_->refs_[r.a + k];
         if (r.kind == kResIn || r.kind == kResOut) {
           if (v >= t_->strings_.size()) return fail(at + "interface pattern out of range");
         } else {
-          if (v >= set_count) return fail(at + "set index out of range");
-          uint8_t want = (r.kind == kResSetSpi || r.kind == kResSetAhSpi) ? 2 : 1;
+          if (v >= h_.set_count) return fail(at + "set index out of range");
+          uint8_t want = (r.kind == kResSetSpi || r.kind == kResSetAhSpi) ? wire::kSetKindSpi : wire::kSetKindAddress;
           if (t_->sets_[v].kind != want) return fail(at + "set of the wrong kind");
         }
       }
     }
-    if (!load_family(u32(36), 4, &t_->fam4_)) return false;
-    if (!load_family(u32(40), 6, &t_->fam6_)) return false;
     return true;
   }
 
- private:
   Table* t_;
   std::string* error_;
+  wire::TableHeader h_{};
   const uint8_t* bytes_ = nullptr;
   size_t size_ = 0;
 
@@ -118,8 +142,11 @@ class TableLoader {
     *error_ = "invalid table: " + message;
     return false;
   }
-  uint16_t u16(size_t at) const { uint16_t v; std::memcpy(&v, bytes_ + at, 2); return v; }
-  uint32_t u32(size_t at) const { uint32_t v; std::memcpy(&v, bytes_ + at, 4); return v; }
+  uint32_t u32(size_t at) const {
+    uint32_t v;
+    std::memcpy(&v, bytes_ + at, 4);
+    return v;
+  }
   // [off, off+len) inside the table, past the header, aligned.
   bool span(uint64_t off, uint64_t len, uint64_t align) const {
     return off >= kHeaderSize && off % align == 0 && off <= size_ && len <= size_ - off;
@@ -152,11 +179,13 @@ class TableLoader {
       if (!bucket_params(l, &params)) return fail(at + "burst times the token cost does not fit 62 bits");
       if (l.per == kLimitPerSource && (l.prefix4 < 1 || l.prefix4 > 32 || l.prefix6 < 1 || l.prefix6 > 128))
         return fail(at + "bad source prefix length");
-      if (l.per == kLimitPerSource && (l.max_sources == 0 || l.max_sources > kMaxSources)) return fail(at + "max-sources out of range");
+      if (l.per == kLimitPerSource && (l.max_sources == 0 || l.max_sources > kMaxSources))
+        return fail(at + "max-sources out of range");
       if (l.per == kLimitPerSource) sources += l.max_sources;
     }
     // Per-source buckets are preallocated at load (limit.h): bound them in all.
-    if (sources > kMaxSources) return fail("per-source limits keep " + std::to_string(sources) + " sources in all (at most 16777216)");
+    if (sources > kMaxSources)
+      return fail("per-source limits keep " + std::to_string(sources) + " sources in all (at most 16777216)");
     for (uint32_t ri = 0; ri < t_->rule_count_; ri++) {
       const RuleRec& r = t_->rules_[ri];
       for (uint32_t k = 0; k < r.residual_count; k++) {
@@ -194,17 +223,17 @@ class TableLoader {
       uint32_t name = u32(at + 4);
       v.count = u32(at + 8);
       uint32_t elems = u32(at + 12);
-      if (v.kind != 1 && v.kind != 2) return fail("set " + std::to_string(i) + ": bad kind");
+      if (v.kind != wire::kSetKindAddress && v.kind != wire::kSetKindSpi) return fail("set " + std::to_string(i) + ": bad kind");
       if (name >= t_->strings_.size()) return fail("set " + std::to_string(i) + ": name out of range");
       v.name = t_->strings_[name];
-      uint64_t esize = v.kind == 1 ? 20 : 8;
+      uint64_t esize = v.kind == wire::kSetKindAddress ? 20 : 8;
       if (!span(elems, uint64_t(v.count) * esize, 4)) return fail("set '" + v.name + "': elements out of bounds");
       v.elements = bytes_ + elems;
-      for (uint32_t k = 0; v.kind == 1 && k < v.count; k++) {
+      for (uint32_t k = 0; v.kind == wire::kSetKindAddress && k < v.count; k++) {
         const uint8_t* e = v.elements + k * 20;
         if (!((e[0] == 4 && e[1] <= 32) || (e[0] == 6 && e[1] <= 128))) return fail("set '" + v.name + "': bad address element");
       }
-      for (uint32_t k = 0; v.kind == 2 && k < v.count; k++) {
+      for (uint32_t k = 0; v.kind == wire::kSetKindSpi && k < v.count; k++) {
         uint32_t lo, hi;
         std::memcpy(&lo, v.elements + k * 8, 4);
         std::memcpy(&hi, v.elements + k * 8 + 4, 4);
@@ -215,6 +244,7 @@ class TableLoader {
     return true;
   }
 
+  // Over 60 lines: every check of a family table, in the order of its layout (docs/table-format.md).
   bool load_family(uint32_t off, int fam, Family* f) {
     const std::string at = "IPv" + std::to_string(fam) + " table: ";
     if (!span(off, 16, 8)) return fail(at + "out of bounds");
@@ -255,7 +285,8 @@ class TableLoader {
       uint64_t key_words = dim.wide ? 2 : 1;
       if (!span(boff, uint64_t(dim.boundary_count) * key_words * 8, 8)) return fail(dat + "boundaries out of bounds");
       if (!span(coff, (uint64_t(dim.boundary_count) + 1) * 4, 4)) return fail(dat + "classes out of bounds");
-      if (dim.vector_count == 0 || !span(voff, uint64_t(dim.vector_count) * vbytes, 8)) return fail(dat + "vectors out of bounds");
+      if (dim.vector_count == 0 || !span(voff, uint64_t(dim.vector_count) * vbytes, 8))
+        return fail(dat + "vectors out of bounds");
       dim.boundaries = reinterpret_cast<const uint64_t*>(bytes_ + boff);
       dim.classes = reinterpret_cast<const uint32_t*>(bytes_ + coff);
       dim.vectors = reinterpret_cast<const uint64_t*>(bytes_ + voff);
@@ -268,10 +299,11 @@ class TableLoader {
       for (uint32_t k = 0; k <= dim.boundary_count; k++)
         if (dim.classes[k] >= dim.vector_count) return fail(dat + "class index out of range");
       for (uint32_t k = 1; k < dim.boundary_count; k++) {
-        bool increasing = dim.wide
-            ? (dim.boundaries[2 * k] > dim.boundaries[2 * k - 2] ||
-               (dim.boundaries[2 * k] == dim.boundaries[2 * k - 2] && dim.boundaries[2 * k + 1] > dim.boundaries[2 * k - 1]))
-            : dim.boundaries[k] > dim.boundaries[k - 1];
+        bool increasing =
+            dim.wide
+                ? (dim.boundaries[2 * k] > dim.boundaries[2 * k - 2] ||
+                   (dim.boundaries[2 * k] == dim.boundaries[2 * k - 2] && dim.boundaries[2 * k + 1] > dim.boundaries[2 * k - 1]))
+                : dim.boundaries[k] > dim.boundaries[k - 1];
         if (!increasing) return fail(dat + "boundaries not strictly increasing");
       }
     }

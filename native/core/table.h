@@ -14,19 +14,41 @@
 #include <string>
 #include <vector>
 
+#include "wire.h"
+
 namespace nfsieve {
 
 constexpr uint32_t kTableMagic = 0x5153464e;  // "NFSQ"
-constexpr uint16_t kTableVersion = 2;        // written when the table has limits
-constexpr uint16_t kTableVersionPlain = 1;   // no limits section
-constexpr uint32_t kHeaderSize = 96;
+constexpr uint16_t kTableVersion = 2;         // written when the table has limits
+constexpr uint16_t kTableVersionPlain = 1;    // no limits section
+constexpr uint32_t kHeaderSize = sizeof(wire::TableHeader);
 constexpr int kMaxDims = 24;
 
 enum FieldId : uint8_t {
-  kFieldSrc = 1, kFieldDst, kFieldProto, kFieldIpProto, kFieldSport, kFieldDport, kFieldSpi, kFieldAhSpi,
-  kFieldIcmp, kFieldIkeVersion, kFieldIkeExchange, kFieldIkeFlags, kFieldNatt, kFieldFragment,
-  kFieldCtState, kFieldMalformed, kFieldLength, kFieldTruncated, kFieldNfProto, kFieldL4Avail,
-  kFieldIkeInitial, kFieldIkeCookie, kFieldNftProto, kFieldLast = kFieldNftProto
+  kFieldSrc = 1,
+  kFieldDst,
+  kFieldProto,
+  kFieldIpProto,
+  kFieldSport,
+  kFieldDport,
+  kFieldSpi,
+  kFieldAhSpi,
+  kFieldIcmp,
+  kFieldIkeVersion,
+  kFieldIkeExchange,
+  kFieldIkeFlags,
+  kFieldNatt,
+  kFieldFragment,
+  kFieldCtState,
+  kFieldMalformed,
+  kFieldLength,
+  kFieldTruncated,
+  kFieldNfProto,
+  kFieldL4Avail,
+  kFieldIkeInitial,
+  kFieldIkeCookie,
+  kFieldNftProto,
+  kFieldLast = kFieldNftProto
 };
 
 enum ActionCode : uint8_t { kActAccept = 0, kActDrop, kActReject, kActQueue, kActContinue, kActSkip, kActRepeat };
@@ -36,7 +58,7 @@ constexpr uint32_t kMaxSources = 1u << 24;
 
 struct RuleRec {
   uint8_t action;
-  uint8_t flags;  // bit 0: sets the mark
+  uint8_t flags;  // wire::kRuleFlag* (bit 0: sets the mark)
   uint16_t queue;
   uint32_t mark_value;
   uint32_t mark_mask;
@@ -59,9 +81,9 @@ static_assert(sizeof(ResidualRec) == 16, "residual record");
 
 // A rate limit (docs/table-format.md): `rate` tokens per `period_ns`, at most `burst` saved.
 struct LimitRec {
-  uint8_t per;       // LimitPer
-  uint8_t prefix4;   // per source: bits of an IPv4 source that make its key (1-32)
-  uint8_t prefix6;   // per source: likewise for IPv6 (1-128)
+  uint8_t per;      // LimitPer
+  uint8_t prefix4;  // per source: bits of an IPv4 source that make its key (1-32)
+  uint8_t prefix6;  // per source: likewise for IPv6 (1-128)
   uint8_t reserved;
   uint32_t rate;
   uint32_t burst;
@@ -72,7 +94,7 @@ static_assert(sizeof(LimitRec) == 24, "limit record");
 
 struct Dim {
   uint8_t field;
-  bool wide;                   // 128-bit keys stored as (hi, lo) pairs
+  bool wide;  // 128-bit keys stored as (hi, lo) pairs
   uint32_t boundary_count;
   const uint64_t* boundaries;  // boundary_count keys (2 words each when wide)
   const uint32_t* classes;     // boundary_count + 1 vector indices

@@ -34,9 +34,20 @@ int main(int argc, char** argv) {
       buf[0] = v6 ? 0x60 : static_cast<uint8_t>(0x45 + (next() % 4 == 0 ? next() % 11 : 0));
       if (!v6 && len > 9) buf[9] = protos[next() % 11];
       if (v6 && len > 6) buf[6] = protos[next() % 11];
-      if (!v6 && len > 7) { buf[6] &= (next() & 1) ? 0x20 : 0xff; buf[7] = (next() & 1) ? 0 : buf[7]; }
-      if (len > 3 && (next() & 1)) { size_t total = len + (next() % 16) - 8; buf[2] = (total >> 8) & 0xff; buf[3] = total & 0xff; }
-      if (v6 && len > 5 && (next() & 1)) { size_t pl = len > 40 ? len - 40 : 0; buf[4] = pl >> 8; buf[5] = pl & 0xff; }
+      if (!v6 && len > 7) {
+        buf[6] &= (next() & 1) ? 0x20 : 0xff;
+        buf[7] = (next() & 1) ? 0 : buf[7];
+      }
+      if (len > 3 && (next() & 1)) {
+        size_t total = len + (next() % 16) - 8;
+        buf[2] = (total >> 8) & 0xff;
+        buf[3] = total & 0xff;
+      }
+      if (v6 && len > 5 && (next() & 1)) {
+        size_t pl = len > 40 ? len - 40 : 0;
+        buf[4] = pl >> 8;
+        buf[5] = pl & 0xff;
+      }
     }
     nfsieve::Decoded d;
     uint32_t link = (len > 0 && (next() & 1)) ? 101 : kLinks[next() % 10];

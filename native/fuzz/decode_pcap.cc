@@ -20,7 +20,11 @@ int main(int argc, char** argv) {
   for (int f = 1; f < argc; f++) {
     std::ifstream in(argv[f], std::ios::binary);
     std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (file.size() < 24) { std::fprintf(stderr, "%s: too short\n", argv[f]); status = 1; continue; }
+    if (file.size() < 24) {
+      std::fprintf(stderr, "%s: too short\n", argv[f]);
+      status = 1;
+      continue;
+    }
     uint32_t magic;
     std::memcpy(&magic, file.data(), 4);
     bool swap = magic == 0xd4c3b2a1 || magic == 0x4d3cb2a1;
@@ -28,7 +32,11 @@ int main(int argc, char** argv) {
     size_t at = 24;
     for (int index = 0; at + 16 <= file.size(); index++) {
       uint32_t caplen = rd32(file.data() + at + 8, swap);
-      if (caplen > file.size() - at - 16) { std::fprintf(stderr, "%s: truncated record\n", argv[f]); status = 1; break; }
+      if (caplen > file.size() - at - 16) {
+        std::fprintf(stderr, "%s: truncated record\n", argv[f]);
+        status = 1;
+        break;
+      }
       // Copy the frame into an exact-size heap block so ASan sees any over-read.
       std::vector<uint8_t> frame(file.begin() + at + 16, file.begin() + at + 16 + caplen);
       nfsieve::Decoded d;

@@ -55,12 +55,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int length = family == 4 ? 24 + z % 9 : 112 + z % 17;
     const Key key(family, length, masked(family, b, length));
     switch (op % 5) {
-      case 0: if (addresses.add(family, b, length) != model.insert(key).second) fail("add"); break;
-      case 1: if (addresses.remove(family, b, length) != (model.erase(key) != 0)) fail("remove"); break;
-      case 2: if (addresses.contains(family, b) != member(model, family, b)) fail("contains"); break;
+      case 0:
+        if (addresses.add(family, b, length) != model.insert(key).second) fail("add");
+        break;
+      case 1:
+        if (addresses.remove(family, b, length) != (model.erase(key) != 0)) fail("remove");
+        break;
+      case 2:
+        if (addresses.contains(family, b) != member(model, family, b)) fail("contains");
+        break;
       case 3: {
         uint32_t spi = static_cast<uint32_t>(y) << 16 | z;
-        if ((op & 0x40) ? spis.add(spi, spi) != spi_model.insert(spi).second : spis.remove(spi, spi) != (spi_model.erase(spi) != 0))
+        if ((op & 0x40) ? spis.add(spi, spi) != spi_model.insert(spi).second
+                        : spis.remove(spi, spi) != (spi_model.erase(spi) != 0))
           fail("spi change");
         break;
       }

@@ -7,8 +7,8 @@
 //   sets_stress OPS SEED  ->  "checked OPS operations, N members" or exit 1
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <map>
+#include <random>
 #include <set>
 #include <tuple>
 
@@ -17,6 +17,7 @@
 using nfsieve::AddressSet;
 using nfsieve::SpiSet;
 
+// Over 60 lines: a test driver; one random operation per case, each checked against the model right there.
 int main(int argc, char** argv) {
   if (argc != 3) {
     std::fprintf(stderr, "usage: sets_stress OPS SEED\n");
@@ -27,7 +28,10 @@ int main(int argc, char** argv) {
   AddressSet addresses;
   SpiSet spis;
   using Key = std::tuple<int, int, std::vector<uint8_t>>;  // family, length, masked bytes
-  struct Origins { uint8_t bits; int64_t expires; };
+  struct Origins {
+    uint8_t bits;
+    int64_t expires;
+  };
   std::map<Key, Origins> model;
   const int64_t now = nfsieve::steady_now_ms();
   const int64_t past = now - 100000, future = now + 100000000;  // far from the coarse clock's ticks
@@ -99,7 +103,8 @@ int main(int argc, char** argv) {
       for (const auto& m : model) {
         const std::vector<uint8_t>& bytes = std::get<2>(m.first);
         const bool live = (m.second.bits & nfsieve::kOriginLive) && (m.second.expires == 0 || m.second.expires > now);
-        if (live && !next.matches(std::get<0>(m.first), bytes.data(), std::get<1>(m.first))) return std::printf("merge_live lost a member at op %ld\n", op), 1;
+        if (live && !next.matches(std::get<0>(m.first), bytes.data(), std::get<1>(m.first)))
+          return std::printf("merge_live lost a member at op %ld\n", op), 1;
       }
       std::vector<nfsieve::MemberInfo> listed;
       next.list(&listed, now);
@@ -114,7 +119,8 @@ int main(int argc, char** argv) {
     } else if (spis.remove(spi, spi) != (spi_model.erase(spi) != 0)) {
       return std::printf("spi remove mismatch at op %ld\n", op), 1;
     }
-    if (spis.contains(spi ^ 0x10000u) != (spi_model.count(spi ^ 0x10000u) != 0)) return std::printf("spi contains mismatch at op %ld\n", op), 1;
+    if (spis.contains(spi ^ 0x10000u) != (spi_model.count(spi ^ 0x10000u) != 0))
+      return std::printf("spi contains mismatch at op %ld\n", op), 1;
     if (addresses.size() != model.size()) return std::printf("size mismatch at op %ld\n", op), 1;
   }
   std::printf("checked %ld operations, %zu members\n", ops, model.size());

@@ -19,13 +19,17 @@ uint64_t now_ms() {
 
 // enum ip_conntrack_info -> ctstate key (see src/compile/fields.ts).
 uint8_t ctstate_of(int32_t ct_info, bool conntrack) {
-  if (!conntrack) return 0;  // not asked for: unknown
-  switch (ct_info) {
-    case 0: case 3: return 3;  // IP_CT_ESTABLISHED, IP_CT_ESTABLISHED_REPLY
-    case 1: case 4: return 4;  // IP_CT_RELATED, IP_CT_RELATED_REPLY
-    case 2: return 2;          // IP_CT_NEW
-    case 7: return 5;          // IP_CT_UNTRACKED
-    default: return 1;         // no conntrack entry: invalid
+  using namespace wire;
+  if (!conntrack) return kCtStateKeyUnknown;   // not asked for
+  if (ct_info < 0) return kCtStateKeyInvalid;  // no conntrack entry
+  switch (static_cast<uint32_t>(ct_info)) {
+    case kIpCtEstablished:
+    case kIpCtEstablishedReply: return kCtStateKeyEstablished;
+    case kIpCtRelated:
+    case kIpCtRelatedReply: return kCtStateKeyRelated;
+    case kIpCtNew: return kCtStateKeyNew;
+    case kIpCtUntracked: return kCtStateKeyUntracked;
+    default: return kCtStateKeyInvalid;
   }
 }
 
@@ -54,8 +58,8 @@ ActiveTable::ActiveTable(std::unique_ptr<Classifier> c, size_t workers, uint64_t
 
 QueueEngine::~QueueEngine() { stop(); }
 
-bool QueueEngine::start(std::unique_ptr<Classifier> classifier, const EngineConfig& config, ErrorFn on_error,
-                        StatsFn on_stats, std::string* error) {
+bool QueueEngine::start(std::unique_ptr<Classifier> classifier, const EngineConfig& config, ErrorFn on_error, StatsFn on_stats,
+                        std::string* error) {
   config_ = config;
   on_error_ = std::move(on_error);
   on_stats_ = std::move(on_stats);
@@ -71,7 +75,7 @@ bool QueueEngine::start(std::unique_ptr<Classifier> classifier, const EngineConf
     w->slot = i;
     QueueConfig qc = config.socket;
     qc.queue = w->queue;
-    qc.conntrack = qc.conntrack || (table->classifier->table().flags() & 1);
+    qc.conntrack = qc.conntrack || (table->classifier->table().flags() & wire::kTableFlagNeedsCtState);
     config_.socket.conntrack = qc.conntrack;
     if (!w->socket.open(qc, error)) {
       workers_.clear();  // sockets close; bound queues are released with them
@@ -80,8 +84,9 @@ bool QueueEngine::start(std::unique_ptr<Classifier> classifier, const EngineConf
     if (qc.conntrack && !w->socket.conntrack_available()) {
       config_.socket.conntrack = false;
       if (warnings_.empty())
-        warnings_.push_back("this kernel cannot attach conntrack state to queued packets (NFQA_CFG_F_CONNTRACK: EOPNOTSUPP; "
-                            "load nf_conntrack_netlink): ctstate conditions see the state as unknown");
+        warnings_.push_back(
+            "this kernel cannot attach conntrack state to queued packets (NFQA_CFG_F_CONNTRACK: EOPNOTSUPP; "
+            "load nf_conntrack_netlink): ctstate conditions see the state as unknown");
     }
     workers_.push_back(std::move(w));
   }
@@ -185,32 +190,37 @@ void QueueEngine::report(Worker* w, ReportLimiter& limiter, const std::string& w
   on_error_(message);
 }
 
-void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts) {
+namespace {
+
+// One batch's working space, kept per thread between batches.
+struct Batch {
+  std::vector<Decoded> decoded;
+  std::vector<Meta> metas;
+  std::vector<std::string> ifnames;  // in and out name of each packet (Meta points into them)
+  std::vector<Verdict> results;
+};
+
+// What a batch's verdicts add to the queue's counters.
+struct Tally {
+  uint64_t accepted = 0, dropped = 0, rejected = 0, queued = 0, not_ip = 0, bytes = 0;
+};
+
+// Decode each packet and gather what the policy may read besides it.
+void decode_batch(const std::vector<QueuedPacket>& packets, bool conntrack, Batch* b) {
   thread_local InterfaceNames names;
-  verdicts.clear();
-  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
-  Counters* counters = table->counters[w->slot].get();
-  const bool conntrack = config_.socket.conntrack;
-  QueueCounters& qc = w->counters;
   const size_t count = packets.size();
-  thread_local std::vector<Decoded> decoded;
-  thread_local std::vector<Meta> metas;
-  thread_local std::vector<std::string> ifnames;
-  thread_local std::vector<Verdict> results;
-  decoded.resize(count);
-  metas.assign(count, Meta());
-  ifnames.resize(2 * count);
-  results.resize(count);
-  const uint64_t batch_time = now_ms();  // one clock read per batch, not per packet
+  b->decoded.resize(count);
+  b->metas.assign(count, Meta());
+  b->ifnames.resize(2 * count);
+  b->results.resize(count);
+  const uint64_t batch_time = now_ms();      // one clock read per batch, not per packet
   const uint64_t batch_ns = monotonic_ns();  // rate limits' clock, likewise
   for (size_t i = 0; i < count; i++) {
     const QueuedPacket& p = packets[i];
-    decode_ip(p.payload, p.payload_len, &decoded[i]);
-    ifnames[2 * i] = names.name(p.indev, batch_time);
-    ifnames[2 * i + 1] = names.name(p.outdev, batch_time);
-    Meta& m = metas[i];
-    const std::string& in = ifnames[2 * i];
-    const std::string& out = ifnames[2 * i + 1];
+    decode_ip(p.payload, p.payload_len, &b->decoded[i]);
+    const std::string& in = b->ifnames[2 * i] = names.name(p.indev, batch_time);
+    const std::string& out = b->ifnames[2 * i + 1] = names.name(p.outdev, batch_time);
+    Meta& m = b->metas[i];
     m.in = in.empty() ? nullptr : in.data();
     m.in_len = static_cast<uint8_t>(in.size());
     m.out = out.empty() ? nullptr : out.data();
@@ -219,60 +229,82 @@ void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::ve
     m.mark = p.mark;
     m.now_ns = batch_ns;
   }
-  {
-    std::shared_lock<std::shared_mutex> lk(table->sets_mutex);
-    table->classifier->classify_batch(decoded.data(), count, metas.data(), 1, results.data(), counters);
+}
+
+// The kernel verdict for one classified packet (a reject is a drop, or an
+// accept with the reject mark), counted in `t`.
+VerdictOut kernel_verdict(const QueuedPacket& p, const Verdict& v, const EngineConfig& config, Tally* t) {
+  VerdictOut o{p.id, kNfAccept, false, 0};
+  switch (v.verdict) {
+    case kVerdictAccept:
+      o.verdict = kNfAccept;
+      t->accepted++;
+      break;
+    case kVerdictDrop:
+      o.verdict = kNfDrop;
+      t->dropped++;
+      break;
+    case kVerdictReject:
+      t->rejected++;
+      o.verdict = config.reject_mark_set ? kNfAccept : kNfDrop;
+      o.set_mark = config.reject_mark_set;
+      o.mark = config.reject_mark_set ? config.reject_mark : 0;
+      break;
+    case kVerdictQueue:
+      o.verdict = kNfQueue | static_cast<uint32_t>(v.queue) << 16;
+      t->queued++;
+      break;
+    case kVerdictRepeat:
+      o.verdict = kNfRepeat;
+      t->accepted++;
+      break;
+    default:
+      o.verdict = kNfAccept;
+      t->not_ip++;
+      break;  // not IP: nothing in the policy speaks about it
   }
-  uint64_t accepted = 0, dropped = 0, rejected = 0, queued = 0, not_ip = 0, bytes = 0;
-  for (size_t i = 0; i < count; i++) {
-    const QueuedPacket& p = packets[i];
-    const Verdict& v = results[i];
-    VerdictOut o{p.id, kNfAccept, false, 0};
-    switch (v.verdict) {
-      case kVerdictAccept: o.verdict = kNfAccept; accepted++; break;
-      case kVerdictDrop: o.verdict = kNfDrop; dropped++; break;
-      case kVerdictReject:
-        rejected++;
-        if (config_.reject_mark_set) {
-          o.verdict = kNfAccept;
-          o.set_mark = true;
-          o.mark = config_.reject_mark;
-        } else {
-          o.verdict = kNfDrop;
-        }
-        break;
-      case kVerdictQueue:
-        o.verdict = kNfQueue | static_cast<uint32_t>(v.queue) << 16;
-        queued++;
-        break;
-      case kVerdictRepeat:
-        o.verdict = kNfRepeat;
-        accepted++;
-        break;
-      default:  // not IP: nothing in the policy speaks about it
-        o.verdict = kNfAccept;
-        not_ip++;
-        break;
-    }
-    if (v.mark_set && !o.set_mark) {
-      o.set_mark = true;
-      o.mark = v.mark;
-    }
-    verdicts.push_back(o);
-    bytes += p.original_len;
+  if (v.mark_set && !o.set_mark) {
+    o.set_mark = true;
+    o.mark = v.mark;
   }
-  auto bump = [](std::atomic<uint64_t>& c, uint64_t by) { c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed); };
-  bump(qc.accepted, accepted);
-  bump(qc.dropped, dropped);
-  bump(qc.rejected, rejected);
-  bump(qc.queued, queued);
-  bump(qc.not_ip, not_ip);
-  bump(qc.bytes, bytes);
+  t->bytes += p.original_len;
+  return o;
+}
+
+void add_tally(QueueCounters& qc, const Tally& t, size_t count) {
+  auto bump = [](std::atomic<uint64_t>& c, uint64_t by) {
+    c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  };
+  bump(qc.accepted, t.accepted);
+  bump(qc.dropped, t.dropped);
+  bump(qc.rejected, t.rejected);
+  bump(qc.queued, t.queued);
+  bump(qc.not_ip, t.not_ip);
+  bump(qc.bytes, t.bytes);
   bump(qc.received, count);
   bump(qc.batches, 1);
+}
+
+}  // namespace
+
+// One batch: decode, classify under the sets' read lock, verdicts, counters, send.
+void QueueEngine::process(Worker* w, std::vector<QueuedPacket>& packets, std::vector<VerdictOut>& verdicts) {
+  thread_local Batch batch;
+  verdicts.clear();
+  std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);
+  const size_t count = packets.size();
+  decode_batch(packets, config_.socket.conntrack, &batch);
+  {
+    std::shared_lock<std::shared_mutex> lk(table->sets_mutex);
+    table->classifier->classify_batch(batch.decoded.data(), count, batch.metas.data(), 1, batch.results.data(),
+                                      table->counters[w->slot].get());
+  }
+  Tally tally;
+  for (size_t i = 0; i < count; i++) verdicts.push_back(kernel_verdict(packets[i], batch.results[i], config_, &tally));
+  add_tally(w->counters, tally, count);
   int err = w->socket.send_verdicts(verdicts);
   if (err < 0) {
-    qc.verdict_errors.fetch_add(1, std::memory_order_relaxed);
+    w->counters.verdict_errors.fetch_add(1, std::memory_order_relaxed);
     report(w, w->verdict_reports, std::string("sending verdicts failed: ") + strerror(-err));
   }
 }
@@ -281,9 +313,19 @@ EngineStats QueueEngine::stats() const {
   EngineStats s;
   for (const auto& w : workers_) {
     const QueueCounters& c = w->counters;
-    QueueStatsSnapshot q{w->queue, c.received.load(), c.accepted.load(), c.dropped.load(), c.rejected.load(), c.queued.load(),
-                         c.not_ip.load(), c.bytes.load(), c.enobufs.load(), c.verdict_errors.load(), c.receive_errors.load(),
-                         c.batches.load(), running_ ? kernel_queue_stats(w->queue) : w->final_kernel};
+    QueueStatsSnapshot q{w->queue,
+                         c.received.load(),
+                         c.accepted.load(),
+                         c.dropped.load(),
+                         c.rejected.load(),
+                         c.queued.load(),
+                         c.not_ip.load(),
+                         c.bytes.load(),
+                         c.enobufs.load(),
+                         c.verdict_errors.load(),
+                         c.receive_errors.load(),
+                         c.batches.load(),
+                         running_ ? kernel_queue_stats(w->queue) : w->final_kernel};
     s.queues.push_back(q);
   }
   std::shared_ptr<ActiveTable> table = std::atomic_load(&active_);

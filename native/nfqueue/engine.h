@@ -43,7 +43,7 @@ struct EngineConfig {
   bool reject_mark_set = false;  // reject verdicts: accept with this mark (else drop)
   uint32_t reject_mark = 0;
   int batch = 64;
-  int stats_interval_ms = 0;     // 0: no periodic statistics callback
+  int stats_interval_ms = 0;  // 0: no periodic statistics callback
 };
 
 // The table in force, with what belongs to it.

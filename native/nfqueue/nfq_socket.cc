@@ -167,7 +167,8 @@ bool NfqSocket::open(const QueueConfig& c, std::string* error) {
   nfqnl_msg_config_cmd bind_cmd{NFQNL_CFG_CMD_BIND, 0, 0};
   nfqnl_msg_config_params params{htonl(c.copy_range), NFQNL_COPY_PACKET};
   const uint32_t mask = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_CONNTRACK | NFQA_CFG_F_GSO;
-  uint32_t flags = (c.fail_open ? NFQA_CFG_F_FAIL_OPEN : 0) | (c.conntrack ? NFQA_CFG_F_CONNTRACK : 0) | (c.gso ? NFQA_CFG_F_GSO : 0);
+  uint32_t flags =
+      (c.fail_open ? NFQA_CFG_F_FAIL_OPEN : 0) | (c.conntrack ? NFQA_CFG_F_CONNTRACK : 0) | (c.gso ? NFQA_CFG_F_GSO : 0);
   auto bind_and_configure = [&] {
     w.attr(NFQA_CFG_CMD, &bind_cmd, sizeof(bind_cmd));
     w.attr(NFQA_CFG_PARAMS, &params, sizeof(params));
@@ -223,6 +224,7 @@ void NfqSocket::unbind() {
   sendto(fd_, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel));
 }
 
+// Over 60 lines: one recvmsg loop over netlink messages and their attributes; the attribute walk is the body.
 int NfqSocket::receive(std::vector<QueuedPacket>* out, int max, int timeout_ms) {
   out->clear();
   if (max > static_cast<int>(rx_.size())) max = static_cast<int>(rx_.size());
@@ -266,14 +268,31 @@ int NfqSocket::receive(std::vector<QueuedPacket>* out, int max, int timeout_ms) 
         size_t dl = na.nla_len - NLA_HDRLEN;
         switch (na.nla_type & NLA_TYPE_MASK) {
           case NFQA_PACKET_HDR:
-            if (dl >= 6) { q.id = be32_at(d); q.hw_protocol = static_cast<uint16_t>(d[4] << 8 | d[5]); have_id = true; }
+            if (dl >= 6) {
+              q.id = be32_at(d);
+              q.hw_protocol = static_cast<uint16_t>(d[4] << 8 | d[5]);
+              have_id = true;
+            }
             break;
-          case NFQA_MARK: if (dl >= 4) q.mark = be32_at(d); break;
-          case NFQA_IFINDEX_INDEV: if (dl >= 4) q.indev = be32_at(d); break;
-          case NFQA_IFINDEX_OUTDEV: if (dl >= 4) q.outdev = be32_at(d); break;
-          case NFQA_CT_INFO: if (dl >= 4) q.ct_info = static_cast<int32_t>(be32_at(d)); break;
-          case NFQA_CAP_LEN: if (dl >= 4) q.original_len = be32_at(d); break;
-          case NFQA_PAYLOAD: q.payload = d; q.payload_len = static_cast<uint32_t>(dl); break;
+          case NFQA_MARK:
+            if (dl >= 4) q.mark = be32_at(d);
+            break;
+          case NFQA_IFINDEX_INDEV:
+            if (dl >= 4) q.indev = be32_at(d);
+            break;
+          case NFQA_IFINDEX_OUTDEV:
+            if (dl >= 4) q.outdev = be32_at(d);
+            break;
+          case NFQA_CT_INFO:
+            if (dl >= 4) q.ct_info = static_cast<int32_t>(be32_at(d));
+            break;
+          case NFQA_CAP_LEN:
+            if (dl >= 4) q.original_len = be32_at(d);
+            break;
+          case NFQA_PAYLOAD:
+            q.payload = d;
+            q.payload_len = static_cast<uint32_t>(dl);
+            break;
           default: break;
         }
         a += NLA_ALIGN(na.nla_len);
@@ -291,7 +310,9 @@ int NfqSocket::send_verdicts(const std::vector<VerdictOut>& v) {
   MessageWriter w(&tx_);
   for (size_t i = 0; i < v.size();) {
     size_t j = i + 1;
-    while (j < v.size() && v[j].verdict == v[i].verdict && v[j].set_mark == v[i].set_mark && (!v[i].set_mark || v[j].mark == v[i].mark)) j++;
+    while (j < v.size() && v[j].verdict == v[i].verdict && v[j].set_mark == v[i].set_mark &&
+           (!v[i].set_mark || v[j].mark == v[i].mark))
+      j++;
     const VerdictOut& last = v[j - 1];
     w.begin(j - i > 1 ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT, 0, seq_++, queue_);
     nfqnl_msg_verdict_hdr vh{htonl(last.verdict), htonl(last.id)};

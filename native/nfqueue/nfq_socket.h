@@ -14,16 +14,18 @@
 #include <string>
 #include <vector>
 
+#include "../core/wire.h"
+
 namespace nfsieve {
 
 struct QueueConfig {
   uint16_t queue = 0;
-  uint32_t copy_range = 256;
-  uint32_t max_len = 4096;       // NFQA_CFG_QUEUE_MAXLEN
-  uint32_t rcvbuf = 8u << 20;    // socket receive buffer (SO_RCVBUFFORCE, else SO_RCVBUF)
-  bool fail_open = false;        // NFQA_CFG_F_FAIL_OPEN
-  bool conntrack = false;        // NFQA_CFG_F_CONNTRACK
-  bool gso = true;               // NFQA_CFG_F_GSO
+  uint32_t copy_range = wire::kQueueCopyRange;  // NFQNL_COPY_PACKET range
+  uint32_t max_len = wire::kQueueMaxLen;        // NFQA_CFG_QUEUE_MAXLEN
+  uint32_t rcvbuf = wire::kQueueRcvBuf;         // socket receive buffer (SO_RCVBUFFORCE, else SO_RCVBUF)
+  bool fail_open = false;                       // NFQA_CFG_F_FAIL_OPEN
+  bool conntrack = false;                       // NFQA_CFG_F_CONNTRACK
+  bool gso = wire::kQueueGso != 0;              // NFQA_CFG_F_GSO
 };
 
 // One queued packet as the kernel handed it over.
@@ -33,14 +35,19 @@ struct QueuedPacket {
   uint32_t payload_len;   // bytes we got (at most the copy range)
   uint32_t original_len;  // NFQA_CAP_LEN when truncated, else payload_len
   uint32_t mark;
-  uint32_t indev;         // 0 when absent
+  uint32_t indev;  // 0 when absent
   uint32_t outdev;
-  int32_t ct_info;        // enum ip_conntrack_info, -1 when absent
+  int32_t ct_info;  // enum ip_conntrack_info, -1 when absent
   uint16_t hw_protocol;
 };
 
-// Verdict codes as netfilter defines them (NF_DROP 0, NF_ACCEPT 1, NF_QUEUE 3, NF_REPEAT 4).
-enum : uint32_t { kNfDrop = 0, kNfAccept = 1, kNfQueue = 3, kNfRepeat = 4 };
+// Verdict codes as netfilter defines them (NF_DROP, NF_ACCEPT, NF_QUEUE, NF_REPEAT).
+enum : uint32_t {
+  kNfDrop = wire::kNfVerdictDrop,
+  kNfAccept = wire::kNfVerdictAccept,
+  kNfQueue = wire::kNfVerdictQueue,
+  kNfRepeat = wire::kNfVerdictRepeat
+};
 
 struct VerdictOut {
   uint32_t id;

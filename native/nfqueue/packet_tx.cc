@@ -36,8 +36,14 @@ long send_frames(const std::string& ifname, const std::vector<std::pair<const ui
       std::memcpy(to.sll_addr, f.first, ETH_ALEN);
       for (int tries = 0;; tries++) {
         ssize_t n = sendto(fd, f.first, f.second, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
-        if (n >= 0) { sent++; break; }
-        if ((errno == ENOBUFS || errno == EAGAIN) && tries < 1000) { usleep(50); continue; }
+        if (n >= 0) {
+          sent++;
+          break;
+        }
+        if ((errno == ENOBUFS || errno == EAGAIN) && tries < 1000) {
+          usleep(50);
+          continue;
+        }
         *error = std::string("sending on ") + ifname + ": " + strerror(errno);
         close(fd);
         return -1;

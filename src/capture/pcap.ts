@@ -8,6 +8,7 @@
  * and yields every complete frame before it reports a cut.
  */
 import * as fs from 'node:fs';
+import { LinkType } from '../wire';
 import { SUPPORTED_LINK_TYPES } from '../decode/reference';
 import { NfsieveError } from '../errors';
 
@@ -31,8 +32,9 @@ export class CaptureError extends NfsieveError {
 }
 
 export const LINK_TYPE_NAMES: Record<number, string> = {
-  0: 'BSD loopback', 1: 'Ethernet', 9: 'PPP', 50: 'PPP (HDLC)', 101: 'raw IP', 108: 'OpenBSD loopback',
-  113: 'Linux cooked (SLL)', 228: 'raw IPv4', 229: 'raw IPv6', 276: 'Linux cooked (SLL2)',
+  [LinkType.Null]: 'BSD loopback', [LinkType.Ethernet]: 'Ethernet', [LinkType.Ppp]: 'PPP', [LinkType.PppHdlc]: 'PPP (HDLC)',
+  [LinkType.Raw]: 'raw IP', [LinkType.Loop]: 'OpenBSD loopback', [LinkType.LinuxSll]: 'Linux cooked (SLL)',
+  [LinkType.Ipv4]: 'raw IPv4', [LinkType.Ipv6]: 'raw IPv6', [LinkType.LinuxSll2]: 'Linux cooked (SLL2)',
 };
 
 /** The link type proper: the low 16 bits (the upper ones carry FCS information). */

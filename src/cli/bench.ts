@@ -12,6 +12,7 @@ import { native, NativeClassifier } from '../native';
 import { readCapture } from '../capture/pcap';
 import { packFrames } from '../decode/packet';
 import { Rng, randomIpPacket } from '../craft';
+import { LinkType } from '../wire';
 import { ParsedArgs, UsageError, stringFlag, intFlag } from './args';
 import { Output } from './output';
 import { loadPolicyArg, POLICY_FLAGS } from './policy-arg';
@@ -92,7 +93,7 @@ export function bench(args: ParsedArgs, out: Output): number {
     const policy = loadPolicyArg(args.positional[0], args);
     const pcap = stringFlag(args, 'pcap');
     let frames: Uint8Array[];
-    let linkType = 101;
+    let linkType: number = LinkType.Raw;
     if (pcap) {
       const all = readCapture(pcap);
       if (all.length === 0) throw new UsageError(`${pcap} has no frames`);

@@ -51,6 +51,7 @@ export class DemoLab {
   private cleaned = false;
 
   /** Namespaces and links: [gateway side to the peer, peer, gateway side to the stranger, stranger]. */
+// Over 60 lines: the lab's namespaces, links and addresses as one script, in the order ip(8) needs them.
   build(): { gwPeer: End; peer: End; gwStranger: End; stranger: End } {
     for (const ns of this.namespaces) {
       sh(['ip', 'netns', 'del', ns]);

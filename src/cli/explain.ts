@@ -8,6 +8,7 @@ import { summaryLine } from '../decode/summary';
 import { ruleLabel, Policy } from '../policy/model';
 import { ruleFailure, initialSets, Meta, referenceEvaluate } from '../reference/evaluate';
 import { CT_STATE_KEYS } from '../compile/fields';
+import { LinkType } from '../wire';
 import { ParsedArgs, UsageError, stringFlag, intFlag } from './args';
 import { Output } from './output';
 import { loadPolicyArg, metaFromArgs, POLICY_FLAGS, META_FLAGS } from './policy-arg';
@@ -40,7 +41,7 @@ async function packetArg(args: ParsedArgs): Promise<{ linkType: number; frame: U
   if (hex !== undefined) {
     const clean = hex.replace(/[\s:]/g, '');
     if (!/^([0-9a-fA-F]{2})*$/.test(clean)) throw new UsageError('--hex expects an even number of hex digits');
-    return { frame: Buffer.from(clean, 'hex'), linkType: intFlag(args, 'link-type', 0, 0xffff) ?? 101, time: 0 };
+    return { frame: Buffer.from(clean, 'hex'), linkType: intFlag(args, 'link-type', 0, 0xffff) ?? LinkType.Raw, time: 0 };
   }
   if (pcap === undefined) throw new UsageError('give the packet with --hex or with --pcap and --index');
   const index = intFlag(args, 'index', 0, 0xffffffff);

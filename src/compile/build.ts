@@ -24,14 +24,14 @@
  * Build: O(F * (N log N + E * N/32)) for E elementary intervals; memory is
  * (distinct vectors) * N/8 bytes per field. docs/algorithm.md records the
  * measurements that chose this layout and its known limits. Narrow fields are
- * swept by the addon (native/core/sweep.cc) when it loads, with the same
+ * swept by the addon (native/compile/sweep.cc) when it loads, with the same
  * result byte for byte; the sweep below is its reference and serves 128-bit
  * keys. At load, the addon derives a lookup index from the table
  * (native/core/index.h) that replaces most of this lookup's searching and
  * ANDing; the table itself is what this file describes.
  */
 import { Field, fieldInfo } from './fields';
-import { FamilyRule, Interval, Key } from './normalize';
+import { FamilyRule, Key } from './normalize';
 import { native } from '../native';
 
 export interface DimTable {
@@ -95,7 +95,7 @@ function nativeSweep(required: boolean): Sweep | null {
   }
 }
 
-/** One narrow field through the addon's sweep (native/core/sweep.h), same result as buildDim(). */
+/** One narrow field through the addon's sweep (native/compile/sweep.h), same result as buildDim(). */
 function nativeDim(sweep: Sweep, field: Field, top: number, rules: (FamilyRule | null)[]): DimTable {
   const lo: number[] = [], hi: number[] = [], owner: number[] = [], always: number[] = [];
   rules.forEach((r, i) => {
@@ -162,6 +162,7 @@ function ruleHashes(n: number): Int32Array {
   return z;
 }
 
+// Over 60 lines: the reference sweep, kept step for step parallel to native/compile/sweep.cc.
 function buildDim(field: Field, family: 4 | 6, rules: (FamilyRule | null)[], u32s: number): DimTable {
   const info = fieldInfo(field, family);
   const n = rules.length;

@@ -1,12 +1,13 @@
 /**
  * The fields a decision table can dispatch on, with their key domains. A key is
- * what the evaluator computes from a decoded packet (native/core/classify.cc,
+ * what the evaluator computes from a decoded packet (native/core/lanes.cc,
  * packet_key); `absent` is the key of a packet that has no such field (no
  * ports in an ICMP packet, no IKE header...). Negated conditions complement
  * within [0, present], so "sport != 500" never matches a packet without ports.
  *
  * These numbers are part of the table format (docs/table-format.md).
  */
+import { CtStateKey } from '../wire';
 
 export const enum Field {
   Src = 1,
@@ -81,7 +82,9 @@ export function fieldInfo(field: Field, family: 4 | 6): FieldInfo {
 }
 
 /** ctstate keys: 0 is "not known" (no conntrack information supplied). */
-export const CT_STATE_KEYS: Record<string, number> = { invalid: 1, new: 2, established: 3, related: 4, untracked: 5 };
+export const CT_STATE_KEYS: Record<string, number> = {
+  invalid: CtStateKey.Invalid, new: CtStateKey.New, established: CtStateKey.Established, related: CtStateKey.Related, untracked: CtStateKey.Untracked,
+};
 
 /**
  * Kernel hotdrop cases that are not "too few bytes at the transport header"

@@ -1,20 +1,23 @@
 /**
  * The binary decision table, versions 1 and 2 (2: with rate limits): the one seam between the compiler
  * (TypeScript) and the evaluator (native/core/table.cc). Layout, field by
- * field, in docs/table-format.md; the constants here and in
+ * field, in docs/table-format.md; the header's offsets, the set kinds
+ * and the flag bits come from src/wire.ts (generated with native/core/wire.h
+ * from native/wire/constants.json); the record layouts here and in
  * native/core/table.h must agree.
  */
 import * as zlib from 'node:zlib';
 import { Limit, Rule, NamedSet, Verdict } from '../policy/model';
 import { FamilyTable } from './build';
 import { Residual } from './normalize';
+import { RuleFlag, SetKind, TABLE_HEADER_SIZE, TableFlag, TableHeader } from '../wire';
 
 export const MAGIC = 0x5153464e; // "NFSQ"
 /** Version 2 adds the limits section; a table without limits is still written as version 1, byte for byte as before. */
 export const VERSION = 1;
 export const VERSION_LIMITS = 2;
 export const LIMIT_SIZE = 24;
-export const HEADER_SIZE = 96;
+export const HEADER_SIZE = TABLE_HEADER_SIZE;
 export const RULE_SIZE = 24;
 export const RESIDUAL_SIZE = 16;
 export const DIM_SIZE = 32;
@@ -25,7 +28,7 @@ export const enum ActionCode { Accept = 0, Drop = 1, Reject = 2, Queue = 3, Cont
 export const enum ResidualCode { Mark = 1, In = 2, Out = 3, SetSrc = 4, SetDst = 5, SetSpi = 6, SetAhSpi = 7, Limit = 8 }
 export const enum LimitPer { Rule = 0, Source = 1 }
 export const VERDICT_CODES: Record<Verdict, number> = { accept: 0, drop: 1, reject: 2 };
-export const FLAG_NEEDS_CTSTATE = 1, FLAG_NEEDS_INTERFACES = 2, FLAG_NEEDS_MARK = 4;
+export const FLAG_NEEDS_CTSTATE = TableFlag.NeedsCtState, FLAG_NEEDS_INTERFACES = TableFlag.NeedsInterfaces, FLAG_NEEDS_MARK = TableFlag.NeedsMark;
 
 /** CRC-32 (IEEE 802.3, reflected, as zlib), eight bytes per step ("slicing-by-8"). */
 const CRC_TABLES = (() => {
@@ -113,95 +116,144 @@ function familyBytes(f: FamilyTable): number {
 export function writeTable(t: TableInput): Uint8Array {
   const w = new Writer(familyBytes(t.families[4]) + familyBytes(t.families[6]) + t.rules.length * 64 + (1 << 16));
   w.reserve(HEADER_SIZE);
-  // Strings: interface patterns and set names.
-  const strings: string[] = [];
-  const stringIndex = new Map<string, number>();
-  const str = (s: string): number => {
-    let i = stringIndex.get(s);
-    if (i === undefined) { i = strings.length; strings.push(s); stringIndex.set(s, i); }
-    return i;
-  };
-  const setIndex = new Map(t.sets.map((s, i) => [s.name, i]));
-  for (const s of t.sets) str(s.name);
+  const f = flatten(t);
+  const rulesOff = writeRules(w, t.rules, f.perRule);
+  const residualsOff = writeResiduals(w, f.residuals);
+  w.align();
+  const refsOff = w.reserve(f.refs.length * 4);
+  f.refs.forEach((v, i) => w.u32(refsOff + i * 4, v));
+  const limitsOff = writeLimits(w, f.limits);
+  const setsOff = writeSets(w, t.sets, f.strings);
+  const strings = writeStrings(w, f.strings.list);
+  const famOff = [writeFamily(w, t.families[4]), writeFamily(w, t.families[6])];
+  w.align();
+  const total = w.size;
+  const H = TableHeader;
+  w.u32(H.magic, MAGIC);
+  w.u16(H.version, f.limits.length ? VERSION_LIMITS : VERSION);
+  w.u16(H.headerSize, HEADER_SIZE);
+  w.u32(H.totalSize, total);
+  w.u32(H.ruleCount, t.rules.length);
+  w.u8(H.defaultVerdict, VERDICT_CODES[t.defaultVerdict]);
+  w.u8(H.flags, t.flags);
+  w.u32(H.rulesOff, rulesOff);
+  w.u32(H.residualsOff, residualsOff);
+  w.u32(H.residualCount, f.residuals.length);
+  w.u32(H.fam4Off, famOff[0]);
+  w.u32(H.fam6Off, famOff[1]);
+  w.u32(H.stringsOff, strings.off);
+  w.u32(H.stringsSize, strings.size);
+  w.u32(H.setsOff, setsOff);
+  w.u32(H.setCount, t.sets.length);
+  w.u32(H.refsOff, refsOff);
+  w.u32(H.refCount, f.refs.length);
+  if (f.limits.length) {
+    w.u32(H.limitsOff, limitsOff);
+    w.u32(H.limitCount, f.limits.length);
+  }
+  // Sized right from the start: a view, not another copy, unless much was left over.
+  const out = w.buf.length - total <= (1 << 20) + total / 8 ? w.buf.subarray(0, total) : w.buf.slice(0, total);
+  new DataView(out.buffer).setUint32(H.checksum, crc32(out, H.ruleCount, total), true); // the checksum covers what follows it
+  return out;
+}
 
-  // Residuals and their reference lists.
+/** The string table: interface patterns and set names, each stored once. */
+class Strings {
+  readonly list: string[] = [];
+  private readonly index = new Map<string, number>();
+  of(s: string): number {
+    let i = this.index.get(s);
+    if (i === undefined) { i = this.list.length; this.list.push(s); this.index.set(s, i); }
+    return i;
+  }
+}
+
+interface FlatResidual { code: number; negate: boolean; a: number; b: number }
+
+/** Every rule's residuals in one list, with their reference lists, limits and strings. */
+function flatten(t: TableInput): { strings: Strings; refs: number[]; residuals: FlatResidual[]; perRule: { start: number; count: number }[]; limits: Limit[] } {
+  const strings = new Strings();
+  const setIndex = new Map(t.sets.map((s, i) => [s.name, i]));
+  for (const s of t.sets) strings.of(s.name);
   const refs: number[] = [];
-  const flatResiduals: { code: number; negate: boolean; a: number; b: number }[] = [];
-  const ruleResiduals: { start: number; count: number }[] = [];
+  const residuals: FlatResidual[] = [];
+  const perRule: { start: number; count: number }[] = [];
   const limits: Limit[] = [];
+  const SET_CODES = { src: ResidualCode.SetSrc, dst: ResidualCode.SetDst, spi: ResidualCode.SetSpi, 'ah-spi': ResidualCode.SetAhSpi } as const;
   for (const list of t.residuals) {
-    const start = flatResiduals.length;
+    const start = residuals.length;
     for (const r of list) {
-      if (r.kind === 'mark') flatResiduals.push({ code: ResidualCode.Mark, negate: r.negate, a: r.value, b: r.mask });
+      if (r.kind === 'mark') residuals.push({ code: ResidualCode.Mark, negate: r.negate, a: r.value, b: r.mask });
       else if (r.kind === 'limit') {
-        flatResiduals.push({ code: ResidualCode.Limit, negate: false, a: limits.length, b: 0 });
+        residuals.push({ code: ResidualCode.Limit, negate: false, a: limits.length, b: 0 });
         limits.push(r.limit);
       } else {
-        let items: number[];
-        let code: number;
-        if (r.kind === 'set') {
-          items = r.sets.map((name) => setIndex.get(name)!);
-          code = ({ src: ResidualCode.SetSrc, dst: ResidualCode.SetDst, spi: ResidualCode.SetSpi, 'ah-spi': ResidualCode.SetAhSpi } as const)[r.field];
-        } else {
-          items = r.patterns.map(str);
-          code = r.kind === 'in' ? ResidualCode.In : ResidualCode.Out;
-        }
-        flatResiduals.push({ code, negate: r.negate, a: refs.length, b: items.length });
+        const items = r.kind === 'set' ? r.sets.map((name) => setIndex.get(name)!) : r.patterns.map((p) => strings.of(p));
+        const code = r.kind === 'set' ? SET_CODES[r.field] : r.kind === 'in' ? ResidualCode.In : ResidualCode.Out;
+        residuals.push({ code, negate: r.negate, a: refs.length, b: items.length });
         refs.push(...items);
       }
     }
-    ruleResiduals.push({ start, count: flatResiduals.length - start });
+    perRule.push({ start, count: residuals.length - start });
   }
+  return { strings, refs, residuals, perRule, limits };
+}
 
+/** A rule's action as the record's action code, flags, queue, mark and skip target. */
+function ruleRecord(a: Rule['action']): { code: number; flags: number; queue: number; markValue: number; markMask: number; skipTo: number } {
+  const r = { code: ActionCode.Accept as number, flags: 0, queue: 0, markValue: 0, markMask: 0, skipTo: 0 };
+  switch (a.type) {
+    case 'accept': r.code = ActionCode.Accept; break;
+    case 'drop': r.code = ActionCode.Drop; break;
+    case 'reject': r.code = ActionCode.Reject; break;
+    case 'repeat': r.code = ActionCode.Repeat; break;
+    case 'queue': r.code = ActionCode.Queue; r.queue = a.queue; break;
+    case 'count': r.code = ActionCode.Continue; break;
+    case 'mark':
+      r.code = a.then === 'accept' ? ActionCode.Accept : a.then === 'repeat' ? ActionCode.Repeat : ActionCode.Continue;
+      r.flags = RuleFlag.SetsMark; r.markValue = a.value; r.markMask = a.mask;
+      break;
+    case 'skip': r.code = ActionCode.Skip; r.skipTo = a.to; break;
+  }
+  return r;
+}
+
+function writeRules(w: Writer, rules: Rule[], perRule: { start: number; count: number }[]): number {
   w.align();
-  const rulesOff = w.size;
-  w.reserve(t.rules.length * RULE_SIZE);
-  t.rules.forEach((rule, i) => {
-    const at = rulesOff + i * RULE_SIZE;
-    const a = rule.action;
-    let code: number = ActionCode.Accept;
-    let queue = 0, markValue = 0, markMask = 0, skipTo = 0, flags = 0;
-    switch (a.type) {
-      case 'accept': code = ActionCode.Accept; break;
-      case 'drop': code = ActionCode.Drop; break;
-      case 'reject': code = ActionCode.Reject; break;
-      case 'repeat': code = ActionCode.Repeat; break;
-      case 'queue': code = ActionCode.Queue; queue = a.queue; break;
-      case 'count': code = ActionCode.Continue; break;
-      case 'mark': code = a.then === 'accept' ? ActionCode.Accept : a.then === 'repeat' ? ActionCode.Repeat : ActionCode.Continue; flags = 1; markValue = a.value; markMask = a.mask; break;
-      case 'skip': code = ActionCode.Skip; skipTo = a.to; break;
-    }
-    w.u8(at, code);
-    w.u8(at + 1, flags);
-    w.u16(at + 2, queue);
-    w.u32(at + 4, markValue);
-    w.u32(at + 8, markMask);
-    w.u32(at + 12, skipTo);
-    w.u32(at + 16, ruleResiduals[i].start);
-    w.u16(at + 20, ruleResiduals[i].count);
+  const off = w.reserve(rules.length * RULE_SIZE);
+  rules.forEach((rule, i) => {
+    const at = off + i * RULE_SIZE;
+    const r = ruleRecord(rule.action);
+    w.u8(at, r.code);
+    w.u8(at + 1, r.flags);
+    w.u16(at + 2, r.queue);
+    w.u32(at + 4, r.markValue);
+    w.u32(at + 8, r.markMask);
+    w.u32(at + 12, r.skipTo);
+    w.u32(at + 16, perRule[i].start);
+    w.u16(at + 20, perRule[i].count);
   });
+  return off;
+}
 
+function writeResiduals(w: Writer, residuals: FlatResidual[]): number {
   w.align();
-  const residualsOff = w.size;
-  w.reserve(flatResiduals.length * RESIDUAL_SIZE);
-  flatResiduals.forEach((r, i) => {
-    const at = residualsOff + i * RESIDUAL_SIZE;
+  const off = w.reserve(residuals.length * RESIDUAL_SIZE);
+  residuals.forEach((r, i) => {
+    const at = off + i * RESIDUAL_SIZE;
     w.u8(at, r.code);
     w.u8(at + 1, r.negate ? 1 : 0);
     w.u32(at + 4, r.a);
     w.u32(at + 8, r.b);
   });
+  return off;
+}
 
+function writeLimits(w: Writer, limits: Limit[]): number {
   w.align();
-  const refsOff = w.size;
-  w.reserve(refs.length * 4);
-  refs.forEach((v, i) => w.u32(refsOff + i * 4, v));
-
-  w.align();
-  const limitsOff = w.size;
-  w.reserve(limits.length * LIMIT_SIZE);
+  const off = w.reserve(limits.length * LIMIT_SIZE);
   limits.forEach((l, i) => {
-    const at = limitsOff + i * LIMIT_SIZE;
+    const at = off + i * LIMIT_SIZE;
     w.u8(at, l.per === 'src' ? LimitPer.Source : LimitPer.Rule);
     w.u8(at + 1, l.per === 'src' ? l.prefix4 : 0);
     w.u8(at + 2, l.per === 'src' ? l.prefix6 : 0);
@@ -210,13 +262,15 @@ export function writeTable(t: TableInput): Uint8Array {
     w.u32(at + 12, l.per === 'src' ? l.maxSources : 0);
     w.u64(at + 16, l.periodNs);
   });
+  return off;
+}
 
-  // Sets.
+/** Set descriptors, each followed by its elements (20-byte prefixes or 8-byte SPI ranges). */
+function writeSets(w: Writer, sets: NamedSet[], strings: Strings): number {
   w.align();
-  const setsOff = w.size;
-  w.reserve(t.sets.length * SET_SIZE);
-  t.sets.forEach((s, i) => {
-    const at = setsOff + i * SET_SIZE;
+  const off = w.reserve(sets.length * SET_SIZE);
+  sets.forEach((s, i) => {
+    const at = off + i * SET_SIZE;
     w.align();
     const elemOff = w.size;
     if (s.kind === 'address') {
@@ -231,58 +285,28 @@ export function writeTable(t: TableInput): Uint8Array {
       w.reserve(s.spis.length * 8);
       s.spis.forEach((r, k) => { w.u32(elemOff + k * 8, r.lo); w.u32(elemOff + k * 8 + 4, r.hi); });
     }
-    w.u8(at, s.kind === 'address' ? 1 : 2);
-    w.u32(at + 4, stringIndex.get(s.name)!);
+    w.u8(at, s.kind === 'address' ? SetKind.Address : SetKind.Spi);
+    w.u32(at + 4, strings.of(s.name));
     w.u32(at + 8, s.kind === 'address' ? s.addresses.length : s.spis.length);
     w.u32(at + 12, elemOff);
   });
+  return off;
+}
 
-  // Strings: count, (offset, length) pairs relative to the section, bytes.
+/** Strings: count, (offset, length) pairs relative to the section, bytes. */
+function writeStrings(w: Writer, strings: string[]): { off: number; size: number } {
   w.align();
-  const stringsOff = w.size;
-  const encoded = strings.map((s) => Buffer.from(s, 'utf8'));
+  const off = w.size;
   const dirAt = w.reserve(4 + strings.length * 8);
   w.u32(dirAt, strings.length);
-  encoded.forEach((b, i) => {
+  strings.forEach((s, i) => {
+    const b = Buffer.from(s, 'utf8');
     const at = w.reserve(b.length);
     w.buf.set(b, at);
-    w.u32(dirAt + 4 + i * 8, at - stringsOff);
+    w.u32(dirAt + 4 + i * 8, at - off);
     w.u32(dirAt + 8 + i * 8, b.length);
   });
-  const stringsSize = w.size - stringsOff;
-
-  const famOff: number[] = [];
-  for (const fam of [4, 6] as const) famOff.push(writeFamily(w, t.families[fam]));
-
-  w.align();
-  const total = w.size;
-  const h = 0;
-  w.u32(h, MAGIC);
-  w.u16(h + 4, limits.length ? VERSION_LIMITS : VERSION);
-  w.u16(h + 6, HEADER_SIZE);
-  w.u32(h + 8, total);
-  w.u32(h + 16, t.rules.length);
-  w.u8(h + 20, VERDICT_CODES[t.defaultVerdict]);
-  w.u8(h + 21, t.flags);
-  w.u32(h + 24, rulesOff);
-  w.u32(h + 28, residualsOff);
-  w.u32(h + 32, flatResiduals.length);
-  w.u32(h + 36, famOff[0]);
-  w.u32(h + 40, famOff[1]);
-  w.u32(h + 44, stringsOff);
-  w.u32(h + 48, stringsSize);
-  w.u32(h + 52, setsOff);
-  w.u32(h + 56, t.sets.length);
-  w.u32(h + 60, refsOff);
-  w.u32(h + 64, refs.length);
-  if (limits.length) {
-    w.u32(h + 68, limitsOff);
-    w.u32(h + 72, limits.length);
-  }
-  // Sized right from the start: a view, not another copy, unless much was left over.
-  const out = w.buf.length - total <= (1 << 20) + total / 8 ? w.buf.subarray(0, total) : w.buf.slice(0, total);
-  new DataView(out.buffer).setUint32(12, crc32(out, 16, total), true);
-  return out;
+  return { off, size: w.size - off };
 }
 
 /**

@@ -107,6 +107,7 @@ export function normalize(rule: Rule, family: 4 | 6): FamilyRule | null {
 }
 
 /** Intersect one condition set into `dims`; false when it cannot hold in this family. */
+// Over 60 lines: one short case per condition field, in the order of the model.
 function addConditions(c: Conditions, family: 4 | 6, dims: Map<Field, Interval[]>, residuals: Residual[]): boolean {
   if (c.family !== undefined && c.family !== family) return false;
   const put = (field: Field, ivs: Interval[]): boolean => {

@@ -101,6 +101,7 @@ export class ControlService {
    * An SA to a peer came up or went down (updown). The peer is a live member
    * while at least one of its SAs is up: two SAs to one peer need two downs.
    */
+// Over 60 lines: one updown event, SA bookkeeping then the set change then the reply, in the order they must happen.
   peer(up: boolean, set: string, peerText: string, sa: string): { changed: boolean; sas: number } {
     let peer: string;
     try {

@@ -1,6 +1,6 @@
 /**
  * The decoded view of one packet, shared by the native decoder (through its
- * 96-byte records) and the TypeScript reference decoder. Field names follow
+ * 104-byte records, RECORD_SIZE) and the TypeScript reference decoder. Field names follow
  * the protocols: `spi` is the ESP SPI, `ah.spi` the AH SPI, `natt` the RFC 3948
  * kind of a UDP 4500 payload, `ike` the fixed IKE header.
  */

@@ -9,8 +9,12 @@
  * is malformed; cap < declared alone (snaplen, NFQUEUE copy range) is not.
  */
 import { DecodedPacket, emptyPacket } from './packet';
+import { LinkType } from '../wire';
 
-const LINK = { NULL: 0, ETHERNET: 1, PPP: 9, PPP_HDLC: 50, RAW: 101, LOOP: 108, SLL: 113, IPV4: 228, IPV6: 229, SLL2: 276 };
+const LINK = {
+  NULL: LinkType.Null, ETHERNET: LinkType.Ethernet, PPP: LinkType.Ppp, PPP_HDLC: LinkType.PppHdlc, RAW: LinkType.Raw,
+  LOOP: LinkType.Loop, SLL: LinkType.LinuxSll, IPV4: LinkType.Ipv4, IPV6: LinkType.Ipv6, SLL2: LinkType.LinuxSll2,
+} as const;
 
 export const SUPPORTED_LINK_TYPES: readonly number[] = Object.values(LINK);
 
@@ -32,6 +36,7 @@ class Walk {
 }
 
 /** Decode one link-layer frame (pcap link type) with the reference decoder. */
+// Over 60 lines: the reference decoder is one straight walk down the headers, read side by side with native/core/decode.cc.
 export function referenceDecode(linkType: number, frame: Uint8Array): DecodedPacket {
   const w = new Walk(frame);
   const n = frame.length;

@@ -6,6 +6,7 @@
  */
 import { DecodedPacket } from './packet';
 import { formatAddress } from './address';
+import { LinkType } from '../wire';
 
 const PROTO_NAMES: Record<number, string> = {
   1: 'ICMP', 2: 'IGMP', 6: 'TCP', 17: 'UDP', 41: 'IPv6', 47: 'GRE', 50: 'ESP', 51: 'AH', 58: 'ICMP6',
@@ -31,8 +32,8 @@ const ICMP6_NAMES: Record<number, string> = {
 };
 
 const UDP_HEADER = 8;
-const PROTO_ICMP = 1, PROTO_UDP = 17, PROTO_ESP = 50, PROTO_ICMP6 = 58;
-const LINKTYPE_ETHERNET = 1;
+const PROTO_UDP = 17, PROTO_ESP = 50, PROTO_ICMP6 = 58;
+const LINKTYPE_ETHERNET = LinkType.Ethernet;
 const ETHERTYPE_ARP = 0x0806;
 const ETHER_HEADER = 14;
 const ARP_IPV4_ETHERNET = 28;

@@ -62,6 +62,7 @@ export function detectFamily(text: string): 4 | 6 {
   return 4;
 }
 
+// Over 60 lines: one pass over the iptables-save text; the table, chain and policy state it carries is shared by every branch.
 export function importIptables(text: string, file: string, options: ImportOptions = {}, ipsets = new Map<string, NamedSet>()): Policy {
   const table = options.table ?? 'filter';
   const chainName = options.chain ?? 'INPUT';

@@ -81,175 +81,217 @@ export interface RuleContext {
 }
 
 export function parseRuleLine(words: string[], lineNo: number, ctx: RuleContext): ParsedRule {
-  const fail = (msg: string): never => { throw new ImportError(lineNo, msg); };
-  const unsupported = (msg: string): never => { throw new UnsupportedError(lineNo, msg); };
-  let i = 0;
-  if (/^\[\d+:\d+\]$/.test(words[0] ?? '')) i++; // iptables-save -c counters
-  if (words[i] !== '-A' && words[i] !== '--append') fail(`expected -A CHAIN, got '${words[i] ?? ''}'`);
-  const chain = words[i + 1] ?? fail('-A needs a chain name');
-  i += 2;
-  const rule: ParsedRule = { chain, line: lineNo, comment: null, header: {}, matches: [], target: { kind: 'count' } };
-  let current: { module: string; conditions: Conditions; hotdrop: HeaderKind | null } | null = null;
-  let negate = false;
-  let proto: number | null = null;
-  const value = (opt: string): string => {
-    const v = words[++i];
-    if (v === undefined) fail(`${opt} needs a value`);
+  return new RuleParser(words, lineNo, ctx).parse();
+}
+
+type Match = ParsedRule['matches'][number];
+
+/** The match modules the importer models, with the header kind each may hotdrop on (null: none). */
+const MODULES: Record<string, HeaderKind | null> = {
+  tcp: 'tcp', udp: 'udp', multiport: 'ports', esp: 'esp', ah: 'ah', icmp: 'icmp', icmp6: 'icmpv6',
+  iprange: null, set: null, state: null, conntrack: null, mark: null, comment: null, length: null,
+};
+
+/** Each match option and the -m modules it belongs to (the one guard for all of them). */
+const OPTION_MODULES: Record<string, readonly string[]> = {
+  '--sport': ['tcp', 'udp'], '--source-port': ['tcp', 'udp'], '--dport': ['tcp', 'udp'], '--destination-port': ['tcp', 'udp'],
+  '--sports': ['multiport'], '--source-ports': ['multiport'], '--dports': ['multiport'], '--destination-ports': ['multiport'], '--ports': ['multiport'],
+  '--espspi': ['esp'], '--ahspi': ['ah'], '--icmp-type': ['icmp'], '--icmpv6-type': ['icmp6'],
+  '--src-range': ['iprange'], '--dst-range': ['iprange'], '--match-set': ['set'],
+  '--state': ['state'], '--ctstate': ['conntrack'], '--mark': ['mark'], '--comment': ['comment'], '--length': ['length'],
+};
+
+/** One rule line, word by word: the IP header options, then each -m block's options, then the target. */
+class RuleParser {
+  private i = 0;
+  private current: Match | null = null;
+  private proto: number | null = null;
+  private targetSeen = false;
+  private readonly rule: ParsedRule;
+
+  constructor(private readonly words: string[], private readonly lineNo: number, private readonly ctx: RuleContext) {
+    if (/^\[\d+:\d+\]$/.test(words[0] ?? '')) this.i++; // iptables-save -c counters
+    if (words[this.i] !== '-A' && words[this.i] !== '--append') this.fail(`expected -A CHAIN, got '${words[this.i] ?? ''}'`);
+    const chain = words[this.i + 1] ?? this.fail('-A needs a chain name');
+    this.i += 2;
+    this.rule = { chain, line: lineNo, comment: null, header: {}, matches: [], target: { kind: 'count' } };
+  }
+
+  parse(): ParsedRule {
+    let negate = false;
+    for (; this.i < this.words.length; this.i++) {
+      const w = this.words[this.i];
+      if (w === '!') { negate = true; continue; }
+      const neg = negate;
+      negate = false;
+      if (!this.header(w, neg) && !this.other(w)) this.matchOption(w, neg);
+      this.checkProtocol();
+    }
+    if (negate) this.fail("'!' at the end of the rule");
+    // iptables-nft turns -m tcp/-m udp with ports (and nothing else we accept)
+    // into payload expressions: no hotdrop, a short header just fails to match.
+    if (this.ctx.backend === 'nft') {
+      for (const m of this.rule.matches) {
+        if ((m.module === 'tcp' || m.module === 'udp') && (m.conditions.sport || m.conditions.dport)) m.hotdrop = null;
+      }
+    }
+    return this.rule;
+  }
+
+  private fail(msg: string): never { throw new ImportError(this.lineNo, msg); }
+
+  private value(opt: string): string {
+    const v = this.words[++this.i];
+    if (v === undefined) this.fail(`${opt} needs a value`);
     return v;
-  };
-  const wrap = <T>(fn: () => T): T => {
+  }
+
+  /** Run a value parser; its ValueError becomes this line's ImportError. */
+  private wrap<T>(fn: () => T): T {
     try {
       return fn();
     } catch (e) {
-      if (e instanceof ValueError) fail(e.message);
+      if (e instanceof ValueError) this.fail(e.message);
       throw e;
     }
-  };
-  const conds = (): Conditions => (current ? current.conditions : fail('option outside of a match'));
-  const ranges = (text: string, max: number, what: string): Range[] => text.split(',').map((p) => parseRange(p, max, what));
-  let targetSeen = false;
+  }
 
-  for (; i < words.length; i++) {
-    const w = words[i];
-    if (w === '!') { negate = true; continue; }
-    const neg = negate;
-    negate = false;
+  /** ip_packet_match options: addresses, interfaces, protocol, fragments. False when `w` is not one. */
+  private header(w: string, neg: boolean): boolean {
+    const h = this.rule.header;
     switch (w) {
       case '-s': case '--source': case '-d': case '--destination': {
-        const key = w === '-s' || w === '--source' ? 'src' : 'dst';
-        const items = wrap(() => value(w).split(',').map((x) => parseAddressItem(x)));
-        if (items.some((it) => (it.kind === 'prefix' ? it.prefix.family : it.range.family) !== ctx.family)) fail(`${w}: address of the wrong family for ${ctx.family === 4 ? 'iptables' : 'ip6tables'}`);
-        rule.header[key] = { negate: neg, values: items };
-        break;
-      }
-      case '-i': case '--in-interface': case '-o': case '--out-interface': {
-        const key = w.startsWith('-i') || w === '--in-interface' ? 'in' : 'out';
-        rule.header[key] = { negate: neg, values: [wrap(() => parseInterface(value(w)))] };
-        break;
-      }
-      case '-p': case '--protocol': {
-        const p = wrap(() => parseProtocol(value(w)));
-        if (p === -1 || p === 0) { if (neg) fail('! -p all matches nothing'); break; } // all / 0: any protocol
-        proto = neg ? null : p;
-        // IPv4: the IP header's own protocol field; IPv6: past extension headers
-        // (iptables-nft: meta l4proto, which stops at AH and never drops).
-        if (ctx.family === 4) rule.header.ipProto = { negate: neg, values: [p] };
-        else if (ctx.backend === 'nft') rule.header.nftProto = { negate: neg, values: [p] };
-        else rule.header.nfProto = { negate: neg, values: [p] };
-        break;
-      }
-      case '-f': case '--fragment':
-        if (ctx.family === 6) fail('-f is not an ip6tables option (use -m frag, which is unsupported)');
-        rule.header.fragment = { negate: false, values: neg ? [0, 1] : [2] };
-        break;
-      case '-m': case '--match': {
-        const mod = value(w);
-        const hotdrop: Record<string, HeaderKind> = { tcp: 'tcp', udp: 'udp', icmp: 'icmp', icmp6: 'icmpv6', esp: 'esp', ah: 'ah', multiport: 'ports' };
-        if (!['tcp', 'udp', 'multiport', 'esp', 'ah', 'icmp', 'icmp6', 'iprange', 'set', 'state', 'conntrack', 'mark', 'comment', 'length'].includes(mod)) {
-          unsupported(`unsupported match -m ${mod}`);
+        const items = this.wrap(() => this.value(w).split(',').map((x) => parseAddressItem(x)));
+        if (items.some((it) => (it.kind === 'prefix' ? it.prefix.family : it.range.family) !== this.ctx.family)) {
+          this.fail(`${w}: address of the wrong family for ${this.ctx.family === 4 ? 'iptables' : 'ip6tables'}`);
         }
-        if (mod === 'icmp' && ctx.family === 6) fail('-m icmp in an ip6tables file (use -m icmp6)');
-        if (mod === 'icmp6' && ctx.family === 4) fail('-m icmp6 in an iptables file (use -m icmp)');
-        current = { module: mod, conditions: {}, hotdrop: hotdrop[mod] ?? null };
-        // These matches never match a later fragment (the kernel checks fragoff first),
-        // except ip6t_ah, which finds AH by its own walk and never looks at fragoff:
-        // it matches any AH found (the SPI is there), whatever comes after it.
-        if (mod === 'ah' && ctx.family === 6) current.conditions.ahSpi = { negate: false, values: [{ lo: 0, hi: 0xffffffff }] };
-        else if (current.hotdrop) current.conditions.fragment = { negate: false, values: [0, 1] };
-        rule.matches.push(current);
-        break;
+        h[w === '-s' || w === '--source' ? 'src' : 'dst'] = { negate: neg, values: items };
+        return true;
       }
-      case '--sport': case '--source-port': case '--dport': case '--destination-port': {
-        if (!current || !['tcp', 'udp'].includes(current.module)) fail(`${w} outside -m tcp/-m udp`);
-        const key = w === '--sport' || w === '--source-port' ? 'sport' : 'dport';
-        conds()[key] = { negate: neg, values: wrap(() => [parseRange(value(w), 65535, 'port')]) };
-        break;
-      }
-      case '--sports': case '--source-ports': case '--dports': case '--destination-ports': case '--ports': {
-        if (!current || current.module !== 'multiport') fail(`${w} outside -m multiport`);
-        const list = wrap(() => ranges(value(w), 65535, 'port'));
-        if (list.length > 15) fail('multiport takes at most 15 ports');
-        const c = conds();
-        if (w === '--ports') (c as Conditions & { ports?: { negate: boolean; values: Range[] } }).ports = { negate: neg, values: list };
-        else c[w.startsWith('--s') ? 'sport' : 'dport'] = { negate: neg, values: list };
-        break;
-      }
-      case '--espspi': case '--ahspi': {
-        const mod = w === '--espspi' ? 'esp' : 'ah';
-        if (!current || current.module !== mod) fail(`${w} outside -m ${mod}`);
-        conds()[mod === 'esp' ? 'spi' : 'ahSpi'] = { negate: neg, values: wrap(() => [parseRange(value(w), 0xffffffff, 'spi')]) };
-        break;
-      }
-      case '--icmp-type': case '--icmpv6-type': {
-        const v6 = w === '--icmpv6-type';
-        if (!current || current.module !== (v6 ? 'icmp6' : 'icmp')) fail(`${w} outside -m ${v6 ? 'icmp6' : 'icmp'}`);
-        const text = value(w);
-        if (text === 'any') { conds().icmp = { negate: neg, values: [{ v6, type: 0, code: { lo: 0, hi: 255 } }] }; conds().icmp!.values = Array.from({ length: 256 }, (_, t) => ({ v6, type: t, code: { lo: 0, hi: 255 } })); break; }
-        conds().icmp = { negate: neg, values: [wrap(() => parseIcmp(text, v6))] };
-        break;
-      }
-      case '--src-range': case '--dst-range': {
-        if (!current || current.module !== 'iprange') fail(`${w} outside -m iprange`);
-        const item = wrap(() => parseAddressItem(value(w)));
-        conds()[w === '--src-range' ? 'src' : 'dst'] = { negate: neg, values: [item] };
-        break;
-      }
-      case '--match-set': {
-        if (!current || current.module !== 'set') fail('--match-set outside -m set');
-        const name = value(w);
-        const dir = value(w);
-        if (!ctx.ipsets.has(name)) fail(`set '${name}' is unknown: give its contents with --ipset FILE (ipset save output)`);
-        if (dir !== 'src' && dir !== 'dst') fail(`--match-set ${name} ${dir}: only single-dimension sets (src or dst) are supported`);
-        conds()[dir as 'src' | 'dst'] = { negate: neg, sets: [name] };
-        break;
-      }
-      case '--state': case '--ctstate': {
-        if (!current || current.module !== (w === '--state' ? 'state' : 'conntrack')) fail(`${w} outside -m ${w === '--state' ? 'state' : 'conntrack'}`);
-        const states = value(w).split(',').map((s) => CT[s.toUpperCase()] ?? fail(`unsupported conntrack state '${s}'`));
-        conds().ctstate = { negate: neg, values: states };
-        break;
-      }
-      case '--mark': {
-        if (!current || current.module !== 'mark') fail('--mark outside -m mark');
-        const m = wrap(() => parseMark(value(w)));
-        conds().mark = { value: m.value, mask: m.mask, negate: neg };
-        break;
-      }
-      case '--comment': {
-        if (!current || current.module !== 'comment') fail('--comment outside -m comment');
-        rule.comment = value(w);
-        break;
-      }
-      case '--length': {
-        if (!current || current.module !== 'length') fail('--length outside -m length');
-        conds().length = { negate: neg, values: [wrap(() => parseRange(value(w), 65535, 'length'))] };
-        break;
-      }
+      case '-i': case '--in-interface': case '-o': case '--out-interface':
+        h[w === '-i' || w === '--in-interface' ? 'in' : 'out'] = { negate: neg, values: [this.wrap(() => parseInterface(this.value(w)))] };
+        return true;
+      case '-p': case '--protocol':
+        this.protocol(w, neg);
+        return true;
+      case '-f': case '--fragment':
+        if (this.ctx.family === 6) this.fail('-f is not an ip6tables option (use -m frag, which is unsupported)');
+        h.fragment = { negate: false, values: neg ? [0, 1] : [2] };
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  private protocol(w: string, neg: boolean): void {
+    const p = this.wrap(() => parseProtocol(this.value(w)));
+    if (p === -1 || p === 0) { // all / 0: any protocol
+      if (neg) this.fail('! -p all matches nothing');
+      return;
+    }
+    this.proto = neg ? null : p;
+    // IPv4: the IP header's own protocol field; IPv6: past extension headers
+    // (iptables-nft: meta l4proto, which stops at AH and never drops).
+    const h = this.rule.header;
+    if (this.ctx.family === 4) h.ipProto = { negate: neg, values: [p] };
+    else if (this.ctx.backend === 'nft') h.nftProto = { negate: neg, values: [p] };
+    else h.nfProto = { negate: neg, values: [p] };
+  }
+
+  /** -m (a new match block) and -j/-g (the target). False when `w` is neither. */
+  private other(w: string): boolean {
+    switch (w) {
+      case '-m': case '--match':
+        this.startMatch(this.value(w));
+        return true;
       case '-j': case '--jump': case '-g': case '--goto': {
-        if (targetSeen) fail('more than one target');
-        targetSeen = true;
-        const name = value(w);
-        const rest = words.slice(i + 1);
-        i = words.length;
-        rule.target = parseTarget(name, rest, w === '-g' || w === '--goto', lineNo, ctx);
-        break;
+        if (this.targetSeen) this.fail('more than one target');
+        this.targetSeen = true;
+        const name = this.value(w);
+        const rest = this.words.slice(this.i + 1);
+        this.i = this.words.length;
+        this.rule.target = parseTarget(name, rest, w === '-g' || w === '--goto', this.lineNo, this.ctx);
+        return true;
       }
       default:
-        unsupported(`unsupported option ${w}`);
-    }
-    if (proto !== null && current && (current.module === 'tcp' || current.module === 'udp') && current.hotdrop && proto !== (current.module === 'tcp' ? 6 : 17)) {
-      fail(`-m ${current.module} needs -p ${current.module}`);
+        return false;
     }
   }
-  if (negate) fail("'!' at the end of the rule");
-  // iptables-nft turns -m tcp/-m udp with ports (and nothing else we accept)
-  // into payload expressions: no hotdrop, a short header just fails to match.
-  if (ctx.backend === 'nft') {
-    for (const m of rule.matches) {
-      if ((m.module === 'tcp' || m.module === 'udp') && (m.conditions.sport || m.conditions.dport)) m.hotdrop = null;
+
+  private startMatch(mod: string): void {
+    if (!(mod in MODULES)) throw new UnsupportedError(this.lineNo, `unsupported match -m ${mod}`);
+    if (mod === 'icmp' && this.ctx.family === 6) this.fail('-m icmp in an ip6tables file (use -m icmp6)');
+    if (mod === 'icmp6' && this.ctx.family === 4) this.fail('-m icmp6 in an iptables file (use -m icmp)');
+    const m: Match = { module: mod, conditions: {}, hotdrop: MODULES[mod] };
+    // These matches never match a later fragment (the kernel checks fragoff first),
+    // except ip6t_ah, which finds AH by its own walk and never looks at fragoff:
+    // it matches any AH found (the SPI is there), whatever comes after it.
+    if (mod === 'ah' && this.ctx.family === 6) m.conditions.ahSpi = { negate: false, values: [{ lo: 0, hi: 0xffffffff }] };
+    else if (m.hotdrop) m.conditions.fragment = { negate: false, values: [0, 1] };
+    this.current = m;
+    this.rule.matches.push(m);
+  }
+
+  /** An option of the current -m block (checked against OPTION_MODULES once). */
+  private matchOption(w: string, neg: boolean): void {
+    const modules = OPTION_MODULES[w];
+    if (!modules) throw new UnsupportedError(this.lineNo, `unsupported option ${w}`);
+    if (!this.current || !modules.includes(this.current.module)) this.fail(`${w} outside -m ${modules.join('/-m ')}`);
+    const c = this.current.conditions;
+    const port = (): Range[] => this.wrap(() => [parseRange(this.value(w), 65535, 'port')]);
+    switch (w) {
+      case '--sport': case '--source-port': c.sport = { negate: neg, values: port() }; break;
+      case '--dport': case '--destination-port': c.dport = { negate: neg, values: port() }; break;
+      case '--sports': case '--source-ports': case '--dports': case '--destination-ports': case '--ports': this.multiport(w, neg, c); break;
+      case '--espspi': c.spi = { negate: neg, values: this.wrap(() => [parseRange(this.value(w), 0xffffffff, 'spi')]) }; break;
+      case '--ahspi': c.ahSpi = { negate: neg, values: this.wrap(() => [parseRange(this.value(w), 0xffffffff, 'spi')]) }; break;
+      case '--icmp-type': case '--icmpv6-type': this.icmp(w, neg, c); break;
+      case '--src-range': case '--dst-range':
+        c[w === '--src-range' ? 'src' : 'dst'] = { negate: neg, values: [this.wrap(() => parseAddressItem(this.value(w)))] };
+        break;
+      case '--match-set': this.matchSet(w, neg, c); break;
+      case '--state': case '--ctstate':
+        c.ctstate = { negate: neg, values: this.value(w).split(',').map((s) => CT[s.toUpperCase()] ?? this.fail(`unsupported conntrack state '${s}'`)) };
+        break;
+      case '--mark': {
+        const m = this.wrap(() => parseMark(this.value(w)));
+        c.mark = { value: m.value, mask: m.mask, negate: neg };
+        break;
+      }
+      case '--comment': this.rule.comment = this.value(w); break;
+      case '--length': c.length = { negate: neg, values: [this.wrap(() => parseRange(this.value(w), 65535, 'length'))] }; break;
     }
   }
-  return rule;
+
+  private multiport(w: string, neg: boolean, c: Conditions): void {
+    const list = this.wrap(() => this.value(w).split(',').map((p) => parseRange(p, 65535, 'port')));
+    if (list.length > 15) this.fail('multiport takes at most 15 ports');
+    if (w === '--ports') (c as Conditions & { ports?: { negate: boolean; values: Range[] } }).ports = { negate: neg, values: list };
+    else c[w.startsWith('--s') ? 'sport' : 'dport'] = { negate: neg, values: list };
+  }
+
+  private icmp(w: string, neg: boolean, c: Conditions): void {
+    const v6 = w === '--icmpv6-type';
+    const text = this.value(w);
+    c.icmp = text === 'any'
+      ? { negate: neg, values: Array.from({ length: 256 }, (_, t) => ({ v6, type: t, code: { lo: 0, hi: 255 } })) }
+      : { negate: neg, values: [this.wrap(() => parseIcmp(text, v6))] };
+  }
+
+  private matchSet(w: string, neg: boolean, c: Conditions): void {
+    const name = this.value(w);
+    const dir = this.value(w);
+    if (!this.ctx.ipsets.has(name)) this.fail(`set '${name}' is unknown: give its contents with --ipset FILE (ipset save output)`);
+    if (dir !== 'src' && dir !== 'dst') this.fail(`--match-set ${name} ${dir}: only single-dimension sets (src or dst) are supported`);
+    c[dir as 'src' | 'dst'] = { negate: neg, sets: [name] };
+  }
+
+  /** -m tcp / -m udp port matches need the matching -p (iptables refuses the rule otherwise). */
+  private checkProtocol(): void {
+    const m = this.current;
+    if (this.proto === null || !m || (m.module !== 'tcp' && m.module !== 'udp') || !m.hotdrop) return;
+    if (this.proto !== (m.module === 'tcp' ? 6 : 17)) this.fail(`-m ${m.module} needs -p ${m.module}`);
+  }
 }
 
 function parseTarget(name: string, rest: string[], isGoto: boolean, lineNo: number, ctx: RuleContext): Target {

@@ -370,7 +370,7 @@ function interpretLimit(v: unknown, at: PathPart[], r: Reporter): Limit | undefi
   return ok ? limit : undefined;
 }
 
-function interpretAction(v: unknown, policy: Policy): Action {
+function interpretAction(v: unknown, _policy: Policy): Action {
   if (typeof v === 'string') {
     if (v === 'accept' || v === 'drop' || v === 'reject') return { type: v };
     if (v === 'count') return { type: 'count' };

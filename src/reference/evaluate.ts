@@ -166,6 +166,7 @@ export function l4Avail(p: DecodedPacket): number | null {
  * The first condition of a rule that fails for this packet (its policy key),
  * or null when all hold. `mark` is the packet's current mark.
  */
+// Over 60 lines: one short check per condition field, in the order the evaluator applies them.
 export function failingCondition(c: Conditions, p: DecodedPacket, meta: Meta, sets: SetContents, mark: number): string | null {
   if (p.family === null) return 'family';
   if (c.family !== undefined && c.family !== p.family) return 'family';

@@ -74,6 +74,7 @@ const EXT = new Set([0, 43, 44, 51, 60]);
  * Compare one frame. `ours` is an inspect --json object. Returns a list of
  * disagreements (empty when the two agree).
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tshark's JSON, whatever its dissectors put in it
 export function compareFrame(l: Layers, ours: Record<string, any>, stats: CompareStats = newStats()): string[] {
   const bad: string[] = [];
   const expect = (what: string, theirs: unknown, mine: unknown): void => {
@@ -184,6 +185,7 @@ export function compareFrame(l: Layers, ours: Record<string, any>, stats: Compar
   return bad;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tshark's JSON, whatever its dissectors put in it
 export function inspectJson(file: string): Record<string, any>[] {
   const out = execFileSync(process.execPath, [path.join(ROOT, 'bin', 'nfsieve.js'), 'inspect', file, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
   return out.trim().split('\n').map((l) => JSON.parse(l));

@@ -15,14 +15,14 @@
 namespace nfsieve {
 
 struct SweepInput {
-  const double* lo;          // interval i: keys lo[i]..hi[i] accepted by rule[i]
+  const double* lo;  // interval i: keys lo[i]..hi[i] accepted by rule[i]
   const double* hi;
   const uint32_t* rule;
   size_t intervals;
-  const uint32_t* always;    // rules with no condition on the field
+  const uint32_t* always;  // rules with no condition on the field
   size_t always_count;
-  uint32_t rules;            // rule count (vector width)
-  double top;                // the largest key of the domain
+  uint32_t rules;  // rule count (vector width)
+  double top;      // the largest key of the domain
 };
 
 struct SweepResult {
@@ -30,7 +30,7 @@ struct SweepResult {
   std::vector<uint32_t> classes;   // vector of each elementary interval (B + 1)
   std::vector<uint64_t> vectors;   // distinct vectors, ceil(rules / 64) words each
   uint32_t vector_count = 0;
-  double density = 0;              // mean rules per elementary interval
+  double density = 0;  // mean rules per elementary interval
 };
 
 // False (and *error set) when an input is out of range.

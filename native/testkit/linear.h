@@ -18,7 +18,7 @@ struct TupleRule {
 static_assert(sizeof(TupleRule) == 28, "TupleRule is 7 words");
 
 // Index of the first rule containing the tuple, or -1.
-int32_t linear_first_match(const TupleRule* rules, size_t count, uint32_t src, uint32_t dst, uint32_t sport,
-                           uint32_t dport, uint32_t proto);
+int32_t linear_first_match(const TupleRule* rules, size_t count, uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport,
+                           uint32_t proto);
 
 }  // namespace nfsieve

@@ -1,9 +1,9 @@
 /**
- * ClassBench rules packed for the native linear scan (native/core/linear.h):
+ * ClassBench rules packed for the native linear scan (native/testkit/linear.h, run by test/support/testkit.ts):
  * 7 u32 per rule. The baseline of `npm run bench` and the oracle of its
  * correctness gate.
  */
-import { Policy, Prefix } from '../policy/model';
+import { Policy, Prefix } from '../../src/policy/model';
 
 function prefixRange(c: Policy['rules'][number]['conditions']['src']): [number, number] {
   if (!c || 'sets' in c) return [0, 0xffffffff];

@@ -28,6 +28,8 @@ bool integral(double x) { return x >= 0 && x < kMaxKey && x == static_cast<doubl
 
 }  // namespace
 
+// Over 60 lines: one sweep in one loop, kept step for step parallel to buildDim() in src/compile/build.ts (its byte-identical
+// twin).
 bool sweep_field(const SweepInput& in, SweepResult* out, const char** error) {
   const uint32_t n = in.rules;
   const size_t words = (size_t(n) + 63) / 64;
@@ -114,8 +116,10 @@ bool sweep_field(const SweepInput& in, SweepResult* out, const char** error) {
         }
         cur[r >> 6] ^= uint64_t(1) << (r & 63);
         hash ^= rule_hash(r);
-        if (before) ones--;
-        else ones++;
+        if (before)
+          ones--;
+        else
+          ones++;
       }
     }
     if (first) {

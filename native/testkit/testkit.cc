@@ -1,0 +1,38 @@
+// The test kit addon (nfsieve_testkit.node): native helpers for test/ and
+// bench/ only, never shipped in the package (binding.gyp builds it only when
+// native/testkit/ is there). Loaded by test/support/testkit.ts.
+#include <napi.h>
+
+#include "linear.h"
+
+namespace {
+
+// linearClassifyTuples(rules: Uint32Array(7n), tuples: Uint32Array(5m), out: Int32Array(m)): the
+// first-match linear scan baseline (ClassBench). Each rule is 7 words:
+// src_lo src_hi dst_lo dst_hi sport_lo|sport_hi<<16 dport_lo|dport_hi<<16 proto|mask<<8.
+Napi::Value LinearClassifyTuples(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  for (int i = 0; i < 3; i++)
+    if (!info[i].IsTypedArray()) throw Napi::TypeError::New(env, "linearClassifyTuples(Uint32Array, Uint32Array, Int32Array)");
+  Napi::TypedArray r = info[0].As<Napi::TypedArray>(), t = info[1].As<Napi::TypedArray>(), o = info[2].As<Napi::TypedArray>();
+  if (r.TypedArrayType() != napi_uint32_array || t.TypedArrayType() != napi_uint32_array ||
+      o.TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(env, "linearClassifyTuples(Uint32Array, Uint32Array, Int32Array)");
+  size_t rules = r.ElementLength() / 7, n = t.ElementLength() / 5;
+  if (o.ElementLength() < n) throw Napi::RangeError::New(env, "out must hold one entry per tuple");
+  const nfsieve::TupleRule* rr = reinterpret_cast<const nfsieve::TupleRule*>(r.As<Napi::Uint32Array>().Data());
+  const uint32_t* tt = t.As<Napi::Uint32Array>().Data();
+  int32_t* oo = o.As<Napi::Int32Array>().Data();
+  for (size_t i = 0; i < n; i++)
+    oo[i] = nfsieve::linear_first_match(rr, rules, tt[5 * i], tt[5 * i + 1], tt[5 * i + 2], tt[5 * i + 3], tt[5 * i + 4]);
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("linearClassifyTuples", Napi::Function::New(env, LinearClassifyTuples));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(nfsieve_testkit, Init)

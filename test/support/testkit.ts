@@ -1,0 +1,21 @@
+/**
+ * The test kit addon (native/testkit, built by binding.gyp next to the product
+ * addon, never shipped): native baselines for test/ and bench/ only.
+ * NFSIEVE_TESTKIT names another build of it.
+ */
+import * as path from 'node:path';
+import { ROOT } from './compare';
+
+export interface TestKit {
+  /** First-match linear scan over packed 5-tuple rules (test/support/linear.ts); out[i] = rule or -1. */
+  linearClassifyTuples(rules: Uint32Array, tuples: Uint32Array, out: Int32Array): number;
+}
+
+let cached: TestKit | undefined;
+
+/** Load (once) and return the test kit addon. */
+export function testkit(): TestKit {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  cached ??= require(process.env.NFSIEVE_TESTKIT ?? path.join(ROOT, 'build', 'Release', 'nfsieve_testkit.node')) as TestKit;
+  return cached;
+}
