@@ -113,7 +113,7 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const attachment = attach(compiled, {
     queues,
     failOpen,
-    copyRange: intFlag(args, 'copy-range', 0, 65535) ?? 256,
+    copyRange: intFlag(args, 'copy-range', 0, 65535),
     maxLen: intFlag(args, 'max-len', 1, 1 << 24),
     rcvbuf: intFlag(args, 'rcvbuf', 4096, 1 << 30),
     rejectMark: intFlag(args, 'reject-mark', 0, 0xffffffff),
