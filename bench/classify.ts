@@ -19,7 +19,7 @@ import { native, NativeClassifier } from '../src/native';
 import { Classifier } from '../src/classifier';
 import { definePolicy } from '../src/policy/define';
 import { Policy } from '../src/policy/model';
-import { DecodedPacket } from '../src/decode/packet';
+import { DecodedPacket, packFrames } from '../src/decode/packet';
 import { referenceEvaluate, initialSets } from '../src/reference/evaluate';
 import { Row, tinybench, nsPerItem } from './common';
 import { AclPeer, rteAclPeer } from './rteacl';
@@ -173,7 +173,6 @@ export async function benchClassbench(sharedDir: string, log: (s: string) => voi
 
 async function benchSet(name: string, seed: string, size: string, file: string, peer: AclPeer | string): Promise<{ result: SetResult; rows: Row[] }> {
   const { Bench } = await tinybench();
-  const addon = native();
   const policy = loadClassbenchRules(file);
   const rules = policy.rules.length;
   const traces = TRACES.map((t) => makeTrace(policy, t.key));
@@ -272,7 +271,7 @@ function benchNamedSets(dir: string): Row[] {
   const setBuild = performance.now() - t0;
   // UDP 500 from 10.a.b.c: some in the set, most not.
   const frames = Array.from({ length: 4096 }, (_, i) => Buffer.from(`4500001c00000000401100000a${((i * 7) & 0xff).toString(16).padStart(2, '0')}${((i * 13) & 0xff).toString(16).padStart(2, '0')}${(i & 0xff).toString(16).padStart(2, '0')}0a00000101f401f400080000`, 'hex'));
-  const { data, offsets } = require('../src/decode/packet').packFrames(frames);
+  const { data, offsets } = packFrames(frames);
   const out = new Uint32Array(frames.length * 3);
   const perPacket = (k: Classifier): number => {
     let best = Infinity;

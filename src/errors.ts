@@ -10,7 +10,8 @@
  * ETABLE   a compiled decision table the addon refused to load
  * EVALUE   a value refused by the API (a port, a prefix, a queue number...)
  * EQUEUE   attaching to or running NFQUEUE failed (the kernel said no)
- * ECONTROL the control socket cannot be opened (in use, not a socket, bad group)
+ * ECONTROL a control endpoint cannot be opened: the control socket (in use, not a
+ *          socket, bad group) or the metrics listener (address in use...)
  */
 export type ErrorCode = 'EUSAGE' | 'EPOLICY' | 'ECAPTURE' | 'ETABLE' | 'EVALUE' | 'EQUEUE' | 'ECONTROL';
 

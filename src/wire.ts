@@ -70,6 +70,17 @@ export const NfVerdict = {
   Repeat: 4,
 } as const;
 
+/** The key a table field takes when the packet has no such header (one above its largest present key; src/compile/fields.ts `max`, native/core/lanes.cc packet_key). */
+export const AbsentKey = {
+  Port: 65536,
+  Icmp: 65536,
+  L4Avail: 65536,
+  IkeVersion: 16,
+  IkeExchange: 256,
+  IkeFlags: 256,
+  NfProto: 256,
+} as const;
+
 /** NFQUEUE defaults: bytes of each packet copied to user space, the kernel's queue length, the socket's receive buffer, and GSO (1: take packets unsegmented). */
 export const Queue = {
   CopyRange: 256,

@@ -6,6 +6,7 @@
 // batch of packets reaches its vectors (or, through the lookup index, its
 // first candidate directly) is in lanes.cc.
 #include "classify.h"
+#include "wire.h"
 
 #include <cstring>
 
@@ -15,8 +16,8 @@ namespace {
 // The lowest rule index >= start whose bit is set in every vector. Summary
 // words (one bit per 64-rule block) are ANDed first, so only blocks where all
 // fields have some candidate are read.
-inline bool next_candidate(const uint64_t* const* vec, const uint64_t* const* sum, int n, uint32_t words,
-                           uint32_t swords, uint32_t start, uint32_t* rule) {
+inline bool next_candidate(const uint64_t* const* vec, const uint64_t* const* sum, int n, uint32_t words, uint32_t swords,
+                           uint32_t start, uint32_t* rule) {
   uint32_t first = start >> 6;
   if (first >= words) return false;
   uint64_t smask = ~0ull << (first & 63);
@@ -103,7 +104,7 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
     s.name = v.name;
     s.kind = v.kind;
     for (uint32_t k = 0; k < v.count; k++) {
-      if (v.kind == 1) {
+      if (v.kind == wire::kSetKindAddress) {
         const uint8_t* e = v.elements + k * 20;
         s.addresses.add(e[0], e + 4, e[1]);
       } else {
@@ -134,10 +135,18 @@ bool Classifier::sets_match(const ResidualRec& res, const Decoded& d) const {
   for (uint32_t k = 0; k < res.b; k++) {
     const NamedSet& s = sets_[table_->ref(res.a + k)];
     switch (res.kind) {
-      case kResSetSrc: if (s.addresses.contains(d.family, d.src)) return true; break;
-      case kResSetDst: if (s.addresses.contains(d.family, d.dst)) return true; break;
-      case kResSetSpi: if ((d.present & kHasSpi) && s.spis.contains(d.spi)) return true; break;
-      case kResSetAhSpi: if ((d.present & kHasAh) && s.spis.contains(d.ah_spi)) return true; break;
+      case kResSetSrc:
+        if (s.addresses.contains(d.family, d.src)) return true;
+        break;
+      case kResSetDst:
+        if (s.addresses.contains(d.family, d.dst)) return true;
+        break;
+      case kResSetSpi:
+        if ((d.present & kHasSpi) && s.spis.contains(d.spi)) return true;
+        break;
+      case kResSetAhSpi:
+        if ((d.present & kHasAh) && s.spis.contains(d.ah_spi)) return true;
+        break;
       default: break;
     }
   }
@@ -187,7 +196,7 @@ void Classifier::finish(uint32_t r, const Decoded& d, const Meta& m, Verdict* ou
   const RuleRec& rule = table_->rule(r);
   if (counters) counters->add(r, d.total_length);
   uint32_t mark = m.mark;
-  if (rule.flags & 1) {
+  if (rule.flags & wire::kRuleFlagSetsMark) {
     mark = (mark & ~rule.mark_mask) ^ rule.mark_value;
     out->mark_set = 1;
   }
@@ -220,7 +229,7 @@ void Classifier::decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdi
       continue;
     }
     if (counters) counters->add(r, bytes);
-    if (rule.flags & 1) {
+    if (rule.flags & wire::kRuleFlagSetsMark) {
       mark = (mark & ~rule.mark_mask) ^ rule.mark_value;  // iptables --set-xmark
       out->mark_set = 1;
     }

@@ -30,7 +30,14 @@ struct Meta {
 constexpr int32_t kRuleDefault = -1;  // the default verdict decided
 constexpr int32_t kRuleNotIp = -2;    // no IP header: no verdict
 
-enum VerdictCode : uint8_t { kVerdictAccept = 0, kVerdictDrop, kVerdictReject, kVerdictQueue, kVerdictRepeat, kVerdictNone = 255 };
+enum VerdictCode : uint8_t {
+  kVerdictAccept = 0,
+  kVerdictDrop,
+  kVerdictReject,
+  kVerdictQueue,
+  kVerdictRepeat,
+  kVerdictNone = 255
+};
 
 struct Verdict {
   int32_t rule;
@@ -48,8 +55,12 @@ struct Verdict {
 class Counters {
  public:
   explicit Counters(size_t rules)
-      : size_(rules + 1), hits_(new std::atomic<uint64_t>[size_]), bytes_(new std::atomic<uint64_t>[size_]),
-        over_(new std::atomic<uint64_t>[size_]) { reset(); }
+      : size_(rules + 1),
+        hits_(new std::atomic<uint64_t>[size_]),
+        bytes_(new std::atomic<uint64_t>[size_]),
+        over_(new std::atomic<uint64_t>[size_]) {
+    reset();
+  }
   size_t size() const { return size_; }
   void add(size_t slot, uint64_t bytes) {
     hits_[slot].store(hits_[slot].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -111,7 +122,7 @@ class Classifier {
  private:
   std::unique_ptr<Table> table_;
   std::unique_ptr<LookupIndex> index_;
-  FamilyCuts cuts_[2];  // IPv4, IPv6
+  FamilyCuts cuts_[2];           // IPv4, IPv6
   std::vector<uint8_t> simple_;  // per rule: terminal, no residual checks
   std::vector<NamedSet> sets_;
   std::unique_ptr<LimitState> limits_;
@@ -122,8 +133,8 @@ class Classifier {
     int n;
     const Family* family;
   };
-  void lanes(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,
-             Verdict* out, Counters* counters) const;
+  void lanes(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which, Verdict* out,
+             Counters* counters) const;
   // The same through the family's cut trees; lanes whose first candidate
   // needs the full scan (residual checks, non-terminal actions) go on to lanes().
   void lanes_cuts(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,

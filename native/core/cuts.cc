@@ -12,11 +12,11 @@
 namespace nfsieve {
 namespace {
 
-constexpr uint32_t kLeafRules = 8;     // a node with this many rules or fewer is a leaf
-constexpr uint32_t kSpace = 4;         // copies of rules a cut may make, per rule of the node
-constexpr uint32_t kMaxCutBits = 12;   // at most 4096 slices per node
-constexpr uint32_t kSmallShift = 16;   // a side is small at most domain / 2^16 wide
-constexpr uint32_t kGroupMinRules = 1; // every group, however small, gets its tree
+constexpr uint32_t kLeafRules = 8;             // a node with this many rules or fewer is a leaf
+constexpr uint32_t kSpace = 4;                 // copies of rules a cut may make, per rule of the node
+constexpr uint32_t kMaxCutBits = 12;           // at most 4096 slices per node
+constexpr uint32_t kSmallShift = 16;           // a side is small at most domain / 2^16 wide
+constexpr uint32_t kGroupMinRules = 1;         // every group, however small, gets its tree
 constexpr uint64_t kWork = uint64_t(1) << 26;  // rules visited while choosing cuts, per family (~0.3 s)
 
 // Where a rule's bit is set in one field: the hull of its intervals and
@@ -88,7 +88,8 @@ class CutsBuilder {
 
   // Every rule's box (and re-check flag) from the family's vectors; `alive`:
   // in the base vector and matching some key of every field.
-  static void read_boxes(FamilyCuts* c, const Family& f, uint32_t rules, std::vector<BuildRule>* out, std::vector<uint8_t>* live) {
+  static void read_boxes(FamilyCuts* c, const Family& f, uint32_t rules, std::vector<BuildRule>* out,
+                         std::vector<uint8_t>* live) {
     std::vector<BuildRule>& br = *out;
     std::vector<uint8_t>& alive = *live;
     br.resize(rules);
@@ -247,15 +248,16 @@ bool simd_forced_scalar() {
   return s && std::strcmp(s, "scalar") == 0;
 }
 
-__attribute__((target("avx2"))) uint32_t scan_avx2(const RuleBox* boxes, const uint32_t* ids, const uint32_t* key,
-                                                  uint32_t count, uint32_t below) {
+__attribute__((target("avx2"))) uint32_t scan_avx2(const RuleBox* boxes, const uint32_t* ids, const uint32_t* key, uint32_t count,
+                                                   uint32_t below) {
   const __m256i k = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(key));
   for (uint32_t i = 0; i < count; i++) {
     const uint32_t r = ids[i] & ~FamilyCuts::kVerify;
     if (r >= below) return count;
     const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(boxes[r].lo));
     const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(boxes[r].hi));
-    const __m256i ok = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(k, lo), k), _mm256_cmpeq_epi32(_mm256_min_epu32(k, hi), k));
+    const __m256i ok =
+        _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(k, lo), k), _mm256_cmpeq_epi32(_mm256_min_epu32(k, hi), k));
     if (_mm256_movemask_epi8(ok) == -1) return i;
   }
   return count;
@@ -305,8 +307,10 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   int wide1 = -1, wide2 = -1;
   for (int i = 0; i < dims(); i++) {
     if (wb[i] <= kSmallShift) continue;
-    if (wide1 < 0 || wb[i] > wb[wide1]) wide2 = wide1, wide1 = i;
-    else if (wide2 < 0 || wb[i] > wb[wide2]) wide2 = i;
+    if (wide1 < 0 || wb[i] > wb[wide1])
+      wide2 = wide1, wide1 = i;
+    else if (wide2 < 0 || wb[i] > wb[wide2])
+      wide2 = i;
   }
   auto small = [&](const RuleBox& b, int d) {
     return d >= 0 && (uint64_t(b.hi[d]) - b.lo[d]) < (uint64_t(1) << (wb[d] - kSmallShift));

@@ -76,7 +76,7 @@ class FamilyCuts {
  public:
   bool usable() const { return usable_; }
   int dims() const { return static_cast<int>(dims_.size()); }
-  int dim(int i) const { return dims_[i]; }         // table dimension of box field i
+  int dim(int i) const { return dims_[i]; }          // table dimension of box field i
   uint32_t clamp(int i) const { return clamp_[i]; }  // keys above it share its interval
   size_t byte_size() const;
   bool cut_short() const { return cut_short_; }

@@ -80,8 +80,10 @@ FieldMap make_map(const Dim& dim, size_t trie_bytes) {
   // A handful of boundaries is searched in a few compares from the L1 cache;
   // a large array or a trie would only take cache room from the rest.
   if (n < kSmallField && last >= 4096) return m;
-  if (last < kDirectLimit && dim.vector_count <= 65536) build_direct(dim, &m);
-  else if (dim.vector_count <= FieldMap::kChunk) build_trie(dim, trie_bytes, &m);
+  if (last < kDirectLimit && dim.vector_count <= 65536)
+    build_direct(dim, &m);
+  else if (dim.vector_count <= FieldMap::kChunk)
+    build_trie(dim, trie_bytes, &m);
   return m;
 }
 
@@ -108,8 +110,10 @@ class VectorStore {
     s_->vectors.insert(s_->vectors.end(), v, v + words_);
     s_->summaries.insert(s_->summaries.end(), sv, sv + swords_);
     hashes_.push_back(hash);
-    if (hashes_.size() * 2 > slots_.size()) rehash();
-    else place(*cls, hash);
+    if (hashes_.size() * 2 > slots_.size())
+      rehash();
+    else
+      place(*cls, hash);
     return true;
   }
 

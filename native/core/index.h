@@ -25,22 +25,22 @@
 namespace nfsieve {
 
 struct IndexLimits {
-  bool combine = true;              // pre-combine fields at all
+  bool combine = true;                // pre-combine fields at all
   uint64_t work = uint64_t(1) << 22;  // vector words touched while combining, per family (~10 ms)
-  uint64_t memory = 0;              // bytes of derived vectors and maps; 0: max(8 MiB, 2 x table)
+  uint64_t memory = 0;                // bytes of derived vectors and maps; 0: max(8 MiB, 2 x table)
   enum Cuts : uint8_t { kCutsOff, kCutsAuto, kCutsAlways };
-  Cuts cuts = kCutsAuto;            // cut trees (cuts.h): never, where the rule set calls for them, always
-  uint64_t cuts_memory = 0;         // bytes of cut trees per family; 0: max(8 MiB, table / 2)
-  bool simd = true;                 // AVX2 where the CPU has it (NFSIEVE_SIMD=scalar also turns it off)
+  Cuts cuts = kCutsAuto;     // cut trees (cuts.h): never, where the rule set calls for them, always
+  uint64_t cuts_memory = 0;  // bytes of cut trees per family; 0: max(8 MiB, table / 2)
+  bool simd = true;          // AVX2 where the CPU has it (NFSIEVE_SIMD=scalar also turns it off)
 };
 
 // Field key -> class.
 struct FieldMap {
   enum Kind : uint8_t { kSearch, kDirect, kTrie } kind = kSearch;
-  uint32_t direct_size = 0;        // kDirect: keys < direct_size index `direct`
-  uint32_t above = 0;              // kDirect: class of every key >= direct_size
+  uint32_t direct_size = 0;  // kDirect: keys < direct_size index `direct`
+  uint32_t above = 0;        // kDirect: class of every key >= direct_size
   std::vector<uint16_t> direct;
-  std::vector<uint16_t> trie;      // kTrie: 65536 first-level entries, then 256-entry chunks
+  std::vector<uint16_t> trie;                 // kTrie: 65536 first-level entries, then 256-entry chunks
   static constexpr uint16_t kChunk = 0x8000;  // entry flag: the rest is a chunk number
   static constexpr uint32_t kMaxChunks = 0x8000;
   // Entry e of a trie: a class, or the chunk at chunk_offset(e).
@@ -60,10 +60,10 @@ struct FieldMap {
 
 // An operand of the final AND: a field, or a stage's result.
 struct Operand {
-  uint32_t count = 0;              // classes
+  uint32_t count = 0;  // classes
   const uint64_t* vectors = nullptr;
   const uint64_t* summaries = nullptr;
-  bool has_base = false;           // vectors already ANDed with the family's base
+  bool has_base = false;  // vectors already ANDed with the family's base
 };
 
 // (class of a, class of b) -> class of the combination (or, when final, the
@@ -71,19 +71,19 @@ struct Operand {
 struct Stage {
   int a = 0, b = 0;
   uint32_t b_count = 0;
-  uint32_t count = 0;               // classes it produces (not final)
+  uint32_t count = 0;  // classes it produces (not final)
   bool final = false;
-  std::vector<uint32_t> map;       // (a, b) -> a * b_count + b; empty when map16 holds it
-  std::vector<uint16_t> map16;     // the same in half the memory, when every value fits
+  std::vector<uint32_t> map;                 // (a, b) -> a * b_count + b; empty when map16 holds it
+  std::vector<uint16_t> map16;               // the same in half the memory, when every value fits
   std::vector<uint64_t> vectors, summaries;  // not final: count x words, count x summary words
 };
 
 struct FamilyIndex {
-  std::vector<FieldMap> maps;      // one per table dimension, same order
-  std::vector<Operand> operands;   // dims first, then one per stage
-  std::vector<Stage> stages;       // in evaluation order; operand dims + i is stage i's result
-  std::vector<int> roots;          // operands ANDed per packet (empty when the last stage is final)
-  bool base_root = true;           // the base vector must be ANDed too
+  std::vector<FieldMap> maps;     // one per table dimension, same order
+  std::vector<Operand> operands;  // dims first, then one per stage
+  std::vector<Stage> stages;      // in evaluation order; operand dims + i is stage i's result
+  std::vector<int> roots;         // operands ANDed per packet (empty when the last stage is final)
+  bool base_root = true;          // the base vector must be ANDed too
 };
 
 class LookupIndex {

@@ -4,11 +4,12 @@
 #include <cstring>
 
 #include "classify.h"
+#include "wire.h"
 
 namespace nfsieve {
 namespace {
 
-constexpr uint64_t kAbsentPort = 65536;
+constexpr uint64_t kAbsentPort = wire::kAbsentKeyPort;
 constexpr uint64_t kAbsentSpi = 1ull << 32;
 
 struct Key {
@@ -36,24 +37,24 @@ __attribute__((always_inline)) inline Key packet_key(uint8_t field, bool wide, c
     case kFieldAhSpi: return {0, (d.present & kHasAh) ? d.ah_spi : kAbsentSpi};
     case kFieldIcmp: {
       bool right_proto = d.proto == (d.family == 4 ? 1 : 58);
-      return {0, (d.present & kHasIcmp) && right_proto ? (uint64_t(d.icmp_type) << 8 | d.icmp_code) : 65536};
+      return {0, (d.present & kHasIcmp) && right_proto ? (uint64_t(d.icmp_type) << 8 | d.icmp_code) : wire::kAbsentKeyIcmp};
     }
-    case kFieldIkeVersion: return {0, (d.present & kHasIke) ? d.ike_version : 16u};
-    case kFieldIkeExchange: return {0, (d.present & kHasIke) ? d.ike_exchange : 256u};
-    case kFieldIkeFlags: return {0, (d.present & kHasIke) ? d.ike_flags : 256u};
+    case kFieldIkeVersion: return {0, (d.present & kHasIke) ? d.ike_version : wire::kAbsentKeyIkeVersion};
+    case kFieldIkeExchange: return {0, (d.present & kHasIke) ? d.ike_exchange : wire::kAbsentKeyIkeExchange};
+    case kFieldIkeFlags: return {0, (d.present & kHasIke) ? d.ike_flags : wire::kAbsentKeyIkeFlags};
     case kFieldNatt: return {0, d.natt};
     case kFieldFragment: return {0, d.fragment};
     case kFieldCtState: return {0, m.ctstate};
     case kFieldMalformed: return {0, d.malformed};
     case kFieldLength: return {0, d.total_length};
     case kFieldTruncated: return {0, truncated_key(d)};
-    case kFieldNfProto: return {0, d.nf_status == kNfOk ? d.nf_proto : 256u};
+    case kFieldNfProto: return {0, d.nf_status == kNfOk ? d.nf_proto : wire::kAbsentKeyNfProto};
     case kFieldIkeInitial: return {0, ike_initial_key(d)};
     case kFieldIkeCookie: return {0, ike_cookie_key(d)};
-    case kFieldNftProto: return {0, d.nft_status == kNfOk ? d.nft_proto : 256u};
+    case kFieldNftProto: return {0, d.nft_status == kNfOk ? d.nft_proto : wire::kAbsentKeyNfProto};
     case kFieldL4Avail: {
       bool absent = d.fragment == kFragLater || (d.family == 6 && (d.nf_status != kNfOk || d.nf_later));
-      return {0, absent ? 65536u : d.nf_avail};
+      return {0, absent ? wire::kAbsentKeyL4Avail : d.nf_avail};
     }
     default: return {0, 0};
   }
@@ -78,7 +79,6 @@ __attribute__((always_inline)) inline uint32_t interval_wide(const Dim& dim, Key
   uint64_t bh = b[2 * lo], bl = b[2 * lo + 1];
   return lo + ((bh < k.hi || (bh == k.hi && bl <= k.lo)) ? 1 : 0);
 }
-
 
 }  // namespace
 
@@ -121,9 +121,15 @@ namespace {
 // The narrow key of one field for k packets: the switch once, not per packet.
 void narrow_keys(uint8_t field, const Decoded* p, const Meta* m, size_t stride, const int* which, int k, uint64_t* keys) {
   switch (field) {
-    case kFieldSrc: for (int q = 0; q < k; q++) keys[q] = be32(p[which[q]].src); break;
-    case kFieldDst: for (int q = 0; q < k; q++) keys[q] = be32(p[which[q]].dst); break;
-    case kFieldProto: for (int q = 0; q < k; q++) keys[q] = p[which[q]].proto; break;
+    case kFieldSrc:
+      for (int q = 0; q < k; q++) keys[q] = be32(p[which[q]].src);
+      break;
+    case kFieldDst:
+      for (int q = 0; q < k; q++) keys[q] = be32(p[which[q]].dst);
+      break;
+    case kFieldProto:
+      for (int q = 0; q < k; q++) keys[q] = p[which[q]].proto;
+      break;
     case kFieldSport:
       for (int q = 0; q < k; q++) keys[q] = (p[which[q]].present & kHasPorts) ? p[which[q]].sport : kAbsentPort;
       break;
@@ -173,8 +179,10 @@ void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta
       }
       // Cut trees finish lanes whose rule takes no token; the others go on to
       // lanes() in their batch order.
-      if (cuts_[fam == 6].usable()) lanes_cuts(p, m, meta_stride, k, fam, which, out + base, counters);
-      else lanes(p, m, meta_stride, k, fam, which, out + base, counters);
+      if (cuts_[fam == 6].usable())
+        lanes_cuts(p, m, meta_stride, k, fam, which, out + base, counters);
+      else
+        lanes(p, m, meta_stride, k, fam, which, out + base, counters);
       base += k;
     }
     return;
@@ -185,14 +193,21 @@ void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta
     const Meta* m = metas + base * meta_stride;
     int which4[kLanes], which6[kLanes], k4 = 0, k6 = 0;
     for (int j = 0; j < n; j++) {
-      if (p[j].family == 4) which4[k4++] = j;
-      else if (p[j].family == 6) which6[k6++] = j;
-      else not_ip(m[j * meta_stride], &out[base + j]);
+      if (p[j].family == 4)
+        which4[k4++] = j;
+      else if (p[j].family == 6)
+        which6[k6++] = j;
+      else
+        not_ip(m[j * meta_stride], &out[base + j]);
     }
-    if (k4 && cuts_[0].usable()) lanes_cuts(p, m, meta_stride, k4, 4, which4, out + base, counters);
-    else if (k4) lanes(p, m, meta_stride, k4, 4, which4, out + base, counters);
-    if (k6 && cuts_[1].usable()) lanes_cuts(p, m, meta_stride, k6, 6, which6, out + base, counters);
-    else if (k6) lanes(p, m, meta_stride, k6, 6, which6, out + base, counters);
+    if (k4 && cuts_[0].usable())
+      lanes_cuts(p, m, meta_stride, k4, 4, which4, out + base, counters);
+    else if (k4)
+      lanes(p, m, meta_stride, k4, 4, which4, out + base, counters);
+    if (k6 && cuts_[1].usable())
+      lanes_cuts(p, m, meta_stride, k6, 6, which6, out + base, counters);
+    else if (k6)
+      lanes(p, m, meta_stride, k6, 6, which6, out + base, counters);
   }
 }
 
@@ -306,8 +321,10 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
   for (int i = 0; i < np; i++) {
     const int q = pending[i];
     const uint32_t r = first[q];
-    if (r >= rules || simple_[r]) finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
-    else decide(lk[q], p[which[q]], m[which[q] * stride], &out[which[q]], counters, r);
+    if (r >= rules || simple_[r])
+      finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+    else
+      decide(lk[q], p[which[q]], m[which[q] * stride], &out[which[q]], counters, r);
   }
 }
 
@@ -345,8 +362,10 @@ void Classifier::lanes_cuts(const Decoded* p, const Meta* m, size_t stride, int 
   int slow[kLanes], ns = 0;
   for (int q = 0; q < k; q++) {
     const uint32_t r = first[q];
-    if (r >= rules || simple_[r]) finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
-    else slow[ns++] = which[q];
+    if (r >= rules || simple_[r])
+      finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+    else
+      slow[ns++] = which[q];
   }
   if (ns) lanes(p, m, stride, ns, fam, slow, out, counters);
 }

@@ -59,6 +59,16 @@ constexpr uint32_t kNfVerdictStolen = 2;
 constexpr uint32_t kNfVerdictQueue = 3;
 constexpr uint32_t kNfVerdictRepeat = 4;
 
+// The key a table field takes when the packet has no such header (one above its largest present key;
+// src/compile/fields.ts `max`, native/core/lanes.cc packet_key).
+constexpr uint32_t kAbsentKeyPort = 65536;
+constexpr uint32_t kAbsentKeyIcmp = 65536;
+constexpr uint32_t kAbsentKeyL4Avail = 65536;
+constexpr uint32_t kAbsentKeyIkeVersion = 16;
+constexpr uint32_t kAbsentKeyIkeExchange = 256;
+constexpr uint32_t kAbsentKeyIkeFlags = 256;
+constexpr uint32_t kAbsentKeyNfProto = 256;
+
 // NFQUEUE defaults: bytes of each packet copied to user space, the kernel's queue length, the socket's
 // receive buffer, and GSO (1: take packets unsegmented).
 constexpr uint32_t kQueueCopyRange = 256;

@@ -7,7 +7,7 @@
  * cleanly with final counters.
  */
 import * as fs from 'node:fs';
-import { attach, parseQueueRange, AttachStats, Attachment } from '../queue';
+import { attach, parseQueueRange, AttachStats, Attachment, AttachOptions } from '../queue';
 import { NativeQueueStats } from '../native';
 import { compile } from '../compile/compile';
 import { ParsedArgs, UsageError, stringFlag, intFlag } from './args';
@@ -17,9 +17,10 @@ import { controlPath, CONTROL_ENV } from '../control/client';
 import { readState, StateError } from '../control/state';
 import { Output } from './output';
 import { loadPolicyArg, POLICY_FLAGS } from './policy-arg';
-import { startVici, checkLearnSet, DEFAULT_LEARN_SET } from '../ike/vici';
-import { serveMetrics, parseListen, attachmentSnapshot } from '../metrics';
+import { startVici, checkLearnSet, DEFAULT_LEARN_SET, ViciLearner } from '../ike/vici';
+import { serveMetrics, parseListen, attachmentSnapshot, MetricsServer } from '../metrics';
 import { IpsetSync } from '../hook/ipset-sync';
+import { NfsieveError } from '../errors';
 
 export const RUN_FLAGS = {
   ...POLICY_FLAGS, queue: 'string', 'fail-open': 'boolean', 'copy-range': 'string', 'stats-every': 'string', json: 'boolean',
@@ -96,6 +97,53 @@ function expire(a: Attachment): void {
   try { a.expireSets(); } catch { /* closing */ }
 }
 
+/** The attach() options the command line gives. */
+function attachOptions(args: ParsedArgs, queues: number[], every: number): AttachOptions {
+  return {
+    queues,
+    failOpen: args.flags.has('fail-open'),
+    copyRange: intFlag(args, 'copy-range', 0, 65535),
+    maxLen: intFlag(args, 'max-len', 1, 1 << 24),
+    rcvbuf: intFlag(args, 'rcvbuf', 4096, 1 << 30),
+    rejectMark: intFlag(args, 'reject-mark', 0, 0xffffffff),
+    gso: !args.flags.has('no-gso'),
+    statsIntervalMs: every > 0 ? every * 1000 : undefined,
+  };
+}
+
+/** Lines on stdout, and notes: JSON lines with --json, else on stderr. */
+function speaker(out: Output, asJson: boolean): { say: (line: string) => void; note: (message: string, extra?: Record<string, unknown>) => void } {
+  const say = (line: string): void => { out.line(line); out.flush(); };
+  const note = (message: string, extra: Record<string, unknown> = {}): void => {
+    if (asJson) say(JSON.stringify({ event: 'note', time: new Date().toISOString(), message, ...extra }));
+    else process.stderr.write(`nfsieve: ${message}\n`);
+  };
+  return { say, note };
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function untilStopped(note: (message: string) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (sig: string): void => {
+      note(`${sig}: stopping`);
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
+
+/** What run starts beside the attachment, closed in reverse order. */
+interface Running { metrics?: MetricsServer | null; vici?: ViciLearner | null; server?: ControlServer | null; reaper?: NodeJS.Timeout }
+
+async function closeAll(attachment: Attachment, r: Running): Promise<void> {
+  await r.metrics?.close();
+  await r.vici?.close();
+  await r.server?.close();
+  await attachment.close();
+  clearInterval(r.reaper);
+}
+
 export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const queueText = stringFlag(args, 'queue');
   if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--stats-every S] [--json] [--reject-mark M] [--control PATH [--control-group G] | --no-control] [--state FILE] [--vici [--vici-socket PATH] [--learn-set NAME]] [--metrics HOST:PORT] [--offload]');
@@ -103,28 +151,15 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const queues = parseQueueRange(queueText);
   const every = intFlag(args, 'stats-every', 0, 86400) ?? 10;
   const asJson = args.flags.has('json');
-  const failOpen = args.flags.has('fail-open');
   let compiled = compile(loadPolicyArg(file, args), { analyse: false });
   const useVici = args.flags.has('vici') || args.flags.has('vici-socket');
   if (useVici) checkLearnSet(compiled.policy, stringFlag(args, 'learn-set') ?? DEFAULT_LEARN_SET);
   const metricsText = stringFlag(args, 'metrics');
   const metricsAt = metricsText === undefined ? null : parseListen(metricsText);
   const reloads = { ok: 0, failed: 0 };
-  const attachment = attach(compiled, {
-    queues,
-    failOpen,
-    copyRange: intFlag(args, 'copy-range', 0, 65535),
-    maxLen: intFlag(args, 'max-len', 1, 1 << 24),
-    rcvbuf: intFlag(args, 'rcvbuf', 4096, 1 << 30),
-    rejectMark: intFlag(args, 'reject-mark', 0, 0xffffffff),
-    gso: !args.flags.has('no-gso'),
-    statsIntervalMs: every > 0 ? every * 1000 : undefined,
-  });
-  const say = (line: string): void => { out.line(line); out.flush(); };
-  const note = (message: string, extra: Record<string, unknown> = {}): void => {
-    if (asJson) say(JSON.stringify({ event: 'note', time: new Date().toISOString(), message, ...extra }));
-    else process.stderr.write(`nfsieve: ${message}\n`);
-  };
+  const options = attachOptions(args, queues, every);
+  const attachment = attach(compiled, options);
+  const { say, note } = speaker(out, asJson);
   attachment.on('error', (e: Error) => note(`error: ${e.message}`));
   attachment.on('stats', (s: AttachStats) => say(asJson ? json(s, 'stats') : table(s)));
   // --offload: the set operations also keep hook --offload's ipsets a subset of the live sets.
@@ -144,51 +179,39 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
       return { ok: false, message: `reload of ${file} refused, the running policy stays: ${(e as Error).message}` };
     }
   };
+  const stateFile = stringFlag(args, 'state');
   const service = new ControlService(
     { sets, stats: () => statsView(attachment.stats()), reload: () => { const r = reloadPolicy(); note(r.message); return r; } },
-    { stateFile: stringFlag(args, 'state'), log: note },
+    { stateFile, log: note },
   );
-  const stateFile = stringFlag(args, 'state');
   if (stateFile) restoreState(service, stateFile, note);
-  let server: ControlServer | null;
+  const running: Running = {};
   try {
     if (offload) { offload.start(); note(`offload: keeping ipsets ${offload.ipsets.join(', ') || '(none: no rule is offloaded)'}`); }
-    server = await openControl(args, service, note);
+    running.server = await openControl(args, service, note);
   } catch (e) {
     await attachment.close();
     throw e;
   }
   // Reaps expired live members (they stopped matching already) and keeps the
   // process alive while attached (the native side is unref'd by design).
-  const reaper = setInterval(() => expire(attachment), 1000);
+  running.reaper = setInterval(() => expire(attachment), 1000);
   const reload = (): void => { note(reloadPolicy().message); };
   process.on('SIGHUP', reload);
-  const stopped = new Promise<void>((resolve) => {
-    const stop = (sig: string): void => {
-      note(`${sig}: stopping`);
-      resolve();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-  note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}`, { queues, failOpen });
+  const stopped = untilStopped(note);
+  note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${options.failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}`, { queues, failOpen: options.failOpen });
   for (const w of attachment.warnings) note(`warning: ${w}`);
-  const vici = useVici ? startVici(sets, { socket: stringFlag(args, 'vici-socket'), set: stringFlag(args, 'learn-set') }, note) : null;
+  running.vici = useVici ? startVici(sets, { socket: stringFlag(args, 'vici-socket'), set: stringFlag(args, 'learn-set') }, note) : null;
+  const vici = running.vici;
   const snapshot = () => attachmentSnapshot(attachment, { reloads, vici: vici ? { connected: vici.connected, hosts: vici.hosts().length } : undefined });
-  const metrics = metricsAt && await serveMetrics(metricsAt, snapshot).catch(async (e: Error) => {
-    await vici?.close();
-    await server?.close();
-    await attachment.close();
-    clearInterval(reaper);
-    throw new Error(`--metrics ${metricsText}: ${e.message}`);
+  running.metrics = metricsAt && await serveMetrics(metricsAt, snapshot).catch(async (e: Error) => {
+    await closeAll(attachment, running);
+    throw new NfsieveError('ECONTROL', `--metrics ${metricsText}: ${e.message}`);
   });
-  if (metrics) note(`metrics on http://${metrics.address.host.includes(':') ? `[${metrics.address.host}]` : metrics.address.host}:${metrics.address.port}/metrics`, { metrics: metrics.address });
+  const m = running.metrics;
+  if (m) note(`metrics on http://${m.address.host.includes(':') ? `[${m.address.host}]` : m.address.host}:${m.address.port}/metrics`, { metrics: m.address });
   await stopped;
-  await metrics?.close();
-  await vici?.close();
-  await server?.close();
-  await attachment.close();
-  clearInterval(reaper);
+  await closeAll(attachment, running);
   process.removeListener('SIGHUP', reload);
   const final = attachment.stats();
   say(asJson ? json(final, 'final') : `final counters:\n${table(final)}`);

@@ -7,7 +7,7 @@
  *
  * These numbers are part of the table format (docs/table-format.md).
  */
-import { CtStateKey } from '../wire';
+import { AbsentKey, CtStateKey } from '../wire';
 
 export const enum Field {
   Src = 1,
@@ -59,25 +59,25 @@ export function fieldInfo(field: Field, family: 4 | 6): FieldInfo {
         : { name: field === Field.Src ? 'src' : 'dst', present: U128, max: U128, wide: true };
     case Field.Proto: return { name: 'proto', present: 255, max: 255, wide: false };
     case Field.IpProto: return { name: 'ip-proto', present: 255, max: 255, wide: false };
-    case Field.Sport: return { name: 'sport', present: 65535, max: 65536, wide: false };
-    case Field.Dport: return { name: 'dport', present: 65535, max: 65536, wide: false };
+    case Field.Sport: return { name: 'sport', present: 65535, max: AbsentKey.Port, wide: false };
+    case Field.Dport: return { name: 'dport', present: 65535, max: AbsentKey.Port, wide: false };
     case Field.Spi: return { name: 'spi', present: U32, max: U32 + 1, wide: false };
     case Field.AhSpi: return { name: 'ah-spi', present: U32, max: U32 + 1, wide: false };
-    case Field.Icmp: return { name: 'icmp', present: 65535, max: 65536, wide: false };
-    case Field.IkeVersion: return { name: 'ike.version', present: 15, max: 16, wide: false };
-    case Field.IkeExchange: return { name: 'ike.exchange', present: 255, max: 256, wide: false };
-    case Field.IkeFlags: return { name: 'ike.flags', present: 255, max: 256, wide: false };
+    case Field.Icmp: return { name: 'icmp', present: 65535, max: AbsentKey.Icmp, wide: false };
+    case Field.IkeVersion: return { name: 'ike.version', present: 15, max: AbsentKey.IkeVersion, wide: false };
+    case Field.IkeExchange: return { name: 'ike.exchange', present: 255, max: AbsentKey.IkeExchange, wide: false };
+    case Field.IkeFlags: return { name: 'ike.flags', present: 255, max: AbsentKey.IkeFlags, wide: false };
     case Field.Natt: return { name: 'natt', present: 3, max: 3, wide: false };
     case Field.Fragment: return { name: 'fragment', present: 2, max: 2, wide: false };
     case Field.CtState: return { name: 'ctstate', present: 5, max: 5, wide: false };
     case Field.Malformed: return { name: 'malformed', present: 255, max: 255, wide: false };
     case Field.Length: return { name: 'length', present: U32, max: U32, wide: false };
     case Field.Truncated: return { name: 'truncated', present: 9, max: 9, wide: false };
-    case Field.NfProto: return { name: 'nf-proto', present: 255, max: 256, wide: false };
-    case Field.L4Avail: return { name: 'l4-avail', present: 65535, max: 65536, wide: false };
+    case Field.NfProto: return { name: 'nf-proto', present: 255, max: AbsentKey.NfProto, wide: false };
+    case Field.L4Avail: return { name: 'l4-avail', present: 65535, max: AbsentKey.L4Avail, wide: false };
     case Field.IkeInitial: return { name: 'ike.initial', present: 2, max: 3, wide: false };
     case Field.IkeCookie: return { name: 'ike.cookie', present: 1, max: 2, wide: false };
-    case Field.NftProto: return { name: 'nft-proto', present: 255, max: 256, wide: false };
+    case Field.NftProto: return { name: 'nft-proto', present: 255, max: AbsentKey.NfProto, wide: false };
   }
 }
 
