@@ -243,6 +243,8 @@ LookupIndex::LookupIndex(const Table& table, const IndexLimits& limits) {
   build(table, table.family(6), limits, &fam6_);
 }
 
+// One pass over a family (maps, operands, then stages while the budgets last): ~65 lines, the
+// budgets and the alive list are shared by every step.
 void LookupIndex::build(const Table& table, const Family& f, const IndexLimits& limits, FamilyIndex* out) {
   const int F = f.dim_count;
   for (int i = 0; i < F; i++) {

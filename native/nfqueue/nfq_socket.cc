@@ -126,25 +126,7 @@ bool NfqSocket::request(const std::vector<uint8_t>& msg, std::string* error) {
   }
 }
 
-bool NfqSocket::open(const QueueConfig& c, std::string* error) {
-  queue_ = c.queue;
-  fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd_ < 0) {
-    *error = std::string("cannot open a netfilter netlink socket: ") + strerror(errno) +
-             (errno == EPERM || errno == EACCES ? " (nfsieve run needs root or CAP_NET_ADMIN)" : "");
-    return false;
-  }
-  int size = static_cast<int>(c.rcvbuf);
-  if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0) {
-    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-  }
-  sockaddr_nl local{};
-  local.nl_family = AF_NETLINK;
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local)) < 0) {
-    *error = std::string("cannot bind the netlink socket: ") + strerror(errno);
-    close();
-    return false;
-  }
+bool NfqSocket::bind_and_configure(const QueueConfig& c, std::string* error) {
   std::vector<uint8_t> msg;
   MessageWriter w(&msg);
   auto send = [&](auto fill) {
@@ -178,12 +160,35 @@ bool NfqSocket::open(const QueueConfig& c, std::string* error) {
   };
   conntrack_ok_ = c.conntrack;
   if (!send(bind_and_configure)) {
-    if (!(c.conntrack && last_errno_ == EOPNOTSUPP)) return close(), false;
+    if (!(c.conntrack && last_errno_ == EOPNOTSUPP)) return false;
     // The kernel has no conntrack glue for NFQUEUE: go on without it.
     conntrack_ok_ = false;
     flags &= ~NFQA_CFG_F_CONNTRACK;
-    if (!send(bind_and_configure)) return close(), false;
+    if (!send(bind_and_configure)) return false;
   }
+  return true;
+}
+
+bool NfqSocket::open(const QueueConfig& c, std::string* error) {
+  queue_ = c.queue;
+  fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+  if (fd_ < 0) {
+    *error = std::string("cannot open a netfilter netlink socket: ") + strerror(errno) +
+             (errno == EPERM || errno == EACCES ? " (nfsieve run needs root or CAP_NET_ADMIN)" : "");
+    return false;
+  }
+  int size = static_cast<int>(c.rcvbuf);
+  if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0) {
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  }
+  sockaddr_nl local{};
+  local.nl_family = AF_NETLINK;
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local)) < 0) {
+    *error = std::string("cannot bind the netlink socket: ") + strerror(errno);
+    close();
+    return false;
+  }
+  if (!bind_and_configure(c, error)) return close(), false;
   size_t slot = std::max<size_t>(c.copy_range + 4096, 8192);
   rx_.assign(64, std::vector<uint8_t>(slot));
   return true;

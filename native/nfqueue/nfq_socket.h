@@ -98,6 +98,8 @@ class NfqSocket {
   std::vector<uint8_t> tx_;
 
   bool request(const std::vector<uint8_t>& msg, std::string* error);
+  // Bind the queue and set copy mode, length and flags in one config message.
+  bool bind_and_configure(const QueueConfig& c, std::string* error);
 };
 
 // Kernel view of the queues: /proc/net/netfilter/nfnetlink_queue.
