@@ -11,14 +11,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ChildProcess } from 'node:child_process';
 import { Lab, Link, labSkip, sh, ruleCount, udpFrame } from './support/netns';
+import { startRun as startNfsieveRun, RunHandle } from './support/run';
 import { ROOT } from './support/compare';
 import { writePcap } from '../src/capture/pcap';
-import { onJsonLines } from '../src/cli/output';
 
 const skip = labSkip();
-const BIN = path.join(ROOT, 'bin', 'nfsieve.js');
 const QUEUE = '9';
 const SOURCES = 1000;
 const ROUNDS = 250; // each source sends this many requests: 250,000 in all
@@ -46,21 +44,8 @@ before(() => {
 
 after(() => { if (lab) lab.cleanup(); });
 
-async function startRun(policyFile: string): Promise<{ child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> }> {
-  const child = lab.spawn(gwNs, [process.execPath, BIN, 'run', policyFile, '--queue', QUEUE, '--json', '--stats-every', '1']);
-  const lines: Record<string, unknown>[] = [];
-  let err = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.stderr!.on('data', (d) => (err += d));
-  await new Promise<void>((resolve, reject) => {
-    onJsonLines(child.stdout!, (o) => {
-      lines.push(o);
-      if (o.event === 'note' && String(o.message).startsWith('attached')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`nfsieve run exited ${code}: ${err}`)));
-    setTimeout(() => reject(new Error(`nfsieve run did not attach: ${err}`)), 15000);
-  });
-  return { child, lines, exited };
+function startRun(policyFile: string): Promise<RunHandle> {
+  return startNfsieveRun(lab, gwNs, [policyFile, '--queue', QUEUE, '--json', '--stats-every', '1']);
 }
 
 /** Start the paced sender (send-frames with CHUNK and PAUSE_MS); resolves with the count sent. */

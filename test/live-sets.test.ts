@@ -15,8 +15,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ChildProcess, spawnSync } from 'node:child_process';
 import { Lab, Link, labSkip, sh, ruleCount, udpFrame } from './support/netns';
+import { startRun as startNfsieveRun, RunHandle } from './support/run';
 import { ROOT } from './support/compare';
-import { onJsonLines } from '../src/cli/output';
 
 const skip = labSkip();
 const BIN = path.join(ROOT, 'bin', 'nfsieve.js');
@@ -80,22 +80,9 @@ function cli(...args: string[]): { code: number; stdout: string; stderr: string 
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function startRun(): Promise<{ child: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null> }> {
-  const child = lab.spawn(gwNs, [process.execPath, BIN, 'run', policyFile, '--queue', QUEUE, '--json', '--stats-every', '0',
+function startRun(): Promise<RunHandle> {
+  return startNfsieveRun(lab, gwNs, [policyFile, '--queue', QUEUE, '--json', '--stats-every', '0',
     '--control', sock, '--state', stateFile, '--max-len', '200000', '--rcvbuf', String(64 << 20)]);
-  const lines: Record<string, unknown>[] = [];
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    onJsonLines(child.stdout!, (o) => {
-      lines.push(o);
-      if (o.event === 'note' && String(o.message).startsWith('attached')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`nfsieve run exited ${code}: ${err}`)));
-    setTimeout(() => reject(new Error(`nfsieve run did not attach: ${err}`)), 15000);
-  });
-  return { child, lines, exited };
 }
 
 async function sighup(run: { child: ChildProcess; lines: Record<string, unknown>[] }): Promise<void> {

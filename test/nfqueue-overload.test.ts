@@ -9,14 +9,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { Lab, Link, labSkip, sh, ruleCount, udpFrame, espFrame } from './support/netns';
+import { startRun as startNfsieveRun, RunHandle } from './support/run';
 import { writePcap } from '../src/capture/pcap';
 import { ROOT } from './support/compare';
-import { onJsonLines } from '../src/cli/output';
 
 const skip = labSkip();
 const BIN = path.join(ROOT, 'bin', 'nfsieve.js');
@@ -26,7 +25,7 @@ let lab: Lab;
 let gw: Link, peer: Link;
 
 interface QueueLine { queue: number; received: number; accepted: number; dropped: number; rejected: number; bytes: number; enobufs: number; kernel: { queueDropped: number; userDropped: number; copyRange: number; idSequence: number } }
-interface Run { child: ChildProcess; lines: Record<string, unknown>[]; stderr: () => string; exited: Promise<number | null> }
+type Run = RunHandle;
 
 let current: Run | null = null;
 
@@ -35,20 +34,7 @@ async function startRun(policy: string, queue: string, extra: string[] = []): Pr
     current.child.kill('SIGKILL'); // a failed test left its run behind
     await current.exited;
   }
-  const child = lab.spawn(gw.ns, [process.execPath, BIN, 'run', policy, '--queue', queue, '--json', '--stats-every', '0', ...extra]);
-  const lines: Record<string, unknown>[] = [];
-  let err = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.stderr!.on('data', (d) => (err += d));
-  await new Promise<void>((resolve, reject) => {
-    onJsonLines(child.stdout!, (o) => {
-      lines.push(o);
-      if (o.event === 'note' && String(o.message).startsWith('attached')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`nfsieve run exited ${code}: ${err}`)));
-    setTimeout(() => reject(new Error(`nfsieve run did not attach: ${err}`)), 15000);
-  });
-  current = { child, lines, stderr: () => err, exited };
+  current = await startNfsieveRun(lab, gw.ns, [policy, '--queue', queue, '--json', '--stats-every', '0', ...extra]);
   return current;
 }
 

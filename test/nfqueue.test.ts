@@ -6,11 +6,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { ChildProcess, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Lab, Link, labSkip, sh, ruleCount, udpFrame, espFrame } from './support/netns';
+import { startRun as startNfsieveRun, RunHandle } from './support/run';
 import { ROOT } from './support/compare';
-import { onJsonLines } from '../src/cli/output';
 
 const skip = labSkip();
 const BIN = path.join(ROOT, 'bin', 'nfsieve.js');
@@ -59,21 +59,8 @@ function ikeFrames(from: Link, to: Link): Uint8Array[] {
 }
 
 /** Start `nfsieve run`; resolves once it has attached, with a reader of its JSON lines. */
-async function startRun(extra: string[] = []): Promise<{ child: ChildProcess; lines: Record<string, unknown>[]; stderr: () => string; exited: Promise<number | null> }> {
-  const child = lab.spawn(gwNs, [process.execPath, BIN, 'run', policyFile, '--queue', QUEUE, '--json', '--stats-every', '1', ...extra]);
-  const lines: Record<string, unknown>[] = [];
-  let err = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.stderr!.on('data', (d) => (err += d));
-  await new Promise<void>((resolve, reject) => {
-    onJsonLines(child.stdout!, (o) => {
-      lines.push(o);
-      if (o.event === 'note' && String(o.message).startsWith('attached')) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`nfsieve run exited ${code}: ${err}`)));
-    setTimeout(() => reject(new Error(`nfsieve run did not attach: ${err}`)), 15000);
-  });
-  return { child, lines, stderr: () => err, exited };
+function startRun(extra: string[] = []): Promise<RunHandle> {
+  return startNfsieveRun(lab, gwNs, [policyFile, '--queue', QUEUE, '--json', '--stats-every', '1', ...extra]);
 }
 
 const counted = (src: string): number => ruleCount(gwNs, 'filter', 'INPUT', `count-${src}`);
