@@ -8,6 +8,17 @@
 namespace nfsieve {
 namespace {
 
+// Members by origin (a member with both origins counts in both).
+SetSizes count_origins(const std::vector<MemberInfo>& members) {
+  SetSizes s;
+  for (const MemberInfo& m : members) {
+    s.file += (m.origins & kOriginFile) != 0;
+    s.live += (m.origins & kOriginLive) != 0;
+  }
+  s.total = members.size();
+  return s;
+}
+
 uint32_t mask_v4(const uint8_t* b, int length) {
   uint32_t v = static_cast<uint32_t>(b[0]) << 24 | static_cast<uint32_t>(b[1]) << 16 | static_cast<uint32_t>(b[2]) << 8 | b[3];
   return length == 0 ? 0 : v & (0xffffffffu << (32 - length));
@@ -228,13 +239,7 @@ void AddressSet::merge_live(const AddressSet& from, int64_t now_ms) {
 SetSizes AddressSet::sizes(int64_t now_ms) const {
   std::vector<MemberInfo> members;
   list(&members, now_ms);
-  SetSizes s;
-  for (const MemberInfo& m : members) {
-    s.file += (m.origins & kOriginFile) != 0;
-    s.live += (m.origins & kOriginLive) != 0;
-  }
-  s.total = members.size();
-  return s;
+  return count_origins(members);
 }
 
 // --- SPI sets ---
@@ -371,13 +376,7 @@ void SpiSet::merge_live(const SpiSet& from, int64_t now_ms) {
 SetSizes SpiSet::sizes(int64_t now_ms) const {
   std::vector<MemberInfo> members;
   list(&members, now_ms);
-  SetSizes s;
-  for (const MemberInfo& m : members) {
-    s.file += (m.origins & kOriginFile) != 0;
-    s.live += (m.origins & kOriginLive) != 0;
-  }
-  s.total = members.size();
-  return s;
+  return count_origins(members);
 }
 
 // --- named sets ---
