@@ -35,3 +35,10 @@ export function fixtureCaptures(): string[] {
   if (files.length !== PCAP_COUNT) throw new Error(`expected ${PCAP_COUNT} captures in ${PCAPS}, found ${files.length}`);
   return files;
 }
+
+/**
+ * True when the suite runs with ASan preloaded (.ci/sanitized-suite): resident
+ * memory then includes the sanitizer's shadow and quarantine, so assertions
+ * on RSS are made in the plain run only.
+ */
+export const UNDER_ASAN = /libasan/.test(process.env.LD_PRELOAD ?? '');
