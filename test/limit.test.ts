@@ -8,7 +8,7 @@ import { Classifier } from '../src/classifier';
 import { compile } from '../src/compile/compile';
 import { crc32 } from '../src/compile/format';
 import { definePolicy, PolicyInput, RuleInput } from '../src/policy/define';
-import { parsePolicyText, PolicyError } from '../src/policy/parse';
+import { parsePolicyText } from '../src/policy/parse';
 import { policyToYaml } from '../src/policy/serialize';
 import { referenceDecode } from '../src/decode/reference';
 import { decodeFrame } from '../src/decode/packet';
@@ -25,6 +25,7 @@ import { writePcap } from '../src/capture/pcap';
 import { haveTshark } from './support/tshark';
 import { Rng } from './support/packets';
 import { ikeInitialFrame } from './support/policies';
+import { policyErrors as errors } from './support/policies';
 
 const S = 1_000_000_000n;
 
@@ -43,16 +44,6 @@ function ikeMessage(o: { version?: number; exchange?: number; flags?: number; rs
 const COOKIE_BODY = [0, 0, 0, 12, 0, 0, 0x40, 0x06, 1, 2, 3, 4]; // Notify, protocol 0, SPI size 0, type 16390, 4 bytes of cookie
 const initV2 = (src: string): Uint8Array => v4(src, udp(500, 500, ikeMessage({})));
 const cookieV2 = (src: string): Uint8Array => v4(src, udp(500, 500, ikeMessage({ next: 41, body: COOKIE_BODY })));
-
-function errors(text: string): string[] {
-  try {
-    parsePolicyText(text, 'p.yaml');
-  } catch (e) {
-    if (e instanceof PolicyError) return e.message.split('\n');
-    throw e;
-  }
-  assert.fail('policy was accepted');
-}
 
 test('limit: rates in iptables units, defaults, and errors at FILE:LINE:COL', () => {
   const p = parsePolicyText('default: drop\nrules:\n  - limit: {rate: 20/s, burst: 40}\n    action: accept\n  - limit: {rate: "3/minute", per: src, per-prefix6: 48}\n    action: accept\n');

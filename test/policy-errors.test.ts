@@ -4,18 +4,9 @@ import { ICMP_TYPES } from '../src/policy/model';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parsePolicyText, PolicyError, loadPolicyFile } from '../src/policy/parse';
+import { parsePolicyText, loadPolicyFile } from '../src/policy/parse';
 import { definePolicy } from '../src/policy/define';
-
-function errors(text: string): string[] {
-  try {
-    parsePolicyText(text, 'p.yaml');
-  } catch (e) {
-    if (e instanceof PolicyError) return e.message.split('\n');
-    throw e;
-  }
-  assert.fail('policy was accepted');
-}
+import { policyErrors as errors } from './support/policies';
 
 test('YAML syntax errors point at FILE:LINE:COL', () => {
   const e = errors('default: drop\nrules:\n  - proto: [udp\n');

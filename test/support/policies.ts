@@ -6,6 +6,8 @@
  */
 import { PolicyInput, RuleInput } from '../../src/policy/define';
 import { Rng } from './packets';
+import assert from 'node:assert/strict';
+import { parsePolicyText, PolicyError } from '../../src/policy/parse';
 import { ikeHeader, ipPacket, udp } from '../../src/craft';
 
 const ADDR4 = (rng: Rng): string => {
@@ -123,4 +125,15 @@ export function ikeInitialFrame(rng: Rng): Uint8Array {
   const src = family === 4 ? new Uint8Array([10, rng.int(4), rng.int(4), 1 + rng.int(8)]) : new Uint8Array([0xfd, 0, ...new Uint8Array(12), rng.int(2), 1 + rng.int(8)]);
   const dst = family === 4 ? new Uint8Array([10, 0, 0, 1]) : new Uint8Array([0xfd, 0, ...new Uint8Array(13), 1]);
   return ipPacket({ family, src, dst, proto: 17, upper });
+}
+
+/** The lines of the PolicyError a policy text (as p.yaml) is refused with; fails the test if it is accepted. */
+export function policyErrors(text: string): string[] {
+  try {
+    parsePolicyText(text, 'p.yaml');
+  } catch (e) {
+    if (e instanceof PolicyError) return e.message.split('\n');
+    throw e;
+  }
+  assert.fail('policy was accepted');
 }
