@@ -89,7 +89,7 @@ export function randomTuples(count: number, seed: number): Uint32Array {
   return t;
 }
 
-function makeTrace(policy: Policy, key: TraceKey): Uint32Array {
+export function makeTrace(policy: Policy, key: TraceKey): Uint32Array {
   if (key === 'classbench') return generateTrace(policy, TRACE_COUNT, 2).tuples;
   if (key === 'uniform') return generateTrace(policy, TRACE_COUNT, 3, { a: 1, b: 0 }).tuples;
   return randomTuples(TRACE_COUNT, 4);

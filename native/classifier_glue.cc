@@ -60,7 +60,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   std::unique_ptr<nfsieve::Classifier> classifier_;
   std::unique_ptr<nfsieve::Counters> counters_;
 
-  // Index options {combine, work, memory, cuts, cutsMemory, simd} (validated in TypeScript; re-checked here).
+  // Index options {combine, work, memory, cuts, cutsMemory, trees, simd} (validated in TypeScript; re-checked here).
   static nfsieve::IndexLimits index_limits(const Napi::Value& v) {
     nfsieve::IndexLimits l;
     if (!v.IsObject()) return l;
@@ -72,6 +72,12 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       l.cuts = cuts.As<Napi::Boolean>().Value() ? nfsieve::IndexLimits::kCutsAuto : nfsieve::IndexLimits::kCutsOff;
     if (cuts.IsString() && cuts.As<Napi::String>().Utf8Value() == "always") l.cuts = nfsieve::IndexLimits::kCutsAlways;
     if (simd.IsBoolean()) l.simd = simd.As<Napi::Boolean>().Value();
+    Napi::Value trees = o.Get("trees");
+    if (trees.IsString()) {
+      const std::string t = trees.As<Napi::String>().Utf8Value();
+      if (t == "cuts") l.tree = nfsieve::IndexLimits::kTreeCuts;
+      if (t == "splits") l.tree = nfsieve::IndexLimits::kTreeSplits;
+    }
     auto count = [&](const Napi::Value& n, uint64_t* out) {
       if (!n.IsNumber()) return;
       double d = n.As<Napi::Number>().DoubleValue();

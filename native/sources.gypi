@@ -9,6 +9,7 @@
       "native/core/lanes.cc",
       "native/core/index.cc",
       "native/core/cuts.cc",
+      "native/core/splits.cc",
       "native/core/limit.cc"
     ],
     "nfsieve_compile_sources": [

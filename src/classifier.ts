@@ -65,12 +65,14 @@ function checkIndexOptions(o: IndexOptions | undefined): IndexOptions | undefine
   for (const [k, v] of Object.entries(o)) {
     if (k === 'cuts') {
       if (typeof v !== 'boolean' && v !== 'always') throw new TypeError("index.cuts must be a boolean or 'always'");
+    } else if (k === 'trees') {
+      if (v !== 'auto' && v !== 'cuts' && v !== 'splits') throw new TypeError("index.trees must be 'auto', 'cuts' or 'splits'");
     } else if (k === 'combine' || k === 'simd') {
       if (typeof v !== 'boolean') throw new TypeError(`index.${k} must be a boolean`);
     } else if (k === 'work' || k === 'memory' || k === 'cutsMemory') {
       if (!Number.isSafeInteger(v) || (v as number) < 0) throw new RangeError(`index.${k} must be a non-negative integer`);
     } else {
-      throw new TypeError(`unknown index option '${k}' (known: combine, work, memory, cuts, cutsMemory, simd)`);
+      throw new TypeError(`unknown index option '${k}' (known: combine, work, memory, cuts, cutsMemory, trees, simd)`);
     }
   }
   return o;

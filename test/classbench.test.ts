@@ -39,10 +39,16 @@ test('the decision table equals the linear first-match scan on ClassBench traces
 });
 
 // Every ClassBench set of the fixtures through the cut trees (cuts: 'always'
-// builds them whatever the rule set): AVX2 and scalar leaf scans, trees cut
-// short by a tiny budget, and no index at all.
-test('cut trees equal the linear first-match scan on every ClassBench set (AVX2, scalar, cut short, off)', () => {
-  const configs: IndexOptions[] = [{ cuts: 'always' }, { cuts: 'always', simd: false }, { cuts: 'always', cutsMemory: 512 }, { combine: false, cuts: false as const }];
+// builds them whatever the rule set): as chosen, equal cuts and one split
+// tree forced, AVX2 and scalar, trees cut short by a tiny budget, and no
+// index at all.
+test('cut trees and split trees equal the linear first-match scan on every ClassBench set (AVX2, scalar, cut short, off)', () => {
+  const configs: IndexOptions[] = [
+    { cuts: 'always' }, { cuts: 'always', simd: false }, { cuts: 'always', cutsMemory: 512 },
+    { cuts: 'always', trees: 'cuts' }, { cuts: 'always', trees: 'cuts', simd: false },
+    { cuts: 'always', trees: 'splits' }, { cuts: 'always', trees: 'splits', simd: false }, { cuts: 'always', trees: 'splits', cutsMemory: 2048 },
+    { combine: false, cuts: false as const },
+  ];
   const names = fs.readdirSync(CLASSBENCH).filter((n) => /^[a-z]+\d_\d+k$/.test(n)).sort();
   assert.ok(names.length >= 6, `ClassBench sets in ${CLASSBENCH}: ${names.join(', ')}`);
   for (const name of names) {
@@ -57,11 +63,13 @@ test('NFSIEVE_SIMD=scalar gives the scalar leaf scan the same inputs as AVX2', (
   try {
     process.env.NFSIEVE_SIMD = 'scalar';
     agree('fw1_10k scalar', policy, 5_000, 41, { cuts: 'always' });
+    agree('fw1_10k scalar split tree', policy, 5_000, 41, { cuts: 'always', trees: 'splits' });
   } finally {
     if (saved === undefined) delete process.env.NFSIEVE_SIMD;
     else process.env.NFSIEVE_SIMD = saved;
   }
   agree('fw1_10k avx2', policy, 5_000, 41, { cuts: 'always' });
+  agree('fw1_10k avx2 split tree', policy, 5_000, 41, { cuts: 'always', trees: 'splits' });
 });
 
 test('synthesised larger rule sets keep the equality (30k rules from fw1)', () => {
@@ -69,6 +77,7 @@ test('synthesised larger rule sets keep the equality (30k rules from fw1)', () =
   assert.equal(big.rules.length, 30_000);
   agree('fw1 x30k', big, 5_000, 5);
   agree('fw1 x30k cut trees', big, 5_000, 6, { cuts: 'always' });
+  agree('fw1 x30k split tree', big, 5_000, 7, { cuts: 'always', trees: 'splits' });
 });
 
 test('synthesised ClassBench files draw every field from the seed and read back as rules', () => {

@@ -87,6 +87,9 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
   cl.enabled = limits.cuts != IndexLimits::kCutsOff;
   cl.memory = limits.cuts_memory;
   cl.simd = limits.simd;
+  cl.tree = limits.tree == IndexLimits::kTreeCuts     ? CutsLimits::kCuts
+            : limits.tree == IndexLimits::kTreeSplits ? CutsLimits::kSplits
+                                                      : CutsLimits::kAuto;
   for (int fam : {4, 6}) {
     const FamilyIndex& fx = index_->family(fam);
     const bool direct = !fx.stages.empty() && fx.stages.back().final;

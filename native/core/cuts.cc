@@ -12,12 +12,13 @@
 namespace nfsieve {
 namespace {
 
-constexpr uint32_t kLeafRules = 8;             // a node with this many rules or fewer is a leaf
-constexpr uint32_t kSpace = 4;                 // copies of rules a cut may make, per rule of the node
-constexpr uint32_t kMaxCutBits = 12;           // at most 4096 slices per node
-constexpr uint32_t kSmallShift = 16;           // a side is small at most domain / 2^16 wide
-constexpr uint32_t kGroupMinRules = 1;         // every group, however small, gets its tree
-constexpr uint64_t kWork = uint64_t(1) << 26;  // rules visited while choosing cuts, per family (~0.3 s)
+constexpr uint32_t kLeafRules = 8;                   // a node with this many rules or fewer is a leaf
+constexpr uint32_t kSpace = 4;                       // copies of rules a cut may make, per rule of the node
+constexpr uint32_t kMaxCutBits = 12;                 // at most 4096 slices per node
+constexpr uint32_t kSmallShift = 16;                 // a side is small at most domain / 2^16 wide
+constexpr uint32_t kGroupMinRules = 1;               // every group, however small, gets its tree
+constexpr uint64_t kWork = uint64_t(1) << 26;        // rules visited while choosing cuts, per family (~0.3 s)
+constexpr size_t kOneTreeNum = 9, kOneTreeDen = 10;  // one split tree when a group holds 9/10 of the rules
 
 // Where a rule's bit is set in one field: the hull of its intervals and
 // whether they are one run.
@@ -65,17 +66,12 @@ void spans_of(const Family& f, const Dim& dim, uint32_t rules, std::vector<Span>
     if (on[r]) (*out)[r].hi = I;
 }
 
-struct BuildRule {
-  uint32_t id;  // rule index | kVerify
-  RuleBox box;
-};
-
 }  // namespace
 
 class CutsBuilder {
  public:
   // `abandon`: once a budget runs out the trees will not be used, so stop.
-  CutsBuilder(FamilyCuts* c, const std::vector<BuildRule>& rules, size_t budget, bool abandon)
+  CutsBuilder(FamilyCuts* c, const std::vector<CutsRule>& rules, size_t budget, bool abandon)
       : c_(c), rules_(rules), budget_(budget), abandon_(abandon) {}
 
   // One tree over rules `set` (ascending rule order); returns its root word.
@@ -88,9 +84,8 @@ class CutsBuilder {
 
   // Every rule's box (and re-check flag) from the family's vectors; `alive`:
   // in the base vector and matching some key of every field.
-  static void read_boxes(FamilyCuts* c, const Family& f, uint32_t rules, std::vector<BuildRule>* out,
-                         std::vector<uint8_t>* live) {
-    std::vector<BuildRule>& br = *out;
+  static void read_boxes(FamilyCuts* c, const Family& f, uint32_t rules, std::vector<CutsRule>* out, std::vector<uint8_t>* live) {
+    std::vector<CutsRule>& br = *out;
     std::vector<uint8_t>& alive = *live;
     br.resize(rules);
     alive.assign(rules, 0);
@@ -131,7 +126,7 @@ class CutsBuilder {
 
  private:
   FamilyCuts* c_;
-  const std::vector<BuildRule>& rules_;
+  const std::vector<CutsRule>& rules_;
   size_t budget_;
   bool abandon_;
   uint64_t work_ = 0;
@@ -191,7 +186,7 @@ class CutsBuilder {
   // can never be the first match here: drop them.
   uint64_t node(std::vector<uint32_t> set, const uint32_t* lo, const uint32_t* wb) {
     for (size_t j = 0; j < set.size(); j++) {
-      const BuildRule& r = rules_[set[j]];
+      const CutsRule& r = rules_[set[j]];
       bool covers = !(r.id & FamilyCuts::kVerify);
       for (int d = 0; d < c_->dims() && covers; d++)
         covers = r.box.lo[d] <= lo[d] && uint64_t(r.box.hi[d]) >= uint64_t(lo[d]) + (uint64_t(1) << wb[d]) - 1;
@@ -248,8 +243,8 @@ bool simd_forced_scalar() {
   return s && std::strcmp(s, "scalar") == 0;
 }
 
-__attribute__((target("avx2"))) uint32_t scan_avx2(const RuleBox* boxes, const uint32_t* ids, const uint32_t* key, uint32_t count,
-                                                   uint32_t below) {
+__attribute__((target("avx2"))) inline uint32_t scan_avx2(const RuleBox* boxes, const uint32_t* ids, const uint32_t* key,
+                                                          uint32_t count, uint32_t below) {
   const __m256i k = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(key));
   for (uint32_t i = 0; i < count; i++) {
     const uint32_t r = ids[i] & ~FamilyCuts::kVerify;
@@ -285,27 +280,40 @@ uint32_t width_bits(uint32_t clamp) {
 
 bool cuts_avx2_available() { return __builtin_cpu_supports("avx2") && !simd_forced_scalar(); }
 
-uint32_t FamilyCuts::scan(const uint32_t* key, uint32_t from, uint32_t count, uint32_t below) const {
-  if (avx2_) return scan_avx2(boxes_.data(), &ids_[from], key, count, below);
-  return scan_scalar(boxes_.data(), &ids_[from], key, count, below, dims());
+uint32_t FamilyCuts::scan(const uint32_t* key, const uint32_t* ids, uint32_t count, uint32_t below) const {
+  if (avx2_) return scan_avx2(boxes_.data(), ids, key, count, below);
+  return scan_scalar(boxes_.data(), ids, key, count, below, dims());
+}
+
+namespace {
+
+__attribute__((target("avx2"))) void scan_lanes_avx2(const RuleBox* boxes, const uint32_t (*keys)[kCutDims], const int* live,
+                                                     int nl, const uint32_t* const* ids, const uint32_t* count,
+                                                     const uint32_t* out, uint32_t* pos) {
+  for (int i = 0; i < nl; i++) pos[i] = scan_avx2(boxes, ids[i], keys[live[i]], count[i], out[live[i]]);
+}
+
+}  // namespace
+
+void FamilyCuts::scan_lanes(const uint32_t (*keys)[kCutDims], const int* live, int nl, const uint32_t* const* ids,
+                            const uint32_t* count, const uint32_t* out, uint32_t* pos) const {
+  if (avx2_) return scan_lanes_avx2(boxes_.data(), keys, live, nl, ids, count, out, pos);
+  for (int i = 0; i < nl; i++) pos[i] = scan_scalar(boxes_.data(), ids[i], keys[live[i]], count[i], out[live[i]], dims());
 }
 
 size_t FamilyCuts::byte_size() const {
-  return nodes_.size() * 8 + boxes_.size() * sizeof(RuleBox) + ids_.size() * 4 + trees_.size() * sizeof(Tree);
+  return nodes_.size() * 8 + lines_.size() * sizeof(SplitLine) + boxes_.size() * sizeof(RuleBox) + ids_.size() * 4 +
+         trees_.size() * sizeof(Tree);
 }
 
-void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& limits) {
-  const uint32_t rules = table.rule_count();
-  if (!limits.enabled || rules == 0) return;
-  avx2_ = limits.simd && cuts_avx2_available();
-  std::vector<BuildRule> br;
-  std::vector<uint8_t> alive;
-  CutsBuilder::read_boxes(this, f, rules, &br, &alive);
-  std::vector<uint32_t> wb(kCutDims, 0);
-  for (int i = 0; i < dims(); i++) wb[i] = width_bits(clamp_[i]);
-  // Group by smallness of the two widest fields.
+namespace {
+
+// Rules by which of the two widest fields (the addresses) are small: group
+// (small in the widest ? 2 : 0) | (small in the second ? 1 : 0).
+void group_rules(const std::vector<CutsRule>& br, const std::vector<uint8_t>& alive, const std::vector<uint32_t>& wb, int dims,
+                 std::vector<uint32_t>* groups) {
   int wide1 = -1, wide2 = -1;
-  for (int i = 0; i < dims(); i++) {
+  for (int i = 0; i < dims; i++) {
     if (wb[i] <= kSmallShift) continue;
     if (wide1 < 0 || wb[i] > wb[wide1])
       wide2 = wide1, wide1 = i;
@@ -315,20 +323,53 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   auto small = [&](const RuleBox& b, int d) {
     return d >= 0 && (uint64_t(b.hi[d]) - b.lo[d]) < (uint64_t(1) << (wb[d] - kSmallShift));
   };
-  std::vector<uint32_t> groups[4];
-  for (uint32_t r = 0; r < rules; r++)
+  for (uint32_t r = 0; r < br.size(); r++)
     if (alive[r]) groups[(small(br[r].box, wide1) ? 2 : 0) | (small(br[r].box, wide2) ? 1 : 0)].push_back(r);
+}
+
+}  // namespace
+
+void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& limits) {
+  const uint32_t rules = table.rule_count();
+  if (!limits.enabled || rules == 0) return;
+  avx2_ = limits.simd && cuts_avx2_available();
+  std::vector<CutsRule> br;
+  std::vector<uint8_t> alive;
+  CutsBuilder::read_boxes(this, f, rules, &br, &alive);
+  std::vector<uint32_t> wb(kCutDims, 0);
+  for (int i = 0; i < dims(); i++) wb[i] = width_bits(clamp_[i]);
+  std::vector<uint32_t> groups[4], all;
+  group_rules(br, alive, wb, dims(), groups);
+  for (uint32_t r = 0; r < rules; r++)
+    if (alive[r]) all.push_back(r);
   boxes_.resize(rules);
   for (uint32_t r = 0; r < rules; r++) boxes_[r] = br[r].box;
   const size_t budget = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, table.byte_size() / 2);
-  CutsBuilder builder(this, br, budget, limits.memory == 0);
-  nodes_.reserve(1024);
-  for (int g = 3; g >= 0; g--) {
-    if (groups[g].size() < kGroupMinRules) continue;
-    Tree t;
-    t.min_rule = groups[g].front();
-    t.root = builder.tree(groups[g], wb.data());
-    trees_.push_back(t);
+  // A split tree may take as much as the table: its 64-byte lines hold what equal cuts spread over node words and leaf entries.
+  const size_t split_budget = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, table.byte_size());
+  size_t largest = 0;
+  for (const std::vector<uint32_t>& g : groups) largest = std::max(largest, g.size());
+  // One split tree when one address group holds nearly every rule (and it
+  // fits the budgets); equal cuts over the groups otherwise.
+  splits_ = limits.tree == CutsLimits::kSplits ||
+            (limits.tree == CutsLimits::kAuto && largest * kOneTreeDen >= all.size() * kOneTreeNum);
+  uint64_t work = 0;
+  if (splits_) {
+    trees_.push_back(Tree{split_tree(this, br, all, split_budget, limits.memory == 0, &work), all.empty() ? rules : all.front()});
+    if (cut_short_ && limits.tree == CutsLimits::kAuto && limits.memory == 0) {
+      std::vector<SplitLine>().swap(lines_);
+      ids_.clear();
+      trees_.clear();
+      cut_short_ = splits_ = false;
+    }
+  }
+  if (!splits_) {
+    CutsBuilder builder(this, br, budget, limits.memory == 0);
+    nodes_.reserve(1024);
+    for (int g = 3; g >= 0; g--) {
+      if (groups[g].size() < kGroupMinRules) continue;
+      trees_.push_back(Tree{builder.tree(groups[g], wb.data()), groups[g].front()});
+    }
   }
   std::sort(trees_.begin(), trees_.end(), [](const Tree& a, const Tree& b) { return a.min_rule < b.min_rule; });
   // Trees stopped by the budget hold long leaves; unless asked to (a budget
@@ -338,6 +379,7 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
     std::vector<uint64_t>().swap(nodes_);
     std::vector<uint32_t>().swap(ids_);
     std::vector<RuleBox>().swap(boxes_);
+    std::vector<SplitLine>().swap(lines_);
     trees_.clear();
   }
 }

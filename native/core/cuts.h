@@ -65,8 +65,27 @@ struct alignas(32) RuleBox {
   uint32_t hi[kCutDims];
 };
 
+// One node of a split tree (splits.cc), a 64-byte line. Inner: w[0..14] the
+// split points p of one field, sorted, stored as (p - 1) ^ 2^31 (a signed
+// compare then orders them as unsigned keys), unused ones INT32_MAX; w[15]
+// the field (bits 28-30) and the line of the first child (bits 0-27); child
+// i holds the keys from point i-1 to point i - 1, so its index is the number
+// of points <= key. Leaf: w[15] has bit 31; w[0] the rule count; up to
+// kLineIds rule entries in w[1..], or w[1] their start in the leaf entries.
+struct alignas(64) SplitLine {
+  uint32_t w[16];
+};
+
+// A rule as the builders see it: its box and its leaf entry.
+struct CutsRule {
+  uint32_t id;  // rule index | FamilyCuts::kVerify
+  RuleBox box;
+};
+
 struct CutsLimits {
   bool enabled = true;
+  enum Tree : uint8_t { kAuto, kCuts, kSplits };
+  Tree tree = kAuto;    // one split tree (splits.cc) or equal cuts over groups: from the rule set, or forced
   uint64_t memory = 0;  // bytes of nodes and leaf entries per family; 0: max(8 MiB, table / 2)
   bool simd = true;     // AVX2 leaf scans where the CPU has them
 };
@@ -80,6 +99,7 @@ class FamilyCuts {
   uint32_t clamp(int i) const { return clamp_[i]; }  // keys above it share its interval
   size_t byte_size() const;
   bool cut_short() const { return cut_short_; }
+  bool split_trees() const { return splits_; }
 
   // The first rule whose interval conditions all hold for each of k packets
   // (keys[q] holds packet q's clamped keys, box field order): `rules` when
@@ -91,31 +111,64 @@ class FamilyCuts {
 
  private:
   struct Tree {
-    uint64_t root = 0;
+    uint64_t root = 0;  // node word, or the root line of a split tree
     uint32_t min_rule = 0;
   };
   bool usable_ = false;
+  bool splits_ = false;
   bool cut_short_ = false;
   bool avx2_ = false;
   std::vector<int> dims_;
   std::vector<uint32_t> clamp_;
   std::vector<Tree> trees_;
   std::vector<uint64_t> nodes_;
-  std::vector<RuleBox> boxes_;  // one per rule, by rule index
-  std::vector<uint32_t> ids_;   // leaf entries: rule index | kVerify
+  std::vector<RuleBox> boxes_;    // one per rule, by rule index
+  std::vector<uint32_t> ids_;     // leaf entries: rule index | kVerify
+  std::vector<SplitLine> lines_;  // split trees: children of a node are consecutive lines
+
+  // Split trees: the leaf line each of the nl lanes live[] reaches from
+  // `root`, and the first of its entries whose box holds the keys (its
+  // count when none) (splits.cc).
+  void walk_splits(const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t root, uint32_t* leaf, uint32_t* pos) const;
+  template <typename Verify>
+  void leaf_scan(const uint32_t* key, const uint32_t* ids, uint32_t count, uint32_t* out, int q, Verify verify) const;
 
  public:
   static constexpr uint32_t kVerify = 0x80000000u;
   static constexpr uint64_t kLeaf = uint64_t(1) << 63;
-  // Leaf entries [from, from + count) whose box holds `key`, as a position;
+  static constexpr uint32_t kLineLeaf = 0x80000000u;  // SplitLine::w[15] of a leaf
+  static constexpr uint32_t kLineIds = 14;            // rule entries a leaf line holds itself
+  static constexpr uint32_t kLinePoints = 15;         // split points a node line holds
+  // The first of `count` leaf entries whose box holds `key`, as a position;
   // count when none. Stops at rule ids >= `below`.
-  uint32_t scan(const uint32_t* key, uint32_t from, uint32_t count, uint32_t below) const;
+  uint32_t scan(const uint32_t* key, const uint32_t* ids, uint32_t count, uint32_t below) const;
+  // The same for the nl lanes live[] at once: lane i's entries ids[i], count[i]
+  // of them, stopping at rule ids >= out[live[i]]; positions to pos[i].
+  void scan_lanes(const uint32_t (*keys)[kCutDims], const int* live, int nl, const uint32_t* const* ids, const uint32_t* count,
+                  const uint32_t* out, uint32_t* pos) const;
 
   friend class CutsBuilder;
+  friend class SplitBuilder;
+  friend uint32_t split_tree(FamilyCuts* c, const std::vector<CutsRule>& rules, const std::vector<uint32_t>& set, size_t budget,
+                             bool abandon, uint64_t* work);
 };
 
 // True when boxes are compared with AVX2 (the CPU has it and NFSIEVE_SIMD is not "scalar").
 bool cuts_avx2_available();
+
+template <typename Verify>
+void FamilyCuts::leaf_scan(const uint32_t* key, const uint32_t* ids, uint32_t count, uint32_t* out, int q, Verify verify) const {
+  for (uint32_t at = 0; at < count;) {
+    const uint32_t pos = scan(key, ids + at, count - at, out[q]);
+    if (pos == count - at) return;
+    const uint32_t id = ids[at + pos];
+    if (!(id & kVerify) || verify(q, id & ~kVerify)) {
+      out[q] = id & ~kVerify;
+      return;
+    }
+    at += pos + 1;
+  }
+}
 
 template <typename Verify>
 void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, uint32_t* out, Verify verify) const {
@@ -128,6 +181,22 @@ void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, 
         node[q] = t.root;
         live[nl++] = q;
       }
+    if (splits_) {
+      uint32_t leaf[16], pos[16];
+      walk_splits(keys, live, nl, static_cast<uint32_t>(t.root), leaf, pos);
+      for (int i = 0; i < nl; i++) {
+        const int q = live[i];
+        const SplitLine& l = lines_[leaf[i]];
+        const uint32_t count = l.w[0];
+        if (pos[i] == count) continue;
+        const uint32_t* ids = (count <= kLineIds ? &l.w[1] : &ids_[l.w[1]]) + pos[i];
+        if (!(*ids & kVerify) && *ids < out[q])
+          out[q] = *ids;
+        else
+          leaf_scan(keys[q], ids, count - pos[i], out, q, verify);
+      }
+      continue;
+    }
     // Lockstep walk: one level of every live lane per round.
     for (bool inner = true; inner;) {
       inner = false;
@@ -140,19 +209,21 @@ void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, 
         inner = true;
       }
     }
+    const uint32_t* ids[16];
+    uint32_t count[16], pos[16];
     for (int i = 0; i < nl; i++) {
       const int q = live[i];
-      const uint32_t from = uint32_t(node[q]), count = uint32_t(node[q] >> 32) & 0x7fffffffu;
-      for (uint32_t at = from, end = from + count; at < end;) {
-        const uint32_t pos = scan(keys[q], at, end - at, out[q]);
-        if (pos == end - at) break;
-        const uint32_t id = ids_[at + pos];
-        if (!(id & kVerify) || verify(q, id & ~kVerify)) {
-          out[q] = id & ~kVerify;
-          break;
-        }
-        at += pos + 1;
-      }
+      ids[i] = &ids_[uint32_t(node[q])];
+      count[i] = uint32_t(node[q] >> 32) & 0x7fffffffu;
+    }
+    scan_lanes(keys, live, nl, ids, count, out, pos);
+    for (int i = 0; i < nl; i++) {
+      const int q = live[i];
+      if (pos[i] == count[i]) continue;
+      if (!(ids[i][pos[i]] & kVerify))
+        out[q] = ids[i][pos[i]];
+      else
+        leaf_scan(keys[q], ids[i] + pos[i], count[i] - pos[i], out, q, verify);
     }
   }
 }

@@ -31,7 +31,9 @@ struct IndexLimits {
   enum Cuts : uint8_t { kCutsOff, kCutsAuto, kCutsAlways };
   Cuts cuts = kCutsAuto;     // cut trees (cuts.h): never, where the rule set calls for them, always
   uint64_t cuts_memory = 0;  // bytes of cut trees per family; 0: max(8 MiB, table / 2)
-  bool simd = true;          // AVX2 where the CPU has it (NFSIEVE_SIMD=scalar also turns it off)
+  enum Tree : uint8_t { kTreeAuto, kTreeCuts, kTreeSplits };
+  Tree tree = kTreeAuto;  // which trees when trees are built: from the rule set, equal cuts, split points
+  bool simd = true;       // AVX2 where the CPU has it (NFSIEVE_SIMD=scalar also turns it off)
 };
 
 // Field key -> class.

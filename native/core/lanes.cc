@@ -1,6 +1,7 @@
 // Classifying a batch: up to Classifier::kLanes packets of one family move
 // together through each field's key-to-class map (index.h), the pre-combined
 // stages, and the candidate scans, so that their memory loads overlap.
+#include <algorithm>
 #include <cstring>
 
 #include "classify.h"
@@ -138,6 +139,35 @@ void narrow_keys(uint8_t field, const Decoded* p, const Meta* m, size_t stride, 
       break;
     default:
       for (int q = 0; q < k; q++) keys[q] = packet_key(field, false, p[which[q]], m[which[q] * stride]).lo;
+  }
+}
+
+// One field's keys for k packets clamped into box space, written as box
+// field i: the 5-tuple's fields without the detour through 64-bit keys.
+void cut_keys(uint8_t field, const Decoded* p, const Meta* m, size_t stride, const int* which, int k, uint32_t clamp, int i,
+              uint32_t (*keys)[kCutDims]) {
+  auto port = [](const Decoded& d, uint16_t v) { return (d.present & kHasPorts) ? uint32_t(v) : uint32_t(kAbsentPort); };
+  switch (field) {
+    case kFieldSrc:
+      for (int q = 0; q < k; q++) keys[q][i] = std::min(be32(p[which[q]].src), clamp);
+      return;
+    case kFieldDst:
+      for (int q = 0; q < k; q++) keys[q][i] = std::min(be32(p[which[q]].dst), clamp);
+      return;
+    case kFieldProto:
+      for (int q = 0; q < k; q++) keys[q][i] = std::min(uint32_t(p[which[q]].proto), clamp);
+      return;
+    case kFieldSport:
+      for (int q = 0; q < k; q++) keys[q][i] = std::min(port(p[which[q]], p[which[q]].sport), clamp);
+      return;
+    case kFieldDport:
+      for (int q = 0; q < k; q++) keys[q][i] = std::min(port(p[which[q]], p[which[q]].dport), clamp);
+      return;
+    default: {
+      uint64_t raw[Classifier::kLanes];
+      narrow_keys(field, p, m, stride, which, k, raw);
+      for (int q = 0; q < k; q++) keys[q][i] = static_cast<uint32_t>(raw[q] < clamp ? raw[q] : clamp);
+    }
   }
 }
 
@@ -338,12 +368,7 @@ void Classifier::lanes_cuts(const Decoded* p, const Meta* m, size_t stride, int 
   const FamilyIndex& fx = index_->family(fam);
   const FamilyCuts& cuts = cuts_[fam == 6];
   alignas(32) uint32_t keys[kLanes][kCutDims] = {};
-  for (int i = 0; i < cuts.dims(); i++) {
-    uint64_t raw[kLanes];
-    narrow_keys(f.dims[cuts.dim(i)].field, p, m, stride, which, k, raw);
-    const uint64_t clamp = cuts.clamp(i);
-    for (int q = 0; q < k; q++) keys[q][i] = static_cast<uint32_t>(raw[q] < clamp ? raw[q] : clamp);
-  }
+  for (int i = 0; i < cuts.dims(); i++) cut_keys(f.dims[cuts.dim(i)].field, p, m, stride, which, k, cuts.clamp(i), i, keys);
   // A rule whose conditions are not all boxes: its bit in every field's vector.
   auto verify = [&](int q, uint32_t r) {
     const Decoded& d = p[which[q]];

@@ -51,10 +51,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nfsieve::IndexLimits limits;  // pre-combination stopped early or run further, small either way
   limits.work = (data[0] & 1) ? 1u << 10 : 1u << 16;
   limits.memory = 1u << 20;
-  // Cut trees whatever the rule count, sometimes cut short, AVX2 or scalar leaf scans.
+  // Cut trees whatever the rule count, sometimes cut short, AVX2 or scalar
+  // leaf scans; equal cuts, a split tree, or the choice from the rule set.
   if (data[0] & 2) limits.cuts = nfsieve::IndexLimits::kCutsAlways;
   if (data[0] & 4) limits.cuts_memory = 256;
   limits.simd = !(data[0] & 8);
+  if (data[0] & 16) limits.tree = (data[0] & 32) ? nfsieve::IndexLimits::kTreeSplits : nfsieve::IndexLimits::kTreeCuts;
   nfsieve::Classifier fast(std::move(indexed), limits);
   nfsieve::Classifier lanes(std::move(batched), limits);
   // The plainest way the core has: per-field classes, their vectors ANDed rule

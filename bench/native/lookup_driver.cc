@@ -1,0 +1,97 @@
+// The batched lookup alone, on a compiled table and a header trace written by
+// bench/lookup-dump.ts: loads the table (index and cut trees as the addon
+// would), checks every answer against the linear scan's, then runs PASSES
+// passes over the trace in chunks of 64 as classifyTuples does. Under
+// callgrind only run_passes() is counted, so instructions and cache misses
+// per packet are those of the lookup:
+//   g++ -O2 -g -std=c++17 -Inative/core bench/native/lookup_driver.cc native/core/{decode,linklayer,table,sets,classify,lanes,index,cuts,splits,limit}.cc -o /tmp/lookup_driver
+//   /tmp/lookup_driver DIR/acl1_10k classbench                      # ns/packet (best pass), build ms, bytes
+//   bench/native/lookup-cg.sh DIR/acl1_10k classbench              # instructions, L1 misses per packet
+// Options (environment): CUTS=off|auto|always, CUTS_MEMORY=bytes, TREE=cuts|splits, NFSIEVE_SIMD=scalar, PASSES=n.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "classify.h"
+
+using namespace nfsieve;
+
+namespace {
+
+std::vector<uint8_t> read_all(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+IndexLimits limits_from_env() {
+  IndexLimits l;
+  const char* c = std::getenv("CUTS");
+  if (c && !std::strcmp(c, "off")) l.cuts = IndexLimits::kCutsOff;
+  if (c && !std::strcmp(c, "always")) l.cuts = IndexLimits::kCutsAlways;
+  const char* t = std::getenv("TREE");
+  if (t && !std::strcmp(t, "cuts")) l.tree = IndexLimits::kTreeCuts;
+  if (t && !std::strcmp(t, "splits")) l.tree = IndexLimits::kTreeSplits;
+  if (const char* m = std::getenv("CUTS_MEMORY")) l.cuts_memory = std::strtoull(m, nullptr, 10);
+  return l;
+}
+
+__attribute__((noinline)) void run_passes(const Classifier& c, const uint32_t* t, size_t n, int32_t* out, int passes) {
+  constexpr size_t kChunk = 64;
+  std::vector<Decoded> d(kChunk);
+  for (Decoded& x : d) tuple_packet(0, 0, 0, 0, 0, &x);
+  std::vector<Verdict> v(kChunk);
+  Meta m;
+  for (int p = 0; p < passes; p++)
+    for (size_t at = 0; at < n; at += kChunk) {
+      const size_t len = std::min(kChunk, n - at);
+      for (size_t i = 0; i < len; i++) {
+        const uint32_t* t5 = t + 5 * (at + i);
+        set_tuple(t5[0], t5[1], t5[2], t5[3], t5[4], &d[i]);
+      }
+      c.classify_batch(d.data(), len, &m, 0, v.data(), nullptr);
+      for (size_t i = 0; i < len; i++) out[at + i] = v[i].rule;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: lookup_driver DIR/SET TRACE\n");
+    return 2;
+  }
+  const std::string set = argv[1], trace = argv[2];
+  const std::vector<uint8_t> bytes = read_all(set + ".table");
+  const std::vector<uint8_t> tb = read_all(set + "." + trace + ".tuples"), wb = read_all(set + "." + trace + ".want");
+  std::string err;
+  auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Table> table = Table::load(bytes.data(), bytes.size(), &err);
+  if (!table) {
+    std::fprintf(stderr, "table: %s\n", err.c_str());
+    return 1;
+  }
+  Classifier c(std::move(table), limits_from_env());
+  const double build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const size_t n = tb.size() / 20;
+  const uint32_t* tuples = reinterpret_cast<const uint32_t*>(tb.data());
+  const int32_t* want = reinterpret_cast<const int32_t*>(wb.data());
+  std::vector<int32_t> got(n);
+  const int passes = std::getenv("PASSES") ? std::atoi(std::getenv("PASSES")) : 5;
+  double best = 1e30;
+  for (int p = 0; p < passes; p++) {
+    auto a = std::chrono::steady_clock::now();
+    run_passes(c, tuples, n, got.data(), 1);
+    best = std::min(best, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - a).count() / n);
+  }
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; i++) wrong += got[i] != want[i];
+  std::printf("%s %s: %zu packets, %.1f ns/packet (best of %d), load %.1f ms, index %.2f MiB, cuts v4 %d, wrong %zu\n",
+              set.c_str(), trace.c_str(), n, best, passes, build_ms, c.index_bytes() / 1048576.0, c.uses_cuts(4), wrong);
+  return wrong ? 1 : 0;
+}

@@ -1,0 +1,274 @@
+// Split trees (see cuts.h): building them, a node a 64-byte line of up to 15
+// split points of one field placed at rule ends, and the lockstep walk to the
+// leaves, in AVX2 and scalar forms.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "cuts.h"
+
+namespace nfsieve {
+namespace {
+
+constexpr uint32_t kLeafRules = 8;             // a node with this many rules or fewer is a leaf
+constexpr uint32_t kSpace = 2;                 // copies a split may make, per rule of the node (beyond 2 children)
+constexpr uint64_t kWork = uint64_t(1) << 27;  // rule ends sorted while choosing splits, per family
+constexpr uint32_t kBias = 0x80000000u;        // unsigned keys ordered by a signed compare
+constexpr uint32_t kPad = 0x7fffffffu;         // an unused split point: no key is above it
+constexpr uint32_t kBaseMask = 0x0fffffffu;    // line of a node's first child
+constexpr uint32_t kFieldShift = 28;
+constexpr uint32_t kTrials[] = {2, 4, 8, 16};  // children a node is tried with
+
+}  // namespace
+
+class SplitBuilder {
+ public:
+  SplitBuilder(FamilyCuts* c, const std::vector<CutsRule>& rules, size_t budget, bool abandon, uint64_t* work)
+      : c_(c), rules_(rules), budget_(budget), abandon_(abandon), work_(work) {}
+
+  uint32_t tree(const std::vector<uint32_t>& set) {
+    uint32_t lo[kCutDims] = {0}, hi[kCutDims];
+    for (int d = 0; d < kCutDims; d++) hi[d] = d < c_->dims() ? c_->clamp(d) : 0;
+    const uint32_t at = static_cast<uint32_t>(c_->lines_.size());
+    c_->lines_.emplace_back();
+    node(set, lo, hi, at);
+    return at;
+  }
+
+ private:
+  struct Split {
+    int d = -1;
+    uint32_t k = 0;                               // children
+    uint32_t pts[FamilyCuts::kLinePoints] = {0};  // k - 1 points: child i starts at pts[i - 1]
+    uint64_t largest = 0, total = 0, squares = 0;
+    // Rules left to a packet whose child is chosen in proportion to its
+    // rules: sum of squares over sum. Balances depth against copies.
+    double score() const { return total ? double(squares) / double(total) : 0; }
+  };
+  FamilyCuts* c_;
+  const std::vector<CutsRule>& rules_;
+  size_t budget_;
+  bool abandon_;
+  uint64_t* work_;
+  std::vector<uint32_t> a_, z_, p_;
+  std::vector<uint64_t> cum_;
+
+  size_t used() const { return c_->lines_.size() * sizeof(SplitLine) + c_->ids_.size() * 4; }
+
+  void leaf(const std::vector<uint32_t>& set, uint32_t at) {
+    SplitLine& l = c_->lines_[at];
+    std::memset(&l, 0, sizeof(l));
+    l.w[15] = FamilyCuts::kLineLeaf;
+    l.w[0] = static_cast<uint32_t>(set.size());
+    if (set.size() <= FamilyCuts::kLineIds) {
+      for (size_t i = 0; i < set.size(); i++) l.w[1 + i] = rules_[set[i]].id;
+      return;
+    }
+    l.w[1] = static_cast<uint32_t>(c_->ids_.size());
+    for (uint32_t i : set) c_->ids_.push_back(rules_[i].id);
+  }
+
+  // Rules whose clipped range [a, z] meets [s, e], from the sorted ends.
+  uint64_t meeting(uint32_t s, uint32_t e) const {
+    return (std::upper_bound(a_.begin(), a_.end(), e) - a_.begin()) - (std::lower_bound(z_.begin(), z_.end(), s) - z_.begin());
+  }
+
+  // The distinct points inside (lo, hi] where a rule's clipped range starts
+  // or ends, and the rules covering each segment they make, summed.
+  void segments(uint32_t lo, uint32_t hi) {
+    p_.clear();
+    size_t i = 0, j = 0;
+    while (i < a_.size() || j < z_.size()) {
+      uint64_t v;
+      if (j == z_.size() || (i < a_.size() && uint64_t(a_[i]) <= uint64_t(z_[j]) + 1))
+        v = a_[i++];
+      else
+        v = uint64_t(z_[j++]) + 1;
+      if (v > lo && v <= hi && (p_.empty() || p_.back() != v)) p_.push_back(static_cast<uint32_t>(v));
+    }
+    cum_.assign(p_.size() + 1, 0);
+    uint64_t sum = 0;
+    size_t ia = 0, iz = 0;
+    for (size_t s = 0; s <= p_.size(); s++) {
+      const uint32_t start = s == 0 ? lo : p_[s - 1];
+      while (ia < a_.size() && a_[ia] <= start) ia++;
+      while (iz < z_.size() && z_[iz] < start) iz++;
+      sum += ia - iz;
+      cum_[s] = sum;
+    }
+  }
+
+  void try_field(const std::vector<uint32_t>& set, int d, uint32_t lo, uint32_t hi, Split* best) {
+    a_.clear();
+    z_.clear();
+    for (uint32_t i : set) {
+      a_.push_back(std::max(rules_[i].box.lo[d], lo));
+      z_.push_back(std::min(rules_[i].box.hi[d], hi));
+    }
+    std::sort(a_.begin(), a_.end());
+    std::sort(z_.begin(), z_.end());
+    *work_ += set.size() * 2;
+    segments(lo, hi);
+    if (p_.empty()) return;
+    const uint64_t n = set.size(), total_w = cum_[p_.size()];
+    for (uint32_t k : kTrials) {
+      Split s;
+      s.d = d;
+      size_t j = 0;
+      for (uint32_t c = 1; c < k; c++) {
+        const uint64_t target = total_w * c / k;
+        while (j < p_.size() && cum_[j] < target) j++;
+        if (j >= p_.size()) break;
+        if (s.k == 0 || s.pts[s.k - 1] < p_[j]) s.pts[s.k++] = p_[j];
+      }
+      if (s.k == 0) continue;
+      s.k++;  // children = points + 1
+      for (uint32_t c = 0; c < s.k; c++) {
+        const uint32_t cs = c == 0 ? lo : s.pts[c - 1], ce = c + 1 == s.k ? hi : s.pts[c] - 1;
+        const uint64_t m = meeting(cs, ce);
+        s.largest = std::max(s.largest, m);
+        s.total += m;
+        s.squares += m * m;
+      }
+      if (k > 2 && s.total > kSpace * n) break;
+      if (best->d < 0 || s.score() < best->score()) *best = s;
+    }
+  }
+
+  void inner(const Split& s, uint32_t at, uint32_t base) {
+    SplitLine& l = c_->lines_[at];
+    for (uint32_t i = 0; i < FamilyCuts::kLinePoints; i++) l.w[i] = i + 1 < s.k ? (s.pts[i] - 1) ^ kBias : kPad;
+    l.w[15] = uint32_t(s.d) << kFieldShift | base;
+  }
+
+  // Rules after one that covers the whole node box (and needs no re-check)
+  // can never be the first match here: drop them.
+  void node(std::vector<uint32_t> set, const uint32_t* lo, const uint32_t* hi, uint32_t at) {
+    for (size_t j = 0; j < set.size(); j++) {
+      const CutsRule& r = rules_[set[j]];
+      bool covers = !(r.id & FamilyCuts::kVerify);
+      for (int d = 0; d < c_->dims() && covers; d++) covers = r.box.lo[d] <= lo[d] && r.box.hi[d] >= hi[d];
+      if (covers) {
+        set.resize(j + 1);
+        break;
+      }
+    }
+    if (set.size() <= kLeafRules) return leaf(set, at);
+    if (used() > budget_ || *work_ > kWork || c_->lines_.size() + FamilyCuts::kLinePoints + 1 > kBaseMask) c_->cut_short_ = true;
+    if (c_->cut_short_) return leaf(abandon_ ? std::vector<uint32_t>() : set, at);
+    Split best;
+    for (int d = 0; d < c_->dims(); d++)
+      if (lo[d] < hi[d]) try_field(set, d, lo[d], hi[d], &best);
+    if (best.d < 0 || best.largest >= set.size()) return leaf(set, at);  // no split separates them
+    const uint32_t base = static_cast<uint32_t>(c_->lines_.size());
+    c_->lines_.resize(base + best.k);
+    inner(best, at, base);
+    const int d = best.d;
+    uint32_t clo[kCutDims], chi[kCutDims];
+    std::memcpy(clo, lo, sizeof(clo));
+    std::memcpy(chi, hi, sizeof(chi));
+    std::vector<uint32_t> child;
+    for (uint32_t c = 0; c < best.k; c++) {
+      clo[d] = c == 0 ? lo[d] : best.pts[c - 1];
+      chi[d] = c + 1 == best.k ? hi[d] : best.pts[c] - 1;
+      child.clear();
+      for (uint32_t i : set)
+        if (rules_[i].box.lo[d] <= chi[d] && rules_[i].box.hi[d] >= clo[d]) child.push_back(i);
+      node(child, clo, chi, base + c);
+    }
+  }
+};
+
+uint32_t split_tree(FamilyCuts* c, const std::vector<CutsRule>& rules, const std::vector<uint32_t>& set, size_t budget,
+                    bool abandon, uint64_t* work) {
+  SplitBuilder b(c, rules, budget, abandon, work);
+  return b.tree(set);
+}
+
+namespace {
+
+// Each lane to its leaf (one line per level), then the first leaf entry whose box holds its keys.
+__attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, const RuleBox* boxes, const uint32_t* ids,
+                                                      const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t* at,
+                                                      uint32_t* pos) {
+  int go[16], ng = nl;
+  for (int i = 0; i < nl; i++) go[i] = i;
+  while (ng > 0) {
+    int still = 0;
+    for (int j = 0; j < ng; j++) {
+      const int i = go[j];
+      const SplitLine& l = lines[at[i]];
+      const uint32_t meta = l.w[15];
+      if (meta & FamilyCuts::kLineLeaf) continue;
+      go[still++] = i;
+      const __m256i k = _mm256_set1_epi32(static_cast<int>(keys[live[i]][meta >> kFieldShift] ^ kBias));
+      const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w));
+      const __m256i b = _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w + 8));
+      const uint32_t m = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(k, a)))) |
+                         (static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(k, b)))) & 0x7f) << 8;
+      at[i] = (meta & kBaseMask) + static_cast<uint32_t>(__builtin_popcount(m));
+    }
+    ng = still;
+  }
+  for (int i = 0; i < nl; i++) {
+    const SplitLine& l = lines[at[i]];
+    const uint32_t count = l.w[0];
+    const uint32_t* e = count <= FamilyCuts::kLineIds ? &l.w[1] : ids + l.w[1];
+    const __m256i k = _mm256_load_si256(reinterpret_cast<const __m256i*>(keys[live[i]]));
+    uint32_t j = 0;
+    for (; j < count; j++) {
+      const RuleBox& b = boxes[e[j] & ~FamilyCuts::kVerify];
+      const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(b.lo));
+      const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(b.hi));
+      const __m256i ok =
+          _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(k, lo), k), _mm256_cmpeq_epi32(_mm256_min_epu32(k, hi), k));
+      if (_mm256_movemask_epi8(ok) == -1) break;
+    }
+    pos[i] = j;
+  }
+}
+
+void walk_scalar(const SplitLine* lines, const RuleBox* boxes, const uint32_t* ids, const uint32_t (*keys)[kCutDims],
+                 const int* live, int nl, int dims, uint32_t* at, uint32_t* pos) {
+  for (bool inner = true; inner;) {
+    inner = false;
+    for (int i = 0; i < nl; i++) {
+      const SplitLine& l = lines[at[i]];
+      const uint32_t meta = l.w[15];
+      if (meta & FamilyCuts::kLineLeaf) continue;
+      const int32_t k = static_cast<int32_t>(keys[live[i]][meta >> kFieldShift] ^ kBias);
+      uint32_t idx = 0;
+      for (uint32_t j = 0; j < FamilyCuts::kLinePoints; j++) idx += k > static_cast<int32_t>(l.w[j]);
+      at[i] = (meta & kBaseMask) + idx;
+      inner = true;
+    }
+  }
+  for (int i = 0; i < nl; i++) {
+    const SplitLine& l = lines[at[i]];
+    const uint32_t count = l.w[0];
+    const uint32_t* e = count <= FamilyCuts::kLineIds ? &l.w[1] : ids + l.w[1];
+    const uint32_t* k = keys[live[i]];
+    uint32_t j = 0;
+    for (; j < count; j++) {
+      const RuleBox& b = boxes[e[j] & ~FamilyCuts::kVerify];
+      bool ok = true;
+      for (int d = 0; d < dims && ok; d++) ok = k[d] >= b.lo[d] && k[d] <= b.hi[d];
+      if (ok) break;
+    }
+    pos[i] = j;
+  }
+}
+
+}  // namespace
+
+void FamilyCuts::walk_splits(const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t root, uint32_t* leaf,
+                             uint32_t* pos) const {
+  for (int i = 0; i < nl; i++) leaf[i] = root;
+  if (avx2_)
+    walk_avx2(lines_.data(), boxes_.data(), ids_.data(), keys, live, nl, leaf, pos);
+  else
+    walk_scalar(lines_.data(), boxes_.data(), ids_.data(), keys, live, nl, dims(), leaf, pos);
+}
+
+}  // namespace nfsieve
