@@ -349,39 +349,43 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   const size_t split_budget = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, table.byte_size());
   size_t largest = 0;
   for (const std::vector<uint32_t>& g : groups) largest = std::max(largest, g.size());
-  // One split tree when one address group holds nearly every rule (and it
-  // fits the budgets); equal cuts over the groups otherwise.
-  splits_ = limits.tree == CutsLimits::kSplits ||
-            (limits.tree == CutsLimits::kAuto && largest * kOneTreeDen >= all.size() * kOneTreeNum);
+  // Which trees, in order of trial: one split tree first when one address
+  // group holds nearly every rule, equal cuts over the groups first
+  // otherwise; the other when the first blows a budget (unless one is forced).
+  const bool keep_short = limits.memory != 0;  // a budget given: trees cut short are kept (the tests)
+  const bool one = largest * kOneTreeDen >= all.size() * kOneTreeNum;
+  const bool splits_first = limits.tree == CutsLimits::kSplits || (limits.tree == CutsLimits::kAuto && one);
+  const bool order[2] = {splits_first, !splits_first};
+  const int trials = limits.tree == CutsLimits::kAuto ? 2 : 1;
   uint64_t work = 0;
-  if (splits_) {
-    trees_.push_back(Tree{split_tree(this, br, all, split_budget, limits.memory == 0, &work), all.empty() ? rules : all.front()});
-    if (cut_short_ && limits.tree == CutsLimits::kAuto && limits.memory == 0) {
-      std::vector<SplitLine>().swap(lines_);
-      ids_.clear();
-      trees_.clear();
-      cut_short_ = splits_ = false;
+  for (int k = 0; k < trials; k++) {
+    if (k > 0) clear_trees();
+    splits_ = order[k];
+    if (splits_) {
+      trees_.push_back(Tree{split_tree(this, br, all, split_budget, !keep_short, &work), all.empty() ? rules : all.front()});
+    } else {
+      CutsBuilder builder(this, br, budget, !keep_short);
+      for (int g = 3; g >= 0; g--)
+        if (groups[g].size() >= kGroupMinRules) trees_.push_back(Tree{builder.tree(groups[g], wb.data()), groups[g].front()});
     }
-  }
-  if (!splits_) {
-    CutsBuilder builder(this, br, budget, limits.memory == 0);
-    nodes_.reserve(1024);
-    for (int g = 3; g >= 0; g--) {
-      if (groups[g].size() < kGroupMinRules) continue;
-      trees_.push_back(Tree{builder.tree(groups[g], wb.data()), groups[g].front()});
-    }
+    if (!cut_short_ || keep_short) break;
   }
   std::sort(trees_.begin(), trees_.end(), [](const Tree& a, const Tree& b) { return a.min_rule < b.min_rule; });
   // Trees stopped by the budget hold long leaves; unless asked to (a budget
   // given), the family keeps the vector index instead.
-  usable_ = !cut_short_ || limits.memory != 0;
+  usable_ = !cut_short_ || keep_short;
   if (!usable_) {
-    std::vector<uint64_t>().swap(nodes_);
-    std::vector<uint32_t>().swap(ids_);
+    clear_trees();
     std::vector<RuleBox>().swap(boxes_);
-    std::vector<SplitLine>().swap(lines_);
-    trees_.clear();
   }
+}
+
+void FamilyCuts::clear_trees() {
+  std::vector<uint64_t>().swap(nodes_);
+  std::vector<uint32_t>().swap(ids_);
+  std::vector<SplitLine>().swap(lines_);
+  trees_.clear();
+  cut_short_ = splits_ = false;
 }
 
 }  // namespace nfsieve

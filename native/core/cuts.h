@@ -126,6 +126,7 @@ class FamilyCuts {
   std::vector<uint32_t> ids_;     // leaf entries: rule index | kVerify
   std::vector<SplitLine> lines_;  // split trees: children of a node are consecutive lines
 
+  void clear_trees();
   // Split trees: the leaf line each of the nl lanes live[] reaches from
   // `root`, and the first of its entries whose box holds the keys (its
   // count when none) (splits.cc).
