@@ -151,7 +151,7 @@ class FamilyCuts {
   friend class CutsBuilder;
   friend class SplitBuilder;
   friend uint32_t split_tree(FamilyCuts* c, const std::vector<CutsRule>& rules, const std::vector<uint32_t>& set, size_t budget,
-                             bool abandon, uint64_t* work);
+                             bool abandon, uint64_t work);
 };
 
 // True when boxes are compared with AVX2 (the CPU has it and NFSIEVE_SIMD is not "scalar").

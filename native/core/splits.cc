@@ -11,12 +11,11 @@
 namespace nfsieve {
 namespace {
 
-constexpr uint32_t kLeafRules = 8;             // a node with this many rules or fewer is a leaf
-constexpr uint32_t kSpace = 2;                 // copies a split may make, per rule of the node (beyond 2 children)
-constexpr uint64_t kWork = uint64_t(1) << 27;  // rule ends sorted while choosing splits, per family
-constexpr uint32_t kBias = 0x80000000u;        // unsigned keys ordered by a signed compare
-constexpr uint32_t kPad = 0x7fffffffu;         // an unused split point: no key is above it
-constexpr uint32_t kBaseMask = 0x0fffffffu;    // line of a node's first child
+constexpr uint32_t kLeafRules = 8;           // a node with this many rules or fewer is a leaf
+constexpr uint32_t kSpace = 2;               // copies a split may make, per rule of the node (beyond 2 children)
+constexpr uint32_t kBias = 0x80000000u;      // unsigned keys ordered by a signed compare
+constexpr uint32_t kPad = 0x7fffffffu;       // an unused split point: no key is above it
+constexpr uint32_t kBaseMask = 0x0fffffffu;  // line of a node's first child
 constexpr uint32_t kFieldShift = 28;
 constexpr uint32_t kTrials[] = {2, 4, 8, 16};  // children a node is tried with
 
@@ -24,8 +23,8 @@ constexpr uint32_t kTrials[] = {2, 4, 8, 16};  // children a node is tried with
 
 class SplitBuilder {
  public:
-  SplitBuilder(FamilyCuts* c, const std::vector<CutsRule>& rules, size_t budget, bool abandon, uint64_t* work)
-      : c_(c), rules_(rules), budget_(budget), abandon_(abandon), work_(work) {}
+  SplitBuilder(FamilyCuts* c, const std::vector<CutsRule>& rules, size_t budget, bool abandon, uint64_t work)
+      : c_(c), rules_(rules), budget_(budget), abandon_(abandon), limit_(work) {}
 
   uint32_t tree(const std::vector<uint32_t>& set) {
     uint32_t lo[kCutDims] = {0}, hi[kCutDims];
@@ -50,7 +49,7 @@ class SplitBuilder {
   const std::vector<CutsRule>& rules_;
   size_t budget_;
   bool abandon_;
-  uint64_t* work_;
+  uint64_t limit_, work_ = 0;  // rule ends sorted while choosing splits: the budget, and so far
   std::vector<uint32_t> a_, z_, p_;
   std::vector<uint64_t> cum_;
 
@@ -108,7 +107,7 @@ class SplitBuilder {
     }
     std::sort(a_.begin(), a_.end());
     std::sort(z_.begin(), z_.end());
-    *work_ += set.size() * 2;
+    work_ += set.size() * 2;
     segments(lo, hi);
     if (p_.empty()) return;
     const uint64_t n = set.size(), total_w = cum_[p_.size()];
@@ -155,7 +154,7 @@ class SplitBuilder {
       }
     }
     if (set.size() <= kLeafRules) return leaf(set, at);
-    if (used() > budget_ || *work_ > kWork || c_->lines_.size() + FamilyCuts::kLinePoints + 1 > kBaseMask) c_->cut_short_ = true;
+    if (used() > budget_ || work_ > limit_ || c_->lines_.size() + FamilyCuts::kLinePoints + 1 > kBaseMask) c_->cut_short_ = true;
     if (c_->cut_short_) return leaf(abandon_ ? std::vector<uint32_t>() : set, at);
     Split best;
     for (int d = 0; d < c_->dims(); d++)
@@ -181,7 +180,7 @@ class SplitBuilder {
 };
 
 uint32_t split_tree(FamilyCuts* c, const std::vector<CutsRule>& rules, const std::vector<uint32_t>& set, size_t budget,
-                    bool abandon, uint64_t* work) {
+                    bool abandon, uint64_t work) {
   SplitBuilder b(c, rules, budget, abandon, work);
   return b.tree(set);
 }
