@@ -43,6 +43,19 @@
 // rules' fields interleave across the rule list, which is what made the
 // bit-vector AND read empty blocks at 10k-100k rules.
 //
+// TWO KINDS OF TREE. The equal cuts above suit rule sets whose fields spread
+// over key space (fw, ipc, acl2-4). Where one address group holds at least
+// 9/10 of the rules (acl1, acl5: /32 pairs bunched in a few /16s, which no
+// equal cut separates) the family gets instead ONE split tree (splits.cc):
+// nodes of up to 15 split points placed at rule ends, one 64-byte line per
+// level, leaves listing their rules in the line. If the kind tried first
+// blows its budget the other is tried (ipc1_100k: equal cuts blow theirs, a
+// split tree of 673 lines serves it), then the vector index. The choice is a
+// function of the rule set alone; `index.trees` forces one kind (the tests).
+// Instructions per packet, callgrind (docs/algorithm.md has every set):
+// acl1_10k 601 -> 457 (random headers 996 -> 477), acl5_10k 718 -> 426,
+// ipc1_100k 801 (vector index) -> 529.
+//
 // BUILD COST. Box extraction reads each field's vectors once per interval
 // boundary (O(boundaries x words)); a node tries every field and every cut
 // count with a difference array (O(rules + slices)) and keeps the cut with the

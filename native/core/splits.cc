@@ -1,6 +1,48 @@
-// Split trees (see cuts.h): building them, a node a 64-byte line of up to 15
-// split points of one field placed at rule ends, and the lockstep walk to the
-// leaves, in AVX2 and scalar forms.
+// Split trees: the other kind of tree in cuts.h, one per family, for rule
+// sets whose rules cluster where equal cuts cannot separate them.
+//
+// WHY. Equal cuts halve key space, not rules: in acl1 and acl5 the rules are
+// /32 pairs bunched in a few /16s, so at a node whose source box is still a
+// /1 every slice but one is empty and the full one holds them all; leaves
+// stay at 17-256 rules and four trees are walked per packet. A split tree
+// (HyperSplit, Qi et al. 2009, made multi-way) puts its boundaries where the
+// rules start and end, so a cluster of /32s is separated in a level or two
+// whatever its size, and one tree serves every rule.
+//
+// A NODE is one 64-byte line (SplitLine in cuts.h): up to 15 split points of
+// one field, sorted, so child i holds keys in [point i-1, point i). The child
+// index is the number of points <= key: two AVX2 compares of the key against
+// the 16 words (points stored as (p - 1) ^ 2^31 so a signed compare orders
+// them as unsigned; unused points INT32_MAX; the header word masked off), two
+// movemasks and a popcount; the scalar path sums 15 compares. Children are
+// consecutive lines, so the next line is base + index: one line read per
+// level, no pointer per child. A leaf line holds up to 14 rule entries itself
+// (or points at a longer run), so the last level reads no further line; the
+// rules' 64-byte boxes are then compared as in cut trees.
+//
+// CHOOSING A SPLIT. For each field, the rules' ranges clipped to the node
+// give the distinct points where one starts or ends; the segments between
+// them are weighted by the rules covering them, and k-1 points are placed at
+// the k-quantiles of that weight (k = 2, 4, 8, 16). Each candidate is scored
+// by the rules a packet would still face, sum(child^2) / sum(child) (children
+// entered in proportion to their rules), and beyond two children the copies
+// may not pass kSpace x the node's rules. The best field and k win; a node
+// with at most kLeafRules rules, or that no split shrinks, is a leaf. Rules
+// after one covering the whole node box are dropped, as in cut trees.
+//
+// WORKED EXAMPLE (one field, keys 0-99, a leaf bound of 1): r0 [10,10], r1
+// [12,12], r2 [40,60], r3 [0,99]. Clipped ends give points 10, 11, 12, 13,
+// 40, 61; the seven segments are covered by 1, 2, 1, 2, 1, 2, 1 rules (sums
+// 1, 3, 4, 6, 7, 9, 10), so with k = 4 the quantiles 2.5, 5, 7.5 pick 11, 13
+// and 61: children
+// [0,10] {r0, r3}, [11,12] {r1, r3}, [13,60] {r2, r3}, [61,99] {r3}. A key of
+// 12 compares greater than or equal to one point (11): child 1, whose leaf
+// line lists r1 then r3; r1's box holds 12, so the answer is r1.
+//
+// BUDGETS. Lines and long-leaf entries may use max(8 MiB, the table's size);
+// choosing splits may sort 2^26 rule ends per family (half that when split
+// trees are tried after equal cuts blew their budget). Past either the tree
+// is cut short (long leaves, same answers) or dropped for the vector index.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -191,16 +233,13 @@ namespace {
 __attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, const RuleBox* boxes, const uint32_t* ids,
                                                       const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t* at,
                                                       uint32_t* pos) {
-  int go[16], ng = nl;
-  for (int i = 0; i < nl; i++) go[i] = i;
-  while (ng > 0) {
-    int still = 0;
-    for (int j = 0; j < ng; j++) {
-      const int i = go[j];
+  for (bool inner = true; inner;) {
+    inner = false;
+    for (int i = 0; i < nl; i++) {
       const SplitLine& l = lines[at[i]];
       const uint32_t meta = l.w[15];
       if (meta & FamilyCuts::kLineLeaf) continue;
-      go[still++] = i;
+      inner = true;
       const __m256i k = _mm256_set1_epi32(static_cast<int>(keys[live[i]][meta >> kFieldShift] ^ kBias));
       const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w));
       const __m256i b = _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w + 8));
@@ -208,7 +247,6 @@ __attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, co
                          (static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(k, b)))) & 0x7f) << 8;
       at[i] = (meta & kBaseMask) + static_cast<uint32_t>(__builtin_popcount(m));
     }
-    ng = still;
   }
   for (int i = 0; i < nl; i++) {
     const SplitLine& l = lines[at[i]];
