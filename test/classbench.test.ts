@@ -9,6 +9,7 @@ import { testkit } from './support/testkit';
 import { compile } from '../src/compile/compile';
 import { IndexOptions, native } from '../src/native';
 import { CLASSBENCH } from './support/compare';
+import { Classifier } from '../src/classifier';
 
 const SETS = ['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl2_1k', 'fw3_1k', 'ipc2_1k', 'acl1_10k', 'fw1_10k', 'ipc1_10k'];
 
@@ -108,4 +109,14 @@ test('ClassBench files are read exactly, and bad lines are named', () => {
   assert.deepEqual(Object.keys(p.rules[1].conditions), ['family']);
   assert.throws(() => parseClassbenchRules('@10.0.0.0/8 1.1.1.1/32 0 : 65535\n', 'r'), { message: 'r:1:1: not a ClassBench rule (@SRC/LEN DST/LEN LO : HI LO : HI 0xPROTO/0xMASK 0xFLAGS/0xMASK)' });
   assert.throws(() => parseClassbenchRules('@10.0.0.0/8\t1.1.1.1/32\t9 : 1\t0 : 1\t0x06/0xFF\t0x0000/0x0000\n', 'r'), { message: 'r:1:1: bad sport range 9 : 1' });
+});
+
+test('index.trees reaches the native side and is validated', () => {
+  const policy = loadClassbenchRules(path.join(CLASSBENCH, 'acl1_10k'));
+  const compiled = compile(policy, { analyse: false });
+  const bytes = (trees: 'auto' | 'cuts' | 'splits'): number => new Classifier(compiled, { index: { cuts: 'always', trees } }).indexBytes;
+  // acl1_10k: nearly every rule is small in both addresses, so the choice is the split tree.
+  assert.equal(bytes('auto'), bytes('splits'));
+  assert.notEqual(bytes('cuts'), bytes('splits'));
+  assert.throws(() => new Classifier(compiled, { index: { trees: 'hicuts' as 'cuts' } }), TypeError);
 });
