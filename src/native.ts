@@ -90,7 +90,10 @@ export interface QueueEngineOptions {
   gso?: boolean;
   /** Reject verdicts become accept with this mark; without it they are dropped. */
   rejectMark?: number;
+  /** Packets per receive (1 to wire Queue.MaxBatch; default Queue.Batch). */
   batch?: number;
+  /** Wake-up coalescing window in microseconds (0 to Queue.CoalesceMaxUs; default Queue.CoalesceUs). */
+  coalesceUs?: number;
   statsIntervalMs?: number;
 }
 
