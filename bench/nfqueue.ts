@@ -4,7 +4,8 @@
  * packets per second no longer tell consumers apart):
  *
  * - `nfsieve run` (FreeS/WAN example policy) on one queue, on two queues
- *   (`--queue-balance`, 64 source addresses), and the minimal C consumer
+ *   (`--queue-balance`, 64 source addresses), each with its default wake-up
+ *   coalescing and with `--coalesce-us 0`, and the minimal C consumer
  *   (bench/peers/nfq_accept.c, libnetfilter_queue, one verdict per packet);
  *   IKE from 64 known peers, all accepted. Loss: what entered the NFQUEUE
  *   rule and never arrived at filter INPUT behind it. CPU: utime + stime of
@@ -15,11 +16,16 @@
  *   hook` + `run`, without and with `--offload` on both: whole-machine CPU
  *   (/proc/stat, all CPUs, the sender included) per arrived packet.
  *
+ * - latency: the packets of one of the 64 sources pass on to
+ *   bench/peers/latency_probe.c, which reports p50 / p99 of the time from the
+ *   frame's arrival on the veth (SO_TIMESTAMPNS) to its reading it.
+ *
  * Traffic comes from bench/peers/paced_send.c (one socket, frames sent as they
  * fall due). Needs root, iproute2, iptables, ipset, a C compiler,
  * libnetfilter-queue-dev.
  * Run alone: `node build-test/bench/nfqueue.js` (NFSIEVE_BENCH_PERF=FILE also
- * records `perf record -g` of nfsieve run at the sender's limit into FILE).
+ * records `perf record -g` of nfsieve run at the sender's limit into FILE;
+ * NFSIEVE_BENCH_ONLY, _RATES, _COALESCE, _COALESCE2 run pieces: see below).
  */
 import { spawnSync, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -154,10 +160,23 @@ function plainRules(s: Setup, target: string[]): void {
   arrivedRule(s);
 }
 
+/** What each nfsieve run printed (its final counters name the batches). */
+const printed = new WeakMap<ChildProcess, () => string>();
+
+/** Packets per receive batch over a stopped run (its final counters), or '-' for another consumer. */
+function perBatch(child: ChildProcess): string {
+  const line = printed.get(child)?.().split('\n').find((l) => l.includes('"event":"final"'));
+  if (!line) return '-';
+  const qs = (JSON.parse(line) as { queues: { received: number; batches: number }[] }).queues;
+  const batches = qs.reduce((n, q) => n + q.batches, 0);
+  return batches > 0 ? (qs.reduce((n, q) => n + q.received, 0) / batches).toFixed(1) : '-';
+}
+
 async function startNfsieve(s: Setup, extra: string[]): Promise<ChildProcess> {
   const child = s.lab.spawn(s.gw.ns, [process.execPath, path.join(ROOT, 'bin', 'nfsieve.js'), 'run', s.policy, '--json', '--stats-every', '0', '--no-control', ...extra]);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
+  printed.set(child, () => out);
   const end = Date.now() + 15000;
   while (!out.includes('"attached') && Date.now() < end) await sleep(50);
   if (!out.includes('"attached')) throw new Error(`nfsieve run did not attach: ${out}`);
@@ -195,9 +214,12 @@ async function consumers(s: Setup, peerBin: string | null, perfFile?: string): P
     { key: 'two', name: 'nfsieve run, 2 queues (--queue-balance)', target: two, start: () => startNfsieve(s, ['--queue', `${Q}:${Q + 1}`]) },
     { key: 'two-off', name: 'nfsieve run, 2 queues, --coalesce-us 0', target: two, start: () => startNfsieve(s, ['--queue', `${Q}:${Q + 1}`, '--coalesce-us', '0']) },
   ];
-  // NFSIEVE_BENCH_COALESCE=25,50: 1-queue runs with those windows too (keys c25, c50...).
+  // NFSIEVE_BENCH_COALESCE=25,50: 1-queue runs with those windows too (keys c25, c50...); NFSIEVE_BENCH_COALESCE2 likewise for 2 queues (t25...).
   for (const us of (process.env.NFSIEVE_BENCH_COALESCE ?? '').split(',').filter(Boolean)) {
     kinds.push({ key: `c${us}`, name: `nfsieve run, 1 queue, --coalesce-us ${us}`, target: one, start: () => startNfsieve(s, ['--queue', String(Q), '--coalesce-us', us]) });
+  }
+  for (const us of (process.env.NFSIEVE_BENCH_COALESCE2 ?? '').split(',').filter(Boolean)) {
+    kinds.push({ key: `t${us}`, name: `nfsieve run, 2 queues, --coalesce-us ${us}`, target: two, start: () => startNfsieve(s, ['--queue', `${Q}:${Q + 1}`, '--coalesce-us', us]) });
   }
   if (peerBin) kinds.splice(2, 0, { key: 'c', name: C_CONSUMER, target: one, start: async () => { const c = s.lab.spawn(s.gw.ns, [peerBin, String(Q), '256']); await sleep(500); return c; } });
   for (const k of kinds.filter((x) => only(x.key))) {
@@ -205,8 +227,9 @@ async function consumers(s: Setup, peerBin: string | null, perfFile?: string): P
       plainRules(s, k.target);
       const child = await k.start();
       const perf = perfFile && k.key === 'one' && rate === null ? perfFile : undefined;
-      rows.push(row(k.name, rate, await measure(s, ike, rate, child.pid!, perf)));
+      const r = row(k.name, rate, await measure(s, ike, rate, child.pid!, perf));
       await stop(child);
+      rows.push({ ...r, 'packets per batch': perBatch(child) });
       process.stderr.write(`  ${JSON.stringify(rows[rows.length - 1])}\n`);
     }
   }
@@ -266,7 +289,7 @@ export async function benchNfqueue(): Promise<{ rows: Row[]; offload: Row[]; not
     const cpu = (name: string, rate: number | null): number => Number(rows.find((r) => r.consumer === name && r.offered === rateText(rate))?.['CPU µs/pkt']);
     const ratios = RATES.map((r) => `${rateText(r)} ${(cpu(ONE_QUEUE, r) / cpu(C_CONSUMER, r)).toFixed(2)}`).join(', ');
     const note = [
-      `IKE_SA_INIT headers (64-byte UDP payload) from ${SOURCES} source addresses of one veth peer, all accepted by the FreeS/WAN example policy; copy range 256; a paced sender (bench/peers/paced_send.c, one AF_PACKET socket, frames sent as they fall due; "entered/s" is what reached the queue rule, the sender's own losses in the veth backlog excluded), ${RAMP_MS / 1000} s ramp, CPU over a ${WINDOW_MS / 1000} s window; loss counted over the whole send after the queue drained ("queue full / socket full": the kernel's queue_dropped and user_dropped). Arrived packets are counted in filter INPUT and dropped there: otherwise the reinjected packet's delivery to a UDP port nobody listens on, and the ICMP port-unreachable it sends, are charged to the consumer (a quarter of nfsieve's profile when they were).`,
+      `IKE_SA_INIT headers (64-byte UDP payload) from ${SOURCES} source addresses of one veth peer, all accepted by the FreeS/WAN example policy; copy range 256; a paced sender (bench/peers/paced_send.c, one AF_PACKET socket, frames sent as they fall due; "entered/s" is what reached the queue rule, the sender's own losses in the veth backlog excluded), ${RAMP_MS / 1000} s ramp, CPU over a ${WINDOW_MS / 1000} s window; loss counted over the whole send after the queue drained ("queue full / socket full": the kernel's queue_dropped and user_dropped). Arrived packets are counted in filter INPUT and dropped there: otherwise the reinjected packet's delivery to a UDP port nobody listens on, and the ICMP port-unreachable it sends, are charged to the consumer (a quarter of nfsieve's profile when they were); the packets of one source go on to the latency probe (bench/peers/latency_probe.c): "latency" is from the frame's arrival on the veth to the probe reading it. nfsieve runs with its default wake-up coalescing unless the row names --coalesce-us; "packets per batch" is received / batches from its final counters.`,
       cc.status === 0 ? `CPU per packet, nfsieve (1 queue) / C consumer: ${ratios}.` : `C consumer not built (${cc.stderr.trim().split('\n')[0] ?? 'cc failed'}): apt-get install -y libnetfilter-queue-dev`,
       `Load average (1 min) ${load0.toFixed(1)} before, ${load1.toFixed(1)} after (a shared machine: compare rows within one run).`,
     ].join(' ');

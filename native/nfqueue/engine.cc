@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <net/if.h>
 #include <pthread.h>
-#include <sys/prctl.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <chrono>
@@ -41,8 +41,7 @@ constexpr unsigned long kCoalesceSlackNs = 10000;
 
 void sleep_ns(uint64_t ns) {
   timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-  while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {
-  }
+  while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {}
 }
 
 }  // namespace

@@ -7,8 +7,8 @@
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <linux/netlink.h>
 #include <poll.h>
-#include <sys/time.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -235,11 +235,17 @@ void NfqSocket::unbind() {
 
 // Block for the first datagram only: SO_RCVTIMEO bounds the wait, set again
 // only when the timeout changes (one setsockopt per change, not per call).
+// Should the socket refuse the timeout, poll() bounds the wait instead.
 int NfqSocket::wait_flags(int timeout_ms) {
   if (timeout_ms <= 0) return MSG_DONTWAIT;
   if (timeout_ms != timeout_ms_) {
     timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) return MSG_DONTWAIT;
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+      timeout_ms_ = -1;
+      pollfd p{fd_, POLLIN, 0};
+      poll(&p, 1, timeout_ms);
+      return MSG_DONTWAIT;
+    }
     timeout_ms_ = timeout_ms;
   }
   return MSG_WAITFORONE;
@@ -275,8 +281,7 @@ int NfqSocket::receive(std::vector<QueuedPacket>* out, int max, int timeout_ms) 
         // The kernel's answer to a verdict it refused (verdicts go without
         // NLM_F_ACK: only failures are answered), e.g. ENOENT for an id no
         // longer queued: a verdict given twice, or for a packet never received.
-        if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr)) && static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error != 0)
-          refused_++;
+        if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr)) && static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error != 0) refused_++;
         continue;
       }
       if (h->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) continue;
