@@ -174,7 +174,10 @@ void QueueEngine::run(Worker* w) {
     }
     if (const uint64_t refused = w->socket.take_refused()) {
       w->counters.verdict_errors.fetch_add(refused, std::memory_order_relaxed);
-      report(w, w->verdict_reports, "the kernel refused " + std::to_string(refused) + " verdict(s) (no such packet id)");
+      const int e = w->socket.refused_errno();
+      report(w, w->verdict_reports,
+             "the kernel refused " + std::to_string(refused) + " verdict(s): " +
+                 (e == ENOENT ? std::string("no packet with that id is queued (ENOENT)") : std::string(strerror(e))));
     }
     if (n <= 0) continue;
     const uint64_t waited = monotonic_ns() - before;

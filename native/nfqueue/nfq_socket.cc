@@ -281,7 +281,11 @@ int NfqSocket::receive(std::vector<QueuedPacket>* out, int max, int timeout_ms) 
         // The kernel's answer to a verdict it refused (verdicts go without
         // NLM_F_ACK: only failures are answered), e.g. ENOENT for an id no
         // longer queued: a verdict given twice, or for a packet never received.
-        if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr)) && static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error != 0) refused_++;
+        const int error = h->nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr)) ? static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error : 0;
+        if (error != 0) {
+          refused_++;
+          refused_errno_ = -error;
+        }
         continue;
       }
       if (h->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) continue;

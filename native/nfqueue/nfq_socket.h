@@ -78,7 +78,9 @@ class NfqSocket {
   // kernel had to drop: the caller counts it and goes on).
   int receive(std::vector<QueuedPacket>* out, int max, int timeout_ms);
 
-  // Verdicts the kernel refused since the last call (its error answers, read by receive()).
+  // Verdicts the kernel refused since the last call (its error answers, read
+  // by receive()); refused_errno() is the error of the last of them.
+  int refused_errno() const { return refused_errno_; }
   uint64_t take_refused() {
     uint64_t n = refused_;
     refused_ = 0;
@@ -104,6 +106,7 @@ class NfqSocket {
   bool conntrack_ok_ = false;
   int last_errno_ = 0;
   uint64_t refused_ = 0;
+  int refused_errno_ = 0;
   int timeout_ms_ = -1;                   // SO_RCVTIMEO in force (-1: not set yet)
   std::vector<std::vector<uint8_t>> rx_;  // one buffer per datagram slot
   std::vector<mmsghdr> msgs_;
