@@ -127,3 +127,27 @@ test('the native sweep refuses out-of-range input instead of trusting it', () =>
   assert.deepEqual([...ok.classes], [0, 1, 2, 0]);
   assert.equal(ok.vectorCount, 3);
 });
+
+test('held sweeps write the same vectors as sweepField, with summaries, into range-checked places and only once', () => {
+  const args = [Float64Array.from([10, 20, 5]), Float64Array.from([19, 29, 400]), Uint32Array.from([0, 1, 70]), Uint32Array.from([3]), 100, 65535] as const;
+  const plain = native().sweepField(...args);
+  const held = native().sweepFieldHeld(...args);
+  assert.deepEqual([...held.boundaries], [...plain.boundaries]);
+  assert.deepEqual([...held.classes], [...plain.classes]);
+  assert.equal(held.vectorCount, plain.vectorCount);
+  const words = 2, vBytes = held.vectorCount * words * 8, sBytes = held.vectorCount * 8;
+  const table = new Uint8Array(8 + vBytes + sBytes);
+  assert.throws(() => native().writeHeldVectors(held.held, table, 8, 8), /offsets out of range/);  // overlapping
+  assert.throws(() => native().writeHeldVectors(held.held, table, 16, 16 + vBytes), /offsets out of range/);  // past the end
+  assert.throws(() => native().writeHeldVectors(held.held, table, 0.5, 8 + vBytes), /offsets out of range/);
+  native().writeHeldVectors(held.held, table, 8, 8 + vBytes);
+  assert.deepEqual(new Uint32Array(table.buffer.slice(8, 8 + vBytes)), plain.vectors);
+  const summaries = new Uint32Array(table.buffer.slice(8 + vBytes));
+  for (let j = 0; j < held.vectorCount; j++) {
+    const v = plain.vectors.subarray(j * 4, j * 4 + 4);
+    assert.equal(summaries[2 * j], ((v[0] | v[1]) !== 0 ? 1 : 0) | ((v[2] | v[3]) !== 0 ? 2 : 0), `summary of vector ${j}`);
+    assert.equal(summaries[2 * j + 1], 0);
+  }
+  assert.throws(() => native().writeHeldVectors(held.held, table, 8, 8 + vBytes), /already written/);
+  assert.throws(() => native().writeHeldVectors({} as never, table, 8, 8 + vBytes), TypeError);
+});

@@ -41,12 +41,19 @@ export interface DimTable {
   boundaries: Key[];
   /** Vector index of each elementary interval (B + 1 entries). */
   classes: Uint32Array;
-  /** Distinct vectors, back to back, each `words` u64 words as 2*words u32 (little-endian). */
-  vectors: Uint32Array;
+  /**
+   * Distinct vectors, back to back, each `words` u64 words as 2*words u32
+   * (little-endian); or, from the native sweep, a function that writes them
+   * and their summaries into the table (they stay in native memory until then).
+   */
+  vectors: Uint32Array | WriteVectors;
   vectorCount: number;
   /** Mean number of rules in the vector of an elementary interval (lower: more selective). */
   density: number;
 }
+
+/** Writes a dimension's vectors at vectorsOff of the table and their summaries at summariesOff, once. */
+export type WriteVectors = (table: Uint8Array, vectorsOff: number, summariesOff: number) => void;
 
 export interface FamilyTable {
   words: number;
@@ -159,12 +166,12 @@ export function buildFamily(rules: FamilyRules, sweep?: 'native' | 'js'): Family
   return { words, base, dims };
 }
 
-type Sweep = ReturnType<typeof native>['sweepField'];
+type Addon = ReturnType<typeof native>;
 
-/** The addon's sweep; null (the TypeScript one is used) when the addon does not load, unless it is required. */
-function nativeSweep(required: boolean): Sweep | null {
+/** The addon (for its sweep); null (the TypeScript one is used) when it does not load, unless it is required. */
+function nativeSweep(required: boolean): Addon | null {
   try {
-    return native().sweepField;
+    return native();
   } catch (e) {
     if (required) throw e;
     return null;
@@ -172,10 +179,11 @@ function nativeSweep(required: boolean): Sweep | null {
 }
 
 /** One narrow field through the addon's sweep (native/compile/sweep.h), same result as buildDim(). */
-function nativeDim(sweep: Sweep, col: FieldIntervals, top: number, rules: FamilyRules): DimTable {
+function nativeDim(addon: Addon, col: FieldIntervals, top: number, rules: FamilyRules): DimTable {
   const c = col.count;
-  const out = sweep(col.lo.subarray(0, c), col.hi.subarray(0, c), col.owner.subarray(0, c), rules.always(col), rules.n, top);
-  return { field: col.field, wide: false, boundaries: Array.from(out.boundaries), classes: out.classes, vectors: out.vectors, vectorCount: out.vectorCount, density: out.density };
+  const out = addon.sweepFieldHeld(col.lo.subarray(0, c), col.hi.subarray(0, c), col.owner.subarray(0, c), rules.always(col), rules.n, top);
+  const vectors: WriteVectors = (table, vOff, sOff) => addon.writeHeldVectors(out.held, table, vOff, sOff);
+  return { field: col.field, wide: false, boundaries: Array.from(out.boundaries), classes: out.classes, vectors, vectorCount: out.vectorCount, density: out.density };
 }
 
 /** Rule events of one field, sorted by key: at keys[i], rule rules[i] enters (delta +1) or leaves (-1). */

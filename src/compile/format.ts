@@ -360,9 +360,13 @@ function writeFamily(w: Writer, f: FamilyTable): number {
     w.buf.set(new Uint8Array(d.classes.buffer, d.classes.byteOffset, d.classes.byteLength), cOff);
     w.align();
     const vOff = w.reserve(d.vectorCount * f.words * 8);
-    w.buf.set(new Uint8Array(d.vectors.buffer, d.vectors.byteOffset, d.vectorCount * f.words * 8), vOff);
     const sOff = w.reserve(d.vectorCount * swords * 8);
-    for (let j = 0; j < d.vectorCount; j++) writeSummary(w, sOff + j * swords * 8, d.vectors, j * f.words * 2, f.words);
+    if (d.vectors instanceof Uint32Array) {
+      w.buf.set(new Uint8Array(d.vectors.buffer, d.vectors.byteOffset, d.vectorCount * f.words * 8), vOff);
+      for (let j = 0; j < d.vectorCount; j++) writeSummary(w, sOff + j * swords * 8, d.vectors, j * f.words * 2, f.words);
+    } else {
+      d.vectors(w.buf, vOff, sOff);
+    }
     w.u8(da, d.field);
     w.u8(da + 1, d.wide ? 1 : 0);
     w.u32(da + 4, d.boundaries.length);
