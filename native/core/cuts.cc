@@ -135,6 +135,7 @@ class CutsBuilder {
   size_t budget_;
   bool abandon_;
   uint64_t work_ = 0;
+  std::vector<int32_t> diff_;  // try_field's slice counts, kept to save an allocation per call
 
   size_t used() const { return c_->nodes_.size() * 8 + c_->ids_.size() * 4; }
 
@@ -160,30 +161,54 @@ class CutsBuilder {
   };
 
   // The best cut count for field d: the most slices whose copies stay within
-  // kSpace x n, judged by the largest child.
+  // kSpace x n, judged by the largest child. The cut counts are tried in
+  // order and the first over the space bound ends the search; every count
+  // the search can reach is counted in one pass over the rules (a box is read
+  // once, not once per count), and work_ grows exactly as trial by trial.
   Cut try_field(const std::vector<uint32_t>& set, int d, uint32_t lo, uint32_t wb) {
-    Cut best;
-    std::vector<int64_t> diff;
-    const uint64_t n = set.size();
     static constexpr uint32_t kTrials[] = {1, 2, 4, 6, 8, 12};  // cut counts tried: 2^b slices
-    for (uint32_t b : kTrials) {
+    constexpr int kTrialCount = sizeof(kTrials) / sizeof(kTrials[0]);
+    const uint64_t n = set.size();
+    // Every rule takes at least one slice (copies >= n): a count with n + 2^b
+    // over kSpace x n is refused whatever the rules, after its work is counted.
+    int reach = 0;
+    bool refused = false;
+    size_t at[kTrialCount + 1] = {0};
+    for (int t = 0; t < kTrialCount; t++) {
+      const uint32_t b = kTrials[t];
       if (b > std::min(wb, kMaxCutBits)) break;
-      const uint32_t np = 1u << b;
-      diff.assign(np + 1, 0);
-      uint64_t total = 0;
-      work_ += n;
-      for (uint32_t i : set) {
-        uint32_t s0, s1;
-        slices(rules_[i].box, d, lo, wb, b, &s0, &s1);
-        diff[s0]++;
-        diff[s1 + 1]--;
-        total += s1 - s0 + 1;
+      if (b > 1 && n + (uint64_t(1) << b) > kSpace * n) {
+        refused = true;
+        break;
       }
-      if (b > 1 && total + np > kSpace * n) break;
-      int64_t run = 0, largest = 0;
-      for (uint32_t s = 0; s < np; s++) largest = std::max(largest, run += diff[s]);
-      if (best.d < 0 || uint64_t(largest) < best.largest) best = Cut{d, b, uint64_t(largest), total};
+      at[t + 1] = at[t] + (size_t(1) << b) + 1;
+      reach++;
     }
+    diff_.assign(at[reach], 0);
+    int32_t* const diff = diff_.data();
+    uint64_t total[kTrialCount] = {0};
+    const uint64_t top = uint64_t(lo) + (uint64_t(1) << wb) - 1;
+    for (uint32_t i : set) {
+      const RuleBox& box = rules_[i].box;
+      const uint64_t a = std::max<uint64_t>(box.lo[d], lo) - lo, z = std::min<uint64_t>(box.hi[d], top) - lo;
+      for (int t = 0; t < reach; t++) {
+        const uint32_t shift = wb - kTrials[t];
+        const uint32_t s0 = static_cast<uint32_t>(a >> shift), s1 = static_cast<uint32_t>(z >> shift);
+        diff[at[t] + s0]++;
+        diff[at[t] + s1 + 1]--;
+        total[t] += s1 - s0 + 1;
+      }
+    }
+    Cut best;
+    for (int t = 0; t < reach; t++) {
+      const uint32_t b = kTrials[t], np = 1u << b;
+      work_ += n;
+      if (b > 1 && total[t] + np > kSpace * n) return best;
+      int64_t run = 0, largest = 0;
+      for (uint32_t s = 0; s < np; s++) largest = std::max(largest, run += diff[at[t] + s]);
+      if (best.d < 0 || uint64_t(largest) < best.largest) best = Cut{d, b, uint64_t(largest), total[t]};
+    }
+    if (refused) work_ += n;
     return best;
   }
 
