@@ -6,6 +6,9 @@
 // them. Sweeping the interval ends in key order cuts the domain into
 // elementary intervals; each gets the bit-vector of the rules accepting it.
 // Equal vectors are stored once, numbered in order of first appearance.
+// They stay in native memory (VectorPool) until the table writer copies them
+// out with their summaries (the addon's sweepFieldHeld/writeHeldVectors), so
+// the bulk of a large table is allocated once, in the table itself.
 #pragma once
 
 #include <cstddef>

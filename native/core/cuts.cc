@@ -135,7 +135,7 @@ class CutsBuilder {
   size_t budget_;
   bool abandon_;
   uint64_t work_ = 0;
-  std::vector<int32_t> diff_;  // try_field's slice counts, kept to save an allocation per call
+  std::vector<int32_t> counts_;  // try_field's slice counts, kept to save an allocation per call
 
   size_t used() const { return c_->nodes_.size() * 8 + c_->ids_.size() * 4; }
 
@@ -162,9 +162,11 @@ class CutsBuilder {
 
   // The best cut count for field d: the most slices whose copies stay within
   // kSpace x n, judged by the largest child. The cut counts are tried in
-  // order and the first over the space bound ends the search; every count
-  // the search can reach is counted in one pass over the rules (a box is read
-  // once, not once per count), and work_ grows exactly as trial by trial.
+  // order and the first over the space bound ends the search (work_ grows
+  // trial by trial). One pass over the rules counts where each starts and
+  // ends at the finest count the search can reach; a coarser slice's counts
+  // are sums of finer ones, so every count is judged without reading a box
+  // again.
   Cut try_field(const std::vector<uint32_t>& set, int d, uint32_t lo, uint32_t wb) {
     static constexpr uint32_t kTrials[] = {1, 2, 4, 6, 8, 12};  // cut counts tried: 2^b slices
     constexpr int kTrialCount = sizeof(kTrials) / sizeof(kTrials[0]);
@@ -173,7 +175,7 @@ class CutsBuilder {
     // over kSpace x n is refused whatever the rules, after its work is counted.
     int reach = 0;
     bool refused = false;
-    size_t at[kTrialCount + 1] = {0};
+    size_t at[kTrialCount + 1] = {0};  // trial t's starts at at[t], its ends 2^b after
     for (int t = 0; t < kTrialCount; t++) {
       const uint32_t b = kTrials[t];
       if (b > std::min(wb, kMaxCutBits)) break;
@@ -181,35 +183,55 @@ class CutsBuilder {
         refused = true;
         break;
       }
-      at[t + 1] = at[t] + (size_t(1) << b) + 1;
+      at[t + 1] = at[t] + (size_t(2) << b);
       reach++;
     }
-    diff_.assign(at[reach], 0);
-    int32_t* const diff = diff_.data();
-    uint64_t total[kTrialCount] = {0};
-    const uint64_t top = uint64_t(lo) + (uint64_t(1) << wb) - 1;
-    for (uint32_t i : set) {
-      const RuleBox& box = rules_[i].box;
-      const uint64_t a = std::max<uint64_t>(box.lo[d], lo) - lo, z = std::min<uint64_t>(box.hi[d], top) - lo;
-      for (int t = 0; t < reach; t++) {
-        const uint32_t shift = wb - kTrials[t];
-        const uint32_t s0 = static_cast<uint32_t>(a >> shift), s1 = static_cast<uint32_t>(z >> shift);
-        diff[at[t] + s0]++;
-        diff[at[t] + s1 + 1]--;
-        total[t] += s1 - s0 + 1;
-      }
-    }
     Cut best;
-    for (int t = 0; t < reach; t++) {
-      const uint32_t b = kTrials[t], np = 1u << b;
-      work_ += n;
-      if (b > 1 && total[t] + np > kSpace * n) return best;
-      int64_t run = 0, largest = 0;
-      for (uint32_t s = 0; s < np; s++) largest = std::max(largest, run += diff[at[t] + s]);
-      if (best.d < 0 || uint64_t(largest) < best.largest) best = Cut{d, b, uint64_t(largest), total[t]};
+    if (reach > 0) {
+      count_ends(set, d, lo, wb, kTrials, reach, at);
+      for (int t = 0; t < reach; t++) {
+        const uint32_t b = kTrials[t], np = 1u << b;
+        const int32_t *starts = &counts_[at[t]], *ends = starts + np;
+        work_ += n;
+        uint64_t total = n;
+        for (uint32_t x = 0; x < np; x++) total += uint64_t(x) * uint64_t(ends[x]) - uint64_t(x) * uint64_t(starts[x]);
+        if (b > 1 && total + np > kSpace * n) return best;
+        int64_t open = 0, largest = 0;  // rules starting at or before slice x, less those ending before it
+        for (uint32_t x = 0; x < np; x++) {
+          open += starts[x];
+          largest = std::max(largest, open);
+          open -= ends[x];
+        }
+        if (best.d < 0 || uint64_t(largest) < best.largest) best = Cut{d, b, uint64_t(largest), total};
+      }
     }
     if (refused) work_ += n;
     return best;
+  }
+
+  // For trials 0..reach-1 of try_field: how many rules of `set` start, and
+  // how many end, in each slice of field d (trial t's at counts_[at[t]]).
+  void count_ends(const std::vector<uint32_t>& set, int d, uint32_t lo, uint32_t wb, const uint32_t* trials, int reach,
+                  const size_t* at) {
+    counts_.assign(at[reach], 0);
+    const int f = reach - 1;
+    const uint32_t shift = wb - trials[f], fine = 1u << trials[f];
+    int32_t *starts = &counts_[at[f]], *ends = starts + fine;
+    const uint64_t top = uint64_t(lo) + (uint64_t(1) << wb) - 1;
+    for (uint32_t i : set) {
+      const RuleBox& box = rules_[i].box;
+      starts[(std::max<uint64_t>(box.lo[d], lo) - lo) >> shift]++;
+      ends[(std::min<uint64_t>(box.hi[d], top) - lo) >> shift]++;
+    }
+    for (int t = f - 1; t >= 0; t--) {
+      const uint32_t k = trials[t + 1] - trials[t], np = 1u << trials[t], finer = np << k;
+      int32_t *s = &counts_[at[t]], *e = s + np;
+      const int32_t *fs = &counts_[at[t + 1]], *fe = fs + finer;
+      for (uint32_t y = 0; y < finer; y++) {
+        s[y >> k] += fs[y];
+        e[y >> k] += fe[y];
+      }
+    }
   }
 
   // Rules after one that covers the whole node box (and needs no re-check)
