@@ -103,6 +103,27 @@ test('the table checksum is the standard CRC-32 on both paths (zlib and the port
   }
 });
 
+test('both checksum paths (carry-less multiply, and NFSIEVE_SIMD=scalar slicing) accept sound tables and refuse one flipped byte anywhere', () => {
+  const rng = new Rng(77);
+  const tables = Array.from({ length: 12 }, () => compile(definePolicy(randomPolicy(rng, 1 + rng.int(300))), { analyse: false }).table);
+  const saved = process.env.NFSIEVE_SIMD;
+  try {
+    for (const simd of [undefined, 'scalar']) {
+      if (simd === undefined) delete process.env.NFSIEVE_SIMD; else process.env.NFSIEVE_SIMD = simd;
+      for (const t of tables) {
+        assert.doesNotThrow(() => load(t), `${t.length} bytes, ${simd ?? 'default'} path`);
+        for (const at of [16, 17, 40, 79, Math.floor(t.length / 2), t.length - 17, t.length - 9, t.length - 1]) {
+          const bad = t.slice();
+          bad[at] ^= 0x20;
+          assert.throws(() => load(bad), { message: 'invalid table: checksum mismatch: the table is corrupt' }, `byte ${at} of ${t.length}, ${simd ?? 'default'} path`);
+        }
+      }
+    }
+  } finally {
+    if (saved === undefined) delete process.env.NFSIEVE_SIMD; else process.env.NFSIEVE_SIMD = saved;
+  }
+});
+
 test('the native sweep writes byte-identical tables to the TypeScript one: 300 random policies and the example policies', () => {
   const rng = new Rng(4242);
   const policies = Array.from({ length: 300 }, () => definePolicy(randomPolicy(rng, 1 + rng.int(120))));
