@@ -11,6 +11,7 @@
 
 #include "compile/sweep.h"
 #include "core/decode.h"
+#include "core/table.h"
 #include "glue.h"
 #include "nfqueue/packet_tx.h"
 
@@ -177,6 +178,14 @@ Napi::Value WriteHeldVectors(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// crc32(bytes: Uint8Array) -> number: the table checksum as the loader computes it (the compiler seals with it).
+Napi::Value Crc32(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(info.Env(), "crc32(Uint8Array)");
+  glue::Bytes b = glue::bytes_of(info[0]);
+  return Napi::Number::New(info.Env(), nfsieve::crc32(b.data, b.length));
+}
+
 Napi::Value MalformedNames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array names = Napi::Array::New(env, nfsieve::kMalformedCount);
@@ -195,6 +204,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sweepField", Napi::Function::New(env, SweepField));
   exports.Set("sweepFieldHeld", Napi::Function::New(env, SweepFieldHeld));
   exports.Set("writeHeldVectors", Napi::Function::New(env, WriteHeldVectors));
+  exports.Set("crc32", Napi::Function::New(env, Crc32));
   exports.Set("malformedNames", Napi::Function::New(env, MalformedNames));
   exports.Set("recordSize", Napi::Number::New(env, sizeof(Decoded)));
   return exports;

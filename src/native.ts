@@ -144,6 +144,8 @@ export interface NativeAddon {
   sweepFieldHeld(lo: Float64Array, hi: Float64Array, rule: Uint32Array, always: Uint32Array, rules: number, top: number): {
     boundaries: Float64Array; classes: Uint32Array; held: HeldVectors; vectorCount: number; density: number;
   };
+  /** CRC-32 (IEEE, as zlib) as the table loader computes it: carry-less multiplication where the CPU has it. */
+  crc32(bytes: Uint8Array): number;
   /** The held vectors at vectorsOff of `table` and their summaries at summariesOff, then frees them (once per sweep). */
   writeHeldVectors(held: HeldVectors, table: Uint8Array, vectorsOff: number, summariesOff: number): void;
   /** Malformed-reason names indexed by code; index 0 (no problem) is null. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
 import * as path from 'node:path';
 import { native } from '../src/native';
 import { compile } from '../src/compile/compile';
@@ -93,13 +94,25 @@ test('the table format documentation names every header field the writer sets', 
   }
 });
 
-test('the table checksum is the standard CRC-32 on both paths (zlib and the portable one)', () => {
+test('the table checksum is the standard CRC-32 on every path (the addon\'s, both ways; zlib\'s; the portable one)', () => {
   const check = new TextEncoder().encode('123456789');
   assert.equal(crc32(check), 0xcbf43926);
   assert.equal(crc32Slicing(check), 0xcbf43926);
   const rng = new Uint8Array(100_003).map((_, i) => (i * 2654435761) >>> 24);
-  for (const [from, to] of [[0, 0], [0, 1], [3, 11], [5, 4096], [0, rng.length], [17, rng.length - 5]]) {
-    assert.equal(crc32Slicing(rng, from, to), crc32(rng, from, to), `bytes ${from}..${to}`);
+  const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+  const saved = process.env.NFSIEVE_SIMD;
+  try {
+    for (const simd of [undefined, 'scalar']) {
+      if (simd === undefined) delete process.env.NFSIEVE_SIMD; else process.env.NFSIEVE_SIMD = simd;
+      for (const [from, to] of [[0, 0], [0, 1], [3, 11], [0, 64], [1, 80], [5, 4096], [7, 4171], [0, rng.length], [17, rng.length - 5]]) {
+        const want = crc32Slicing(rng, from, to);
+        assert.equal(crc32(rng, from, to), want, `bytes ${from}..${to}`);
+        assert.equal(native().crc32(rng.subarray(from, to)) >>> 0, want, `addon, bytes ${from}..${to}, ${simd ?? 'default'} path`);
+        if (zlibCrc32) assert.equal(zlibCrc32(rng.subarray(from, to)) >>> 0, want, `zlib, bytes ${from}..${to}`);
+      }
+    }
+  } finally {
+    if (saved === undefined) delete process.env.NFSIEVE_SIMD; else process.env.NFSIEVE_SIMD = saved;
   }
 });
 

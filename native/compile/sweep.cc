@@ -34,6 +34,13 @@ VectorPool::VectorPool(size_t words)
 void VectorPool::append(const uint64_t* v) {
   if (count_ % per_chunk_ == 0) chunks_.emplace_back(new uint64_t[size_t(per_chunk_) * words_]);
   std::memcpy(chunks_.back().get() + size_t(count_ % per_chunk_) * words_, v, words_ * 8);
+  // The summary now, while the vector is in cache.
+  for (size_t s = 0; 64 * s < words_; s++) {
+    uint64_t bits = 0;
+    const size_t end = std::min<size_t>(64, words_ - 64 * s);
+    for (size_t b = 0; b < end; b++) bits |= uint64_t(v[64 * s + b] != 0) << b;
+    summaries_.push_back(bits);
+  }
   count_++;
 }
 
@@ -45,21 +52,14 @@ void VectorPool::copy_vectors(uint8_t* dst) const {
 }
 
 void VectorPool::write_summaries(uint8_t* dst) const {
-  const size_t swords = (words_ + 63) / 64;
-  for (uint32_t i = 0; i < count_; i++) {
-    const uint64_t* v = at(i);
-    for (size_t s = 0; s < swords; s++) {
-      uint64_t bits = 0;
-      const size_t end = std::min<size_t>(64, words_ - 64 * s);
-      for (size_t b = 0; b < end; b++) bits |= uint64_t(v[64 * s + b] != 0) << b;
-      std::memcpy(dst + (size_t(i) * swords + s) * 8, &bits, 8);  // little-endian, as the table
-    }
-  }
+  // Little-endian, as the table.
+  if (!summaries_.empty()) std::memcpy(dst, summaries_.data(), summaries_.size() * 8);
 }
 
 void VectorPool::clear() {
   chunks_.clear();
   chunks_.shrink_to_fit();
+  std::vector<uint64_t>().swap(summaries_);
   count_ = 0;
 }
 

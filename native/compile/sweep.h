@@ -50,6 +50,7 @@ class VectorPool {
   uint32_t per_chunk_;
   uint32_t count_ = 0;
   std::vector<std::unique_ptr<uint64_t[]>> chunks_;
+  std::vector<uint64_t> summaries_;  // ceil(words / 64) per vector, made as it is appended
 };
 
 struct SweepResult {
