@@ -227,9 +227,11 @@ class CutsBuilder {
       const uint32_t k = trials[t + 1] - trials[t], np = 1u << trials[t], finer = np << k;
       int32_t *s = &counts_[at[t]], *e = s + np;
       const int32_t *fs = &counts_[at[t + 1]], *fe = fs + finer;
-      for (uint32_t y = 0; y < finer; y++) {
-        s[y >> k] += fs[y];
-        e[y >> k] += fe[y];
+      for (uint32_t x = 0, y = 0; x < np; x++) {  // sums in registers: no chain of stores to one counter
+        int32_t sx = 0, ex = 0;
+        for (const uint32_t stop = y + (1u << k); y < stop; y++) sx += fs[y], ex += fe[y];
+        s[x] = sx;
+        e[x] = ex;
       }
     }
   }
