@@ -135,7 +135,6 @@ class CutsBuilder {
   size_t budget_;
   bool abandon_;
   uint64_t work_ = 0;
-  std::vector<int32_t> counts_;  // try_field's slice counts, kept to save an allocation per call
 
   size_t used() const { return c_->nodes_.size() * 8 + c_->ids_.size() * 4; }
 
@@ -159,6 +158,8 @@ class CutsBuilder {
     uint32_t b = 0;
     uint64_t largest = 0, total = 0;
   };
+
+  std::vector<int32_t> counts_;  // try_field's slice counts, kept to save an allocation per call
 
   // The best cut count for field d: the most slices whose copies stay within
   // kSpace x n, judged by the largest child. The cut counts are tried in
