@@ -263,29 +263,39 @@ class CutsBuilder {
     const int d = best.d;
     const uint32_t np = 1u << best.b, shift = wb[d] - best.b;
     std::vector<std::vector<uint32_t>> child(np);
-    for (uint32_t i : set) {
-      uint32_t s0, s1;
-      slices(rules_[i].box, d, lo[d], wb[d], best.b, &s0, &s1);
-      for (uint32_t s = s0; s <= s1; s++) child[s].push_back(i);
+    {
+      // Each child's size first (the rules overlapping its slice), so that each list is allocated once.
+      std::vector<uint32_t> span(2 * set.size());
+      std::vector<int64_t> opens(np + 1, 0);
+      for (size_t j = 0; j < set.size(); j++) {
+        slices(rules_[set[j]].box, d, lo[d], wb[d], best.b, &span[2 * j], &span[2 * j + 1]);
+        opens[span[2 * j]]++;
+        opens[span[2 * j + 1] + 1]--;
+      }
+      int64_t open = 0;
+      for (uint32_t s = 0; s < np; s++) child[s].reserve(static_cast<size_t>(open += opens[s]));
+      for (size_t j = 0; j < set.size(); j++)
+        for (uint32_t s = span[2 * j]; s <= span[2 * j + 1]; s++) child[s].push_back(set[j]);
     }
     const uint32_t base = static_cast<uint32_t>(c_->nodes_.size());
     c_->nodes_.resize(base + np);
     uint32_t clo[kCutDims], cwb[kCutDims];
-    std::vector<uint32_t> prev;
     std::memcpy(clo, lo, sizeof(clo));
     std::memcpy(cwb, wb, sizeof(cwb));
     cwb[d] = shift;
+    bool same = false;  // child[s] holds the rules of child[s - 1]
     for (uint32_t s = 0; s < np; s++) {
+      const bool next_same = s + 1 < np && child[s + 1] == child[s];  // compared before child[s] moves
       uint64_t word;
-      if (s > 0 && child[s] == prev) {
+      if (same) {
         word = c_->nodes_[base + s - 1];  // same rules: same subtree
       } else {
-        prev = child[s];
         clo[d] = lo[d] + (s << shift);
         word = node(std::move(child[s]), clo, cwb);
       }
       c_->nodes_[base + s] = word;
       std::vector<uint32_t>().swap(child[s]);
+      same = next_same;
     }
     return uint64_t(base) | uint64_t(d) << 32 | uint64_t(shift) << 40 | uint64_t(np - 1) << 48;
   }
