@@ -214,10 +214,11 @@ class CutsBuilder {
   // how many end, in each slice of field d (trial t's at counts_[at[t]]).
   void count_ends(const std::vector<uint32_t>& set, int d, uint32_t lo, uint32_t wb, const uint32_t* trials, int reach,
                   const size_t* at) {
-    counts_.assign(at[reach], 0);
     const int f = reach - 1;
     const uint32_t shift = wb - trials[f], fine = 1u << trials[f];
+    counts_.resize(at[reach]);  // the coarser counts are written whole below: only the finest start at zero
     int32_t *starts = &counts_[at[f]], *ends = starts + fine;
+    std::fill(starts, starts + 2 * size_t(fine), 0);
     const uint64_t top = uint64_t(lo) + (uint64_t(1) << wb) - 1;
     for (uint32_t i : set) {
       const RuleBox& box = rules_[i].box;
