@@ -138,6 +138,11 @@ function gate(name: string, what: string, got: Int32Array, want: Int32Array): vo
   if (mismatches) throw new Error(`${name} (${what}): ${mismatches} headers differ from the linear scan`);
 }
 
+/** The 100k set of a family: synthesised from its 10k set (the same text every run; bench/build.ts reads it too). */
+export function synthesiseLarge(dir: string, seed: string): string {
+  return synthesizeClassbenchText(fs.readFileSync(path.join(dir, `${seed}_10k`), 'utf8'), 100_000, 1);
+}
+
 export async function benchClassbench(sharedDir: string, log: (s: string) => void, seeds: string[] = SEEDS, sizes: string[] = ['1k', '10k', '100k'], large: string[] = seeds): Promise<{ rows: Row[]; extra: Row[]; results: SetResult[]; note: string }> {
   const dir = path.join(sharedDir, 'corpus', 'classbench');
   const rows: Row[] = [];
@@ -154,7 +159,7 @@ export async function benchClassbench(sharedDir: string, log: (s: string) => voi
         if (size === '100k') {
           // Synthesised from the 10k set's field distributions, as a ClassBench file rte_acl can read too.
           file = path.join(tmp, `${seed}_100k`);
-          fs.writeFileSync(file, synthesizeClassbenchText(fs.readFileSync(path.join(dir, `${seed}_10k`), 'utf8'), 100_000, 1));
+          fs.writeFileSync(file, synthesiseLarge(dir, seed));
         }
         if (!fs.existsSync(file)) continue;
         const name = size === '100k' ? `${seed}_100k (synthesised)` : `${seed}_${size}`;

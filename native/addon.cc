@@ -11,6 +11,7 @@
 
 #include "compile/sweep.h"
 #include "core/decode.h"
+#include "core/table.h"
 #include "glue.h"
 #include "nfqueue/packet_tx.h"
 
@@ -82,12 +83,10 @@ Napi::ArrayBuffer adopt(Napi::Env env, std::vector<T>&& v) {
       env, owned->data(), owned->size() * sizeof(T), [](Napi::Env, void*, std::vector<T>* hint) { delete hint; }, owned);
 }
 
-// sweepField(lo: Float64Array, hi: Float64Array, rule: Uint32Array, always: Uint32Array, rules, top)
-//   -> { boundaries: Float64Array, classes: Uint32Array, vectors: Uint32Array, vectorCount, density }
-// The compiler's sweep of one narrow field (native/compile/sweep.h).
-Napi::Value SweepField(const Napi::CallbackInfo& info) {
+// Checks the arguments of sweepField and sweepFieldHeld (throws when they are wrong) and sweeps.
+void sweep_args(const Napi::CallbackInfo& info, const char* name, nfsieve::SweepResult* r) {
   Napi::Env env = info.Env();
-  const char* usage = "sweepField(Float64Array, Float64Array, Uint32Array, Uint32Array, rules, top)";
+  const std::string usage = std::string(name) + "(Float64Array, Float64Array, Uint32Array, Uint32Array, rules, top)";
   const napi_typedarray_type want[4] = {napi_float64_array, napi_float64_array, napi_uint32_array, napi_uint32_array};
   for (int i = 0; i < 4; i++)
     if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != want[i])
@@ -96,9 +95,9 @@ Napi::Value SweepField(const Napi::CallbackInfo& info) {
   Napi::Float64Array lo = info[0].As<Napi::Float64Array>(), hi = info[1].As<Napi::Float64Array>();
   Napi::Uint32Array rule = info[2].As<Napi::Uint32Array>(), always = info[3].As<Napi::Uint32Array>();
   if (hi.ElementLength() != lo.ElementLength() || rule.ElementLength() != lo.ElementLength())
-    throw Napi::RangeError::New(env, "sweepField: lo, hi and rule must have one entry per interval");
+    throw Napi::RangeError::New(env, std::string(name) + ": lo, hi and rule must have one entry per interval");
   double rules = info[4].As<Napi::Number>().DoubleValue();
-  if (!(rules >= 0 && rules < 4294967296.0)) throw Napi::RangeError::New(env, "sweepField: bad rule count");
+  if (!(rules >= 0 && rules < 4294967296.0)) throw Napi::RangeError::New(env, std::string(name) + ": bad rule count");
   nfsieve::SweepInput in{lo.Data(),
                          hi.Data(),
                          rule.Data(),
@@ -107,17 +106,84 @@ Napi::Value SweepField(const Napi::CallbackInfo& info) {
                          always.ElementLength(),
                          static_cast<uint32_t>(rules),
                          info[5].As<Napi::Number>().DoubleValue()};
-  nfsieve::SweepResult r;
   const char* error = nullptr;
-  if (!nfsieve::sweep_field(in, &r, &error)) throw Napi::RangeError::New(env, std::string("sweepField: ") + error);
-  const size_t b = r.boundaries.size(), c = r.classes.size(), v = r.vectors.size();
+  if (!nfsieve::sweep_field(in, r, &error)) throw Napi::RangeError::New(env, std::string(name) + ": " + error);
+}
+
+// The boundaries, classes, vector count and density of a sweep, as a JavaScript object.
+Napi::Object sweep_object(Napi::Env env, nfsieve::SweepResult* r) {
+  const size_t b = r->boundaries.size(), c = r->classes.size();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("boundaries", Napi::Float64Array::New(env, b, adopt(env, std::move(r.boundaries)), 0));
-  o.Set("classes", Napi::Uint32Array::New(env, c, adopt(env, std::move(r.classes)), 0));
-  o.Set("vectors", Napi::Uint32Array::New(env, 2 * v, adopt(env, std::move(r.vectors)), 0));
-  o.Set("vectorCount", Napi::Number::New(env, r.vector_count));
-  o.Set("density", Napi::Number::New(env, r.density));
+  o.Set("boundaries", Napi::Float64Array::New(env, b, adopt(env, std::move(r->boundaries)), 0));
+  o.Set("classes", Napi::Uint32Array::New(env, c, adopt(env, std::move(r->classes)), 0));
+  o.Set("vectorCount", Napi::Number::New(env, r->vectors.count()));
+  o.Set("density", Napi::Number::New(env, r->density));
   return o;
+}
+
+// sweepField(lo: Float64Array, hi: Float64Array, rule: Uint32Array, always: Uint32Array, rules, top)
+//   -> { boundaries: Float64Array, classes: Uint32Array, vectors: Uint32Array, vectorCount, density }
+// The compiler's sweep of one narrow field (native/compile/sweep.h).
+Napi::Value SweepField(const Napi::CallbackInfo& info) {
+  nfsieve::SweepResult r;
+  sweep_args(info, "sweepField", &r);
+  std::vector<uint64_t> vectors(size_t(r.vectors.count()) * r.vectors.words());
+  r.vectors.copy_vectors(reinterpret_cast<uint8_t*>(vectors.data()));
+  const size_t v = vectors.size();
+  Napi::Object o = sweep_object(info.Env(), &r);
+  o.Set("vectors", Napi::Uint32Array::New(info.Env(), 2 * v, adopt(info.Env(), std::move(vectors)), 0));
+  return o;
+}
+
+// sweepFieldHeld(same arguments) -> { boundaries, classes, vectorCount, density, held }: as sweepField,
+// but the vectors stay in native memory (outside the JavaScript heap's accounting, so a table of a hundred
+// MiB does not set off full collections) until writeHeldVectors() copies them into the table.
+Napi::Value SweepFieldHeld(const Napi::CallbackInfo& info) {
+  auto* r = new nfsieve::SweepResult();
+  try {
+    sweep_args(info, "sweepFieldHeld", r);
+  } catch (...) {
+    delete r;
+    throw;
+  }
+  Napi::Object o = sweep_object(info.Env(), r);
+  o.Set("held", Napi::External<nfsieve::SweepResult>::New(info.Env(), r, [](Napi::Env, nfsieve::SweepResult* p) { delete p; }));
+  return o;
+}
+
+// writeHeldVectors(held, table: Uint8Array, vectorsOff, summariesOff): the held vectors back to back at
+// vectorsOff and their summaries at summariesOff (the table's layout), then frees them; once per sweep.
+Napi::Value WriteHeldVectors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "writeHeldVectors(held, Uint8Array, vectorsOff, summariesOff)";
+  if (!info[0].IsExternal() || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      !info[2].IsNumber() || !info[3].IsNumber())
+    throw Napi::TypeError::New(env, usage);
+  nfsieve::SweepResult* r = info[0].As<Napi::External<nfsieve::SweepResult>>().Data();
+  Napi::Uint8Array dst = info[1].As<Napi::Uint8Array>();
+  const nfsieve::VectorPool& pool = r->vectors;
+  const double vOff = info[2].As<Napi::Number>().DoubleValue(), sOff = info[3].As<Napi::Number>().DoubleValue();
+  const double vBytes = double(pool.count()) * double(pool.words()) * 8;
+  const size_t swords = (pool.words() + 63) / 64;
+  const double sBytes = double(pool.count()) * double(swords) * 8;
+  const double size = double(dst.ElementLength());
+  if (!(vOff >= 0 && sOff >= 0 && vOff == double(size_t(vOff)) && sOff == double(size_t(sOff)) && vOff + vBytes <= size &&
+        sOff + sBytes <= size && (vOff + vBytes <= sOff || sOff + sBytes <= vOff)))
+    throw Napi::RangeError::New(env, "writeHeldVectors: offsets out of range");
+  if (r->written) throw Napi::Error::New(env, "writeHeldVectors: the vectors were already written");
+  pool.copy_vectors(dst.Data() + size_t(vOff));
+  pool.write_summaries(dst.Data() + size_t(sOff));
+  r->vectors.clear();
+  r->written = true;
+  return env.Undefined();
+}
+
+// crc32(bytes: Uint8Array) -> number: the table checksum as the loader computes it (the compiler seals with it).
+Napi::Value Crc32(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(info.Env(), "crc32(Uint8Array)");
+  glue::Bytes b = glue::bytes_of(info[0]);
+  return Napi::Number::New(info.Env(), nfsieve::crc32(b.data, b.length));
 }
 
 Napi::Value MalformedNames(const Napi::CallbackInfo& info) {
@@ -136,6 +202,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeBatch", Napi::Function::New(env, DecodeBatch));
   exports.Set("sendFrames", Napi::Function::New(env, SendFrames));
   exports.Set("sweepField", Napi::Function::New(env, SweepField));
+  exports.Set("sweepFieldHeld", Napi::Function::New(env, SweepFieldHeld));
+  exports.Set("writeHeldVectors", Napi::Function::New(env, WriteHeldVectors));
+  exports.Set("crc32", Napi::Function::New(env, Crc32));
   exports.Set("malformedNames", Napi::Function::New(env, MalformedNames));
   exports.Set("recordSize", Napi::Number::New(env, sizeof(Decoded)));
   return exports;

@@ -106,7 +106,8 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
   Napi::ThreadSafeFunction tsfn_;
   bool closed_ = false;
 
-  // start(table, {queues, copyRange, maxLen, rcvbuf, failOpen, conntrack, gso, rejectMark, batch, statsIntervalMs}, onEvent)
+  // start(table, {queues, copyRange, maxLen, rcvbuf, failOpen, conntrack, gso, rejectMark, batch, coalesceUs,
+  //               statsIntervalMs}, onEvent)
   // Over 60 lines: reads and checks every start option in one place, then starts the engine.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -131,7 +132,11 @@ class QueueEngineWrap : public Napi::ObjectWrap<QueueEngineWrap> {
     c.socket.fail_open = opt_bool(o, "failOpen", false);
     c.socket.conntrack = opt_bool(o, "conntrack", false);
     c.socket.gso = opt_bool(o, "gso", defaults.gso);
-    c.batch = static_cast<int>(std::min<uint32_t>(std::max<uint32_t>(opt_u32(o, "batch", 64), 1), 64));
+    c.batch =
+        static_cast<int>(std::min<uint32_t>(std::max<uint32_t>(opt_u32(o, "batch", c.batch), 1), nfsieve::wire::kQueueMaxBatch));
+    c.coalesce_us = opt_u32(o, "coalesceUs", c.coalesce_us);
+    if (c.coalesce_us > nfsieve::wire::kQueueCoalesceMaxUs)
+      throw Napi::RangeError::New(env, "coalesceUs is 0-" + std::to_string(nfsieve::wire::kQueueCoalesceMaxUs));
     c.stats_interval_ms = static_cast<int>(opt_u32(o, "statsIntervalMs", 0));
     Napi::Value rm = o.Get("rejectMark");
     if (rm.IsNumber()) {

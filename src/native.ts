@@ -92,7 +92,10 @@ export interface QueueEngineOptions {
   gso?: boolean;
   /** Reject verdicts become accept with this mark; without it they are dropped. */
   rejectMark?: number;
+  /** Packets per receive (1 to wire Queue.MaxBatch; default Queue.Batch). */
   batch?: number;
+  /** Wake-up coalescing window in microseconds (0 to Queue.CoalesceMaxUs; default Queue.CoalesceUs). */
+  coalesceUs?: number;
   statsIntervalMs?: number;
 }
 
@@ -117,6 +120,9 @@ export interface NativeQueueEngine extends NativeSetMethods {
   close(): Promise<void>;
 }
 
+/** A sweep's vectors in native memory (sweepFieldHeld). */
+export type HeldVectors = { readonly __held: unique symbol };
+
 export interface NativeAddon {
   QueueEngine: new () => NativeQueueEngine;
   /** Load and validate a table; throws Error('invalid table: ...') when it is not sound. */
@@ -135,6 +141,18 @@ export interface NativeAddon {
   sweepField(lo: Float64Array, hi: Float64Array, rule: Uint32Array, always: Uint32Array, rules: number, top: number): {
     boundaries: Float64Array; classes: Uint32Array; vectors: Uint32Array; vectorCount: number; density: number;
   };
+  /**
+   * sweepField() with the vectors kept in native memory (no JavaScript
+   * allocation of the table's bulk) until writeHeldVectors() copies them,
+   * with their summaries, into the table being written; what the compiler uses.
+   */
+  sweepFieldHeld(lo: Float64Array, hi: Float64Array, rule: Uint32Array, always: Uint32Array, rules: number, top: number): {
+    boundaries: Float64Array; classes: Uint32Array; held: HeldVectors; vectorCount: number; density: number;
+  };
+  /** CRC-32 (IEEE, as zlib) as the table loader computes it: carry-less multiplication where the CPU has it. */
+  crc32(bytes: Uint8Array): number;
+  /** The held vectors at vectorsOff of `table` and their summaries at summariesOff, then frees them (once per sweep). */
+  writeHeldVectors(held: HeldVectors, table: Uint8Array, vectorsOff: number, summariesOff: number): void;
   /** Malformed-reason names indexed by code; index 0 (no problem) is null. */
   malformedNames(): (string | null)[];
   readonly recordSize: number;

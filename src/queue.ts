@@ -14,6 +14,7 @@ import { native, NativeQueueEngine, NativeQueueStats } from './native';
 import { compile, CompiledPolicy } from './compile/compile';
 import { Policy } from './policy/model';
 import { ValueError } from './policy/values';
+import { Queue as WireQueue } from './wire';
 import { counterRows, RuleCounter } from './counters';
 import { LiveSets, SetOperations, AddOptions, DeleteOptions, OriginSelector, SetMember, SetSizes } from './sets';
 
@@ -32,6 +33,16 @@ export interface AttachOptions {
   gso?: boolean;
   /** Verdict `reject`: accept with this mark (for an iptables REJECT after the queue); default: drop. */
   rejectMark?: number;
+  /**
+   * Wake-up coalescing, in microseconds (0 to 1000; default 100; 0: off): while
+   * packets keep arriving, a queue thread that has drained its socket waits
+   * this long before the next receive, so that more packets share one
+   * wake-up, one receive and one verdict message. A lone packet at a low rate
+   * is not delayed; under load a packet may wait up to this long (plus 10 µs
+   * of timer slack) before it is received. docs/benchmarks.md has the
+   * measurements.
+   */
+  coalesceUs?: number;
   /** Emit 'stats' events this often (milliseconds); default none. */
   statsIntervalMs?: number;
 }
@@ -143,6 +154,8 @@ export function attach(policy: Policy | CompiledPolicy, options: AttachOptions):
   if (!Array.isArray(options.queues) || options.queues.length === 0) throw new ValueError('attach: options.queues must list at least one queue number');
   for (const q of options.queues) if (!Number.isInteger(q) || q < 0 || q > 65535) throw new ValueError(`attach: queue ${q} is not a number from 0 to 65535`);
   if (new Set(options.queues).size !== options.queues.length) throw new ValueError('attach: a queue is listed twice');
+  const c = options.coalesceUs;
+  if (c !== undefined && (!Number.isInteger(c) || c < 0 || c > WireQueue.CoalesceMaxUs)) throw new ValueError(`attach: coalesceUs must be a whole number of microseconds from 0 to ${WireQueue.CoalesceMaxUs}, got ${c}`);
   const compiled = 'table' in policy ? policy : compile(policy, { analyse: false });
   return new QueueAttachment(compiled, options);
 }

@@ -81,12 +81,16 @@ export const AbsentKey = {
   NfProto: 256,
 } as const;
 
-/** NFQUEUE defaults: bytes of each packet copied to user space, the kernel's queue length, the socket's receive buffer, and GSO (1: take packets unsegmented). */
+/** NFQUEUE defaults: bytes of each packet copied to user space, the kernel's queue length, the socket's receive buffer, GSO (1: take packets unsegmented), packets per receive (default and largest), and wake-up coalescing (microseconds a worker waits after a batch while packets keep coming; default and largest; docs/benchmarks.md). */
 export const Queue = {
   CopyRange: 256,
   MaxLen: 4096,
   RcvBuf: 8388608,
   Gso: 1,
+  Batch: 64,
+  MaxBatch: 256,
+  CoalesceUs: 100,
+  CoalesceMaxUs: 1000,
 } as const;
 
 /** The table header (docs/table-format.md, little-endian): field, type, offset. */

@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { ROOT, PCAPS, UNDER_ASAN } from './support/compare';
 import { readCapture, writePcap, CaptureParser, CaptureError } from '../src/capture/pcap';
-import { COMMAND_NAMES, EXIT_STATUS } from '../src/cli/main';
+import { COMMAND_NAMES, COMMAND_FLAGS, EXIT_STATUS } from '../src/cli/main';
+import { FLAG_HELP } from '../src/cli/help';
 import { NfsieveError, errorCode } from '../src/errors';
 import { native } from '../src/native';
 import { ipPacket, udp, frame } from './support/packets';
@@ -41,6 +42,19 @@ test('every command prints its own usage for --help and -h, exit 0, before readi
       assert.equal(r.stderr, '');
     }
   }
+  // Every flag is listed with what it does, and no line describes a flag nobody takes.
+  const used = new Set<string>();
+  for (const [name, flags] of Object.entries(COMMAND_FLAGS)) {
+    const usage = run([name, '--help']).stdout;
+    for (const flag of Object.keys(flags)) {
+      used.add(flag);
+      const help = FLAG_HELP[flag];
+      assert.ok(help, `${name} --${flag} has no line in FLAG_HELP`);
+      const line = usage.split('\n').find((l) => l.trimStart().startsWith(`--${flag} `) || l.trim() === `--${flag}`);
+      assert.ok(line?.includes(help.text), `${name} --help lists --${flag} without its text: ${line}`);
+    }
+  }
+  assert.deepEqual(Object.keys(FLAG_HELP).filter((f) => !used.has(f)), []);
   // -h is not a file name, and help wins over missing arguments.
   assert.equal(run(['check', '-h', 'no-such.yaml']).code, 0);
 });

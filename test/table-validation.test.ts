@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
 import * as path from 'node:path';
 import { native } from '../src/native';
 import { compile } from '../src/compile/compile';
@@ -93,13 +94,46 @@ test('the table format documentation names every header field the writer sets', 
   }
 });
 
-test('the table checksum is the standard CRC-32 on both paths (zlib and the portable one)', () => {
+test('the table checksum is the standard CRC-32 on every path (the addon\'s, both ways; zlib\'s; the portable one)', () => {
   const check = new TextEncoder().encode('123456789');
   assert.equal(crc32(check), 0xcbf43926);
   assert.equal(crc32Slicing(check), 0xcbf43926);
   const rng = new Uint8Array(100_003).map((_, i) => (i * 2654435761) >>> 24);
-  for (const [from, to] of [[0, 0], [0, 1], [3, 11], [5, 4096], [0, rng.length], [17, rng.length - 5]]) {
-    assert.equal(crc32Slicing(rng, from, to), crc32(rng, from, to), `bytes ${from}..${to}`);
+  const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+  const saved = process.env.NFSIEVE_SIMD;
+  try {
+    for (const simd of [undefined, 'scalar']) {
+      if (simd === undefined) delete process.env.NFSIEVE_SIMD; else process.env.NFSIEVE_SIMD = simd;
+      for (const [from, to] of [[0, 0], [0, 1], [3, 11], [0, 64], [1, 80], [5, 4096], [7, 4171], [0, rng.length], [17, rng.length - 5]]) {
+        const want = crc32Slicing(rng, from, to);
+        assert.equal(crc32(rng, from, to), want, `bytes ${from}..${to}`);
+        assert.equal(native().crc32(rng.subarray(from, to)) >>> 0, want, `addon, bytes ${from}..${to}, ${simd ?? 'default'} path`);
+        if (zlibCrc32) assert.equal(zlibCrc32(rng.subarray(from, to)) >>> 0, want, `zlib, bytes ${from}..${to}`);
+      }
+    }
+  } finally {
+    if (saved === undefined) delete process.env.NFSIEVE_SIMD; else process.env.NFSIEVE_SIMD = saved;
+  }
+});
+
+test('both checksum paths (carry-less multiply, and NFSIEVE_SIMD=scalar slicing) accept sound tables and refuse one flipped byte anywhere', () => {
+  const rng = new Rng(77);
+  const tables = Array.from({ length: 12 }, () => compile(definePolicy(randomPolicy(rng, 1 + rng.int(300))), { analyse: false }).table);
+  const saved = process.env.NFSIEVE_SIMD;
+  try {
+    for (const simd of [undefined, 'scalar']) {
+      if (simd === undefined) delete process.env.NFSIEVE_SIMD; else process.env.NFSIEVE_SIMD = simd;
+      for (const t of tables) {
+        assert.doesNotThrow(() => load(t), `${t.length} bytes, ${simd ?? 'default'} path`);
+        for (const at of [16, 17, 40, 79, Math.floor(t.length / 2), t.length - 17, t.length - 9, t.length - 1]) {
+          const bad = t.slice();
+          bad[at] ^= 0x20;
+          assert.throws(() => load(bad), { message: 'invalid table: checksum mismatch: the table is corrupt' }, `byte ${at} of ${t.length}, ${simd ?? 'default'} path`);
+        }
+      }
+    }
+  } finally {
+    if (saved === undefined) delete process.env.NFSIEVE_SIMD; else process.env.NFSIEVE_SIMD = saved;
   }
 });
 
@@ -126,4 +160,28 @@ test('the native sweep refuses out-of-range input instead of trusting it', () =>
   assert.deepEqual([...ok.boundaries], [10, 20, 30]);
   assert.deepEqual([...ok.classes], [0, 1, 2, 0]);
   assert.equal(ok.vectorCount, 3);
+});
+
+test('held sweeps write the same vectors as sweepField, with summaries, into range-checked places and only once', () => {
+  const args = [Float64Array.from([10, 20, 5]), Float64Array.from([19, 29, 400]), Uint32Array.from([0, 1, 70]), Uint32Array.from([3]), 100, 65535] as const;
+  const plain = native().sweepField(...args);
+  const held = native().sweepFieldHeld(...args);
+  assert.deepEqual([...held.boundaries], [...plain.boundaries]);
+  assert.deepEqual([...held.classes], [...plain.classes]);
+  assert.equal(held.vectorCount, plain.vectorCount);
+  const words = 2, vBytes = held.vectorCount * words * 8, sBytes = held.vectorCount * 8;
+  const table = new Uint8Array(8 + vBytes + sBytes);
+  assert.throws(() => native().writeHeldVectors(held.held, table, 8, 8), /offsets out of range/);  // overlapping
+  assert.throws(() => native().writeHeldVectors(held.held, table, 16, 16 + vBytes), /offsets out of range/);  // past the end
+  assert.throws(() => native().writeHeldVectors(held.held, table, 0.5, 8 + vBytes), /offsets out of range/);
+  native().writeHeldVectors(held.held, table, 8, 8 + vBytes);
+  assert.deepEqual(new Uint32Array(table.buffer.slice(8, 8 + vBytes)), plain.vectors);
+  const summaries = new Uint32Array(table.buffer.slice(8 + vBytes));
+  for (let j = 0; j < held.vectorCount; j++) {
+    const v = plain.vectors.subarray(j * 4, j * 4 + 4);
+    assert.equal(summaries[2 * j], ((v[0] | v[1]) !== 0 ? 1 : 0) | ((v[2] | v[3]) !== 0 ? 2 : 0), `summary of vector ${j}`);
+    assert.equal(summaries[2 * j + 1], 0);
+  }
+  assert.throws(() => native().writeHeldVectors(held.held, table, 8, 8 + vBytes), /already written/);
+  assert.throws(() => native().writeHeldVectors({} as never, table, 8, 8 + vBytes), TypeError);
 });

@@ -28,6 +28,41 @@ bool integral(double x) { return x >= 0 && x < kMaxKey && x == static_cast<doubl
 
 }  // namespace
 
+VectorPool::VectorPool(size_t words)
+    : words_(words), per_chunk_(static_cast<uint32_t>(std::max<size_t>(1, (size_t(1) << 17) / std::max<size_t>(1, words)))) {}
+
+void VectorPool::append(const uint64_t* v) {
+  if (count_ % per_chunk_ == 0) chunks_.emplace_back(new uint64_t[size_t(per_chunk_) * words_]);
+  std::memcpy(chunks_.back().get() + size_t(count_ % per_chunk_) * words_, v, words_ * 8);
+  // The summary now, while the vector is in cache.
+  for (size_t s = 0; 64 * s < words_; s++) {
+    uint64_t bits = 0;
+    const size_t end = std::min<size_t>(64, words_ - 64 * s);
+    for (size_t b = 0; b < end; b++) bits |= uint64_t(v[64 * s + b] != 0) << b;
+    summaries_.push_back(bits);
+  }
+  count_++;
+}
+
+void VectorPool::copy_vectors(uint8_t* dst) const {
+  for (uint32_t c = 0; c * size_t(per_chunk_) < count_; c++) {
+    const size_t n = std::min<size_t>(per_chunk_, count_ - size_t(c) * per_chunk_);
+    std::memcpy(dst + size_t(c) * per_chunk_ * words_ * 8, chunks_[c].get(), n * words_ * 8);
+  }
+}
+
+void VectorPool::write_summaries(uint8_t* dst) const {
+  // Little-endian, as the table.
+  if (!summaries_.empty()) std::memcpy(dst, summaries_.data(), summaries_.size() * 8);
+}
+
+void VectorPool::clear() {
+  chunks_.clear();
+  chunks_.shrink_to_fit();
+  std::vector<uint64_t>().swap(summaries_);
+  count_ = 0;
+}
+
 // Over 60 lines: one sweep in one loop, kept step for step parallel to buildDim() in src/compile/build.ts (its byte-identical
 // twin).
 bool sweep_field(const SweepInput& in, SweepResult* out, const char** error) {
@@ -47,6 +82,7 @@ bool sweep_field(const SweepInput& in, SweepResult* out, const char** error) {
   }
   std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.key < b.key; });
 
+  out->vectors = VectorPool(words);
   std::vector<uint64_t> cur(words, 0);
   uint64_t hash = 0;
   uint64_t ones = 0;
@@ -78,13 +114,13 @@ bool sweep_field(const SweepInput& in, SweepResult* out, const char** error) {
     const size_t mask = slots.size() - 1;
     for (size_t i = hash & mask; slots[i]; i = (i + 1) & mask) {
       const uint32_t c = slots[i] - 1;
-      if (hashes[c] == hash && std::memcmp(&out->vectors[size_t(c) * words], cur.data(), words * 8) == 0) {
+      if (hashes[c] == hash && std::memcmp(out->vectors.at(c), cur.data(), words * 8) == 0) {
         out->classes.push_back(c);
         return;
       }
     }
     const uint32_t c = static_cast<uint32_t>(hashes.size());
-    out->vectors.insert(out->vectors.end(), cur.begin(), cur.end());
+    out->vectors.append(cur.data());
     hashes.push_back(hash);
     out->classes.push_back(c);
     if (hashes.size() * 2 > slots.size()) {
@@ -140,7 +176,6 @@ bool sweep_field(const SweepInput& in, SweepResult* out, const char** error) {
     out->boundaries.push_back(static_cast<double>(key));
     snapshot();
   }
-  out->vector_count = static_cast<uint32_t>(hashes.size());
   out->density = static_cast<double>(ones_total) / static_cast<double>(out->classes.size());
   return true;
 }

@@ -155,32 +155,83 @@ class CutsBuilder {
     uint64_t largest = 0, total = 0;
   };
 
+  std::vector<int32_t> counts_;  // try_field's slice counts, kept to save an allocation per call
+
   // The best cut count for field d: the most slices whose copies stay within
-  // kSpace x n, judged by the largest child.
+  // kSpace x n, judged by the largest child. The cut counts are tried in
+  // order and the first over the space bound ends the search (work_ grows
+  // trial by trial). One pass over the rules counts where each starts and
+  // ends at the finest count the search can reach; a coarser slice's counts
+  // are sums of finer ones, so every count is judged without reading a box
+  // again.
   Cut try_field(const std::vector<uint32_t>& set, int d, uint32_t lo, uint32_t wb) {
-    Cut best;
-    std::vector<int64_t> diff;
-    const uint64_t n = set.size();
     static constexpr uint32_t kTrials[] = {1, 2, 4, 6, 8, 12};  // cut counts tried: 2^b slices
-    for (uint32_t b : kTrials) {
+    constexpr int kTrialCount = sizeof(kTrials) / sizeof(kTrials[0]);
+    const uint64_t n = set.size();
+    // Every rule takes at least one slice (copies >= n): a count with n + 2^b
+    // over kSpace x n is refused whatever the rules, after its work is counted.
+    int reach = 0;
+    bool refused = false;
+    size_t at[kTrialCount + 1] = {0};  // trial t's starts at at[t], its ends 2^b after
+    for (int t = 0; t < kTrialCount; t++) {
+      const uint32_t b = kTrials[t];
       if (b > std::min(wb, kMaxCutBits)) break;
-      const uint32_t np = 1u << b;
-      diff.assign(np + 1, 0);
-      uint64_t total = 0;
-      work_ += n;
-      for (uint32_t i : set) {
-        uint32_t s0, s1;
-        slices(rules_[i].box, d, lo, wb, b, &s0, &s1);
-        diff[s0]++;
-        diff[s1 + 1]--;
-        total += s1 - s0 + 1;
+      if (b > 1 && n + (uint64_t(1) << b) > kSpace * n) {
+        refused = true;
+        break;
       }
-      if (b > 1 && total + np > kSpace * n) break;
-      int64_t run = 0, largest = 0;
-      for (uint32_t s = 0; s < np; s++) largest = std::max(largest, run += diff[s]);
-      if (best.d < 0 || uint64_t(largest) < best.largest) best = Cut{d, b, uint64_t(largest), total};
+      at[t + 1] = at[t] + (size_t(2) << b);
+      reach++;
     }
+    Cut best;
+    if (reach > 0) {
+      count_ends(set, d, lo, wb, kTrials, reach, at);
+      for (int t = 0; t < reach; t++) {
+        const uint32_t b = kTrials[t], np = 1u << b;
+        const int32_t *starts = &counts_[at[t]], *ends = starts + np;
+        work_ += n;
+        uint64_t total = n;
+        for (uint32_t x = 0; x < np; x++) total += uint64_t(x) * uint64_t(ends[x]) - uint64_t(x) * uint64_t(starts[x]);
+        if (b > 1 && total + np > kSpace * n) return best;
+        int64_t open = 0, largest = 0;  // rules starting at or before slice x, less those ending before it
+        for (uint32_t x = 0; x < np; x++) {
+          open += starts[x];
+          largest = std::max(largest, open);
+          open -= ends[x];
+        }
+        if (best.d < 0 || uint64_t(largest) < best.largest) best = Cut{d, b, uint64_t(largest), total};
+      }
+    }
+    if (refused) work_ += n;
     return best;
+  }
+
+  // For trials 0..reach-1 of try_field: how many rules of `set` start, and
+  // how many end, in each slice of field d (trial t's at counts_[at[t]]).
+  void count_ends(const std::vector<uint32_t>& set, int d, uint32_t lo, uint32_t wb, const uint32_t* trials, int reach,
+                  const size_t* at) {
+    const int f = reach - 1;
+    const uint32_t shift = wb - trials[f], fine = 1u << trials[f];
+    counts_.resize(at[reach]);  // the coarser counts are written whole below: only the finest start at zero
+    int32_t *starts = &counts_[at[f]], *ends = starts + fine;
+    std::fill(starts, starts + 2 * size_t(fine), 0);
+    const uint64_t top = uint64_t(lo) + (uint64_t(1) << wb) - 1;
+    for (uint32_t i : set) {
+      const RuleBox& box = rules_[i].box;
+      starts[(std::max<uint64_t>(box.lo[d], lo) - lo) >> shift]++;
+      ends[(std::min<uint64_t>(box.hi[d], top) - lo) >> shift]++;
+    }
+    for (int t = f - 1; t >= 0; t--) {
+      const uint32_t k = trials[t + 1] - trials[t], np = 1u << trials[t], finer = np << k;
+      int32_t *s = &counts_[at[t]], *e = s + np;
+      const int32_t *fs = &counts_[at[t + 1]], *fe = fs + finer;
+      for (uint32_t x = 0, y = 0; x < np; x++) {  // sums in registers: no chain of stores to one counter
+        int32_t sx = 0, ex = 0;
+        for (const uint32_t stop = y + (1u << k); y < stop; y++) sx += fs[y], ex += fe[y];
+        s[x] = sx;
+        e[x] = ex;
+      }
+    }
   }
 
   // Rules after one that covers the whole node box (and needs no re-check)
@@ -209,29 +260,39 @@ class CutsBuilder {
     const int d = best.d;
     const uint32_t np = 1u << best.b, shift = wb[d] - best.b;
     std::vector<std::vector<uint32_t>> child(np);
-    for (uint32_t i : set) {
-      uint32_t s0, s1;
-      slices(rules_[i].box, d, lo[d], wb[d], best.b, &s0, &s1);
-      for (uint32_t s = s0; s <= s1; s++) child[s].push_back(i);
+    {
+      // Each child's size first (the rules overlapping its slice), so that each list is allocated once.
+      std::vector<uint32_t> span(2 * set.size());
+      std::vector<int64_t> opens(np + 1, 0);
+      for (size_t j = 0; j < set.size(); j++) {
+        slices(rules_[set[j]].box, d, lo[d], wb[d], best.b, &span[2 * j], &span[2 * j + 1]);
+        opens[span[2 * j]]++;
+        opens[span[2 * j + 1] + 1]--;
+      }
+      int64_t open = 0;
+      for (uint32_t s = 0; s < np; s++) child[s].reserve(static_cast<size_t>(open += opens[s]));
+      for (size_t j = 0; j < set.size(); j++)
+        for (uint32_t s = span[2 * j]; s <= span[2 * j + 1]; s++) child[s].push_back(set[j]);
     }
     const uint32_t base = static_cast<uint32_t>(c_->nodes_.size());
     c_->nodes_.resize(base + np);
     uint32_t clo[kCutDims], cwb[kCutDims];
-    std::vector<uint32_t> prev;
     std::memcpy(clo, lo, sizeof(clo));
     std::memcpy(cwb, wb, sizeof(cwb));
     cwb[d] = shift;
+    bool same = false;  // child[s] holds the rules of child[s - 1]
     for (uint32_t s = 0; s < np; s++) {
+      const bool next_same = s + 1 < np && child[s + 1] == child[s];  // compared before child[s] moves
       uint64_t word;
-      if (s > 0 && child[s] == prev) {
+      if (same) {
         word = c_->nodes_[base + s - 1];  // same rules: same subtree
       } else {
-        prev = child[s];
         clo[d] = lo[d] + (s << shift);
         word = node(std::move(child[s]), clo, cwb);
       }
       c_->nodes_[base + s] = word;
       std::vector<uint32_t>().swap(child[s]);
+      same = next_same;
     }
     return uint64_t(base) | uint64_t(d) << 32 | uint64_t(shift) << 40 | uint64_t(np - 1) << 48;
   }

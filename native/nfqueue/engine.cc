@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <chrono>
@@ -34,6 +35,14 @@ uint8_t ctstate_of(int32_t ct_info, bool conntrack) {
 }
 
 constexpr uint64_t kNameRefreshMs = 2000;
+// Timer slack of a worker thread: how much later than asked a coalescing
+// sleep may end (the kernel's default is 50 µs).
+constexpr unsigned long kCoalesceSlackNs = 10000;
+
+void sleep_ns(uint64_t ns) {
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {}
+}
 
 }  // namespace
 
@@ -148,7 +157,10 @@ void QueueEngine::run(Worker* w) {
   std::vector<VerdictOut> verdicts;
   packets.reserve(config_.batch);
   verdicts.reserve(config_.batch);
+  const Coalescer coalescer(config_.coalesce_us);
+  if (config_.coalesce_us > 0) prctl(PR_SET_TIMERSLACK, kCoalesceSlackNs, 0, 0, 0);
   while (!stop_.load(std::memory_order_relaxed)) {
+    const uint64_t before = monotonic_ns();
     int n = w->socket.receive(&packets, config_.batch, 100);
     if (n < 0) {
       if (n == -ENOBUFS) {
@@ -160,7 +172,18 @@ void QueueEngine::run(Worker* w) {
       }
       continue;
     }
-    if (n > 0) process(w, packets, verdicts);
+    if (const uint64_t refused = w->socket.take_refused()) {
+      w->counters.verdict_errors.fetch_add(refused, std::memory_order_relaxed);
+      const int e = w->socket.refused_errno();
+      report(w, w->verdict_reports,
+             "the kernel refused " + std::to_string(refused) + " verdict(s): " +
+                 (e == ENOENT ? std::string("no packet with that id is queued (ENOENT)") : std::string(strerror(e))));
+    }
+    if (n <= 0) continue;
+    const uint64_t waited = monotonic_ns() - before;
+    process(w, packets, verdicts);
+    const uint64_t pause = coalescer.pause_ns(n, config_.batch, waited);
+    if (pause > 0) sleep_ns(pause);
   }
   // Stopping: have the kernel stop queueing, answer everything already queued
   // (in the socket or still in the kernel's queue), then unbind.

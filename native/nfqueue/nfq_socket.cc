@@ -8,6 +8,7 @@
 #include <linux/netlink.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -190,7 +191,10 @@ bool NfqSocket::open(const QueueConfig& c, std::string* error) {
   }
   if (!bind_and_configure(c, error)) return close(), false;
   size_t slot = std::max<size_t>(c.copy_range + 4096, 8192);
-  rx_.assign(64, std::vector<uint8_t>(slot));
+  rx_.assign(wire::kQueueMaxBatch, std::vector<uint8_t>(slot));
+  msgs_.resize(wire::kQueueMaxBatch);
+  iov_.resize(wire::kQueueMaxBatch);
+  timeout_ms_ = -1;
   return true;
 }
 
@@ -229,24 +233,40 @@ void NfqSocket::unbind() {
   sendto(fd_, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel));
 }
 
-// Over 60 lines: one recvmsg loop over netlink messages and their attributes; the attribute walk is the body.
+// Block for the first datagram only: SO_RCVTIMEO bounds the wait, set again
+// only when the timeout changes (one setsockopt per change, not per call).
+// Should the socket refuse the timeout, poll() bounds the wait instead.
+int NfqSocket::wait_flags(int timeout_ms) {
+  if (timeout_ms <= 0) return MSG_DONTWAIT;
+  if (timeout_ms != timeout_ms_) {
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+      timeout_ms_ = -1;
+      pollfd p{fd_, POLLIN, 0};
+      poll(&p, 1, timeout_ms);
+      return MSG_DONTWAIT;
+    }
+    timeout_ms_ = timeout_ms;
+  }
+  return MSG_WAITFORONE;
+}
+
+// Over 60 lines: one recvmmsg over netlink messages and their attributes; the attribute walk is the body.
 int NfqSocket::receive(std::vector<QueuedPacket>* out, int max, int timeout_ms) {
   out->clear();
   if (max > static_cast<int>(rx_.size())) max = static_cast<int>(rx_.size());
-  pollfd p{fd_, POLLIN, 0};
-  int ready = poll(&p, 1, timeout_ms);
-  if (ready < 0) return errno == EINTR ? 0 : -errno;
-  if (ready == 0) return 0;
-  mmsghdr msgs[64];
-  iovec iov[64];
+  // One system call per wake-up: recvmmsg sleeps until the first datagram
+  // (MSG_WAITFORONE), then takes what else is there without waiting. A poll()
+  // before it would be a second call for every wake-up.
+  mmsghdr* msgs = msgs_.data();
   for (int i = 0; i < max; i++) {
-    iov[i] = {rx_[i].data(), rx_[i].size()};
+    iov_[i] = {rx_[i].data(), rx_[i].size()};
     std::memset(&msgs[i], 0, sizeof(msgs[i]));
-    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iov = &iov_[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
   }
-  int n = recvmmsg(fd_, msgs, max, MSG_DONTWAIT, nullptr);
-  if (n < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+  int n = recvmmsg(fd_, msgs, max, wait_flags(timeout_ms), nullptr);
+  if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -errno;
   for (int i = 0; i < n; i++) {
     const size_t len = msgs[i].msg_len;
     uint8_t* base = rx_[i].data();
@@ -257,7 +277,17 @@ int NfqSocket::receive(std::vector<QueuedPacket>* out, int max, int timeout_ms) 
       nlmsghdr* h = reinterpret_cast<nlmsghdr*>(base + off);
       if (h->nlmsg_len < sizeof(nlmsghdr) || h->nlmsg_len > len - off) break;
       off += NLMSG_ALIGN(h->nlmsg_len);
-      if (h->nlmsg_type == NLMSG_ERROR) continue;  // errors of verdicts: counted by send side
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        // The kernel's answer to a verdict it refused (verdicts go without
+        // NLM_F_ACK: only failures are answered), e.g. ENOENT for an id no
+        // longer queued: a verdict given twice, or for a packet never received.
+        const int error = h->nlmsg_len >= NLMSG_LENGTH(sizeof(nlmsgerr)) ? static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error : 0;
+        if (error != 0) {
+          refused_++;
+          refused_errno_ = -error;
+        }
+        continue;
+      }
       if (h->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) continue;
       if (h->nlmsg_len < NLMSG_LENGTH(sizeof(nfgenmsg))) continue;
       QueuedPacket q{};

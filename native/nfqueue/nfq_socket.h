@@ -8,6 +8,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -71,10 +72,20 @@ class NfqSocket {
   void close();
   int fd() const { return fd_; }
 
-  // Wait up to timeout_ms for packets, then take up to max of them (one per
-  // datagram, recvmmsg). Returns the count, 0 on timeout, -errno on error
-  // (-ENOBUFS when the kernel had to drop: the caller counts it and goes on).
+  // Wait up to timeout_ms for packets (0: do not wait), then take up to max
+  // of them (one per datagram, recvmmsg; max at most wire::kQueueMaxBatch).
+  // Returns the count, 0 on timeout, -errno on error (-ENOBUFS when the
+  // kernel had to drop: the caller counts it and goes on).
   int receive(std::vector<QueuedPacket>* out, int max, int timeout_ms);
+
+  // Verdicts the kernel refused since the last call (its error answers, read
+  // by receive()); refused_errno() is the error of the last of them.
+  int refused_errno() const { return refused_errno_; }
+  uint64_t take_refused() {
+    uint64_t n = refused_;
+    refused_ = 0;
+    return n;
+  }
 
   // Send verdicts for packets in the order received: runs of the same verdict
   // without marks become one batch verdict. Returns 0 or -errno.
@@ -94,10 +105,16 @@ class NfqSocket {
   uint32_t seq_ = 1;
   bool conntrack_ok_ = false;
   int last_errno_ = 0;
+  uint64_t refused_ = 0;
+  int refused_errno_ = 0;
+  int timeout_ms_ = -1;                   // SO_RCVTIMEO in force (-1: not set yet)
   std::vector<std::vector<uint8_t>> rx_;  // one buffer per datagram slot
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iov_;
   std::vector<uint8_t> tx_;
 
   bool request(const std::vector<uint8_t>& msg, std::string* error);
+  int wait_flags(int timeout_ms);
   // Bind the queue and set copy mode, length and flags in one config message.
   bool bind_and_configure(const QueueConfig& c, std::string* error);
 };

@@ -17,6 +17,7 @@ import { setCommand, SET_FLAGS } from './set';
 import { stats, reload, STATS_FLAGS, RELOAD_FLAGS } from './stats';
 import { updown, UPDOWN_FLAGS } from './updown';
 import { Output, quietOnBrokenPipe } from './output';
+import { flagLines } from './help';
 import { ErrorCode, errorCode } from '../errors';
 import { PolicyError } from '../policy/parse';
 import { CaptureError } from '../capture/pcap';
@@ -46,6 +47,9 @@ const COMMANDS: Record<string, Command> = {
 /** The command names (tests check that each has --help). */
 export const COMMAND_NAMES: readonly string[] = Object.keys(COMMANDS);
 
+/** Every command's flags (tests check that each has a line in FLAG_HELP). */
+export const COMMAND_FLAGS: Readonly<Record<string, Readonly<Record<string, FlagKind>>>> = Object.fromEntries(Object.entries(COMMANDS).map(([n, c]) => [n, c.flags]));
+
 /** Exit status of each error code; anything without a code is a bug: 2 with its stack. */
 export const EXIT_STATUS: Record<ErrorCode, number> = {
   EUSAGE: 2, EVALUE: 2, EPOLICY: 1, ECAPTURE: 1, ETABLE: 1, EQUEUE: 1, ECONTROL: 1,
@@ -66,8 +70,7 @@ export const USAGE = [
 /** One command's usage: its synopsis and every flag it takes. */
 export function commandUsage(name: string): string {
   const c = COMMANDS[name];
-  const flags = Object.entries(c.flags).map(([f, kind]) => `  --${f}${kind === 'string' ? ' VALUE' : ''}`);
-  return [`usage: nfsieve ${c.help.split('\n').map((l) => l.trim()).join('\n       nfsieve ')}`, '', 'options:', ...flags, '  -h, --help', ''].join('\n');
+  return [`usage: nfsieve ${c.help.split('\n').map((l) => l.trim()).join('\n       nfsieve ')}`, '', 'options:', ...flagLines(c.flags), ''].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {

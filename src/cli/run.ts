@@ -21,12 +21,13 @@ import { startVici, checkLearnSet, DEFAULT_LEARN_SET, ViciLearner } from '../ike
 import { serveMetrics, parseListen, attachmentSnapshot, MetricsServer } from '../metrics';
 import { IpsetSync } from '../hook/ipset-sync';
 import { NfsieveError } from '../errors';
+import { Queue as WireQueue } from '../wire';
 
 export const RUN_FLAGS = {
   ...POLICY_FLAGS, queue: 'string', 'fail-open': 'boolean', 'copy-range': 'string', 'stats-every': 'string', json: 'boolean',
   'max-len': 'string', rcvbuf: 'string', 'reject-mark': 'string', 'no-gso': 'boolean',
   control: 'string', 'control-group': 'string', 'no-control': 'boolean', state: 'string',
-  vici: 'boolean', 'vici-socket': 'string', 'learn-set': 'string', metrics: 'string', offload: 'boolean',
+  vici: 'boolean', 'vici-socket': 'string', 'learn-set': 'string', metrics: 'string', offload: 'boolean', 'coalesce-us': 'string',
 } as const;
 
 /** Counters as plain JSON (what --json prints and the control socket's `stats` answers). */
@@ -107,6 +108,7 @@ function attachOptions(args: ParsedArgs, queues: number[], every: number): Attac
     rcvbuf: intFlag(args, 'rcvbuf', 4096, 1 << 30),
     rejectMark: intFlag(args, 'reject-mark', 0, 0xffffffff),
     gso: !args.flags.has('no-gso'),
+    coalesceUs: intFlag(args, 'coalesce-us', 0, WireQueue.CoalesceMaxUs),
     statsIntervalMs: every > 0 ? every * 1000 : undefined,
   };
 }
@@ -146,7 +148,7 @@ async function closeAll(attachment: Attachment, r: Running): Promise<void> {
 
 export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const queueText = stringFlag(args, 'queue');
-  if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--stats-every S] [--json] [--reject-mark M] [--control PATH [--control-group G] | --no-control] [--state FILE] [--vici [--vici-socket PATH] [--learn-set NAME]] [--metrics HOST:PORT] [--offload]');
+  if (args.positional.length !== 1 || !queueText) throw new UsageError('usage: nfsieve run POLICY --queue N[:M] [--iptables [--table T] [--chain C]] [--fail-open] [--copy-range B] [--coalesce-us U] [--stats-every S] [--json] [--reject-mark M] [--control PATH [--control-group G] | --no-control] [--state FILE] [--vici [--vici-socket PATH] [--learn-set NAME]] [--metrics HOST:PORT] [--offload]');
   const file = args.positional[0];
   const queues = parseQueueRange(queueText);
   const every = intFlag(args, 'stats-every', 0, 86400) ?? 10;
@@ -159,6 +161,7 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const reloads = { ok: 0, failed: 0 };
   const options = attachOptions(args, queues, every);
   const attachment = attach(compiled, options);
+  const coalesceUs = options.coalesceUs ?? WireQueue.CoalesceUs;
   const { say, note } = speaker(out, asJson);
   attachment.on('error', (e: Error) => note(`error: ${e.message}`));
   attachment.on('stats', (s: AttachStats) => say(asJson ? json(s, 'stats') : table(s)));
@@ -199,7 +202,7 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const reload = (): void => { note(reloadPolicy().message); };
   process.on('SIGHUP', reload);
   const stopped = untilStopped(note);
-  note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${options.failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}`, { queues, failOpen: options.failOpen });
+  note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${options.failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}; wake-up coalescing ${coalesceUs ? `${coalesceUs} µs` : 'off'}`, { queues, failOpen: options.failOpen, coalesceUs });
   for (const w of attachment.warnings) note(`warning: ${w}`);
   running.vici = useVici ? startVici(sets, { socket: stringFlag(args, 'vici-socket'), set: stringFlag(args, 'learn-set') }, note) : null;
   const vici = running.vici;

@@ -31,7 +31,7 @@
  * ANDing; the table itself is what this file describes.
  */
 import { Field, fieldInfo } from './fields';
-import { FamilyRule, Key } from './normalize';
+import { FamilyRule, Interval, Key } from './normalize';
 import { native } from '../native';
 
 export interface DimTable {
@@ -41,12 +41,19 @@ export interface DimTable {
   boundaries: Key[];
   /** Vector index of each elementary interval (B + 1 entries). */
   classes: Uint32Array;
-  /** Distinct vectors, back to back, each `words` u64 words as 2*words u32 (little-endian). */
-  vectors: Uint32Array;
+  /**
+   * Distinct vectors, back to back, each `words` u64 words as 2*words u32
+   * (little-endian); or, from the native sweep, a function that writes them
+   * and their summaries into the table (they stay in native memory until then).
+   */
+  vectors: Uint32Array | WriteVectors;
   vectorCount: number;
   /** Mean number of rules in the vector of an elementary interval (lower: more selective). */
   density: number;
 }
+
+/** Writes a dimension's vectors at vectorsOff of the table and their summaries at summariesOff, once. */
+export type WriteVectors = (table: Uint8Array, vectorsOff: number, summariesOff: number) => void;
 
 export interface FamilyTable {
   words: number;
@@ -62,20 +69,96 @@ function equalAt(pool: Uint32Array, at: number, v: Uint32Array): boolean {
   return true;
 }
 
-/** Build the table of one family from its normalised rules (null = cannot match). */
-export function buildFamily(rules: (FamilyRule | null)[], family: 4 | 6, sweep?: 'native' | 'js'): FamilyTable {
-  const n = rules.length;
+/**
+ * One field's intervals over a family's rules, in rule order: interval k is
+ * [lo, hi] of rule owner[k]. Narrow keys sit in typed arrays (no object per
+ * interval, and the addon reads them as they are); 128-bit keys in lists.
+ */
+export interface FieldIntervals {
+  field: Field;
+  wide: boolean;
+  count: number;
+  lo: Float64Array;
+  hi: Float64Array;
+  owner: Uint32Array;
+  wideLo: Key[];
+  wideHi: Key[];
+}
+
+/**
+ * A family's normalised rules as the table needs them: per field, the
+ * intervals of the rules that constrain it, and which rules can match at all.
+ * Filled rule by rule, so the per-rule maps and interval objects of
+ * normalize() die young instead of piling up for the whole compile.
+ */
+export class FamilyRules {
+  readonly live: Uint8Array;
+  readonly fields = new Map<Field, FieldIntervals>();
+  constructor(readonly n: number, readonly family: 4 | 6) {
+    this.live = new Uint8Array(n);
+  }
+
+  /** Rule i's normalised form (null: it cannot match in this family); rules are added in order. */
+  add(i: number, rule: FamilyRule | null): void {
+    if (!rule) return;
+    this.live[i] = 1;
+    for (const [field, ivs] of rule.dims) {
+      let col = this.fields.get(field);
+      if (!col) {
+        const cap = Math.max(16, Math.min(this.n, 1 << 16));
+        col = { field, wide: fieldInfo(field, this.family).wide, count: 0, lo: new Float64Array(cap), hi: new Float64Array(cap), owner: new Uint32Array(cap), wideLo: [], wideHi: [] };
+        this.fields.set(field, col);
+      }
+      for (const iv of ivs) push(col, i, iv);
+    }
+  }
+
+  /** Rules that can match but do not constrain the field: they accept every key. */
+  always(col: FieldIntervals): Uint32Array {
+    const out = new Uint32Array(this.n);
+    let count = 0;
+    for (let i = 0, k = 0; i < this.n; i++) {
+      while (k < col.count && col.owner[k] < i) k++;
+      if (this.live[i] && !(k < col.count && col.owner[k] === i)) out[count++] = i;
+    }
+    return out.subarray(0, count);
+  }
+}
+
+function push(col: FieldIntervals, rule: number, iv: Interval): void {
+  if (col.wide) {
+    col.wideLo.push(iv.lo);
+    col.wideHi.push(iv.hi);
+  } else {
+    if (col.count === col.lo.length) {
+      const grow = <T extends Float64Array | Uint32Array>(a: T, make: (n: number) => T): T => { const b = make(a.length * 2); b.set(a); return b; };
+      col.lo = grow(col.lo, (m) => new Float64Array(m));
+      col.hi = grow(col.hi, (m) => new Float64Array(m));
+    }
+    col.lo[col.count] = iv.lo as number;
+    col.hi[col.count] = iv.hi as number;
+  }
+  if (col.count === col.owner.length) {
+    const bigger = new Uint32Array(col.owner.length * 2);
+    bigger.set(col.owner);
+    col.owner = bigger;
+  }
+  col.owner[col.count++] = rule;
+}
+
+/** Build the table of one family from its normalised rules. */
+export function buildFamily(rules: FamilyRules, sweep?: 'native' | 'js'): FamilyTable {
+  const n = rules.n;
   const words = Math.ceil(n / 64);
   const u32s = words * 2;
   const base = new Uint32Array(u32s);
-  rules.forEach((r, i) => { if (r) base[i >>> 5] |= 1 << (i & 31); });
-  const fields = new Set<Field>();
-  for (const r of rules) if (r) for (const f of r.dims.keys()) fields.add(f);
+  for (let i = 0; i < n; i++) if (rules.live[i]) base[i >>> 5] |= 1 << (i & 31);
   const dims: DimTable[] = [];
-  for (const field of [...fields].sort((a, b) => a - b)) {
-    const info = fieldInfo(field, family);
+  for (const field of [...rules.fields.keys()].sort((a, b) => a - b)) {
+    const col = rules.fields.get(field)!;
+    const info = fieldInfo(field, rules.family);
     const fast = !info.wide && sweep !== 'js' ? nativeSweep(sweep === 'native') : null;
-    dims.push(fast ? nativeDim(fast, field, info.max as number, rules) : buildDim(field, family, rules, u32s));
+    dims.push(fast ? nativeDim(fast, col, info.max as number, rules) : buildDim(col, rules, u32s));
   }
   // Most selective fields first: the evaluator ANDs vectors in table order
   // and stops at the first zero word, so sparse vectors should come early.
@@ -83,12 +166,12 @@ export function buildFamily(rules: (FamilyRule | null)[], family: 4 | 6, sweep?:
   return { words, base, dims };
 }
 
-type Sweep = ReturnType<typeof native>['sweepField'];
+type Addon = ReturnType<typeof native>;
 
-/** The addon's sweep; null (the TypeScript one is used) when the addon does not load, unless it is required. */
-function nativeSweep(required: boolean): Sweep | null {
+/** The addon (for its sweep); null (the TypeScript one is used) when it does not load, unless it is required. */
+function nativeSweep(required: boolean): Addon | null {
   try {
-    return native().sweepField;
+    return native();
   } catch (e) {
     if (required) throw e;
     return null;
@@ -96,34 +179,26 @@ function nativeSweep(required: boolean): Sweep | null {
 }
 
 /** One narrow field through the addon's sweep (native/compile/sweep.h), same result as buildDim(). */
-function nativeDim(sweep: Sweep, field: Field, top: number, rules: (FamilyRule | null)[]): DimTable {
-  const lo: number[] = [], hi: number[] = [], owner: number[] = [], always: number[] = [];
-  rules.forEach((r, i) => {
-    if (!r) return;
-    const ivs = r.dims.get(field);
-    if (!ivs) { always.push(i); return; }
-    for (const iv of ivs) { lo.push(iv.lo as number); hi.push(iv.hi as number); owner.push(i); }
-  });
-  const out = sweep(Float64Array.from(lo), Float64Array.from(hi), Uint32Array.from(owner), Uint32Array.from(always), rules.length, top);
-  return { field, wide: false, boundaries: Array.from(out.boundaries), classes: out.classes, vectors: out.vectors, vectorCount: out.vectorCount, density: out.density };
+function nativeDim(addon: Addon, col: FieldIntervals, top: number, rules: FamilyRules): DimTable {
+  const c = col.count;
+  const out = addon.sweepFieldHeld(col.lo.subarray(0, c), col.hi.subarray(0, c), col.owner.subarray(0, c), rules.always(col), rules.n, top);
+  const vectors: WriteVectors = (table, vOff, sOff) => addon.writeHeldVectors(out.held, table, vOff, sOff);
+  return { field: col.field, wide: false, boundaries: Array.from(out.boundaries), classes: out.classes, vectors, vectorCount: out.vectorCount, density: out.density };
 }
 
 /** Rule events of one field, sorted by key: at keys[i], rule rules[i] enters (delta +1) or leaves (-1). */
 interface Events { keys: Key[]; rules: Int32Array; deltas: Int8Array }
 
-function narrowEvents(field: Field, rules: (FamilyRule | null)[], top: number, always: number[]): Events {
+function narrowEvents(col: FieldIntervals, top: number): Events {
   // Encoded as key * 2^20 + rule * 2 + leaves: one native numeric sort, no objects.
-  const codes: number[] = [];
-  rules.forEach((r, i) => {
-    if (!r) return;
-    const ivs = r.dims.get(field);
-    if (!ivs) { always.push(i); return; }
-    for (const iv of ivs) {
-      codes.push((iv.lo as number) * 1048576 + i * 2);
-      if ((iv.hi as number) < top) codes.push(((iv.hi as number) + 1) * 1048576 + i * 2 + 1);
-    }
-  });
-  const sorted = Float64Array.from(codes).sort();
+  const codes = new Float64Array(2 * col.count);
+  let m = 0;
+  for (let k = 0; k < col.count; k++) {
+    const i = col.owner[k];
+    codes[m++] = col.lo[k] * 1048576 + i * 2;
+    if (col.hi[k] < top) codes[m++] = (col.hi[k] + 1) * 1048576 + i * 2 + 1;
+  }
+  const sorted = codes.subarray(0, m).sort();
   const keys: number[] = new Array(sorted.length);
   const rs = new Int32Array(sorted.length);
   const ds = new Int8Array(sorted.length);
@@ -136,17 +211,13 @@ function narrowEvents(field: Field, rules: (FamilyRule | null)[], top: number, a
   return { keys, rules: rs, deltas: ds };
 }
 
-function wideEvents(field: Field, rules: (FamilyRule | null)[], top: Key, always: number[]): Events {
+function wideEvents(col: FieldIntervals, top: Key): Events {
   const adds: { key: Key; rule: number; delta: number }[] = [];
-  rules.forEach((r, i) => {
-    if (!r) return;
-    const ivs = r.dims.get(field);
-    if (!ivs) { always.push(i); return; }
-    for (const iv of ivs) {
-      adds.push({ key: iv.lo, rule: i, delta: 1 });
-      if (iv.hi < top) adds.push({ key: typeof iv.hi === 'bigint' ? iv.hi + 1n : (iv.hi as number) + 1, rule: i, delta: -1 });
-    }
-  });
+  for (let k = 0; k < col.count; k++) {
+    const lo = col.wide ? col.wideLo[k] : col.lo[k], hi = col.wide ? col.wideHi[k] : col.hi[k];
+    adds.push({ key: lo, rule: col.owner[k], delta: 1 });
+    if (hi < top) adds.push({ key: typeof hi === 'bigint' ? hi + 1n : hi + 1, rule: col.owner[k], delta: -1 });
+  }
   adds.sort((a, b) => cmp(a.key, b.key));
   return { keys: adds.map((a) => a.key), rules: Int32Array.from(adds, (a) => a.rule), deltas: Int8Array.from(adds, (a) => a.delta) };
 }
@@ -163,12 +234,13 @@ function ruleHashes(n: number): Int32Array {
 }
 
 // Over 60 lines: the reference sweep, kept step for step parallel to native/compile/sweep.cc.
-function buildDim(field: Field, family: 4 | 6, rules: (FamilyRule | null)[], u32s: number): DimTable {
-  const info = fieldInfo(field, family);
-  const n = rules.length;
+function buildDim(col: FieldIntervals, rules: FamilyRules, u32s: number): DimTable {
+  const field = col.field;
+  const info = fieldInfo(field, rules.family);
+  const n = rules.n;
   // Unconstrained rules cover every key.
-  const always: number[] = [];
-  const ev = !info.wide && n < 1 << 19 ? narrowEvents(field, rules, info.max as number, always) : wideEvents(field, rules, info.max, always);
+  const always = rules.always(col);
+  const ev = !info.wide && n < 1 << 19 ? narrowEvents(col, info.max as number) : wideEvents(col, info.max);
   const zob = ruleHashes(n);
   const cur = new Uint32Array(u32s);
   let hash = 0;

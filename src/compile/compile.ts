@@ -3,8 +3,8 @@
  * rules that can never match, and rules shadowed by an earlier terminal rule.
  */
 import { Policy, Rule, ruleLabel } from '../policy/model';
-import { buildFamily } from './build';
-import { FamilyRule, Interval, normalize } from './normalize';
+import { buildFamily, FamilyRules } from './build';
+import { FamilyRule, Interval, normalize, Residual } from './normalize';
 import { FLAG_NEEDS_CTSTATE, FLAG_NEEDS_INTERFACES, FLAG_NEEDS_MARK, writeTable } from './format';
 import { Field } from './fields';
 import { live } from './space';
@@ -23,6 +23,8 @@ export interface CompiledPolicy {
   needs: { ctstate: boolean; interfaces: boolean; mark: boolean };
 }
 
+const NO_RESIDUALS: Residual[] = [];
+
 /** Above this many rules the pairwise shadow analysis is skipped (it is quadratic). */
 export const SHADOW_ANALYSIS_LIMIT = 4000;
 
@@ -32,9 +34,20 @@ export const SHADOW_ANALYSIS_LIMIT = 4000;
  */
 export function compile(policy: Policy, options: { analyse?: boolean; sweep?: 'native' | 'js' } = {}): CompiledPolicy {
   const t0 = performance.now();
-  const v4 = policy.rules.map((r) => normalize(r, 4));
-  const v6 = policy.rules.map((r) => normalize(r, 6));
-  const residuals = policy.rules.map((_, i) => (v4[i] ?? v6[i])?.residuals ?? []);
+  const n = policy.rules.length;
+  const fam4 = new FamilyRules(n, 4), fam6 = new FamilyRules(n, 6);
+  const residuals: Residual[][] = new Array(n);
+  // The normalised rules are kept only for the analysis.
+  const keep = options.analyse !== false;
+  const v4: (FamilyRule | null)[] = [], v6: (FamilyRule | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const r4 = normalize(policy.rules[i], 4), r6 = normalize(policy.rules[i], 6);
+    fam4.add(i, r4);
+    fam6.add(i, r6);
+    const res = (r4 ?? r6)?.residuals;
+    residuals[i] = res && res.length ? res : NO_RESIDUALS;
+    if (keep) { v4.push(r4); v6.push(r6); }
+  }
   const needs = {
     ctstate: policy.rules.some((r) => r.conditions.ctstate !== undefined),
     interfaces: policy.rules.some((r) => r.conditions.in !== undefined || r.conditions.out !== undefined),
@@ -44,11 +57,11 @@ export function compile(policy: Policy, options: { analyse?: boolean; sweep?: 'n
     rules: policy.rules,
     residuals,
     defaultVerdict: policy.default,
-    families: { 4: buildFamily(v4, 4, options.sweep), 6: buildFamily(v6, 6, options.sweep) },
+    families: { 4: buildFamily(fam4, options.sweep), 6: buildFamily(fam6, options.sweep) },
     sets: [...policy.sets.values()],
     flags: (needs.ctstate ? FLAG_NEEDS_CTSTATE : 0) | (needs.interfaces ? FLAG_NEEDS_INTERFACES : 0) | (needs.mark ? FLAG_NEEDS_MARK : 0),
   });
-  const warnings = options.analyse === false ? [] : analyse(policy.rules, v4, v6);
+  const warnings = keep ? analyse(policy.rules, v4, v6) : [];
   return { policy, table, warnings, compileMs: performance.now() - t0, needs };
 }
 

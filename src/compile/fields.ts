@@ -50,7 +50,14 @@ export interface FieldInfo {
 const U32 = 0xffffffff;
 const U128 = (1n << 128n) - 1n;
 
+const INFO: Record<4 | 6, (FieldInfo | undefined)[]> = { 4: [], 6: [] };
+
+/** A field's domain in one family (one shared, frozen object per field and family: the compiler asks per condition). */
 export function fieldInfo(field: Field, family: 4 | 6): FieldInfo {
+  return INFO[family][field] ??= Object.freeze(describe(field, family));
+}
+
+function describe(field: Field, family: 4 | 6): FieldInfo {
   switch (field) {
     case Field.Src:
     case Field.Dst:

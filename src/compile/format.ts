@@ -11,6 +11,7 @@ import { Limit, Rule, NamedSet, Verdict } from '../policy/model';
 import { FamilyTable } from './build';
 import { Residual } from './normalize';
 import { RuleFlag, SetKind, TABLE_HEADER_SIZE, TableFlag, TableHeader } from '../wire';
+import { native } from '../native';
 
 export const MAGIC = 0x5153464e; // "NFSQ"
 /** Version 2 adds the limits section; a table without limits is still written as version 1, byte for byte as before. */
@@ -47,7 +48,23 @@ const CRC_TABLES = (() => {
 // Node >= 20.15 has zlib's own (several times faster on large tables).
 const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 
+/** The addon's checksum (the loader's own; carry-less multiplication, about three times zlib's speed), when it loads. */
+let nativeCrc32: ((bytes: Uint8Array) => number) | null | undefined;
+function addonCrc32(): ((bytes: Uint8Array) => number) | null {
+  if (nativeCrc32 === undefined) {
+    try {
+      const addon = native();
+      nativeCrc32 = (b) => addon.crc32(b);
+    } catch {
+      nativeCrc32 = null;
+    }
+  }
+  return nativeCrc32;
+}
+
 export function crc32(bytes: Uint8Array, from = 0, to = bytes.length): number {
+  const fast = addonCrc32();
+  if (fast) return fast(bytes.subarray(from, to)) >>> 0;
   if (zlibCrc32) return zlibCrc32(bytes.subarray(from, to)) >>> 0;
   return crc32Slicing(bytes, from, to);
 }
@@ -360,9 +377,13 @@ function writeFamily(w: Writer, f: FamilyTable): number {
     w.buf.set(new Uint8Array(d.classes.buffer, d.classes.byteOffset, d.classes.byteLength), cOff);
     w.align();
     const vOff = w.reserve(d.vectorCount * f.words * 8);
-    w.buf.set(new Uint8Array(d.vectors.buffer, d.vectors.byteOffset, d.vectorCount * f.words * 8), vOff);
     const sOff = w.reserve(d.vectorCount * swords * 8);
-    for (let j = 0; j < d.vectorCount; j++) writeSummary(w, sOff + j * swords * 8, d.vectors, j * f.words * 2, f.words);
+    if (d.vectors instanceof Uint32Array) {
+      w.buf.set(new Uint8Array(d.vectors.buffer, d.vectors.byteOffset, d.vectorCount * f.words * 8), vOff);
+      for (let j = 0; j < d.vectorCount; j++) writeSummary(w, sOff + j * swords * 8, d.vectors, j * f.words * 2, f.words);
+    } else {
+      d.vectors(w.buf, vOff, sOff);
+    }
     w.u8(da, d.field);
     w.u8(da + 1, d.wide ? 1 : 0);
     w.u32(da + 4, d.boundaries.length);

@@ -29,15 +29,26 @@ const pred = (k: Key): Key => (typeof k === 'bigint' ? k - 1n : k - 1);
 
 /** Sort and merge into disjoint, non-adjacent intervals. */
 export function canonical(list: Interval[]): Interval[] {
-  const sorted = [...list].sort((a, b) => (lt(a.lo, b.lo) ? -1 : lt(b.lo, a.lo) ? 1 : 0));
-  const out: Interval[] = [];
-  for (const iv of sorted) {
-    const last = out[out.length - 1];
-    if (last && !lt(succ(last.hi), iv.lo)) {
-      if (lt(last.hi, iv.hi)) last.hi = iv.hi;
-    } else out.push({ ...iv });
+  return canonicalOwned(list.map((iv) => ({ lo: iv.lo, hi: iv.hi })));
+}
+
+const byLo = (a: Interval, b: Interval): number => (lt(a.lo, b.lo) ? -1 : lt(b.lo, a.lo) ? 1 : 0);
+
+/** canonical() on a list of fresh intervals that it may sort and merge in place. */
+function canonicalOwned(list: Interval[]): Interval[] {
+  if (list.length <= 1) return list;
+  for (let i = 1; i < list.length; i++) {
+    if (lt(list[i].lo, list[i - 1].lo)) { list.sort(byLo); break; }
   }
-  return out;
+  let w = 0;
+  for (let r = 1; r < list.length; r++) {
+    const last = list[w], iv = list[r];
+    if (!lt(succ(last.hi), iv.lo)) {
+      if (lt(last.hi, iv.hi)) last.hi = iv.hi;
+    } else list[++w] = iv;
+  }
+  list.length = w + 1;
+  return list;
 }
 
 /** Complement of canonical intervals within [0, top]. */
@@ -73,113 +84,128 @@ function bytesToKey(bytes: Uint8Array): Key {
   return k;
 }
 
-function addressInterval(item: AddressItem): { family: 4 | 6; iv: Interval } {
-  if (item.kind === 'range') return { family: item.range.family, iv: { lo: bytesToKey(item.range.lo), hi: bytesToKey(item.range.hi) } };
-  const { family, bytes, length } = item.prefix;
-  const bits = family === 4 ? 32 : 128;
+/** The interval of an address item, when it is of this family. */
+function addressInterval(item: AddressItem, family: 4 | 6): Interval | null {
+  if (item.kind === 'range') return item.range.family === family ? { lo: bytesToKey(item.range.lo), hi: bytesToKey(item.range.hi) } : null;
+  const { bytes, length } = item.prefix;
+  if (item.prefix.family !== family) return null;
   const lo = bytesToKey(bytes);
-  if (family === 4) {
-    const span = 2 ** (bits - length);
-    return { family, iv: { lo, hi: (lo as number) + span - 1 } };
-  }
-  const span = 1n << BigInt(bits - length);
-  return { family, iv: { lo, hi: (lo as bigint) + span - 1n } };
+  if (family === 4) return { lo, hi: (lo as number) + 2 ** (32 - length) - 1 };
+  return { lo, hi: (lo as bigint) + (1n << BigInt(128 - length)) - 1n };
 }
 
-/** Intervals of a condition in a domain, honouring negation within [0, present]. */
-function condIntervals<T>(cond: Cond<T>, toIv: (v: T) => Interval[], present: Key): Interval[] {
-  const pos = canonical(cond.values.flatMap(toIv));
-  return cond.negate ? complement(pos, present) : pos;
+/** A negated condition's intervals are the complement within [0, present]. */
+const signed = (pos: Interval[], negate: boolean, present: Key): Interval[] => (negate ? complement(pos, present) : pos);
+
+/** Intervals of a condition on single values. */
+function valueIntervals(cond: Cond<number>, present: Key): Interval[] {
+  const vs = cond.values;
+  const list: Interval[] = new Array(vs.length);
+  for (let i = 0; i < vs.length; i++) list[i] = { lo: vs[i], hi: vs[i] };
+  return signed(canonicalOwned(list), cond.negate, present);
 }
 
-const rangeIv = (r: Range): Interval[] => [{ lo: r.lo, hi: r.hi }];
-const valueIv = (v: number): Interval[] => [{ lo: v, hi: v }];
+/** Intervals of a condition on ranges. */
+function rangeIntervals(cond: Cond<Range>, present: Key): Interval[] {
+  const vs = cond.values;
+  const list: Interval[] = new Array(vs.length);
+  for (let i = 0; i < vs.length; i++) list[i] = { lo: vs[i].lo, hi: vs[i].hi };
+  return signed(canonicalOwned(list), cond.negate, present);
+}
 
 /** Normalise a rule for one family; null when it can never match there. */
 export function normalize(rule: Rule, family: 4 | 6): FamilyRule | null {
+  if (rule.conditions.family !== undefined && rule.conditions.family !== family) return null;
   const dims = new Map<Field, Interval[]>();
   const residuals: Residual[] = [];
-  for (const c of [rule.conditions, ...(rule.extra ?? [])]) {
-    if (!addConditions(c, family, dims, residuals)) return null;
+  if (!addConditions(rule.conditions, family, dims, residuals)) return null;
+  if (rule.extra) {
+    for (const c of rule.extra) if (!addConditions(c, family, dims, residuals)) return null;
   }
   if (rule.limit) residuals.push({ kind: 'limit', limit: rule.limit });
   return { dims, residuals };
+}
+
+/** Intersect intervals into a field's; false when none are left (the rule cannot match). */
+function put(dims: Map<Field, Interval[]>, field: Field, ivs: Interval[]): boolean {
+  const prev = dims.get(field);
+  const next = prev ? intersect(prev, ivs) : ivs;
+  dims.set(field, next);
+  return next.length > 0;
+}
+
+const present = (field: Field, family: 4 | 6): Key => fieldInfo(field, family).present;
+
+/** Address conditions: intervals of this family's addresses, or a named-set residual. */
+function addAddress(key: 'src' | 'dst', cond: Conditions['src'], family: 4 | 6, dims: Map<Field, Interval[]>, residuals: Residual[]): boolean {
+  if (!cond) return true;
+  if ('sets' in cond) {
+    residuals.push({ kind: 'set', field: key, sets: cond.sets, negate: cond.negate });
+    return true;
+  }
+  const field = key === 'src' ? Field.Src : Field.Dst;
+  const mine: Interval[] = [];
+  for (const v of cond.values) {
+    const iv = addressInterval(v, family);
+    if (iv) mine.push(iv);
+  }
+  return put(dims, field, signed(canonicalOwned(mine), cond.negate, present(field, family)));
+}
+
+/** SPI conditions: ranges, or a named-set residual. */
+function addSpi(field: Field.Spi | Field.AhSpi, cond: Cond<Range> | SetCond | undefined, family: 4 | 6, dims: Map<Field, Interval[]>, residuals: Residual[]): boolean {
+  if (!cond) return true;
+  if ('sets' in cond) {
+    residuals.push({ kind: 'set', field: field === Field.Spi ? 'spi' : 'ah-spi', sets: cond.sets, negate: cond.negate });
+    return true;
+  }
+  return put(dims, field, rangeIntervals(cond, present(field, family)));
 }
 
 /** Intersect one condition set into `dims`; false when it cannot hold in this family. */
 // Over 60 lines: one short case per condition field, in the order of the model.
 function addConditions(c: Conditions, family: 4 | 6, dims: Map<Field, Interval[]>, residuals: Residual[]): boolean {
   if (c.family !== undefined && c.family !== family) return false;
-  const put = (field: Field, ivs: Interval[]): boolean => {
-    const prev = dims.get(field);
-    const next = prev ? intersect(prev, ivs) : ivs;
-    dims.set(field, next);
-    return next.length > 0;
-  };
-  let possible = true;
-  const need = (ok: boolean): void => { if (!ok) possible = false; };
-
-  for (const key of ['src', 'dst'] as const) {
-    const cond = c[key];
-    if (!cond) continue;
-    if ('sets' in cond) {
-      residuals.push({ kind: 'set', field: key, sets: cond.sets, negate: cond.negate });
-      continue;
-    }
-    const info = fieldInfo(key === 'src' ? Field.Src : Field.Dst, family);
-    const mine = cond.values.map(addressInterval).filter((x) => x.family === family).map((x) => x.iv);
-    const pos = canonical(mine);
-    need(put(key === 'src' ? Field.Src : Field.Dst, cond.negate ? complement(pos, info.present) : pos));
-  }
-  const simple = (field: Field, cond: Cond<number> | undefined): void => {
-    if (cond) need(put(field, condIntervals(cond, valueIv, fieldInfo(field, family).present)));
-  };
-  const ranged = (field: Field, cond: Cond<Range> | undefined): void => {
-    if (cond) need(put(field, condIntervals(cond, rangeIv, fieldInfo(field, family).present)));
-  };
-  simple(Field.Proto, c.proto);
-  simple(Field.IpProto, c.ipProto);
-  simple(Field.NfProto, c.nfProto);
-  simple(Field.NftProto, c.nftProto);
-  ranged(Field.Sport, c.sport);
-  ranged(Field.Dport, c.dport);
-  for (const [key, field, name] of [['spi', Field.Spi, 'spi'], ['ahSpi', Field.AhSpi, 'ah-spi']] as const) {
-    const cond = c[key] as Cond<Range> | SetCond | undefined;
-    if (!cond) continue;
-    if ('sets' in cond) residuals.push({ kind: 'set', field: name, sets: cond.sets, negate: cond.negate });
-    else ranged(field, cond);
-  }
+  const simple = (field: Field, cond: Cond<number> | undefined): boolean => !cond || put(dims, field, valueIntervals(cond, present(field, family)));
+  const ranged = (field: Field, cond: Cond<Range> | undefined): boolean => !cond || put(dims, field, rangeIntervals(cond, present(field, family)));
+  if (!addAddress('src', c.src, family, dims, residuals) || !addAddress('dst', c.dst, family, dims, residuals)) return false;
+  if (!simple(Field.Proto, c.proto) || !simple(Field.IpProto, c.ipProto) || !simple(Field.NfProto, c.nfProto) || !simple(Field.NftProto, c.nftProto)) return false;
+  if (!ranged(Field.Sport, c.sport) || !ranged(Field.Dport, c.dport)) return false;
+  if (!addSpi(Field.Spi, c.spi as Cond<Range> | SetCond | undefined, family, dims, residuals)) return false;
+  if (!addSpi(Field.AhSpi, c.ahSpi as Cond<Range> | SetCond | undefined, family, dims, residuals)) return false;
   if (c.icmp) {
     const values = c.icmp.values.filter((v) => v.v6 === (family === 6));
-    const pos = canonical(values.map((v) => ({ lo: v.type * 256 + v.code.lo, hi: v.type * 256 + v.code.hi })));
-    need(put(Field.Icmp, c.icmp.negate ? complement(pos, 65535) : pos));
+    const pos = canonicalOwned(values.map((v) => ({ lo: v.type * 256 + v.code.lo, hi: v.type * 256 + v.code.hi })));
+    if (!put(dims, Field.Icmp, c.icmp.negate ? complement(pos, 65535) : pos)) return false;
   }
-  simple(Field.IkeVersion, c.ikeVersion);
-  simple(Field.IkeExchange, c.ikeExchange);
+  let possible = true;
+  const need = (ok: boolean): void => { if (!ok) possible = false; };
+  need(simple(Field.IkeVersion, c.ikeVersion));
+  need(simple(Field.IkeExchange, c.ikeExchange));
   if (c.ikeFlags) {
     const { set, clear } = c.ikeFlags;
     const ok: Interval[] = [];
     for (let f = 0; f < 256; f++) if ((f & set) === set && (f & clear) === 0) ok.push({ lo: f, hi: f });
-    need(put(Field.IkeFlags, canonical(ok)));
+    need(put(dims, Field.IkeFlags, canonical(ok)));
   }
   if (c.ikeInitial !== undefined) {
-    need(put(Field.IkeInitial, c.ikeInitial ? [{ lo: IKE_INITIAL_KEYS.v2, hi: IKE_INITIAL_KEYS.v1 }] : [{ lo: IKE_INITIAL_KEYS.none, hi: IKE_INITIAL_KEYS.none }]));
+    need(put(dims, Field.IkeInitial, c.ikeInitial ? [{ lo: IKE_INITIAL_KEYS.v2, hi: IKE_INITIAL_KEYS.v1 }] : [{ lo: IKE_INITIAL_KEYS.none, hi: IKE_INITIAL_KEYS.none }]));
   }
   if (c.ikeCookie !== undefined) {
     const k = c.ikeCookie ? IKE_COOKIE_KEYS.cookie : IKE_COOKIE_KEYS.none;
-    need(put(Field.IkeCookie, [{ lo: k, hi: k }]));
+    need(put(dims, Field.IkeCookie, [{ lo: k, hi: k }]));
   }
-  simple(Field.Natt, c.natt);
-  simple(Field.Fragment, c.fragment);
+  need(simple(Field.Natt, c.natt));
+  need(simple(Field.Fragment, c.fragment));
   if (c.ctstate) {
     const keys: Cond<number> = { negate: c.ctstate.negate, values: c.ctstate.values.map((s) => CT_STATE_KEYS[s]) };
-    simple(Field.CtState, keys);
+    need(simple(Field.CtState, keys));
   }
-  ranged(Field.Length, c.length);
-  ranged(Field.L4Avail, c.l4Avail);
-  if (c.malformed !== undefined) need(put(Field.Malformed, c.malformed ? [{ lo: 1, hi: 255 }] : [{ lo: 0, hi: 0 }]));
+  need(ranged(Field.Length, c.length));
+  need(ranged(Field.L4Avail, c.l4Avail));
+  if (c.malformed !== undefined) need(put(dims, Field.Malformed, c.malformed ? [{ lo: 1, hi: 255 }] : [{ lo: 0, hi: 0 }]));
   if (c.truncated !== undefined) {
-    need(put(Field.Truncated, TRUNCATED_MATCH[c.truncated].map((k) => ({ lo: k, hi: k }))));
+    need(put(dims, Field.Truncated, TRUNCATED_MATCH[c.truncated].map((k) => ({ lo: k, hi: k }))));
   }
   if (c.mark) residuals.push({ kind: 'mark', value: c.mark.value, mask: c.mark.mask, negate: c.mark.negate });
   if (c.in) residuals.push({ kind: 'in', patterns: c.in.values, negate: c.in.negate });
