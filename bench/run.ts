@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   for (const s of SECTIONS.filter((x) => !only || only.includes(x.key))) {
     process.stderr.write(`${s.heading.slice(3)}...\n`);
     const text = [s.heading + '\n', ...(await s.run())].join('\n');
-    doc = only ? spliceSection(doc, s.heading, text + `\n(This section alone: ${m}, ${new Date().toISOString().slice(0, 10)}.)\n`) : doc + '\n' + text;
+    doc = only ? spliceSection(doc, s.heading, text + `\n(This section alone, on: ${m}.)\n`) : doc + '\n' + text;
   }
   fs.writeFileSync(file, doc);
   process.stderr.write('wrote docs/benchmarks.md\n');
