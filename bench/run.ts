@@ -79,7 +79,7 @@ async function nfqueueSection(): Promise<string[]> {
  * Replace one `## ` section of the document (up to the next `## ` heading) with
  * new text; a section the document lacks is appended.
  */
-export function spliceSection(doc: string, heading: string, text: string): string {
+function spliceSection(doc: string, heading: string, text: string): string {
   const at = doc.indexOf(`\n${heading}\n`);
   if (at < 0) return doc.trimEnd() + '\n\n' + text;
   const next = doc.indexOf('\n## ', at + heading.length + 1);
