@@ -179,3 +179,76 @@ test('an IPv6 later fragment whose fragment header is cut short still fails port
   const w = c.classify(whole);
   assert.deepEqual([w.verdict, w.queue, w.line], ['queue', 4, 5], JSON.stringify(w));
 });
+
+// Chains that change the mark, entered on a mark condition: the entry
+// conditions must not be tested again after the MARK (a found bug: the
+// flattened rules re-checked mark == 3 after U0 had set it to 2).
+const MARK_CHAINS = `*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:U0 - [0:0]
+:U1 - [0:0]
+:U2 - [0:0]
+-A INPUT -m mark --mark 0x3/0xff -g U0
+-A INPUT -m mark --mark 0x2 -j U1
+-A INPUT -p udp -m multiport --ports 500,4500 -m mark ! --mark 0x0 -j U2
+-A INPUT -m mark --mark 0x102 -j DROP
+-A INPUT -p icmp -j ACCEPT
+-A U0 -j MARK --set-xmark 0x2/0xff
+-A U0 -p icmp -m mark --mark 0x2/0xff -j ACCEPT
+-A U0 -p udp -j RETURN
+-A U0 -p tcp -j U1
+-A U0 -m mark --mark 0x2/0xff -j DROP
+-A U1 -p tcp -j MARK --set-xmark 0x100/0x100
+-A U1 -m mark --mark 0x102 -j RETURN
+-A U1 -m mark --mark 0x2 -j ACCEPT
+-A U2 -j MARK --set-xmark 0x7/0xffffffff
+-A U2 -p udp -j U1
+-A U2 -m mark --mark 0x7 -j ACCEPT
+COMMIT
+`;
+
+test(`chains that change the mark, entered on a mark condition, decide as the chains do (seed ${SEED})`, () => {
+  const rng = new Rng(SEED ^ 0x3a3a);
+  const ipsets = loadIpsetText(IPSET_SAVE);
+  const oracleSets = readIpset(IPSET_SAVE);
+  const reached = new Map<string, number>();
+  for (const backend of ['legacy', 'nft'] as const) {
+    const policy = importIptables(MARK_CHAINS, 'marks.v4', { backend }, ipsets);
+    const chains = parseChains(MARK_CHAINS, 4, backend);
+    const table = readTable(MARK_CHAINS, 4, backend);
+    const classifier = new Classifier(compile(policy, { analyse: false }));
+    for (const mark of [0, 2, 3, 7, 0x102, 0x103, 0x203]) {
+      const meta = { mark };
+      const frames = Array.from({ length: 3000 }, () => randomFrame(rng, 101).data);
+      const got = classifier.classifyBatch(frames, { meta });
+      frames.forEach((f, i) => {
+        const p = referenceDecode(101, f);
+        if (p.family !== 4) return;
+        const want = runChains(chains, p, { in: undefined, out: undefined, ctstate: 0, mark } as Meta, initialSets(policy));
+        const have = { verdict: got[i].verdict, line: got[i].line, mark: got[i].mark };
+        assert.deepEqual(have, want, `${backend}, mark ${mark}, packet ${hex(f)}`);
+        if (kernelAccepts(f)) assert.deepEqual(have, oracleRun(table, f, meta, oracleSets), `${backend}, mark ${mark}, packet ${hex(f)} (kernel oracle)`);
+        const key = `${have.verdict}@${have.line}`;
+        reached.set(key, (reached.get(key) ?? 0) + 1);
+      });
+    }
+  }
+  // Every way out of the chains is taken, the ones after each MARK included.
+  for (const key of ['accept@14', 'drop@17', 'accept@20', 'accept@23', 'drop@11', 'accept@12', 'drop@10', 'drop@null']) {
+    assert.ok((reached.get(key) ?? 0) > 0, `no packet ended at ${key}: ${JSON.stringify([...reached])}`);
+  }
+});
+
+test('a MARK that toggles bits (--xor-mark, or --set-xmark with bits outside its mask) keeps its value through YAML', () => {
+  const text = `${HEAD}-A INPUT -p udp -j MARK --xor-mark 0x5\n-A INPUT -p udp -j MARK --set-xmark 0x30/0x10\n-A INPUT -j ACCEPT\nCOMMIT\n`;
+  const policy = importIptables(text, 'xor.v4');
+  assert.deepEqual(policy.rules.slice(0, 2).map((r) => r.action), [
+    { type: 'mark', value: 5, mask: 0, then: 'continue' }, { type: 'mark', value: 0x30, mask: 0x10, then: 'continue' }]);
+  const again = parsePolicyText(policyToYaml(policy), 'again.yaml');
+  assert.deepEqual(again.rules.map((r) => r.action), policy.rules.map((r) => r.action));
+  // (3 ^ 5) = 6, then (6 & ~0x10) ^ 0x30 = 0x36: the kernel's xt_MARK arithmetic.
+  const udp = Uint8Array.from(Buffer.from('4500001c000000004011000a0a0000010a0000020035003500080000', 'hex'));
+  for (const p of [policy, again]) assert.equal(new Classifier(compile(p)).classify(udp, { meta: { mark: 3 } }).mark, 0x36);
+});

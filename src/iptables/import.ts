@@ -9,6 +9,9 @@
  * `C -g X` inlines X the same way and adds, after the block, a skip that leaves
  * the calling chain too (falling off X returns to the caller's caller). RETURN
  * or falling off the built-in chain reaches its policy: the default verdict.
+ * Repeating C's conditions is exact while X cannot change what they test; a
+ * chain that sets the mark, entered on a mark condition, is entered once
+ * through skips instead (see enterOnce).
  *
  * Hotdrop. The kernel's tcp/udp/icmp/icmp6/esp/ah matches drop a packet
  * outright when its header is truncated (and tcp drops a fragment at offset 1).
@@ -175,11 +178,14 @@ export function importIptables(text: string, file: string, options: ImportOption
           case 'goto': {
             if (stack.includes(t.chain)) fail(r.line, `chain loop: ${[...stack, t.chain].join(' -> ')}`);
             if (stack.length >= MAX_DEPTH) fail(r.line, `chains nested deeper than ${MAX_DEPTH}`);
-            const inner = flatten(t.chain, conjuncts, [...stack, t.chain]);
-            if (t.kind === 'jump') patch(inner, out.length);
+            if (conjuncts.some((c) => c.mark) && setsMark(t.chain)) returns.push(...enterOnce(r, conjuncts, t.kind, t.chain, stack));
             else {
-              returns.push(...inner);
-              returns.push(emit(r, conjuncts, { type: 'skip', to: 0 }));
+              const inner = flatten(t.chain, conjuncts, [...stack, t.chain]);
+              if (t.kind === 'jump') patch(inner, out.length);
+              else {
+                returns.push(...inner);
+                returns.push(emit(r, conjuncts, { type: 'skip', to: 0 }));
+              }
             }
             break;
           }
@@ -187,6 +193,35 @@ export function importIptables(text: string, file: string, options: ImportOption
       }
     }
     return returns;
+  }
+  /**
+   * A chain entered on a mark condition that (itself or through its own jumps)
+   * changes the mark cannot carry the entry conditions on its rules: after
+   * the MARK they would test the new mark. Such a chain is entered once:
+   * a skip into its block on the entry conditions, an unconditional skip past
+   * it for every other packet, and the block's rules without inherited
+   * conditions (only packets that entered reach them).
+   */
+  function enterOnce(r: ParsedRule, conjuncts: Conditions[], kind: 'jump' | 'goto', target: string, stack: string[]): number[] {
+    const enter = emit(r, conjuncts, { type: 'skip', to: 0 });
+    const bypass = emit(r, [], { type: 'skip', to: 0 });
+    patch([enter], out.length);
+    const inner = flatten(target, [], [...stack, target]);
+    const returns: number[] = [];
+    if (kind === 'jump') patch(inner, out.length);
+    else returns.push(...inner, emit(r, [], { type: 'skip', to: 0 }));
+    patch([bypass], out.length);
+    return returns;
+  }
+  const marking = new Map<string, boolean>();
+  /** Whether a chain, or a chain it jumps or goes to, has a MARK rule (loops are reported by flatten). */
+  function setsMark(chain: string): boolean {
+    const known = marking.get(chain);
+    if (known !== undefined) return known;
+    marking.set(chain, false);
+    const result = chains.get(chain)!.some((r) => r.target.kind === 'mark' || ((r.target.kind === 'jump' || r.target.kind === 'goto') && setsMark(r.target.chain)));
+    marking.set(chain, result);
+    return result;
   }
   const toPolicy = flatten(chainName, [], [chainName]);
   patch(toPolicy, out.length);

@@ -390,7 +390,7 @@ function interpretAction(v: unknown, _policy: Policy): Action {
       for (const k of Object.keys(v)) if (k !== 'mark' && k !== 'then') throw new ValueError(`unknown key '${k}' in a mark action (mark, then)`);
       const then = v.then ?? 'continue';
       if (then !== 'accept' && then !== 'continue' && then !== 'repeat') throw new ValueError(`then must be accept, continue or repeat, not ${JSON.stringify(then)}`);
-      const m = parseMark(v.mark as string);
+      const m = parseMark(v.mark as string, 'action');
       return { type: 'mark', value: m.value, mask: m.mask, then };
     }
   }

@@ -172,12 +172,17 @@ export function parseEnum(text: string | number, table: Record<string, number>, 
 export const parseNatt = (t: string | number): number => parseEnum(t, NATT_KINDS, 'natt kind');
 export const parseFragment = (t: string | number): number => parseEnum(t, FRAGMENTS, 'fragment');
 
-/** `VALUE` or `VALUE/MASK` (a mark), numbers in decimal or hex. */
-export function parseMark(text: string | number): { value: number; mask: number } {
+/**
+ * `VALUE` or `VALUE/MASK` (a mark), numbers in decimal or hex. A mark match
+ * (`mark & MASK == VALUE`) keeps only VALUE's bits inside MASK; a mark action
+ * (`(mark & ~MASK) ^ VALUE`, iptables' --set-xmark) keeps VALUE whole, since
+ * its bits outside MASK toggle the mark (`0x1/0x0` is --xor-mark 0x1).
+ */
+export function parseMark(text: string | number, use: 'match' | 'action' = 'match'): { value: number; mask: number } {
   const [v, m] = String(text).trim().split('/');
   const value = parseUint(v, 0xffffffff, 'mark');
   const mask = m === undefined ? 0xffffffff : parseUint(m, 0xffffffff, 'mark mask');
-  return { value: (value & mask) >>> 0, mask };
+  return { value: use === 'action' ? value : (value & mask) >>> 0, mask };
 }
 
 /** Interface names: up to 15 characters, `+` only as the last one (a prefix wildcard). */

@@ -35,9 +35,9 @@ let pools: AddressPools = DEFAULT_POOLS;
 const addr = (rng: Rng, family: 4 | 6): string => pools.prefix(rng, family);
 
 /** One random match block and its required -p, as iptables-save would print it. */
-function randomMatch(rng: Rng, family: 4 | 6, proto: string | null): string {
+function randomMatch(rng: Rng, family: 4 | 6, proto: string | null, kind = rng.int(11)): string {
   const port = (): string => rng.pick(['500', '4500', '53', '1701', `${rng.int(1000)}:${1000 + rng.int(60000)}`, String(rng.int(65536))]);
-  switch (rng.int(11)) {
+  switch (kind) {
     case 0: return proto === 'tcp' || proto === 'udp' ? `-m ${proto} ${neg(rng)}--dport ${port()}` + (rng.chance(0.3) ? ` ${neg(rng)}--sport ${port()}` : '') : '';
     case 1: return proto === 'tcp' || proto === 'udp' ? `-m multiport ${neg(rng)}--${rng.pick(['dports', 'sports', 'ports'])} ${Array.from({ length: 1 + rng.int(3) }, port).join(',')}` : '';
     case 2: return proto === 'esp' ? `-m esp ${neg(rng)}--espspi ${rng.pick(['256', `${rng.int(1000)}:${rng.u32()}`, '0:4294967295'])}` : '';
@@ -50,6 +50,12 @@ function randomMatch(rng: Rng, family: 4 | 6, proto: string | null): string {
     case 9: return `-m length ${neg(rng)}--length ${rng.int(80)}:${80 + rng.int(400)}`;
     default: return `-m comment --comment "rule ${rng.int(100)}"`;
   }
+}
+
+/** A MARK target's value/mask as iptables-save prints every form: set (in a mask or whole), xor, or, and. */
+function randomXmark(rng: Rng): string {
+  const v = rng.int(8);
+  return rng.pick([`0x${v.toString(16)}/0xff`, `0x${v.toString(16)}/0xffffffff`, `0x${v.toString(16)}/0x0`, '0x100/0x100', '0x0/0x6']);
 }
 
 /** A random iptables-save text for one family: INPUT plus a few user chains. */
@@ -85,10 +91,14 @@ export function randomIptablesSave(rng: Rng, family: 4 | 6, addressPools: Addres
       else if (t < 5) parts.push('-j DROP');
       else if (t === 5) parts.push('-j REJECT --reject-with icmp-port-unreachable'.replace('icmp-port', family === 4 ? 'icmp-port' : 'icmp6-port'));
       else if (t === 6 && ci > 0) parts.push('-j RETURN');
-      else if (t === 7) parts.push(`-j MARK --set-xmark 0x${rng.int(8).toString(16)}/0xff`);
+      else if (t === 7) parts.push(`-j MARK --set-xmark ${randomXmark(rng)}`);
       else if (t === 8) parts.push('-j LOG --log-prefix "seen "');
       else if (t === 9) parts.push(`-j NFQUEUE --queue-num ${rng.int(4)}`);
-      else if (t >= 10 && later.length) parts.push(`-${rng.chance(0.3) ? 'g' : 'j'} ${rng.pick(later)}`);
+      else if (t >= 10 && later.length) {
+        // Jumps on a mark into chains that may change it (entered once, not by repeated conditions).
+        if (rng.chance(0.3) && !parts.some((p) => p.startsWith('-m mark'))) parts.push(randomMatch(rng, family, proto, 8));
+        parts.push(`-${rng.chance(0.3) ? 'g' : 'j'} ${rng.pick(later)}`);
+      }
       lines.push(parts.join(' '));
     }
   });
