@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace nfsieve {
@@ -157,7 +158,9 @@ void QueueEngine::run(Worker* w) {
   std::vector<VerdictOut> verdicts;
   packets.reserve(config_.batch);
   verdicts.reserve(config_.batch);
-  Moderator moderator(config_.coalesce_us, config_.coalesce_target);
+  // A target above half the receive vector would fill it and leave the
+  // moderation nothing to aim at (a smaller `batch` option lowers it).
+  Moderator moderator(config_.coalesce_us, std::min<uint32_t>(config_.coalesce_target, std::max(1, config_.batch / 2)));
   if (config_.coalesce_us > 0) prctl(PR_SET_TIMERSLACK, kCoalesceSlackNs, 0, 0, 0);
   while (!stop_.load(std::memory_order_relaxed)) {
     const uint64_t before = monotonic_ns();
