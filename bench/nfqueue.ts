@@ -24,7 +24,8 @@
  * fall due). Needs root, iproute2, iptables, ipset, a C compiler,
  * libnetfilter-queue-dev.
  * Run alone: `node build-test/bench/nfqueue.js` (NFSIEVE_BENCH_PERF=FILE also
- * records `perf record -g` of nfsieve run at the sender's limit into FILE;
+ * records `perf record -g` of nfsieve run at the sender's limit into FILE-one-0,
+ * or `perf stat` of it when FILE ends in .stat; NFSIEVE_BENCH_PERF_AT=two:50000,... picks other runs;
  * NFSIEVE_BENCH_ONLY, _RATES, _COALESCE, _COALESCE2 run pieces: see below).
  */
 import { spawnSync, ChildProcess } from 'node:child_process';
@@ -116,7 +117,10 @@ async function measure(s: Setup, frames: Uint8Array[], rate: number | null, pid:
   const sender = startSender(s, frames, rate);
   await sleep(RAMP_MS);
   const a0 = arrived(), c0 = processCpu(pid), m0 = machineBusy(), s0 = processCpu(sender.pid!), t0 = Date.now();
-  const perf = perfFile ? spawnSync('perf', ['record', '-e', 'cpu-clock', '-F', '999', '-g', '-o', perfFile, '-p', String(pid), '--', 'sleep', String(WINDOW_MS / 1000)], { encoding: 'utf8' }) : await sleep(WINDOW_MS);
+  // NFSIEVE_BENCH_PERF=FILE.stat: `perf stat` (task clock, context switches, migrations per thread) instead of a profile.
+  const stat = perfFile?.endsWith('.stat');
+  const perfArgs = stat ? ['stat', '--per-thread', '-e', 'task-clock,context-switches,cpu-migrations', '-o', perfFile!] : ['record', '-e', 'cpu-clock', '-F', '999', '-g', '-o', perfFile!];
+  const perf = perfFile ? spawnSync('perf', [...perfArgs, '-p', String(pid), '--', 'sleep', String(WINDOW_MS / 1000)], { encoding: 'utf8' }) : await sleep(WINDOW_MS);
   void perf;
   const a1 = arrived(), c1 = processCpu(pid), m1 = machineBusy(), s1 = processCpu(sender.pid!), t1 = Date.now();
   await stop(sender);
@@ -226,8 +230,10 @@ async function consumers(s: Setup, peerBin: string | null, perfFile?: string): P
     for (const rate of RATES) {
       plainRules(s, k.target);
       const child = await k.start();
-      const perf = perfFile && k.key === 'one' && rate === null ? perfFile : undefined;
-      const r = row(k.name, rate, await measure(s, ike, rate, child.pid!, perf));
+      // NFSIEVE_BENCH_PERF_AT=KEY:RATE,KEY:RATE profiles those runs instead (RATE 0: the sender's limit), each into FILE-KEY-RATE[.stat].
+      const at = (process.env.NFSIEVE_BENCH_PERF_AT ?? 'one:0').split(',');
+      const perfOut = perfFile && at.includes(`${k.key}:${rate ?? 0}`) ? perfFile.replace(/(\.stat)?$/, `-${k.key}-${rate ?? 0}$1`) : undefined;
+      const r = row(k.name, rate, await measure(s, ike, rate, child.pid!, perfOut));
       await stop(child);
       rows.push({ ...r, 'packets per batch': perBatch(child) });
       process.stderr.write(`  ${JSON.stringify(rows[rows.length - 1])}\n`);

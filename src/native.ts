@@ -94,7 +94,7 @@ export interface QueueEngineOptions {
   rejectMark?: number;
   /** Packets per receive (1 to wire Queue.MaxBatch; default Queue.Batch). */
   batch?: number;
-  /** Wake-up coalescing window in microseconds (0 to Queue.CoalesceMaxUs; default Queue.CoalesceUs). */
+  /** Longest wake-up moderation sleep in microseconds (0 to Queue.CoalesceMaxUs; default Queue.CoalesceUs; 0: off). */
   coalesceUs?: number;
   statsIntervalMs?: number;
 }

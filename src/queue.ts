@@ -34,13 +34,17 @@ export interface AttachOptions {
   /** Verdict `reject`: accept with this mark (for an iptables REJECT after the queue); default: drop. */
   rejectMark?: number;
   /**
-   * Wake-up coalescing, in microseconds (0 to 1000; default 100; 0: off): while
-   * packets keep arriving, a queue thread that has drained its socket waits
-   * this long before the next receive, so that more packets share one
-   * wake-up, one receive and one verdict message. A lone packet at a low rate
-   * is not delayed; under load a packet may wait up to this long (plus 10 µs
-   * of timer slack) before it is received. docs/benchmarks.md has the
-   * measurements.
+   * Wake-up coalescing: the longest a queue thread sleeps after a batch, in
+   * microseconds (0 to 1000; default 700; 0: off). While packets keep
+   * arriving, a thread that has drained its socket estimates its own arrival
+   * rate and sleeps so that its next batch gathers 32 packets (Queue.CoalesceTarget),
+   * never longer than this, so that they share one wake-up, one receive and
+   * one verdict message; with several queues each thread sleeps for its own
+   * share of the rate. It never sleeps after a full batch, for a lone packet
+   * or under one packet per window. A packet may wait this long, plus its
+   * batch's processing, 10 µs of timer slack and the scheduler's delay,
+   * before it is received. native/nfqueue/moderation.h has the rule,
+   * docs/benchmarks.md the measurements.
    */
   coalesceUs?: number;
   /** Emit 'stats' events this often (milliseconds); default none. */

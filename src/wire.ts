@@ -81,7 +81,7 @@ export const AbsentKey = {
   NfProto: 256,
 } as const;
 
-/** NFQUEUE defaults: bytes of each packet copied to user space, the kernel's queue length, the socket's receive buffer, GSO (1: take packets unsegmented), packets per receive (default and largest), and wake-up coalescing (microseconds a worker waits after a batch while packets keep coming; default and largest; docs/benchmarks.md). */
+/** NFQUEUE defaults: bytes of each packet copied to user space, the kernel's queue length, the socket's receive buffer, GSO (1: take packets unsegmented), packets per receive (default and largest), and wake-up moderation (the longest a worker sleeps after a batch while packets keep coming, microseconds: default and largest; the batch its sleeps aim at, packets; native/nfqueue/moderation.h, docs/benchmarks.md). */
 export const Queue = {
   CopyRange: 256,
   MaxLen: 4096,
@@ -89,8 +89,9 @@ export const Queue = {
   Gso: 1,
   Batch: 64,
   MaxBatch: 256,
-  CoalesceUs: 100,
+  CoalesceUs: 700,
   CoalesceMaxUs: 1000,
+  CoalesceTarget: 32,
 } as const;
 
 /** The table header (docs/table-format.md, little-endian): field, type, offset. */

@@ -71,16 +71,17 @@ constexpr uint32_t kAbsentKeyNfProto = 256;
 
 // NFQUEUE defaults: bytes of each packet copied to user space, the kernel's queue length, the socket's
 // receive buffer, GSO (1: take packets unsegmented), packets per receive (default and largest), and wake-up
-// coalescing (microseconds a worker waits after a batch while packets keep coming; default and largest;
-// docs/benchmarks.md).
+// moderation (the longest a worker sleeps after a batch while packets keep coming, microseconds: default and
+// largest; the batch its sleeps aim at, packets; native/nfqueue/moderation.h, docs/benchmarks.md).
 constexpr uint32_t kQueueCopyRange = 256;
 constexpr uint32_t kQueueMaxLen = 4096;
 constexpr uint32_t kQueueRcvBuf = 8388608;
 constexpr uint32_t kQueueGso = 1;
 constexpr uint32_t kQueueBatch = 64;
 constexpr uint32_t kQueueMaxBatch = 256;
-constexpr uint32_t kQueueCoalesceUs = 100;
+constexpr uint32_t kQueueCoalesceUs = 700;
 constexpr uint32_t kQueueCoalesceMaxUs = 1000;
+constexpr uint32_t kQueueCoalesceTarget = 32;
 
 // The table header (docs/table-format.md, little-endian): field, type, offset.
 struct TableHeader {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "../core/classify.h"
+#include "moderation.h"
 #include "nfq_socket.h"
 
 namespace nfsieve {
@@ -43,7 +44,8 @@ struct EngineConfig {
   bool reject_mark_set = false;  // reject verdicts: accept with this mark (else drop)
   uint32_t reject_mark = 0;
   int batch = wire::kQueueBatch;                  // packets per receive, at most wire::kQueueMaxBatch
-  uint32_t coalesce_us = wire::kQueueCoalesceUs;  // wake-up coalescing window (Coalescer); 0: off
+  uint32_t coalesce_us = wire::kQueueCoalesceUs;  // longest wake-up moderation sleep (Moderator); 0: off
+  uint32_t coalesce_target = wire::kQueueCoalesceTarget;  // packets a moderated batch aims at
   int stats_interval_ms = 0;                      // 0: no periodic statistics callback
 };
 
@@ -99,31 +101,6 @@ class ReportLimiter {
   uint64_t last_ms_ = 0;
   uint64_t held_ = 0;
   bool sent_ = false;
-};
-
-// Wake-up coalescing. Under load most of a queue worker's CPU is the kernel's
-// per wake-up and per system call: the switch back to the thread, a recvmmsg,
-// a verdict sendto. When the socket has drained and packets are still
-// arriving densely, the worker sleeps `window` before its next receive, so
-// the packets of that window share one wake-up, one recvmmsg and one verdict
-// message. "Densely": the receive that returned this batch waited less than
-// the window (at rates under one packet per window it waited longer, and the
-// next packet is taken as soon as it comes). A full batch never sleeps (more
-// is waiting). What it costs: a packet that arrives just after the drain
-// waits up to the window (plus the timer slack, kCoalesceSlackNs) before it
-// is received; batches stay within the receive vector.
-class Coalescer {
- public:
-  explicit Coalescer(uint32_t window_us) : window_ns_(static_cast<uint64_t>(window_us) * 1000) {}
-  // How long to sleep (ns, 0: none) after a batch of `count` of at most `max`
-  // whose receive waited `waited_ns` for its first packet.
-  uint64_t pause_ns(int count, int max, uint64_t waited_ns) const {
-    if (window_ns_ == 0 || count <= 0 || count >= max) return 0;
-    return waited_ns < window_ns_ ? window_ns_ : 0;
-  }
-
- private:
-  uint64_t window_ns_;
 };
 
 class QueueEngine {

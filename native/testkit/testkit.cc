@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include "linear.h"
+#include "../nfqueue/moderation.h"
 
 namespace {
 
@@ -28,8 +29,31 @@ Napi::Value LinearClassifyTuples(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// moderate(windowUs, target, batches: Float64Array(5n)): drive one Moderator
+// (native/nfqueue/moderation.h) over made-up receives, each five numbers:
+// count, max, begin_ns, waited_ns, end_ns. Returns a Float64Array(2n): per
+// receive, the sleep it chose (ns) and its rate estimate (packets/s) after it.
+Napi::Value Moderate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsTypedArray() ||
+      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw Napi::TypeError::New(env, "moderate(windowUs, target, Float64Array)");
+  nfsieve::Moderator m(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value());
+  Napi::Float64Array in = info[2].As<Napi::Float64Array>();
+  const size_t n = in.ElementLength() / 5;
+  Napi::Float64Array out = Napi::Float64Array::New(env, 2 * n);
+  for (size_t i = 0; i < n; i++) {
+    const double* b = in.Data() + 5 * i;
+    out[2 * i] = static_cast<double>(m.after_batch(static_cast<int>(b[0]), static_cast<int>(b[1]), static_cast<uint64_t>(b[2]),
+                                                   static_cast<uint64_t>(b[3]), static_cast<uint64_t>(b[4])));
+    out[2 * i + 1] = m.rate_per_s();
+  }
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linearClassifyTuples", Napi::Function::New(env, LinearClassifyTuples));
+  exports.Set("moderate", Napi::Function::New(env, Moderate));
   return exports;
 }
 

@@ -202,7 +202,7 @@ export async function run(args: ParsedArgs, out: Output): Promise<number> {
   const reload = (): void => { note(reloadPolicy().message); };
   process.on('SIGHUP', reload);
   const stopped = untilStopped(note);
-  note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${options.failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}; wake-up coalescing ${coalesceUs ? `${coalesceUs} µs` : 'off'}`, { queues, failOpen: options.failOpen, coalesceUs });
+  note(`attached ${file} (${compiled.policy.rules.length} rules, ${compiled.table.length}-byte table) to queue${queues.length > 1 ? 's' : ''} ${queueText}; fail-open ${options.failOpen ? 'ON: packets pass unclassified when the queue is full' : 'off'}; wake-up coalescing ${coalesceUs ? `up to ${coalesceUs} µs` : 'off'}`, { queues, failOpen: options.failOpen, coalesceUs });
   for (const w of attachment.warnings) note(`warning: ${w}`);
   running.vici = useVici ? startVici(sets, { socket: stringFlag(args, 'vici-socket'), set: stringFlag(args, 'learn-set') }, note) : null;
   const vici = running.vici;

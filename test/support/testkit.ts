@@ -9,6 +9,8 @@ import { ROOT } from './compare';
 export interface TestKit {
   /** First-match linear scan over packed 5-tuple rules (test/support/linear.ts); out[i] = rule or -1. */
   linearClassifyTuples(rules: Uint32Array, tuples: Uint32Array, out: Int32Array): number;
+  /** One queue worker's wake-up moderation (native/nfqueue/moderation.h) over made-up receives (count, max, begin, waited, end in ns, 5 per receive): per receive, the sleep it chose (ns) and its rate estimate (packets/s). */
+  moderate(windowUs: number, target: number, receives: Float64Array): Float64Array;
 }
 
 let cached: TestKit | undefined;
