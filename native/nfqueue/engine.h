@@ -43,10 +43,10 @@ struct EngineConfig {
   QueueConfig socket;            // queue number filled per worker
   bool reject_mark_set = false;  // reject verdicts: accept with this mark (else drop)
   uint32_t reject_mark = 0;
-  int batch = wire::kQueueBatch;                  // packets per receive, at most wire::kQueueMaxBatch
-  uint32_t coalesce_us = wire::kQueueCoalesceUs;  // longest wake-up moderation sleep (Moderator); 0: off
+  int batch = wire::kQueueBatch;                          // packets per receive, at most wire::kQueueMaxBatch
+  uint32_t coalesce_us = wire::kQueueCoalesceUs;          // longest wake-up moderation sleep (Moderator); 0: off
   uint32_t coalesce_target = wire::kQueueCoalesceTarget;  // packets a moderated batch aims at
-  int stats_interval_ms = 0;                      // 0: no periodic statistics callback
+  int stats_interval_ms = 0;                              // 0: no periodic statistics callback
 };
 
 // The table in force, with what belongs to it.

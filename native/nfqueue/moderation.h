@@ -71,9 +71,9 @@ class Moderator {
   uint64_t window_ns_;
   double target_;
   uint64_t last_end_ns_ = 0;
-  uint64_t slept_ns_ = 0;     // the sleep chosen after the last batch
-  double per_ns_ = 0;         // smoothed arrival rate, packets per ns
-  double overhead_ns_ = 0;    // smoothed time from a receive's end to the next's start beyond the sleep
+  uint64_t slept_ns_ = 0;   // the sleep chosen after the last batch
+  double per_ns_ = 0;       // smoothed arrival rate, packets per ns
+  double overhead_ns_ = 0;  // smoothed time from a receive's end to the next's start beyond the sleep
 };
 
 }  // namespace nfsieve

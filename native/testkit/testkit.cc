@@ -3,8 +3,8 @@
 // native/testkit/ is there). Loaded by test/support/testkit.ts.
 #include <napi.h>
 
-#include "linear.h"
 #include "../nfqueue/moderation.h"
+#include "linear.h"
 
 namespace {
 
