@@ -82,10 +82,13 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
   // the vectors span one summary word (4,096 rules or fewer, where the AND
   // reads few blocks), it stays; otherwise the AND would read candidate
   // blocks that may turn out empty, and cut trees take over
-  // (docs/algorithm.md has the measurements).
+  // (docs/algorithm.md has the measurements). When every kind of tree blows
+  // its budget, equal cuts cut short are weighed against the vector index by
+  // the miss model (index.h) and the cheaper serves.
   CutsLimits cl;
   cl.enabled = limits.cuts != IndexLimits::kCutsOff;
   cl.memory = limits.cuts_memory;
+  cl.work = limits.cuts_work;
   cl.simd = limits.simd;
   cl.tree = limits.tree == IndexLimits::kTreeCuts     ? CutsLimits::kCuts
             : limits.tree == IndexLimits::kTreeSplits ? CutsLimits::kSplits
@@ -95,6 +98,7 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
     const bool direct = !fx.stages.empty() && fx.stages.back().final;
     const bool small = table_->family(fam).summary_words <= 1;
     const bool want = limits.cuts == IndexLimits::kCutsAlways || (!direct && !small);
+    cl.fallback = &fx;
     if (want && table_->family(fam).dim_count > 0) cuts_[fam == 6].build(*table_, table_->family(fam), cl);
   }
   simple_.resize(table_->rule_count());
