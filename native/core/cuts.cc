@@ -20,6 +20,7 @@ constexpr uint32_t kMaxCutBits = 12;                 // at most 4096 slices per 
 constexpr uint32_t kSmallShift = 16;                 // a side is small at most domain / 2^16 wide
 constexpr uint32_t kGroupMinRules = 1;               // every group, however small, gets its tree
 constexpr uint64_t kSplitWork = uint64_t(1) << 26;   // rule ends sorted while choosing splits (~0.5 s)
+constexpr uint64_t kShortWork = 2;                   // work of the cut-short equal cuts, in equal-cut budgets
 constexpr size_t kOneTreeNum = 9, kOneTreeDen = 10;  // one split tree when a group holds 9/10 of the rules
 
 // Where a rule's bit is set in one field: the hull of its intervals and
@@ -434,20 +435,21 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
     }
     if (!cut_short_ || keep_short) break;
   }
-  // Both kinds blew their budgets: equal cuts cut short against the vector index.
-  const bool kept_short = cut_short_ && !keep_short && limits.tree == CutsLimits::kAuto && limits.fallback &&
-                          weigh_cut_short(f, *limits.fallback, br, groups, all, wb.data(), budget, work);
+  // Both kinds blew their budgets: equal cuts cut short against the vector
+  // index, as the last resort with twice the work and the split trees' memory.
+  const bool weighed = cut_short_ && !keep_short && limits.tree == CutsLimits::kAuto && limits.fallback;
+  const bool kept = weighed && weigh_cut_short(f, *limits.fallback, br, groups, all, wb.data(), split_budget, kShortWork * work);
   std::sort(trees_.begin(), trees_.end(), [](const Tree& a, const Tree& b) { return a.min_rule < b.min_rule; });
   // Trees stopped by a budget hold long leaves; unless asked to (a budget
   // given) or priced lower, the family keeps the vector index instead.
-  usable_ = !cut_short_ || keep_short || kept_short;
+  usable_ = weighed ? kept : !cut_short_ || keep_short;
   if (!usable_) {
     clear_trees();
     std::vector<RuleBox>().swap(boxes_);
   }
 }
 
-// Equal cuts cut short to the budgets (long leaves where they ran out),
+// Equal cuts cut short to the budgets (long leaves where they ran out, if they still do),
 // priced by the miss and hit models (index.h) against the vector index `fx`:
 // kept (true) when cheaper for headers that match nothing and no dearer for
 // those that match; the trees stay built either way (build() drops them).
