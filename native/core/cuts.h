@@ -50,8 +50,11 @@
 // nodes of up to 15 split points placed at rule ends, one 64-byte line per
 // level, leaves listing their rules in the line. If the kind tried first
 // blows its budget the other is tried (ipc1_100k: equal cuts blow theirs, a
-// split tree of 673 lines serves it), then the vector index. The choice is a
-// function of the rule set alone; `index.trees` forces one kind (the tests).
+// split tree of 673 lines serves it). When both do, equal cuts cut short (with
+// twice the work) are priced against the vector index by the miss and hit
+// models (index.h) and the cheaper serves (acl4_100k: the trees, 16,436 -> 898
+// instructions per random header). The choice is a function of the rule set
+// alone; `index.trees` forces one kind (the tests).
 // Instructions per packet, callgrind (docs/algorithm.md has every set):
 // acl1_10k 601 -> 457 (random headers 996 -> 477), acl5_10k 718 -> 426,
 // ipc1_100k 801 (vector index) -> 529.
