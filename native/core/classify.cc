@@ -189,30 +189,6 @@ bool Classifier::residuals_hold(uint32_t ri, const RuleRec& r, const Decoded& d,
 
 // The verdict of rule r when it is terminal and has no residual checks (or
 // the default verdict when r is past the last rule).
-void Classifier::finish(uint32_t r, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
-  out->mark_set = 0;
-  out->queue = 0;
-  const uint32_t rules = table_->rule_count();
-  if (r >= rules) {
-    if (counters) counters->add(rules, d.total_length);
-    out->rule = kRuleDefault;
-    out->verdict = table_->default_verdict();
-    out->mark = m.mark;
-    return;
-  }
-  const RuleRec& rule = table_->rule(r);
-  if (counters) counters->add(r, d.total_length);
-  uint32_t mark = m.mark;
-  if (rule.flags & wire::kRuleFlagSetsMark) {
-    mark = (mark & ~rule.mark_mask) ^ rule.mark_value;
-    out->mark_set = 1;
-  }
-  out->rule = static_cast<int32_t>(r);
-  out->verdict = rule.action == kActRepeat ? static_cast<uint8_t>(kVerdictRepeat) : rule.action;
-  out->queue = rule.queue;
-  out->mark = mark;
-}
-
 void Classifier::decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters,
                         uint32_t first) const {
   out->mark_set = 0;
