@@ -60,7 +60,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   std::unique_ptr<nfsieve::Classifier> classifier_;
   std::unique_ptr<nfsieve::Counters> counters_;
 
-  // Index options {combine, work, memory, cuts, cutsMemory, trees, simd} (validated in TypeScript; re-checked here).
+  // Index options {combine, work, memory, cuts, cutsMemory, cutsWork, trees, simd} (validated in TypeScript; re-checked here).
   static nfsieve::IndexLimits index_limits(const Napi::Value& v) {
     nfsieve::IndexLimits l;
     if (!v.IsObject()) return l;
@@ -88,6 +88,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     count(work, &l.work);
     count(memory, &l.memory);
     count(o.Get("cutsMemory"), &l.cuts_memory);
+    count(o.Get("cutsWork"), &l.cuts_work);
     return l;
   }
 

@@ -69,10 +69,10 @@ function checkIndexOptions(o: IndexOptions | undefined): IndexOptions | undefine
       if (v !== 'auto' && v !== 'cuts' && v !== 'splits') throw new TypeError("index.trees must be 'auto', 'cuts' or 'splits'");
     } else if (k === 'combine' || k === 'simd') {
       if (typeof v !== 'boolean') throw new TypeError(`index.${k} must be a boolean`);
-    } else if (k === 'work' || k === 'memory' || k === 'cutsMemory') {
+    } else if (k === 'work' || k === 'memory' || k === 'cutsMemory' || k === 'cutsWork') {
       if (!Number.isSafeInteger(v) || (v as number) < 0) throw new RangeError(`index.${k} must be a non-negative integer`);
     } else {
-      throw new TypeError(`unknown index option '${k}' (known: combine, work, memory, cuts, cutsMemory, trees, simd)`);
+      throw new TypeError(`unknown index option '${k}' (known: combine, work, memory, cuts, cutsMemory, cutsWork, trees, simd)`);
     }
   }
   return o;

@@ -76,6 +76,8 @@ export interface IndexOptions {
   cuts?: boolean | 'always';
   /** Bytes of cut trees and leaves per family before nodes stop being cut (default: the larger of 8 MiB and half the table). */
   cutsMemory?: number;
+  /** Work budget of building trees per family (rules visited choosing equal cuts, rule ends sorted choosing splits; default 2^26 each). Past it the trees are cut short and, with no cutsMemory given, weighed against the vector index (docs/algorithm.md). */
+  cutsWork?: number;
   /** Which trees when trees are built: chosen from the rule set ('auto', the default), equal cuts over address groups ('cuts'), or one split tree ('splits'). */
   trees?: 'auto' | 'cuts' | 'splits';
   /** AVX2 leaf scans where the CPU has them (default true; NFSIEVE_SIMD=scalar in the environment also turns them off). */

@@ -111,6 +111,30 @@ test('ClassBench files are read exactly, and bad lines are named', () => {
   assert.throws(() => parseClassbenchRules('@10.0.0.0/8\t1.1.1.1/32\t9 : 1\t0 : 1\t0x06/0xFF\t0x0000/0x0000\n', 'r'), { message: 'r:1:1: bad sport range 9 : 1' });
 });
 
+// When both kinds of tree run out of work (cutsWork), equal cuts cut short
+// are weighed against the vector index by the miss model (docs/algorithm.md):
+// fw1_10k without pre-combined fields (five operands ANDed) keeps the trees,
+// with them (or with a budget too small to separate anything) the vector
+// index. Either way the answers are the linear scan's, AVX2 and scalar.
+test('trees out of work are kept or dropped by the miss model, and answer as the linear scan', () => {
+  const policy = loadClassbenchRules(path.join(CLASSBENCH, 'fw1_10k'));
+  const compiled = compile(policy, { analyse: false });
+  const bytes = (index: IndexOptions): number => new Classifier(compiled, { index }).indexBytes;
+  const vectorOnly = bytes({ cuts: false, combine: false });
+  assert.ok(bytes({ cutsWork: 300_000, combine: false }) > vectorOnly, 'cut-short trees kept beside the uncombined vector index');
+  assert.equal(bytes({ cutsWork: 300_000, combine: false }), bytes({ cutsWork: 300_000, combine: false }), 'deterministic');
+  assert.equal(bytes({ cutsWork: 1_000, combine: false }), vectorOnly, 'trees of one long leaf per group: the vector index');
+  assert.equal(bytes({ cutsWork: 300_000 }), bytes({ cuts: false }), 'pre-combined fields: the vector index');
+  // Forced kinds and an explicit cutsMemory keep their meaning: no weighing.
+  assert.ok(bytes({ cutsWork: 1_000, combine: false, cutsMemory: 1 << 30 }) > vectorOnly, 'cutsMemory keeps trees cut short');
+  assert.equal(bytes({ cutsWork: 1_000, combine: false, trees: 'cuts' }), vectorOnly, 'a forced kind out of work is dropped');
+  for (const [i, index] of ([
+    { cutsWork: 300_000, combine: false }, { cutsWork: 300_000, combine: false, simd: false },
+    { cutsWork: 1_000, combine: false }, { cutsWork: 300_000 }, { cuts: 'always', cutsWork: 3_000, combine: false, simd: false },
+  ] as IndexOptions[]).entries()) agree(`fw1_10k ${JSON.stringify(index)}`, policy, 5_000, 50 + i, index);
+  assert.throws(() => new Classifier(compiled, { index: { cutsWork: -1 } }), RangeError);
+});
+
 test('index.trees reaches the native side and is validated', () => {
   const policy = loadClassbenchRules(path.join(CLASSBENCH, 'acl1_10k'));
   const compiled = compile(policy, { analyse: false });

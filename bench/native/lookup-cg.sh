@@ -7,7 +7,7 @@ set -e
 out=$(mktemp /tmp/lookup-cg.XXXXXX)
 PASSES=1 valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*run_passes*' \
   --callgrind-out-file="$out" "${DRIVER:-/tmp/lookup_driver}" "$1" "$2" >/dev/null 2>&1 || { echo "$1 $2: driver failed"; rm -f "$out"; exit 1; }
-n=$(( $(stat -c %s "$1.$2.want") / 4 ))
+n=$(( $(stat -L -c %s "$1.$2.want") / 4 ))
 awk -v n="$n" -v s="$(basename "$1")" -v t="$2" '
   /^events:/ { for (i = 2; i <= NF; i++) ev[$i] = i - 1 }
   /^(summary|totals):/ { split($0, f, " "); ir = f[ev["Ir"] + 1]; d1 = f[ev["D1mr"] + 1] + f[ev["D1mw"] + 1] }

@@ -7,7 +7,9 @@
 //   g++ -O2 -g -std=c++17 -Inative/core bench/native/lookup_driver.cc native/core/{decode,linklayer,table,sets,classify,lanes,index,cuts,splits,limit}.cc -o /tmp/lookup_driver
 //   /tmp/lookup_driver DIR/acl1_10k classbench                      # ns/packet (best pass), build ms, bytes
 //   bench/native/lookup-cg.sh DIR/acl1_10k classbench              # instructions, L1 misses per packet
-// Options (environment): CUTS=off|auto|always, CUTS_MEMORY=bytes, TREE=cuts|splits, NFSIEVE_SIMD=scalar, PASSES=n.
+// Options (environment): CUTS=off|auto|always, CUTS_MEMORY=bytes, CUTS_WORK=rule visits, TREE=cuts|splits,
+// NFSIEVE_SIMD=scalar, PASSES=n. The last line printed names the IPv4 structure and, where the miss
+// model chose (cuts.h), its costs: model trees/vector.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -38,6 +40,8 @@ IndexLimits limits_from_env() {
   if (t && !std::strcmp(t, "cuts")) l.tree = IndexLimits::kTreeCuts;
   if (t && !std::strcmp(t, "splits")) l.tree = IndexLimits::kTreeSplits;
   if (const char* m = std::getenv("CUTS_MEMORY")) l.cuts_memory = std::strtoull(m, nullptr, 10);
+  if (const char* w = std::getenv("CUTS_WORK")) l.cuts_work = std::strtoull(w, nullptr, 10);
+  if (const char* s = std::getenv("NFSIEVE_SIMD")) l.simd = std::strcmp(s, "scalar") != 0;
   return l;
 }
 
@@ -93,5 +97,9 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < n; i++) wrong += got[i] != want[i];
   std::printf("%s %s: %zu packets, %.1f ns/packet (best of %d), load %.1f ms, index %.2f MiB, cuts v4 %d, wrong %zu\n",
               set.c_str(), trace.c_str(), n, best, passes, build_ms, c.index_bytes() / 1048576.0, c.uses_cuts(4), wrong);
+  const FamilyCuts& fc = c.cuts(4);
+  std::printf("structure v4: %s%s, model miss %.0f/%.0f hit %.0f/%.0f\n",
+              !fc.usable() ? "vector index" : fc.split_trees() ? "split tree" : "equal cuts", fc.usable() && fc.cut_short() ? " (cut short)" : "",
+              fc.model_cost(), fc.fallback_cost(), fc.hit_cost(), fc.fallback_hit_cost());
   return wrong ? 1 : 0;
 }

@@ -82,10 +82,13 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
   // the vectors span one summary word (4,096 rules or fewer, where the AND
   // reads few blocks), it stays; otherwise the AND would read candidate
   // blocks that may turn out empty, and cut trees take over
-  // (docs/algorithm.md has the measurements).
+  // (docs/algorithm.md has the measurements). When every kind of tree blows
+  // its budget, equal cuts cut short are weighed against the vector index by
+  // the miss model (index.h) and the cheaper serves.
   CutsLimits cl;
   cl.enabled = limits.cuts != IndexLimits::kCutsOff;
   cl.memory = limits.cuts_memory;
+  cl.work = limits.cuts_work;
   cl.simd = limits.simd;
   cl.tree = limits.tree == IndexLimits::kTreeCuts     ? CutsLimits::kCuts
             : limits.tree == IndexLimits::kTreeSplits ? CutsLimits::kSplits
@@ -95,6 +98,7 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
     const bool direct = !fx.stages.empty() && fx.stages.back().final;
     const bool small = table_->family(fam).summary_words <= 1;
     const bool want = limits.cuts == IndexLimits::kCutsAlways || (!direct && !small);
+    cl.fallback = &fx;
     if (want && table_->family(fam).dim_count > 0) cuts_[fam == 6].build(*table_, table_->family(fam), cl);
   }
   simple_.resize(table_->rule_count());
@@ -185,30 +189,6 @@ bool Classifier::residuals_hold(uint32_t ri, const RuleRec& r, const Decoded& d,
 
 // The verdict of rule r when it is terminal and has no residual checks (or
 // the default verdict when r is past the last rule).
-void Classifier::finish(uint32_t r, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
-  out->mark_set = 0;
-  out->queue = 0;
-  const uint32_t rules = table_->rule_count();
-  if (r >= rules) {
-    if (counters) counters->add(rules, d.total_length);
-    out->rule = kRuleDefault;
-    out->verdict = table_->default_verdict();
-    out->mark = m.mark;
-    return;
-  }
-  const RuleRec& rule = table_->rule(r);
-  if (counters) counters->add(r, d.total_length);
-  uint32_t mark = m.mark;
-  if (rule.flags & wire::kRuleFlagSetsMark) {
-    mark = (mark & ~rule.mark_mask) ^ rule.mark_value;
-    out->mark_set = 1;
-  }
-  out->rule = static_cast<int32_t>(r);
-  out->verdict = rule.action == kActRepeat ? static_cast<uint8_t>(kVerdictRepeat) : rule.action;
-  out->queue = rule.queue;
-  out->mark = mark;
-}
-
 void Classifier::decide(const Lookup& lk, const Decoded& d, const Meta& m, Verdict* out, Counters* counters,
                         uint32_t first) const {
   out->mark_set = 0;

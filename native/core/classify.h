@@ -102,6 +102,7 @@ class Classifier {
   size_t index_bytes() const { return index_->byte_size() + cuts_[0].byte_size() + cuts_[1].byte_size(); }
   // Whether a family is served by cut trees (cuts.h) rather than the vector index.
   bool uses_cuts(int fam) const { return cuts_[fam == 6].usable(); }
+  const FamilyCuts& cuts(int fam) const { return cuts_[fam == 6]; }
   std::vector<NamedSet>& sets() { return sets_; }
   NamedSet* find_set(const std::string& name);
   // Rate-limit state (buckets), shared by every thread that classifies.

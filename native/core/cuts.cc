@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "index.h"
+
 namespace nfsieve {
 namespace {
 
@@ -17,8 +19,8 @@ constexpr uint32_t kSpace = 4;                       // copies of rules a cut ma
 constexpr uint32_t kMaxCutBits = 12;                 // at most 4096 slices per node
 constexpr uint32_t kSmallShift = 16;                 // a side is small at most domain / 2^16 wide
 constexpr uint32_t kGroupMinRules = 1;               // every group, however small, gets its tree
-constexpr uint64_t kWork = uint64_t(1) << 26;        // rules visited while choosing cuts, per family (~0.3 s)
 constexpr uint64_t kSplitWork = uint64_t(1) << 26;   // rule ends sorted while choosing splits (~0.5 s)
+constexpr uint64_t kShortWork = 2;                   // work of the cut-short equal cuts, in equal-cut budgets
 constexpr size_t kOneTreeNum = 9, kOneTreeDen = 10;  // one split tree when a group holds 9/10 of the rules
 
 // Where a rule's bit is set in one field: the hull of its intervals and
@@ -72,8 +74,8 @@ void spans_of(const Family& f, const Dim& dim, uint32_t rules, std::vector<Span>
 class CutsBuilder {
  public:
   // `abandon`: once a budget runs out the trees will not be used, so stop.
-  CutsBuilder(FamilyCuts* c, const std::vector<CutsRule>& rules, size_t budget, bool abandon)
-      : c_(c), rules_(rules), budget_(budget), abandon_(abandon) {}
+  CutsBuilder(FamilyCuts* c, const std::vector<CutsRule>& rules, size_t budget, bool abandon, uint64_t work_limit)
+      : c_(c), rules_(rules), budget_(budget), abandon_(abandon), work_limit_(work_limit) {}
 
   // One tree over rules `set` (ascending rule order); returns its root word.
   uint64_t tree(const std::vector<uint32_t>& set, const uint32_t* width_bits) {
@@ -130,6 +132,7 @@ class CutsBuilder {
   const std::vector<CutsRule>& rules_;
   size_t budget_;
   bool abandon_;
+  uint64_t work_limit_;
   uint64_t work_ = 0;
 
   size_t used() const { return c_->nodes_.size() * 8 + c_->ids_.size() * 4; }
@@ -248,7 +251,7 @@ class CutsBuilder {
       }
     }
     if (set.size() <= kLeafRules) return leaf(set);
-    if (used() > budget_ || work_ > kWork) c_->cut_short_ = true;
+    if (used() > budget_ || work_ > work_limit_) c_->cut_short_ = true;
     if (c_->cut_short_) return abandon_ ? FamilyCuts::kLeaf : leaf(set);
     Cut best;
     for (int d = 0; d < c_->dims(); d++) {
@@ -415,6 +418,7 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   // group holds nearly every rule, equal cuts over the groups first
   // otherwise; the other when the first blows a budget (unless one is forced).
   const bool keep_short = limits.memory != 0;  // a budget given: trees cut short are kept (the tests)
+  const uint64_t work = limits.work ? limits.work : kCutsWork;
   const bool one = largest * kOneTreeDen >= all.size() * kOneTreeNum;
   const bool splits_first = limits.tree == CutsLimits::kSplits || (limits.tree == CutsLimits::kAuto && one);
   const bool order[2] = {splits_first, !splits_first};
@@ -424,23 +428,156 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
     splits_ = order[k];
     if (splits_) {
       // Tried second, a split tree gets half the work: the sets where equal cuts blew up rarely separate either.
-      const uint64_t work = k == 0 ? kSplitWork : kSplitWork / 2;
-      trees_.push_back(Tree{split_tree(this, br, all, split_budget, !keep_short, work), all.empty() ? rules : all.front()});
+      const uint64_t split_work = (limits.work ? limits.work : kSplitWork) / (k == 0 ? 1 : 2);
+      trees_.push_back(Tree{split_tree(this, br, all, split_budget, !keep_short, split_work), all.empty() ? rules : all.front()});
     } else {
-      CutsBuilder builder(this, br, budget, !keep_short);
-      for (int g = 3; g >= 0; g--)
-        if (groups[g].size() >= kGroupMinRules) trees_.push_back(Tree{builder.tree(groups[g], wb.data()), groups[g].front()});
+      build_cuts(br, groups, wb.data(), budget, !keep_short, work);
     }
     if (!cut_short_ || keep_short) break;
   }
+  // Both kinds blew their budgets: equal cuts cut short against the vector
+  // index, as the last resort with twice the work and the split trees' memory.
+  const bool weighed = cut_short_ && !keep_short && limits.tree == CutsLimits::kAuto && limits.fallback;
+  const bool kept = weighed && weigh_cut_short(f, *limits.fallback, br, groups, all, wb.data(), split_budget, kShortWork * work);
   std::sort(trees_.begin(), trees_.end(), [](const Tree& a, const Tree& b) { return a.min_rule < b.min_rule; });
-  // Trees stopped by the budget hold long leaves; unless asked to (a budget
-  // given), the family keeps the vector index instead.
-  usable_ = !cut_short_ || keep_short;
+  // Trees stopped by a budget hold long leaves; unless asked to (a budget
+  // given) or priced lower, the family keeps the vector index instead.
+  usable_ = weighed ? kept : !cut_short_ || keep_short;
   if (!usable_) {
     clear_trees();
     std::vector<RuleBox>().swap(boxes_);
   }
+}
+
+// Equal cuts cut short to the budgets (long leaves where they ran out, if they still do),
+// priced by the miss and hit models (index.h) against the vector index `fx`:
+// kept (true) when cheaper for headers that match nothing and no dearer for
+// those that match; the trees stay built either way (build() drops them).
+bool FamilyCuts::weigh_cut_short(const Family& f, const FamilyIndex& fx, const std::vector<CutsRule>& br,
+                                 const std::vector<uint32_t>* groups, const std::vector<uint32_t>& all, const uint32_t* wb,
+                                 size_t budget, uint64_t work) {
+  fallback_cost_ = vector_miss_cost(f, fx);
+  if (fallback_cost_ < 0) return false;
+  clear_trees();
+  build_cuts(br, groups, wb, budget, false, work);
+  std::sort(trees_.begin(), trees_.end(), [](const Tree& a, const Tree& b) { return a.min_rule < b.min_rule; });
+  model_cost_ = miss_cost(f);
+  hit_costs(f, fx, br, all, &hit_cost_, &fallback_hit_cost_);
+  return model_cost_ >= 0 && model_cost_ < fallback_cost_ && hit_cost_ >= 0 && hit_cost_ <= fallback_hit_cost_;
+}
+
+void FamilyCuts::build_cuts(const std::vector<CutsRule>& br, const std::vector<uint32_t>* groups, const uint32_t* wb,
+                            size_t budget, bool abandon, uint64_t work) {
+  CutsBuilder builder(this, br, budget, abandon, work);
+  for (int g = 3; g >= 0; g--)
+    if (groups[g].size() >= kGroupMinRules) trees_.push_back(Tree{builder.tree(groups[g], wb), groups[g].front()});
+}
+
+namespace {
+
+// Costs of the equal-cut lookup's steps under the miss model (index.h),
+// counted from FamilyCuts::first() and lanes_cuts(): a key read and clamped,
+// a level of the lockstep walk (one node word read), a leaf reached, and a
+// leaf entry's box compared (one 64-byte line read).
+constexpr double kKeyStep = 12, kWalkStep = 15, kLeafStep = 20, kEntryStep = 13;
+constexpr size_t kHitPoints = 512;  // rules the hit model samples
+
+}  // namespace
+
+double FamilyCuts::miss_cost(const Family& f) const {
+  if (splits_ || trees_.empty()) return -1;
+  uint32_t lo[kCutDims] = {0}, wb[kCutDims] = {0};
+  for (int i = 0; i < dims(); i++) wb[i] = width_bits(clamp_[i]);
+  double cost = dims() * kKeyStep;
+  for (const Tree& t : trees_) cost += node_cost(f, t.root, lo, wb);
+  return cost;
+}
+
+// The hit model (index.h) of the equal-cut trees and of the vector index `fx`:
+// the mean cost over up to kHitPoints rules, spread evenly over the rule
+// list, of a header at the middle of the rule's box. Negative when a table
+// field is not a box field (the vector index needs every key).
+void FamilyCuts::hit_costs(const Family& f, const FamilyIndex& fx, const std::vector<CutsRule>& br,
+                           const std::vector<uint32_t>& all, double* trees, double* vector) const {
+  *trees = *vector = -1;
+  std::vector<int> box_of(f.dim_count, -1);
+  for (int b = 0; b < dims(); b++) box_of[dims_[b]] = b;
+  for (int i = 0; i < f.dim_count; i++)
+    if (box_of[i] < 0) return;
+  std::vector<uint32_t> sample;
+  for (uint32_t r : all)
+    if (!(br[r].id & kVerify)) sample.push_back(r);
+  if (sample.empty()) return;
+  const size_t step = (sample.size() + kHitPoints - 1) / kHitPoints;
+  double t = 0, v = 0;
+  size_t points = 0;
+  for (size_t j = 0; j < sample.size(); j += step, points++) {
+    const RuleBox& box = br[sample[j]].box;
+    uint32_t key[kCutDims] = {0};
+    uint64_t keys[kMaxDims];
+    for (int b = 0; b < dims(); b++) key[b] = static_cast<uint32_t>((uint64_t(box.lo[b]) + box.hi[b]) / 2);
+    for (int i = 0; i < f.dim_count; i++) keys[i] = key[box_of[i]];
+    t += point_cost(key);
+    v += vector_hit_cost(f, fx, keys);
+  }
+  *trees = t / points;
+  *vector = v / points;
+}
+
+// The hit model's cost of one header (clamped keys) through the equal-cut trees, as first() walks them.
+double FamilyCuts::point_cost(const uint32_t* key) const {
+  double cost = dims() * kKeyStep;
+  uint32_t best = ~0u;
+  for (const Tree& t : trees_) {
+    if (t.min_rule >= best) continue;
+    uint64_t n = t.root;
+    cost += kLeafStep;
+    while (!(n & kLeaf)) {
+      n = nodes_[uint32_t(n) + ((key[(n >> 32) & 7] >> ((n >> 40) & 31)) & uint32_t(n >> 48))];
+      cost += kWalkStep + kModelLine;
+    }
+    const uint32_t* ids = &ids_[uint32_t(n)];
+    const uint32_t count = uint32_t(n >> 32) & 0x7fffffffu;
+    for (uint32_t i = 0; i < count; i++) {
+      const uint32_t r = ids[i] & ~kVerify;
+      if (r >= best) break;
+      cost += kEntryStep + kModelLine;
+      bool in = true;
+      for (int d = 0; d < dims() && in; d++) in = key[d] >= boxes_[r].lo[d] && key[d] <= boxes_[r].hi[d];
+      if (in) {
+        best = r;
+        break;
+      }
+    }
+  }
+  return cost;
+}
+
+// Expected cost below a node, its keys given in its box: each run of slices
+// sharing a child weighs that child's cost by the run's share of the box.
+double FamilyCuts::node_cost(const Family& f, uint64_t n, uint32_t* lo, uint32_t* wb) const {
+  if (n & kLeaf) return kLeafStep + double(uint32_t(n >> 32) & 0x7fffffffu) * (kEntryStep + kModelLine);
+  const int d = (n >> 32) & 7;
+  const uint32_t shift = (n >> 40) & 31, np = uint32_t(n >> 48) + 1, first = uint32_t(n);
+  const Dim& dim = f.dims[dims_[d]];
+  const uint64_t base = lo[d];
+  const uint32_t saved_wb = wb[d];
+  const double total = model_share(dim, clamp_[d], base, base + (uint64_t(1) << saved_wb) - 1);
+  double below = 0;
+  for (uint32_t s = 0; s < np && total > 0;) {
+    uint32_t e = s + 1;
+    while (e < np && nodes_[first + e] == nodes_[first + s]) e++;
+    const double run = model_share(dim, clamp_[d], base + (uint64_t(s) << shift), base + (uint64_t(e) << shift) - 1);
+    if (run > 0) {
+      lo[d] = static_cast<uint32_t>(base + (uint64_t(s) << shift));
+      wb[d] = shift;
+      below += run / total * node_cost(f, nodes_[first + s], lo, wb);
+    }
+    s = e;
+  }
+  lo[d] = static_cast<uint32_t>(base);
+  wb[d] = saved_wb;
+  return kWalkStep + kModelLine + below;
 }
 
 void FamilyCuts::clear_trees() {

@@ -50,8 +50,11 @@
 // nodes of up to 15 split points placed at rule ends, one 64-byte line per
 // level, leaves listing their rules in the line. If the kind tried first
 // blows its budget the other is tried (ipc1_100k: equal cuts blow theirs, a
-// split tree of 673 lines serves it), then the vector index. The choice is a
-// function of the rule set alone; `index.trees` forces one kind (the tests).
+// split tree of 673 lines serves it). When both do, equal cuts cut short (with
+// twice the work) are priced against the vector index by the miss and hit
+// models (index.h) and the cheaper serves (acl4_100k: the trees, 16,436 -> 898
+// instructions per random header). The choice is a function of the rule set
+// alone; `index.trees` forces one kind (the tests).
 // Instructions per packet, callgrind (docs/algorithm.md has every set):
 // acl1_10k 601 -> 457 (random headers 996 -> 477), acl5_10k 718 -> 426,
 // ipc1_100k 801 (vector index) -> 529.
@@ -70,6 +73,8 @@
 #include "table.h"
 
 namespace nfsieve {
+
+struct FamilyIndex;
 
 constexpr int kCutDims = 8;  // fields a box holds (one AVX2 register of 32-bit keys)
 
@@ -100,8 +105,15 @@ struct CutsLimits {
   enum Tree : uint8_t { kAuto, kCuts, kSplits };
   Tree tree = kAuto;    // one split tree (splits.cc) or equal cuts over groups: from the rule set, or forced
   uint64_t memory = 0;  // bytes of nodes and leaf entries per family; 0: max(8 MiB, table / 2)
+  uint64_t work = 0;    // rules visited choosing equal cuts, rule ends sorted choosing splits, per family; 0: kCutsWork
   bool simd = true;     // AVX2 leaf scans where the CPU has them
+  // What serves the family without trees (the vector index). When both kinds
+  // of tree blow their budgets, equal cuts cut short are kept if the miss
+  // model (index.h) prices them below it; null: never.
+  const FamilyIndex* fallback = nullptr;
 };
+
+constexpr uint64_t kCutsWork = uint64_t(1) << 26;  // the default equal-cuts work budget (~0.3 s)
 
 // The cut trees of one address family.
 class FamilyCuts {
@@ -113,6 +125,15 @@ class FamilyCuts {
   size_t byte_size() const;
   bool cut_short() const { return cut_short_; }
   bool split_trees() const { return splits_; }
+  // When both kinds of tree blew their budgets: the miss model's cost of the
+  // equal cuts cut short and of the vector index they were weighed against
+  // (negative otherwise).
+  double model_cost() const { return model_cost_; }
+  double fallback_cost() const { return fallback_cost_; }
+  double hit_cost() const { return hit_cost_; }  // the hit model's, likewise
+  double fallback_hit_cost() const { return fallback_hit_cost_; }
+  // The miss model over the equal-cut trees built (negative for a split tree or none).
+  double miss_cost(const Family& f) const;
 
   // The first rule whose interval conditions all hold for each of k packets
   // (keys[q] holds packet q's clamped keys, box field order): `rules` when
@@ -131,6 +152,7 @@ class FamilyCuts {
   bool splits_ = false;
   bool cut_short_ = false;
   bool avx2_ = false;
+  double model_cost_ = -1, fallback_cost_ = -1, hit_cost_ = -1, fallback_hit_cost_ = -1;
   std::vector<int> dims_;
   std::vector<uint32_t> clamp_;
   std::vector<Tree> trees_;
@@ -140,6 +162,16 @@ class FamilyCuts {
   std::vector<SplitLine> lines_;  // split trees: children of a node are consecutive lines
 
   void clear_trees();
+  bool weigh_cut_short(const Family& f, const FamilyIndex& fx, const std::vector<CutsRule>& br,
+                       const std::vector<uint32_t>* groups, const std::vector<uint32_t>& all, const uint32_t* wb, size_t budget,
+                       uint64_t work);
+  // Equal cuts over the address groups (cuts.cc).
+  void build_cuts(const std::vector<CutsRule>& br, const std::vector<uint32_t>* groups, const uint32_t* wb, size_t budget,
+                  bool abandon, uint64_t work);
+  void hit_costs(const Family& f, const FamilyIndex& fx, const std::vector<CutsRule>& br, const std::vector<uint32_t>& all,
+                 double* trees, double* vector) const;
+  double point_cost(const uint32_t* key) const;
+  double node_cost(const Family& f, uint64_t node, uint32_t* lo, uint32_t* wb) const;
   // Split trees: the leaf line each of the nl lanes live[] reaches from
   // `root`, and the first of its entries whose box holds the keys (its
   // count when none) (splits.cc).

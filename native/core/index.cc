@@ -313,3 +313,118 @@ void LookupIndex::build(const Table& table, const Family& f, const IndexLimits& 
 }
 
 }  // namespace nfsieve
+
+namespace nfsieve {
+namespace {
+
+// Costs of the vector index's steps under the miss model (index.h), counted
+// from lanes(): a field's key to its class, a stage's map, and per summary
+// word and candidate block of the scan (each operand's word one line).
+constexpr double kMapStep = 10, kStageStep = 4, kSummaryStep = 3, kBlockStep = 8, kOperandStep = 3;
+
+}  // namespace
+
+uint64_t model_domain(const Dim& dim) {
+  switch (dim.field) {
+    case kFieldSrc:
+    case kFieldDst:
+    case kFieldSpi:
+    case kFieldAhSpi: return uint64_t(1) << 32;
+    case kFieldSport:
+    case kFieldDport: return uint64_t(1) << 16;
+    case kFieldProto:
+    case kFieldIpProto: return 256;
+    default: return dim.boundary_count ? dim.boundaries[dim.boundary_count - 1] + 1 : 1;
+  }
+}
+
+double model_share(const Dim& dim, uint64_t clamp, uint64_t a, uint64_t z) {
+  const uint64_t d = model_domain(dim), top = std::min(clamp, d);  // keys below top are themselves
+  double n = 0;
+  if (a < top) n += double(std::min(z, top - 1) - a + 1);
+  if (clamp < d && a <= clamp && clamp <= z) n += double(d - clamp);  // keys from clamp on are clamp
+  return n / double(d);
+}
+
+double vector_miss_cost(const Family& f, const FamilyIndex& fx) {
+  const int F = f.dim_count, S = static_cast<int>(fx.stages.size());
+  double cost = F * kMapStep + S * kStageStep;
+  if (S > 0 && fx.stages.back().final) return cost;
+  // Each operand's classes weighted by the share of headers that reach them.
+  std::vector<std::vector<double>> w(fx.operands.size());
+  for (int i = 0; i < F; i++) {
+    const Dim& dim = f.dims[i];
+    if (dim.wide) return -1;
+    w[i].assign(dim.vector_count, 0);
+    for (uint32_t k = 0; k <= dim.boundary_count; k++) {
+      const uint64_t a = k ? dim.boundaries[k - 1] : 0, z = k < dim.boundary_count ? dim.boundaries[k] - 1 : ~uint64_t(0);
+      if (a <= z) w[i][dim.classes[k]] += model_share(dim, ~uint64_t(0), a, z);
+    }
+  }
+  for (int s = 0; s < S; s++) {  // fields independent: a pair's share is the product of its classes'
+    const Stage& st = fx.stages[s];
+    std::vector<double>& ws = w[F + s];
+    ws.assign(fx.operands[F + s].count, 0);
+    const std::vector<double>&wa = w[st.a], &wb = w[st.b];
+    for (size_t x = 0; x < wa.size(); x++)
+      for (size_t y = 0; y < wb.size(); y++) {
+        const size_t at = x * st.b_count + y;
+        ws[st.map16.empty() ? st.map[at] : st.map16[at]] += wa[x] * wb[y];
+      }
+  }
+  // Candidate blocks: per block, the product over the ANDed operands of the
+  // share of headers whose class has a rule in it.
+  const uint32_t blocks = f.words;
+  std::vector<double> p(blocks, 1.0), po(blocks);
+  const int n = static_cast<int>(fx.roots.size()) + (fx.base_root ? 1 : 0);
+  for (int op : fx.roots) {
+    std::fill(po.begin(), po.end(), 0.0);
+    const Operand& o = fx.operands[op];
+    for (uint32_t c = 0; c < o.count; c++) {
+      if (w[op][c] == 0) continue;
+      const uint64_t* sum = o.summaries + size_t(c) * f.summary_words;
+      for (uint32_t sw = 0; sw < f.summary_words; sw++)
+        for (uint64_t b = sum[sw]; b; b &= b - 1) po[sw * 64 + __builtin_ctzll(b)] += w[op][c];
+    }
+    for (uint32_t b = 0; b < blocks; b++) p[b] *= po[b];
+  }
+  double candidates = 0;
+  for (uint32_t b = 0; b < blocks; b++)
+    if ((f.base_summary[b >> 6] >> (b & 63)) & 1) candidates += p[b];
+  return cost + f.summary_words * n * kSummaryStep + candidates * (kBlockStep + n * (kOperandStep + kModelLine));
+}
+
+double vector_hit_cost(const Family& f, const FamilyIndex& fx, const uint64_t* keys) {
+  const int F = f.dim_count, S = static_cast<int>(fx.stages.size());
+  double cost = F * kMapStep + S * kStageStep;
+  if (S > 0 && fx.stages.back().final) return cost;
+  std::vector<uint32_t> cls(fx.operands.size());
+  for (int i = 0; i < F; i++) cls[i] = narrow_class(f.dims[i], fx.maps[i], keys[i]);
+  for (int s = 0; s < S; s++) {
+    const Stage& st = fx.stages[s];
+    const size_t at = size_t(cls[st.a]) * st.b_count + cls[st.b];
+    cls[F + s] = st.map16.empty() ? st.map[at] : st.map16[at];
+  }
+  std::vector<const uint64_t*> vec, sum;
+  for (int op : fx.roots) {
+    vec.push_back(fx.operands[op].vectors + size_t(cls[op]) * f.words);
+    sum.push_back(fx.operands[op].summaries + size_t(cls[op]) * f.summary_words);
+  }
+  if (fx.base_root) vec.push_back(f.base), sum.push_back(f.base_summary);
+  const size_t n = vec.size();
+  for (uint32_t sw = 0; sw < f.summary_words; sw++) {
+    cost += n * kSummaryStep;
+    uint64_t bits = ~uint64_t(0);
+    for (size_t v = 0; v < n; v++) bits &= sum[v][sw];
+    for (; bits; bits &= bits - 1) {
+      const uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+      cost += kBlockStep + n * (kOperandStep + kModelLine);
+      uint64_t acc = ~uint64_t(0);
+      for (size_t v = 0; v < n; v++) acc &= vec[v][w];
+      if (acc) return cost;
+    }
+  }
+  return cost;
+}
+
+}  // namespace nfsieve

@@ -31,6 +31,7 @@ struct IndexLimits {
   enum Cuts : uint8_t { kCutsOff, kCutsAuto, kCutsAlways };
   Cuts cuts = kCutsAuto;     // cut trees (cuts.h): never, where the rule set calls for them, always
   uint64_t cuts_memory = 0;  // bytes of cut trees per family; 0: max(8 MiB, table / 2)
+  uint64_t cuts_work = 0;    // work of building trees per family (cuts.h); 0: the defaults (2^26)
   enum Tree : uint8_t { kTreeAuto, kTreeCuts, kTreeSplits };
   Tree tree = kTreeAuto;  // which trees when trees are built: from the rule set, equal cuts, split points
   bool simd = true;       // AVX2 where the CPU has it (NFSIEVE_SIMD=scalar also turns it off)
@@ -102,5 +103,29 @@ class LookupIndex {
 
 // The class of a narrow key through a map (the table's search when the map has none).
 uint32_t narrow_class(const Dim& dim, const FieldMap& map, uint64_t key);
+
+// THE MISS MODEL, shared by the vector index and the cut trees to choose
+// between them at load: the expected work of one header that matches no rule
+// (the costly case for both: every candidate block ANDed, every tree walked
+// to a leaf and the leaf scanned to its end), its fields independent and each
+// uniform over the keys a header can carry in that field (model_domain). A
+// function of the table and the structures built from it, nothing else.
+// Units are instructions, plus kModelLine for each line a step reads from a
+// structure too large for the cache (counted from the code; docs/algorithm.md
+// compares the model with callgrind).
+constexpr double kModelLine = 10;
+// Keys a header can carry in a narrow field, uniform under the model: 2^32
+// for addresses and SPIs, 2^16 ports, 2^8 protocols, otherwise up to the last
+// boundary.
+uint64_t model_domain(const Dim& dim);
+// Share of the model's keys, clamped to at most `clamp`, that fall in [a, z].
+double model_share(const Dim& dim, uint64_t clamp, uint64_t a, uint64_t z);
+// The model's cost of a header through a family's vector index; negative when
+// the model does not apply (a 128-bit field).
+double vector_miss_cost(const Family& f, const FamilyIndex& fx);
+// THE HIT MODEL beside it: the work of one header that matches a rule, at a
+// given point (one key per table dimension), the scan stopping at the first
+// candidate, in the same units. Averaged over points inside the rules (cuts.cc).
+double vector_hit_cost(const Family& f, const FamilyIndex& fx, const uint64_t* keys);
 
 }  // namespace nfsieve

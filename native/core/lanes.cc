@@ -183,6 +183,31 @@ void mapped_classes(const Dim& dim, const FieldMap& map, const uint64_t* keys, i
 
 }  // namespace
 
+// The verdict of rule r (the default when r is the rule count), here so that the lanes inline it.
+inline void Classifier::finish(uint32_t r, const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
+  out->mark_set = 0;
+  out->queue = 0;
+  const uint32_t rules = table_->rule_count();
+  if (r >= rules) {
+    if (counters) counters->add(rules, d.total_length);
+    out->rule = kRuleDefault;
+    out->verdict = table_->default_verdict();
+    out->mark = m.mark;
+    return;
+  }
+  const RuleRec& rule = table_->rule(r);
+  if (counters) counters->add(r, d.total_length);
+  uint32_t mark = m.mark;
+  if (rule.flags & wire::kRuleFlagSetsMark) {
+    mark = (mark & ~rule.mark_mask) ^ rule.mark_value;
+    out->mark_set = 1;
+  }
+  out->rule = static_cast<int32_t>(r);
+  out->verdict = rule.action == kActRepeat ? static_cast<uint8_t>(kVerdictRepeat) : rule.action;
+  out->queue = rule.queue;
+  out->mark = mark;
+}
+
 void Classifier::classify(const Decoded& d, const Meta& m, Verdict* out, Counters* counters) const {
   classify_batch(&d, 1, &m, 0, out, counters);
 }

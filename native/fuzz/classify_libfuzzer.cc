@@ -57,6 +57,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 4) limits.cuts_memory = 256;
   limits.simd = !(data[0] & 8);
   if (data[0] & 16) limits.tree = (data[0] & 32) ? nfsieve::IndexLimits::kTreeSplits : nfsieve::IndexLimits::kTreeCuts;
+  // Trees out of work: cut short, then kept or dropped by the miss and hit models (cuts.h).
+  if (data[0] & 64) limits.cuts_work = 64;
   nfsieve::Classifier fast(std::move(indexed), limits);
   nfsieve::Classifier lanes(std::move(batched), limits);
   // The plainest way the core has: per-field classes, their vectors ANDed rule
