@@ -35,7 +35,7 @@ export interface AttachOptions {
   rejectMark?: number;
   /**
    * Wake-up coalescing: the longest a queue thread sleeps after a batch, in
-   * microseconds (0 to 1000; default 700; 0: off). While packets keep
+   * microseconds (0 to 1000; default 1000; 0: off). While packets keep
    * arriving, a thread that has drained its socket estimates its own arrival
    * rate and sleeps so that its next batch gathers 32 packets (Queue.CoalesceTarget),
    * never longer than this, so that they share one wake-up, one receive and

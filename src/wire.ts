@@ -89,7 +89,7 @@ export const Queue = {
   Gso: 1,
   Batch: 64,
   MaxBatch: 256,
-  CoalesceUs: 700,
+  CoalesceUs: 1000,
   CoalesceMaxUs: 1000,
   CoalesceTarget: 32,
 } as const;

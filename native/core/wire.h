@@ -79,7 +79,7 @@ constexpr uint32_t kQueueRcvBuf = 8388608;
 constexpr uint32_t kQueueGso = 1;
 constexpr uint32_t kQueueBatch = 64;
 constexpr uint32_t kQueueMaxBatch = 256;
-constexpr uint32_t kQueueCoalesceUs = 700;
+constexpr uint32_t kQueueCoalesceUs = 1000;
 constexpr uint32_t kQueueCoalesceMaxUs = 1000;
 constexpr uint32_t kQueueCoalesceTarget = 32;
 

@@ -37,7 +37,7 @@ export const FLAG_HELP: Readonly<Record<string, FlagHelp>> = {
   queue: h('N[:M]', 'queue number, or a range of queues (one native thread each)'),
   'fail-open': h('', 'let the kernel accept packets while the queue is full (default: it drops them)'),
   'copy-range': h('B', 'bytes of each packet copied to user space (default 256)'),
-  'coalesce-us': h('U', 'wake-up coalescing: the longest a queue thread sleeps to gather a batch of 32, and so the most a packet waits for it, in microseconds, 0-1000 (default 700; 0: off)'),
+  'coalesce-us': h('U', 'wake-up coalescing: the longest a queue thread sleeps to gather a batch of 32, and so the most a packet waits for it, in microseconds, 0-1000 (default 1000; 0: off)'),
   'max-len': h('N', 'kernel queue length in packets (default 4096)'),
   rcvbuf: h('B', 'socket receive buffer in bytes (default 8 MiB)'),
   'no-gso': h('', 'have the kernel segment GSO packets before queueing them'),
