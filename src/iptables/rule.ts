@@ -329,9 +329,7 @@ function parseTarget(name: string, rest: string[], isGoto: boolean, lineNo: numb
         allow('--set-mark', '--set-xmark', '--and-mark', '--or-mark', '--xor-mark');
         if (opts.size !== 1) fail('MARK takes exactly one of --set-mark, --set-xmark, --and-mark, --or-mark, --xor-mark');
         const [opt, arg] = [...opts][0];
-        const [v, m] = arg.split('/');
-        const value = parseUint(v, 0xffffffff, 'mark');
-        const mask = m === undefined ? 0xffffffff : parseUint(m, 0xffffffff, 'mark mask');
+        const { value, mask } = parseMark(arg, 'action');
         // Everything as --set-xmark value/mask: mark = (mark & ~mask) ^ value.
         switch (opt) {
           case '--set-xmark': return { kind: 'mark', value, mask };
