@@ -36,6 +36,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
                            InstanceAccessor<&ClassifierWrap::RuleCount>("ruleCount"),
                            InstanceAccessor<&ClassifierWrap::TableBytes>("tableBytes"),
                            InstanceAccessor<&ClassifierWrap::IndexBytes>("indexBytes"),
+                           InstanceMethod<&ClassifierWrap::LookupInfo>("lookupInfo"),
                            InstanceAccessor<&ClassifierWrap::LimitBytes>("limitBytes"),
                        });
   }
@@ -333,6 +334,24 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
 
   Napi::Value IndexBytes(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(classifier_->index_bytes()));
+  }
+
+  // lookupInfo() -> [{family, structure, cutShort, covered}] for IPv4 and IPv6:
+  // which structure answers the first candidate (docs/algorithm.md).
+  Napi::Value LookupInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env, 2);
+    for (uint32_t k = 0; k < 2; k++) {
+      const int fam = k ? 6 : 4;
+      const nfsieve::FamilyCuts& c = classifier_->cuts(fam);
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("family", fam);
+      o.Set("structure", !c.usable() ? "vector" : c.split_trees() ? "splits" : "cuts");
+      o.Set("cutShort", c.usable() && c.cut_short());
+      o.Set("covered", c.usable() ? c.covered() : 0);
+      out.Set(k, o);
+    }
+    return out;
   }
 };
 

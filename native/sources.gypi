@@ -10,6 +10,7 @@
       "native/core/index.cc",
       "native/core/cuts.cc",
       "native/core/splits.cc",
+      "native/core/covered.cc",
       "native/core/limit.cc"
     ],
     "nfsieve_compile_sources": [

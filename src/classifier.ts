@@ -7,7 +7,7 @@
  *   c.classify(ipPacketBytes)          // { verdict: 'accept', rule: 'allow-ike', line: 12, mark: null }
  *   c.addToSet('gateways', '192.0.2.7') // no recompilation (a live member)
  */
-import { IndexOptions, native, NativeClassifier, NativeMeta } from './native';
+import { IndexOptions, LookupInfo, native, NativeClassifier, NativeMeta } from './native';
 import { compile, CompiledPolicy } from './compile/compile';
 import { Policy, ruleLabel } from './policy/model';
 import { definePolicy, PolicyInput } from './policy/define';
@@ -104,6 +104,8 @@ export class Classifier implements SetOperations {
   get tableBytes(): number { return this.handle.tableBytes; }
   /** Bytes of the lookup index built beside the table when it was loaded. */
   get indexBytes(): number { return this.handle.indexBytes; }
+  /** Per address family, which lookup structure the load chose and how many rules it left out as covered. */
+  lookupInfo(): LookupInfo[] { return this.handle.lookupInfo(); }
   /** The native handle, for the queue engine and benchmarks. */
   get native(): NativeClassifier { return this.handle; }
 

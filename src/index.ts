@@ -20,7 +20,7 @@ export { compile } from './compile/compile';
 export type { CompiledPolicy, Warning, WarningKind } from './compile/compile';
 export { Classifier, LINKTYPE_RAW } from './classifier';
 export type { ClassifyResult, PacketMeta, CounterRow } from './classifier';
-export type { IndexOptions, NativeClassifier, NativeQueueStats, NativeMeta, NativeSetElement, NativeSetMember } from './native';
+export type { IndexOptions, LookupInfo, NativeClassifier, NativeQueueStats, NativeMeta, NativeSetElement, NativeSetMember } from './native';
 export { referenceEvaluate } from './reference/evaluate';
 export type { Decision, VerdictName, Meta, SetContents, LimitState } from './reference/evaluate';
 export { importIptables, importIptablesFile, loadIpset } from './iptables/import';

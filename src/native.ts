@@ -62,6 +62,19 @@ export interface NativeClassifier extends NativeSetMethods {
   readonly tableBytes: number;
   /** Bytes of the lookup index derived from the table at load (native/core/index.h). */
   readonly indexBytes: number;
+  /** Per address family, what answers the first candidate (docs/algorithm.md). */
+  lookupInfo(): LookupInfo[];
+}
+
+/** Which lookup structure serves an address family of a loaded table. */
+export interface LookupInfo {
+  family: 4 | 6;
+  /** The vector index, equal-cut trees over address groups, or one split tree. */
+  structure: 'vector' | 'cuts' | 'splits';
+  /** Trees stopped by a budget (long leaves), kept because the models priced them lower. */
+  cutShort: boolean;
+  /** Rules left out of the trees because an earlier rule covers them (never the first candidate). */
+  covered: number;
 }
 
 /** Budgets of the lookup index built when a table is loaded (native/core/index.h). */

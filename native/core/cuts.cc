@@ -22,6 +22,7 @@ constexpr uint32_t kGroupMinRules = 1;               // every group, however sma
 constexpr uint64_t kSplitWork = uint64_t(1) << 26;   // rule ends sorted while choosing splits (~0.5 s)
 constexpr uint64_t kShortWork = 2;                   // work of the cut-short equal cuts, in equal-cut budgets
 constexpr size_t kOneTreeNum = 9, kOneTreeDen = 10;  // one split tree when a group holds 9/10 of the rules
+constexpr size_t kOneTreeRules = 8192;               // or when at most this many rules can be first
 
 // Where a rule's bit is set in one field: the hull of its intervals and
 // whether they are one run.
@@ -401,6 +402,7 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   std::vector<CutsRule> br;
   std::vector<uint8_t> alive;
   CutsBuilder::read_boxes(this, f, rules, &br, &alive);
+  covered_ = drop_covered(br, dims(), &alive);
   std::vector<uint32_t> wb(kCutDims, 0);
   for (int i = 0; i < dims(); i++) wb[i] = width_bits(clamp_[i]);
   std::vector<uint32_t> groups[4], all;
@@ -415,11 +417,11 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   size_t largest = 0;
   for (const std::vector<uint32_t>& g : groups) largest = std::max(largest, g.size());
   // Which trees, in order of trial: one split tree first when one address
-  // group holds nearly every rule, equal cuts over the groups first
-  // otherwise; the other when the first blows a budget (unless one is forced).
+  // group holds nearly every rule or few rules can be first (covered.cc),
+  // equal cuts over the groups first otherwise; the other when the first blows a budget (unless one is forced).
   const bool keep_short = limits.memory != 0;  // a budget given: trees cut short are kept (the tests)
   const uint64_t work = limits.work ? limits.work : kCutsWork;
-  const bool one = largest * kOneTreeDen >= all.size() * kOneTreeNum;
+  const bool one = largest * kOneTreeDen >= all.size() * kOneTreeNum || all.size() <= kOneTreeRules;
   const bool splits_first = limits.tree == CutsLimits::kSplits || (limits.tree == CutsLimits::kAuto && one);
   const bool order[2] = {splits_first, !splits_first};
   const int trials = limits.tree == CutsLimits::kAuto ? 2 : 1;

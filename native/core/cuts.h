@@ -134,6 +134,8 @@ class FamilyCuts {
   double fallback_hit_cost() const { return fallback_hit_cost_; }
   // The miss model over the equal-cut trees built (negative for a split tree or none).
   double miss_cost(const Family& f) const;
+  // Rules left out of the trees because an earlier rule covers them (covered.cc).
+  uint32_t covered() const { return covered_; }
 
   // The first rule whose interval conditions all hold for each of k packets
   // (keys[q] holds packet q's clamped keys, box field order): `rules` when
@@ -153,6 +155,7 @@ class FamilyCuts {
   bool cut_short_ = false;
   bool avx2_ = false;
   double model_cost_ = -1, fallback_cost_ = -1, hit_cost_ = -1, fallback_hit_cost_ = -1;
+  uint32_t covered_ = 0;
   std::vector<int> dims_;
   std::vector<uint32_t> clamp_;
   std::vector<Tree> trees_;
@@ -198,6 +201,11 @@ class FamilyCuts {
   friend uint32_t split_tree(FamilyCuts* c, const std::vector<CutsRule>& rules, const std::vector<uint32_t>& set, size_t budget,
                              bool abandon, uint64_t work);
 };
+
+// Clears alive[r] for every rule r whose box lies inside the exact box of an
+// earlier rule still alive (it is never the first candidate); returns how
+// many (covered.cc).
+uint32_t drop_covered(const std::vector<CutsRule>& rules, int dims, std::vector<uint8_t>* alive);
 
 // True when boxes are compared with AVX2 (the CPU has it and NFSIEVE_SIMD is not "scalar").
 bool cuts_avx2_available();
