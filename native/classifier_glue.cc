@@ -191,24 +191,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     Napi::Int32Array out = info[1].As<Napi::Int32Array>();
     size_t n = t.ElementLength() / 5;
     if (out.ElementLength() < n) throw Napi::RangeError::New(env, "out must hold one entry per tuple");
-    const uint32_t* in = t.Data();
-    int32_t* o = out.Data();
-    nfsieve::Meta m;
-    // In chunks small enough that the decoded records stay in the L1 cache
-    // between being written and being classified.
-    constexpr size_t kChunk = 64;
-    std::vector<Decoded> d(kChunk);
-    for (Decoded& x : d) nfsieve::tuple_packet(0, 0, 0, 0, 0, &x);
-    std::vector<nfsieve::Verdict> v(kChunk);
-    for (size_t at = 0; at < n; at += kChunk) {
-      size_t len = std::min(kChunk, n - at);
-      for (size_t i = 0; i < len; i++) {
-        const uint32_t* t5 = in + 5 * (at + i);
-        nfsieve::set_tuple(t5[0], t5[1], t5[2], t5[3], t5[4], &d[i]);
-      }
-      classifier_->classify_batch(d.data(), len, &m, 0, v.data(), nullptr);
-      for (size_t i = 0; i < len; i++) o[at + i] = v[i].rule;
-    }
+    classifier_->classify_tuples(t.Data(), n, out.Data());
     return Napi::Number::New(env, static_cast<double>(n));
   }
 
@@ -336,7 +319,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(classifier_->index_bytes()));
   }
 
-  // lookupInfo() -> [{family, structure, cutShort, covered}] for IPv4 and IPv6:
+  // lookupInfo() -> [{family, structure, cutShort, covered, tupleKeys (IPv4)}] for IPv4 and IPv6:
   // which structure answers the first candidate (docs/algorithm.md).
   Napi::Value LookupInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -349,6 +332,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       o.Set("structure", !c.usable() ? "vector" : c.split_trees() ? "splits" : "cuts");
       o.Set("cutShort", c.usable() && c.cut_short());
       o.Set("covered", c.usable() ? c.covered() : 0);
+      if (fam == 4) o.Set("tupleKeys", classifier_->tuple_keys());
       out.Set(k, o);
     }
     return out;

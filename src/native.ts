@@ -75,6 +75,8 @@ export interface LookupInfo {
   cutShort: boolean;
   /** Rules left out of the trees because an earlier rule covers them (never the first candidate). */
   covered: number;
+  /** IPv4 only: classifyTuples reads its keys straight from the tuples (every IPv4 field is one of the 5-tuple's) instead of through packet records. */
+  tupleKeys?: boolean;
 }
 
 /** Budgets of the lookup index built when a table is loaded (native/core/index.h). */

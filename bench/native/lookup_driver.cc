@@ -1,7 +1,7 @@
 // The batched lookup alone, on a compiled table and a header trace written by
 // bench/lookup-dump.ts: loads the table (index and cut trees as the addon
 // would), checks every answer against the linear scan's, then runs PASSES
-// passes over the trace in chunks of 64 as classifyTuples does. Under
+// passes over the trace through classify_tuples(), as classifyTuples does. Under
 // callgrind only run_passes() is counted, so instructions and cache misses
 // per packet are those of the lookup:
 //   g++ -O2 -g -std=c++17 -Inative/core bench/native/lookup_driver.cc native/core/{decode,linklayer,table,sets,classify,lanes,index,cuts,splits,covered,limit}.cc -o /tmp/lookup_driver
@@ -46,21 +46,7 @@ IndexLimits limits_from_env() {
 }
 
 __attribute__((noinline)) void run_passes(const Classifier& c, const uint32_t* t, size_t n, int32_t* out, int passes) {
-  constexpr size_t kChunk = 64;
-  std::vector<Decoded> d(kChunk);
-  for (Decoded& x : d) tuple_packet(0, 0, 0, 0, 0, &x);
-  std::vector<Verdict> v(kChunk);
-  Meta m;
-  for (int p = 0; p < passes; p++)
-    for (size_t at = 0; at < n; at += kChunk) {
-      const size_t len = std::min(kChunk, n - at);
-      for (size_t i = 0; i < len; i++) {
-        const uint32_t* t5 = t + 5 * (at + i);
-        set_tuple(t5[0], t5[1], t5[2], t5[3], t5[4], &d[i]);
-      }
-      c.classify_batch(d.data(), len, &m, 0, v.data(), nullptr);
-      for (size_t i = 0; i < len; i++) out[at + i] = v[i].rule;
-    }
+  for (int p = 0; p < passes; p++) c.classify_tuples(t, n, out);
 }
 
 }  // namespace

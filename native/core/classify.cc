@@ -101,6 +101,14 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
     cl.fallback = &fx;
     if (want && table_->family(fam).dim_count > 0) cuts_[fam == 6].build(*table_, table_->family(fam), cl);
   }
+  const Family& f4 = table_->family(4);
+  tuple_keys_ = true;
+  for (int i = 0; i < f4.dim_count; i++) {
+    const uint8_t fd = f4.dims[i].field;
+    const bool five =
+        fd == kFieldSrc || fd == kFieldDst || fd == kFieldProto || fd == kFieldIpProto || fd == kFieldSport || fd == kFieldDport;
+    if (!five || f4.dims[i].wide) tuple_keys_ = false;
+  }
   simple_.resize(table_->rule_count());
   for (uint32_t i = 0; i < table_->rule_count(); i++) {
     const RuleRec& r = table_->rule(i);

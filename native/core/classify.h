@@ -120,11 +120,21 @@ class Classifier {
                       Counters* counters) const;
   static constexpr int kLanes = 8;
 
+  // IPv4 5-tuples, five words each (source, destination, source port,
+  // destination port, protocol; as ClassBench states headers): out[i] the
+  // rule that decides tuple i, or kRuleDefault. The answers of
+  // classify_batch() on tuple_packet() records with an empty Meta; when the
+  // IPv4 table has no field besides these five, the keys come straight from
+  // the tuples and no record is built.
+  void classify_tuples(const uint32_t* tuples, size_t count, int32_t* out) const;
+  bool tuple_keys() const { return tuple_keys_; }
+
  private:
   std::unique_ptr<Table> table_;
   std::unique_ptr<LookupIndex> index_;
   FamilyCuts cuts_[2];           // IPv4, IPv6
   std::vector<uint8_t> simple_;  // per rule: terminal, no residual checks
+  bool tuple_keys_ = false;      // every IPv4 table field is one of the 5-tuple's
   std::vector<NamedSet> sets_;
   std::unique_ptr<LimitState> limits_;
 
@@ -136,6 +146,13 @@ class Classifier {
   };
   void lanes(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which, Verdict* out,
              Counters* counters) const;
+  // The vector index's part of lanes(), from each table dimension's class on.
+  void candidates(int fam, uint32_t (*cls)[kLanes], int k, uint32_t* first, Lookup* lk) const;
+  void and_scans(const Family& f, const Lookup* lk, int k, uint32_t* first) const;
+  // classify_tuples() for up to kLanes tuples: the first candidate through
+  // the cut trees or the vector index; and tuples through records.
+  void tuple_candidates(const uint32_t* tuples, int k, uint32_t* first) const;
+  void tuples_through_records(const uint32_t* tuples, size_t count, int32_t* out) const;
   // The same through the family's cut trees; lanes whose first candidate
   // needs the full scan (residual checks, non-terminal actions) go on to lanes().
   void lanes_cuts(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,

@@ -181,6 +181,18 @@ void mapped_classes(const Dim& dim, const FieldMap& map, const uint64_t* keys, i
     out[q] = keys[q] <= 0xffffffffu ? map.trie_class(static_cast<uint32_t>(keys[q])) : narrow_class(dim, map, keys[q]);
 }
 
+// The classes of k narrow keys of one table dimension: through the index's
+// map, or the table's boundaries where it has none.
+inline void key_classes(const Dim& dim, const FieldMap& map, const uint64_t* keys, int k, uint32_t* cls) {
+  if (map.kind == FieldMap::kSearch) {
+    uint32_t idx[Classifier::kLanes];
+    intervals_narrow(dim, keys, k, idx);
+    for (int q = 0; q < k; q++) cls[q] = dim.classes[idx[q]];
+  } else {
+    mapped_classes(dim, map, keys, k, cls);
+  }
+}
+
 }  // namespace
 
 // The verdict of rule r (the default when r is the rule count), here so that the lanes inline it.
@@ -275,22 +287,37 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
   uint32_t cls[2 * kMaxDims][kLanes];
   for (int i = 0; i < f.dim_count; i++) {
     const Dim& dim = f.dims[i];
-    const FieldMap& map = fx.maps[i];
     if (dim.wide) {
       for (int q = 0; q < k; q++)
         cls[i][q] = dim.classes[interval_wide(dim, packet_key(dim.field, true, p[which[q]], m[which[q] * stride]))];
     } else {
       uint64_t keys[kLanes];
       narrow_keys(dim.field, p, m, stride, which, k, keys);
-      if (map.kind == FieldMap::kSearch) {
-        uint32_t idx[kLanes];
-        intervals_narrow(dim, keys, k, idx);
-        for (int q = 0; q < k; q++) cls[i][q] = dim.classes[idx[q]];
-      } else {
-        mapped_classes(dim, map, keys, k, cls[i]);
-      }
+      key_classes(dim, fx.maps[i], keys, k, cls[i]);
     }
   }
+  uint32_t first[kLanes];
+  Lookup lk[kLanes];
+  candidates(fam, cls, k, first, lk);
+  const uint32_t rules = table_->rule_count();
+  for (int q = 0; q < k; q++) {
+    const uint32_t r = first[q];
+    if (r >= rules || simple_[r])
+      finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+    else
+      decide(lk[q], p[which[q]], m[which[q] * stride], &out[which[q]], counters, r);
+  }
+}
+
+// The first candidate of k lanes (the rule count when none) from each table
+// dimension's class, cls[i][q]: the pre-combined stages (their classes go to
+// cls[dims + s]), then the final stage's rule or the interleaved AND scans.
+// lk[q] holds the vectors decide() scans on with when that rule does not end
+// the scan.
+__attribute__((always_inline)) inline void Classifier::candidates(int fam, uint32_t (*cls)[kLanes], int k, uint32_t* first,
+                                                                  Lookup* lk) const {
+  const Family& f = table_->family(fam);
+  const FamilyIndex& fx = index_->family(fam);
   const int F = f.dim_count;
   const int stages = static_cast<int>(fx.stages.size());
   for (int s = 0; s < stages; s++) {
@@ -301,47 +328,47 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
       for (int q = 0; q < k; q++) cls[F + s][q] = st.map16[size_t(cls[st.a][q]) * st.b_count + cls[st.b][q]];
     }
   }
-  const bool final = stages > 0 && fx.stages.back().final;
-  Lookup lk[kLanes];
-  int pending[kLanes], np = 0;
-  for (int q = 0; q < k; q++) {
-    Lookup& l = lk[q];
-    l.family = &f;
-    l.n = 0;
-    auto add = [&](int op) {
-      const Operand& o = fx.operands[op];
-      l.vec[l.n] = o.vectors + size_t(cls[op][q]) * f.words;
-      l.sum[l.n++] = o.summaries + size_t(cls[op][q]) * f.summary_words;
-    };
-    if (final) {
-      uint32_t r = cls[F + stages - 1][q];
-      if (r >= table_->rule_count() || simple_[r]) {
-        finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
-        continue;
-      }
-      // A rule with residual checks or a non-terminal action: scan on from it.
-      add(fx.stages.back().a);
-      add(fx.stages.back().b);
-      l.vec[l.n] = f.base;
-      l.sum[l.n++] = f.base_summary;
-      decide(l, p[which[q]], m[which[q] * stride], &out[which[q]], counters, r);
-      continue;
+  auto add = [&](Lookup& l, int op, int q) {
+    const Operand& o = fx.operands[op];
+    l.vec[l.n] = o.vectors + size_t(cls[op][q]) * f.words;
+    l.sum[l.n++] = o.summaries + size_t(cls[op][q]) * f.summary_words;
+  };
+  auto base = [&](Lookup& l) {
+    l.vec[l.n] = f.base;
+    l.sum[l.n++] = f.base_summary;
+  };
+  if (stages > 0 && fx.stages.back().final) {
+    const Stage& last = fx.stages.back();
+    const uint32_t rules = table_->rule_count();
+    for (int q = 0; q < k; q++) {
+      first[q] = cls[F + stages - 1][q];
+      if (first[q] >= rules || simple_[first[q]]) continue;
+      // A rule with residual checks or a non-terminal action: decide() scans on from it.
+      lk[q].family = &f;
+      lk[q].n = 0;
+      add(lk[q], last.a, q);
+      add(lk[q], last.b, q);
+      base(lk[q]);
     }
-    for (int op : fx.roots) add(op);
-    if (fx.base_root) {
-      l.vec[l.n] = f.base;
-      l.sum[l.n++] = f.base_summary;
-    }
-    pending[np++] = q;
+    return;
   }
-  // The first candidate of every lane, the lanes' scans interleaved so that
-  // their loads (vectors scattered over megabytes) overlap.
+  for (int q = 0; q < k; q++) {
+    lk[q].family = &f;
+    lk[q].n = 0;
+    for (int op : fx.roots) add(lk[q], op, q);
+    if (fx.base_root) base(lk[q]);
+  }
+  and_scans(f, lk, k, first);
+}
+
+// The first rule set in every vector of each lane's Lookup, the lanes' scans
+// interleaved so that their loads (vectors scattered over megabytes) overlap.
+void Classifier::and_scans(const Family& f, const Lookup* lk, int k, uint32_t* first) const {
   const uint32_t rules = table_->rule_count(), swords = f.summary_words;
-  uint32_t first[kLanes], sw[kLanes];
+  uint32_t sw[kLanes];
   uint64_t bits[kLanes];
   int live[kLanes], nl = 0;
-  for (int i = 0; i < np; i++) {
-    const int q = pending[i];
+  for (int q = 0; q < k; q++) {
     const Lookup& l = lk[q];
     first[q] = rules;
     sw[q] = 0;
@@ -372,14 +399,6 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
       live[still++] = q;
     }
     nl = still;
-  }
-  for (int i = 0; i < np; i++) {
-    const int q = pending[i];
-    const uint32_t r = first[q];
-    if (r >= rules || simple_[r])
-      finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
-    else
-      decide(lk[q], p[which[q]], m[which[q] * stride], &out[which[q]], counters, r);
   }
 }
 
@@ -418,6 +437,104 @@ void Classifier::lanes_cuts(const Decoded* p, const Meta* m, size_t stride, int 
       slow[ns++] = which[q];
   }
   if (ns) lanes(p, m, stride, ns, fam, slow, out, counters);
+}
+
+// ClassBench-style 5-tuples. A record tuple_packet() makes holds the ports
+// as 16 bits and the protocol as 8, with ports present: the keys below are
+// the ones packet_key() reads from it, without the record.
+namespace {
+
+// k tuples' keys of one table field (one of the five).
+void keys_of_tuples(uint8_t field, const uint32_t* t, int k, uint64_t* keys) {
+  switch (field) {
+    case kFieldSrc:
+      for (int q = 0; q < k; q++) keys[q] = t[5 * q];
+      break;
+    case kFieldDst:
+      for (int q = 0; q < k; q++) keys[q] = t[5 * q + 1];
+      break;
+    case kFieldSport:
+      for (int q = 0; q < k; q++) keys[q] = t[5 * q + 2] & 0xffff;
+      break;
+    case kFieldDport:
+      for (int q = 0; q < k; q++) keys[q] = t[5 * q + 3] & 0xffff;
+      break;
+    default:  // kFieldProto, kFieldIpProto
+      for (int q = 0; q < k; q++) keys[q] = t[5 * q + 4] & 0xff;
+  }
+}
+
+}  // namespace
+
+void Classifier::classify_tuples(const uint32_t* t, size_t count, int32_t* out) const {
+  if (!tuple_keys_) return tuples_through_records(t, count, out);
+  const uint32_t rules = table_->rule_count();
+  for (size_t base = 0; base < count; base += kLanes) {
+    const int k = static_cast<int>(std::min<size_t>(kLanes, count - base));
+    const uint32_t* tk = t + 5 * base;
+    uint32_t first[kLanes];
+    tuple_candidates(tk, k, first);
+    for (int q = 0; q < k; q++) {
+      const uint32_t r = first[q];
+      if (r >= rules)
+        out[base + q] = kRuleDefault;
+      else if (simple_[r])
+        out[base + q] = static_cast<int32_t>(r);
+      else  // residual checks or a non-terminal action: the full scan on a record
+        tuples_through_records(tk + 5 * q, 1, out + base + q);
+    }
+  }
+}
+
+void Classifier::tuple_candidates(const uint32_t* t, int k, uint32_t* first) const {
+  const Family& f = table_->family(4);
+  const FamilyIndex& fx = index_->family(4);
+  const FamilyCuts& cuts = cuts_[0];
+  if (cuts.usable()) {
+    alignas(32) uint32_t keys[kLanes][kCutDims] = {};
+    for (int i = 0; i < cuts.dims(); i++) {
+      uint64_t raw[kLanes];
+      keys_of_tuples(f.dims[cuts.dim(i)].field, t, k, raw);
+      for (int q = 0; q < k; q++) keys[q][i] = static_cast<uint32_t>(std::min<uint64_t>(raw[q], cuts.clamp(i)));
+    }
+    auto verify = [&](int q, uint32_t r) {
+      for (int i = 0; i < f.dim_count; i++) {
+        const Dim& dim = f.dims[i];
+        uint64_t key;
+        keys_of_tuples(dim.field, t + 5 * q, 1, &key);
+        const uint32_t c = narrow_class(dim, fx.maps[i], key);
+        if (!((dim.vectors[size_t(c) * f.words + (r >> 6)] >> (r & 63)) & 1)) return false;
+      }
+      return true;
+    };
+    cuts.first(keys, k, table_->rule_count(), first, verify);
+    return;
+  }
+  uint32_t cls[2 * kMaxDims][kLanes];
+  for (int i = 0; i < f.dim_count; i++) {
+    uint64_t keys[kLanes];
+    keys_of_tuples(f.dims[i].field, t, k, keys);
+    key_classes(f.dims[i], fx.maps[i], keys, k, cls[i]);
+  }
+  Lookup lk[kLanes];
+  candidates(4, cls, k, first, lk);
+}
+
+void Classifier::tuples_through_records(const uint32_t* t, size_t count, int32_t* out) const {
+  // In chunks small enough that the records stay in the L1 cache between being written and being classified.
+  constexpr size_t kChunk = 64;
+  Decoded d[kChunk];
+  Verdict v[kChunk];
+  const Meta m;
+  for (size_t at = 0; at < count; at += kChunk) {
+    const size_t len = std::min(kChunk, count - at);
+    for (size_t i = 0; i < len; i++) {
+      const uint32_t* t5 = t + 5 * (at + i);
+      tuple_packet(t5[0], t5[1], t5[2], t5[3], t5[4], &d[i]);
+    }
+    classify_batch(d, len, &m, 0, v, nullptr);
+    for (size_t i = 0; i < len; i++) out[at + i] = v[i].rule;
+  }
 }
 
 }  // namespace nfsieve
