@@ -4,7 +4,7 @@
 // passes over the trace through classify_tuples(), as classifyTuples does. Under
 // callgrind only run_passes() is counted, so instructions and cache misses
 // per packet are those of the lookup:
-//   g++ -O2 -g -std=c++17 -Inative/core bench/native/lookup_driver.cc native/core/{decode,linklayer,table,sets,classify,lanes,index,cuts,splits,covered,limit}.cc -o /tmp/lookup_driver
+//   g++ -O3 -g -std=c++17 -Inative/core bench/native/lookup_driver.cc native/core/{decode,linklayer,table,sets,classify,lanes,index,cuts,splits,covered,limit}.cc -o /tmp/lookup_driver
 //   /tmp/lookup_driver DIR/acl1_10k classbench                      # ns/packet (best pass), build ms, bytes
 //   bench/native/lookup-cg.sh DIR/acl1_10k classbench              # instructions, L1 misses per packet
 // Options (environment): CUTS=off|auto|always, CUTS_MEMORY=bytes, CUTS_WORK=rule visits, TREE=cuts|splits,
