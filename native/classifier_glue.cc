@@ -329,9 +329,9 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       const nfsieve::FamilyCuts& c = classifier_->cuts(fam);
       Napi::Object o = Napi::Object::New(env);
       o.Set("family", fam);
-      o.Set("structure", !c.usable() ? "vector" : c.split_trees() ? "splits" : "cuts");
+      o.Set("structure", classifier_->compact(fam) ? "compact" : !c.usable() ? "vector" : c.split_trees() ? "splits" : "cuts");
       o.Set("cutShort", c.usable() && c.cut_short());
-      o.Set("covered", c.usable() ? c.covered() : 0);
+      o.Set("covered", c.covered());
       if (fam == 4) o.Set("tupleKeys", classifier_->tuple_keys());
       out.Set(k, o);
     }

@@ -11,6 +11,7 @@
       "native/core/cuts.cc",
       "native/core/splits.cc",
       "native/core/covered.cc",
+      "native/core/compact.cc",
       "native/core/limit.cc"
     ],
     "nfsieve_compile_sources": [

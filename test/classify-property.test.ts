@@ -24,14 +24,17 @@ test(`native table and reference evaluator agree: 100 random policies x 10,000 r
     // The lookup index must never change a verdict: full pre-combination,
     // none, budgets small enough to stop it half-way; cut trees (chosen when
     // no stage names the rule; 'always' forces them), cut short by a tiny
-    // budget, scalar; one split tree forced, cut short or scalar; trees out
-    // of work, weighed against the vector index by the miss model (with and
-    // without pre-combined fields, AVX2 and scalar); no index.
+    // budget, equal cuts scalar; one split tree forced, cut short or scalar;
+    // trees out of work, weighed against the vector index by the miss model
+    // (with and without pre-combined fields, AVX2 and scalar); no index; the
+    // vector index over the rules that can be first (compact.h: few rules,
+    // kind of tree not forced).
     const index = [undefined, { combine: false }, { work: 1 + (p % 7) * 300, memory: 1 << 16 }, { cuts: 'always' as const, cutsMemory: 64 },
-      { cuts: 'always' as const, simd: false }, { cuts: 'always' as const, trees: 'splits' as const, cutsMemory: 256 },
+      { cuts: 'always' as const, trees: 'cuts' as const, simd: false }, { cuts: 'always' as const, trees: 'splits' as const, cutsMemory: 256 },
       { cuts: 'always' as const, trees: 'splits' as const, simd: false }, { combine: false, cuts: false as const },
       { cuts: 'always' as const, cutsWork: 1 + (p % 7) * 40, combine: p % 4 === 0 },
-      { cuts: 'always' as const, cutsWork: 1 + (p % 7) * 40, combine: false, simd: false }][p % 10];
+      { cuts: 'always' as const, cutsWork: 1 + (p % 7) * 40, combine: false, simd: false },
+      { cuts: 'always' as const, combine: p % 3 !== 0 }][p % 11];
     const classifier = new Classifier(compile(policy, { analyse: false }), { index });
     const sets = initialSets(policy);
     const limits = new LimitState();

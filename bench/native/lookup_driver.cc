@@ -4,7 +4,7 @@
 // passes over the trace through classify_tuples(), as classifyTuples does. Under
 // callgrind only run_passes() is counted, so instructions and cache misses
 // per packet are those of the lookup:
-//   g++ -O3 -g -std=c++17 -Inative/core bench/native/lookup_driver.cc native/core/{decode,linklayer,table,sets,classify,lanes,index,cuts,splits,covered,limit}.cc -o /tmp/lookup_driver
+//   g++ -O3 -g -std=c++17 -Inative/core bench/native/lookup_driver.cc native/core/{decode,linklayer,table,sets,classify,lanes,index,cuts,splits,covered,compact,limit}.cc -o /tmp/lookup_driver
 //   /tmp/lookup_driver DIR/acl1_10k classbench                      # ns/packet (best pass), build ms, bytes
 //   bench/native/lookup-cg.sh DIR/acl1_10k classbench              # instructions, L1 misses per packet
 // Options (environment): CUTS=off|auto|always, CUTS_MEMORY=bytes, CUTS_WORK=rule visits, TREE=cuts|splits,
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
               set.c_str(), trace.c_str(), n, best, passes, build_ms, c.index_bytes() / 1048576.0, c.uses_cuts(4), wrong);
   const FamilyCuts& fc = c.cuts(4);
   std::printf("structure v4: %s%s, %u rules covered, model miss %.0f/%.0f hit %.0f/%.0f\n",
-              !fc.usable() ? "vector index" : fc.split_trees() ? "split tree" : "equal cuts", fc.usable() && fc.cut_short() ? " (cut short)" : "", fc.covered(),
+              c.compact(4) ? "compact vector index" : !fc.usable() ? "vector index" : fc.split_trees() ? "split tree" : "equal cuts", fc.usable() && fc.cut_short() ? " (cut short)" : "", fc.covered(),
               fc.model_cost(), fc.fallback_cost(), fc.hit_cost(), fc.fallback_hit_cost());
   return wrong ? 1 : 0;
 }

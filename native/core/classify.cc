@@ -100,6 +100,17 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
     const bool want = limits.cuts == IndexLimits::kCutsAlways || (!direct && !small);
     cl.fallback = &fx;
     if (want && table_->family(fam).dim_count > 0) cuts_[fam == 6].build(*table_, table_->family(fam), cl);
+    // Few rules can be first: the vector index over them serves instead of
+    // the trees (compact.h), unless a kind of tree is forced or the trees
+    // were cut short (budgets given or blown: they stay as weighed).
+    FamilyCuts& c = cuts_[fam == 6];
+    if (limits.tree == IndexLimits::kTreeAuto && c.usable() && !c.cut_short() && !c.first_rules().empty()) {
+      std::unique_ptr<CompactIndex> ci(new CompactIndex);
+      if (ci->build(table_->family(fam), c.first_rules(), table_->byte_size(), limits)) {
+        compact_[fam == 6] = std::move(ci);
+        c.drop_trees();
+      }
+    }
   }
   const Family& f4 = table_->family(4);
   tuple_keys_ = true;

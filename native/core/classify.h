@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "compact.h"
 #include "cuts.h"
 #include "decode.h"
 #include "index.h"
@@ -99,9 +100,14 @@ class Classifier {
 
   const Table& table() const { return *table_; }
   // Bytes of the lookup index derived from the table (beside the table's own).
-  size_t index_bytes() const { return index_->byte_size() + cuts_[0].byte_size() + cuts_[1].byte_size(); }
+  size_t index_bytes() const {
+    return index_->byte_size() + cuts_[0].byte_size() + cuts_[1].byte_size() + (compact_[0] ? compact_[0]->byte_size() : 0) +
+           (compact_[1] ? compact_[1]->byte_size() : 0);
+  }
   // Whether a family is served by cut trees (cuts.h) rather than the vector index.
   bool uses_cuts(int fam) const { return cuts_[fam == 6].usable(); }
+  // The compact vector index serving a family (compact.h), or null.
+  const CompactIndex* compact(int fam) const { return compact_[fam == 6].get(); }
   const FamilyCuts& cuts(int fam) const { return cuts_[fam == 6]; }
   std::vector<NamedSet>& sets() { return sets_; }
   NamedSet* find_set(const std::string& name);
@@ -132,9 +138,10 @@ class Classifier {
  private:
   std::unique_ptr<Table> table_;
   std::unique_ptr<LookupIndex> index_;
-  FamilyCuts cuts_[2];           // IPv4, IPv6
-  std::vector<uint8_t> simple_;  // per rule: terminal, no residual checks
-  bool tuple_keys_ = false;      // every IPv4 table field is one of the 5-tuple's
+  FamilyCuts cuts_[2];                        // IPv4, IPv6
+  std::unique_ptr<CompactIndex> compact_[2];  // when set, it serves instead of the trees
+  std::vector<uint8_t> simple_;               // per rule: terminal, no residual checks
+  bool tuple_keys_ = false;                   // every IPv4 table field is one of the 5-tuple's
   std::vector<NamedSet> sets_;
   std::unique_ptr<LimitState> limits_;
 
@@ -146,9 +153,16 @@ class Classifier {
   };
   void lanes(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which, Verdict* out,
              Counters* counters) const;
-  // The vector index's part of lanes(), from each table dimension's class on.
-  void candidates(int fam, uint32_t (*cls)[kLanes], int k, uint32_t* first, Lookup* lk) const;
-  void and_scans(const Family& f, const Lookup* lk, int k, uint32_t* first) const;
+  // The vector index's part of lanes(), from each dimension's class on, for
+  // the table's family (`simple`: simple_, lk[q] set for decide() where the
+  // rule is not simple) or a compact one (`simple` null).
+  void candidates(const Family& f, const FamilyIndex& fx, uint32_t rules, const uint8_t* simple, uint32_t (*cls)[kLanes], int k,
+                  uint32_t* first, Lookup* lk) const;
+  void and_scans(const Family& f, uint32_t rules, const Lookup* lk, int k, uint32_t* first) const;
+  // The same for up to kLanes packets through the compact index (compact.h).
+  void lanes_compact(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,
+                     Verdict* out, Counters* counters) const;
+  void compact_candidates(const CompactIndex& ci, const uint64_t (*keys)[kLanes], int k, uint32_t* first) const;
   // classify_tuples() for up to kLanes tuples: the first candidate through
   // the cut trees or the vector index; and tuples through records.
   void tuple_candidates(const uint32_t* tuples, int k, uint32_t* first) const;

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "compact.h"
 #include "index.h"
 
 namespace nfsieve {
@@ -409,6 +410,7 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   group_rules(br, alive, wb, dims(), groups);
   for (uint32_t r = 0; r < rules; r++)
     if (alive[r]) all.push_back(r);
+  if (all.size() <= kCompactRules) first_rules_ = all;
   boxes_.resize(rules);
   for (uint32_t r = 0; r < rules; r++) boxes_[r] = br[r].box;
   const size_t budget = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, table.byte_size() / 2);
@@ -580,6 +582,13 @@ double FamilyCuts::node_cost(const Family& f, uint64_t n, uint32_t* lo, uint32_t
   lo[d] = static_cast<uint32_t>(base);
   wb[d] = saved_wb;
   return kWalkStep + kModelLine + below;
+}
+
+void FamilyCuts::drop_trees() {
+  clear_trees();
+  std::vector<RuleBox>().swap(boxes_);
+  std::vector<uint32_t>().swap(first_rules_);
+  usable_ = false;
 }
 
 void FamilyCuts::clear_trees() {

@@ -137,6 +137,10 @@ class FamilyCuts {
   double miss_cost(const Family& f) const;
   // Rules left out of the trees because an earlier rule covers them (covered.cc).
   uint32_t covered() const { return covered_; }
+  // The rules that can be first, when at most kCompactRules (compact.h); empty otherwise.
+  const std::vector<uint32_t>& first_rules() const { return first_rules_; }
+  // Frees the trees once another structure serves (covered() stays).
+  void drop_trees();
 
   // The first rule whose interval conditions all hold for each of k packets
   // (keys[q] holds packet q's clamped keys, box field order): `rules` when
@@ -157,6 +161,7 @@ class FamilyCuts {
   bool avx2_ = false;
   double model_cost_ = -1, fallback_cost_ = -1, hit_cost_ = -1, fallback_hit_cost_ = -1;
   uint32_t covered_ = 0;
+  std::vector<uint32_t> first_rules_;
   std::vector<int> dims_;
   std::vector<uint32_t> clamp_;
   std::vector<Tree> trees_;

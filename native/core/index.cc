@@ -239,18 +239,19 @@ uint32_t narrow_class(const Dim& dim, const FieldMap& m, uint64_t key) {
 }
 
 LookupIndex::LookupIndex(const Table& table, const IndexLimits& limits) {
-  build(table, table.family(4), limits, &fam4_);
-  build(table, table.family(6), limits, &fam6_);
+  bytes_ = build_family_index(table.family(4), table.rule_count(), table.byte_size(), limits, &fam4_) +
+           build_family_index(table.family(6), table.rule_count(), table.byte_size(), limits, &fam6_);
 }
 
 // One pass over a family (maps, operands, then stages while the budgets last): ~65 lines, the
 // budgets and the alive list are shared by every step.
-void LookupIndex::build(const Table& table, const Family& f, const IndexLimits& limits, FamilyIndex* out) {
+size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, const IndexLimits& limits, FamilyIndex* out) {
+  size_t bytes = 0;
   const int F = f.dim_count;
   for (int i = 0; i < F; i++) {
     // A trie may cost up to half the table (at least 1 MiB); past that the search stays.
-    out->maps.push_back(make_map(f.dims[i], std::max<size_t>(size_t(1) << 20, table.byte_size() / 2)));
-    bytes_ += out->maps.back().direct.size() * 2 + out->maps.back().trie.size() * 2;
+    out->maps.push_back(make_map(f.dims[i], std::max<size_t>(size_t(1) << 20, table_bytes / 2)));
+    bytes += out->maps.back().direct.size() * 2 + out->maps.back().trie.size() * 2;
     Operand o;
     o.count = f.dims[i].vector_count;
     o.vectors = f.dims[i].vectors;
@@ -259,7 +260,7 @@ void LookupIndex::build(const Table& table, const Family& f, const IndexLimits& 
   }
   std::vector<int> alive;
   for (int i = 0; i < F; i++) alive.push_back(i);
-  size_t memory = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, 2 * table.byte_size());
+  size_t memory = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, 2 * table_bytes);
   uint64_t work = limits.work;
   out->stages.reserve(F);  // operand pointers into stages stay valid
   while (limits.combine && alive.size() >= 2) {
@@ -281,7 +282,7 @@ void LookupIndex::build(const Table& table, const Family& f, const IndexLimits& 
       Stage s;
       s.a = alive[x];
       s.b = alive[y];
-      if (!combine(f, table.rule_count(), A, B, final, memory, &s)) continue;
+      if (!combine(f, rules, A, B, final, memory, &s)) continue;
       if (best_x < 0 || s.count < best.count) {
         best = std::move(s);
         best_x = x;
@@ -290,7 +291,7 @@ void LookupIndex::build(const Table& table, const Family& f, const IndexLimits& 
     }
     if (best_x < 0) break;
     memory -= stage_bytes(best);
-    bytes_ += stage_bytes(best);
+    bytes += stage_bytes(best);
     out->stages.push_back(std::move(best));
     Stage& kept = out->stages.back();
     Operand o;
@@ -301,7 +302,7 @@ void LookupIndex::build(const Table& table, const Family& f, const IndexLimits& 
     out->operands.push_back(o);
     alive.erase(alive.begin() + best_y);
     alive.erase(alive.begin() + best_x);
-    if (final) return;  // no roots: the last stage names the rule
+    if (final) return bytes;  // no roots: the last stage names the rule
     alive.push_back(static_cast<int>(out->operands.size()) - 1);
   }
   // Most classes first: those vectors are the sparsest, so the AND stops soonest.
@@ -310,6 +311,7 @@ void LookupIndex::build(const Table& table, const Family& f, const IndexLimits& 
   out->base_root = true;
   for (int r : alive)
     if (out->operands[r].has_base) out->base_root = false;
+  return bytes;
 }
 
 }  // namespace nfsieve

@@ -98,8 +98,11 @@ class LookupIndex {
  private:
   FamilyIndex fam4_, fam6_;
   size_t bytes_ = 0;
-  void build(const Table& table, const Family& f, const IndexLimits& limits, FamilyIndex* out);
 };
+
+// The vector index of one family of `rules` rules (maps, then stages while
+// the budgets last; the defaults scale with `table_bytes`); returns its bytes.
+size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, const IndexLimits& limits, FamilyIndex* out);
 
 // The class of a narrow key through a map (the table's search when the map has none).
 uint32_t narrow_class(const Dim& dim, const FieldMap& map, uint64_t key);

@@ -244,9 +244,11 @@ void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta
         which[k] = k;
         k++;
       }
-      // Cut trees finish lanes whose rule takes no token; the others go on to
-      // lanes() in their batch order.
-      if (cuts_[fam == 6].usable())
+      // The compact index and cut trees finish lanes whose rule takes no
+      // token; the others go on to lanes() in their batch order.
+      if (compact_[fam == 6])
+        lanes_compact(p, m, meta_stride, k, fam, which, out + base, counters);
+      else if (cuts_[fam == 6].usable())
         lanes_cuts(p, m, meta_stride, k, fam, which, out + base, counters);
       else
         lanes(p, m, meta_stride, k, fam, which, out + base, counters);
@@ -267,11 +269,15 @@ void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta
       else
         not_ip(m[j * meta_stride], &out[base + j]);
     }
-    if (k4 && cuts_[0].usable())
+    if (k4 && compact_[0])
+      lanes_compact(p, m, meta_stride, k4, 4, which4, out + base, counters);
+    else if (k4 && cuts_[0].usable())
       lanes_cuts(p, m, meta_stride, k4, 4, which4, out + base, counters);
     else if (k4)
       lanes(p, m, meta_stride, k4, 4, which4, out + base, counters);
-    if (k6 && cuts_[1].usable())
+    if (k6 && compact_[1])
+      lanes_compact(p, m, meta_stride, k6, 6, which6, out + base, counters);
+    else if (k6 && cuts_[1].usable())
       lanes_cuts(p, m, meta_stride, k6, 6, which6, out + base, counters);
     else if (k6)
       lanes(p, m, meta_stride, k6, 6, which6, out + base, counters);
@@ -298,8 +304,8 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
   }
   uint32_t first[kLanes];
   Lookup lk[kLanes];
-  candidates(fam, cls, k, first, lk);
   const uint32_t rules = table_->rule_count();
+  candidates(f, fx, rules, simple_.data(), cls, k, first, lk);
   for (int q = 0; q < k; q++) {
     const uint32_t r = first[q];
     if (r >= rules || simple_[r])
@@ -314,10 +320,9 @@ void Classifier::lanes(const Decoded* p, const Meta* m, size_t stride, int k, in
 // cls[dims + s]), then the final stage's rule or the interleaved AND scans.
 // lk[q] holds the vectors decide() scans on with when that rule does not end
 // the scan.
-__attribute__((always_inline)) inline void Classifier::candidates(int fam, uint32_t (*cls)[kLanes], int k, uint32_t* first,
-                                                                  Lookup* lk) const {
-  const Family& f = table_->family(fam);
-  const FamilyIndex& fx = index_->family(fam);
+__attribute__((always_inline)) inline void Classifier::candidates(const Family& f, const FamilyIndex& fx, uint32_t rules,
+                                                                  const uint8_t* simple, uint32_t (*cls)[kLanes], int k,
+                                                                  uint32_t* first, Lookup* lk) const {
   const int F = f.dim_count;
   const int stages = static_cast<int>(fx.stages.size());
   for (int s = 0; s < stages; s++) {
@@ -339,10 +344,9 @@ __attribute__((always_inline)) inline void Classifier::candidates(int fam, uint3
   };
   if (stages > 0 && fx.stages.back().final) {
     const Stage& last = fx.stages.back();
-    const uint32_t rules = table_->rule_count();
     for (int q = 0; q < k; q++) {
       first[q] = cls[F + stages - 1][q];
-      if (first[q] >= rules || simple_[first[q]]) continue;
+      if (!simple || first[q] >= rules || simple[first[q]]) continue;
       // A rule with residual checks or a non-terminal action: decide() scans on from it.
       lk[q].family = &f;
       lk[q].n = 0;
@@ -358,13 +362,13 @@ __attribute__((always_inline)) inline void Classifier::candidates(int fam, uint3
     for (int op : fx.roots) add(lk[q], op, q);
     if (fx.base_root) base(lk[q]);
   }
-  and_scans(f, lk, k, first);
+  and_scans(f, rules, lk, k, first);
 }
 
 // The first rule set in every vector of each lane's Lookup, the lanes' scans
 // interleaved so that their loads (vectors scattered over megabytes) overlap.
-void Classifier::and_scans(const Family& f, const Lookup* lk, int k, uint32_t* first) const {
-  const uint32_t rules = table_->rule_count(), swords = f.summary_words;
+void Classifier::and_scans(const Family& f, uint32_t rules, const Lookup* lk, int k, uint32_t* first) const {
+  const uint32_t swords = f.summary_words;
   uint32_t sw[kLanes];
   uint64_t bits[kLanes];
   int live[kLanes], nl = 0;
@@ -439,6 +443,42 @@ void Classifier::lanes_cuts(const Decoded* p, const Meta* m, size_t stride, int 
   if (ns) lanes(p, m, stride, ns, fam, slow, out, counters);
 }
 
+// Up to kLanes packets of one family through the compact index (compact.h):
+// each dimension's key to its class in the compact family, its stages, and
+// the bit found mapped back to the table's rule; lanes whose rule needs the
+// full scan go on to lanes().
+void Classifier::lanes_compact(const Decoded* p, const Meta* m, size_t stride, int k, int fam, const int* which, Verdict* out,
+                               Counters* counters) const {
+  const Family& f = table_->family(fam);
+  uint64_t keys[kMaxDims][kLanes];
+  for (int i = 0; i < f.dim_count; i++) narrow_keys(f.dims[i].field, p, m, stride, which, k, keys[i]);
+  uint32_t first[kLanes];
+  compact_candidates(*compact_[fam == 6], keys, k, first);
+  const uint32_t rules = table_->rule_count();
+  int slow[kLanes], ns = 0;
+  for (int q = 0; q < k; q++) {
+    const uint32_t r = first[q];
+    if (r >= rules || simple_[r])
+      finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
+    else
+      slow[ns++] = which[q];
+  }
+  if (ns) lanes(p, m, stride, ns, fam, slow, out, counters);
+}
+
+// The first candidate (a table rule, or the rule count) of k lanes from
+// their keys, keys[i][q] for table dimension i, through the compact index.
+void Classifier::compact_candidates(const CompactIndex& ci, const uint64_t (*keys)[kLanes], int k, uint32_t* first) const {
+  const Family& cf = ci.family();
+  const FamilyIndex& cfx = ci.index();
+  uint32_t cls[2 * kMaxDims][kLanes];
+  for (int i = 0; i < cf.dim_count; i++) key_classes(cf.dims[i], cfx.maps[i], keys[i], k, cls[i]);
+  Lookup lk[kLanes];
+  candidates(cf, cfx, ci.size(), nullptr, cls, k, first, lk);
+  const uint32_t rules = table_->rule_count();
+  for (int q = 0; q < k; q++) first[q] = first[q] < ci.size() ? ci.rule(first[q]) : rules;
+}
+
 // ClassBench-style 5-tuples. A record tuple_packet() makes holds the ports
 // as 16 bits and the protocol as 8, with ports present: the keys below are
 // the ones packet_key() reads from it, without the record.
@@ -497,6 +537,16 @@ void Classifier::tuple_candidates(const uint32_t* t, int k, uint32_t* first) con
   const Family& f = table_->family(4);
   const FamilyIndex& fx = index_->family(4);
   const FamilyCuts& cuts = cuts_[0];
+  if (compact_[0]) {
+    const TupleColumns tc(t, k);
+    uint64_t keys[kMaxDims][kLanes];
+    for (int i = 0; i < f.dim_count; i++) {
+      const uint32_t* c = tc.col[TupleColumns::of(f.dims[i].field)];
+      for (int q = 0; q < k; q++) keys[i][q] = c[q];
+    }
+    compact_candidates(*compact_[0], keys, k, first);
+    return;
+  }
   if (cuts.usable()) {
     const TupleColumns tc(t, k);
     alignas(32) uint32_t keys[kLanes][kCutDims] = {};
@@ -524,7 +574,7 @@ void Classifier::tuple_candidates(const uint32_t* t, int k, uint32_t* first) con
     key_classes(f.dims[i], fx.maps[i], keys, k, cls[i]);
   }
   Lookup lk[kLanes];
-  candidates(4, cls, k, first, lk);
+  candidates(f, fx, table_->rule_count(), simple_.data(), cls, k, first, lk);
 }
 
 void Classifier::tuples_through_records(const uint32_t* t, size_t count, int32_t* out) const {
