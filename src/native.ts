@@ -69,11 +69,11 @@ export interface NativeClassifier extends NativeSetMethods {
 /** Which lookup structure serves an address family of a loaded table. */
 export interface LookupInfo {
   family: 4 | 6;
-  /** The vector index, equal-cut trees over address groups, or one split tree. */
-  structure: 'vector' | 'cuts' | 'splits';
+  /** The vector index, equal-cut trees over address groups, one split tree, or the vector index over the rules that can be first. */
+  structure: 'vector' | 'cuts' | 'splits' | 'compact';
   /** Trees stopped by a budget (long leaves), kept because the models priced them lower. */
   cutShort: boolean;
-  /** Rules left out of the trees because an earlier rule covers them (never the first candidate). */
+  /** Rules left out of the trees (or the compact index) because an earlier rule covers them (never the first candidate). */
   covered: number;
   /** IPv4 only: classifyTuples reads its keys straight from the tuples (every IPv4 field is one of the 5-tuple's) instead of through packet records. */
   tupleKeys?: boolean;

@@ -8,6 +8,7 @@
 //   /tmp/lookup_driver DIR/acl1_10k classbench                      # ns/packet (best pass), build ms, bytes
 //   bench/native/lookup-cg.sh DIR/acl1_10k classbench              # instructions, L1 misses per packet
 // Options (environment): CUTS=off|auto|always, CUTS_MEMORY=bytes, CUTS_WORK=rule visits, TREE=cuts|splits,
+// INDEX_WORK=vector words, INDEX_MEMORY=bytes (the vector index's budgets, index.h),
 // NFSIEVE_SIMD=scalar, PASSES=n. The last line printed names the IPv4 structure and, where the miss
 // model chose (cuts.h), its costs: model trees/vector.
 #include <chrono>
@@ -41,6 +42,8 @@ IndexLimits limits_from_env() {
   if (t && !std::strcmp(t, "splits")) l.tree = IndexLimits::kTreeSplits;
   if (const char* m = std::getenv("CUTS_MEMORY")) l.cuts_memory = std::strtoull(m, nullptr, 10);
   if (const char* w = std::getenv("CUTS_WORK")) l.cuts_work = std::strtoull(w, nullptr, 10);
+  if (const char* w = std::getenv("INDEX_WORK")) l.work = std::strtoull(w, nullptr, 10);
+  if (const char* m = std::getenv("INDEX_MEMORY")) l.memory = std::strtoull(m, nullptr, 10);
   if (const char* s = std::getenv("NFSIEVE_SIMD")) l.simd = std::strcmp(s, "scalar") != 0;
   return l;
 }

@@ -39,7 +39,11 @@ bool CompactIndex::build(const Family& f, const std::vector<uint32_t>& ids, size
   // Budgets as for a table of these rules alone (a few MiB), not of the whole table.
   size_t derived = 0;
   for (int i = 0; i < f.dim_count; i++) derived += (vectors_[i].size() + summaries_[i].size() + boundaries_[i].size()) * 8;
-  bytes_ = build_family_index(f_, static_cast<uint32_t>(ids.size()), derived, limits, &fx_);
+  // Four times the work: its vectors are a few words, so a stage of many
+  // class pairs is cheap to fill (ipc1_100k's final stage needs it).
+  IndexLimits own = limits;
+  own.work = limits.work * kCompactWorkFactor;
+  bytes_ = build_family_index(f_, static_cast<uint32_t>(ids.size()), derived, own, &fx_);
   // Kept only when its last stage names the rule: a few loads per packet.
   // With operands left to AND it lost to the split tree on ipc1_100k.
   if (fx_.stages.empty() || !fx_.stages.back().final) return false;

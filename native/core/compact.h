@@ -16,8 +16,9 @@
 // results are stored once, and neighbouring intervals whose classes become
 // equal are merged, so the boundaries left are those where some remaining
 // rule starts or ends. The base vector has every bit. The vector index is
-// then built over that family (build_family_index) with the budgets of a
-// table that size, and a lookup maps the rule it names back through ids.
+// then built over that family (build_family_index) with the memory budget
+// of a table that size and four times the combining work (its vectors are a
+// few words long), and a lookup maps the rule it names back through ids.
 // The bits are exact (no hulls), so nothing is re-checked; a rule with
 // residual checks or a non-terminal action goes on to the full scan, as
 // after the trees.
@@ -40,6 +41,7 @@ namespace nfsieve {
 
 constexpr size_t kCompactRules = 1024;
 constexpr uint64_t kCompactWork = uint64_t(1) << 27;
+constexpr uint64_t kCompactWorkFactor = 4;  // the index's combining work, in IndexLimits::work
 
 class CompactIndex {
  public:
