@@ -163,6 +163,9 @@ class Classifier {
   void lanes_compact(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,
                      Verdict* out, Counters* counters) const;
   void compact_candidates(const CompactIndex& ci, const uint64_t (*keys)[kLanes], int k, uint32_t* first) const;
+  // After lanes_cuts() or lanes_compact(): the verdicts, or lanes() for rules that need the full scan.
+  void finish_lanes(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,
+                    const uint32_t* first, Verdict* out, Counters* counters) const;
   // classify_tuples() for up to kLanes tuples: the first candidate through
   // the cut trees or the vector index; and tuples through records.
   void tuple_candidates(const uint32_t* tuples, int k, uint32_t* first) const;

@@ -429,9 +429,17 @@ void Classifier::lanes_cuts(const Decoded* p, const Meta* m, size_t stride, int 
     }
     return true;
   };
-  const uint32_t rules = table_->rule_count();
   uint32_t first[kLanes];
-  cuts.first(keys, k, rules, first, verify);
+  cuts.first(keys, k, table_->rule_count(), first, verify);
+  finish_lanes(p, m, stride, k, fam, which, first, out, counters);
+}
+
+// The verdicts of k lanes whose first candidates are known: finished here
+// when that rule ends the scan with nothing to check, otherwise (residual
+// checks, non-terminal actions) through lanes() in their batch order.
+void Classifier::finish_lanes(const Decoded* p, const Meta* m, size_t stride, int k, int fam, const int* which,
+                              const uint32_t* first, Verdict* out, Counters* counters) const {
+  const uint32_t rules = table_->rule_count();
   int slow[kLanes], ns = 0;
   for (int q = 0; q < k; q++) {
     const uint32_t r = first[q];
@@ -454,16 +462,7 @@ void Classifier::lanes_compact(const Decoded* p, const Meta* m, size_t stride, i
   for (int i = 0; i < f.dim_count; i++) narrow_keys(f.dims[i].field, p, m, stride, which, k, keys[i]);
   uint32_t first[kLanes];
   compact_candidates(*compact_[fam == 6], keys, k, first);
-  const uint32_t rules = table_->rule_count();
-  int slow[kLanes], ns = 0;
-  for (int q = 0; q < k; q++) {
-    const uint32_t r = first[q];
-    if (r >= rules || simple_[r])
-      finish(r, p[which[q]], m[which[q] * stride], &out[which[q]], counters);
-    else
-      slow[ns++] = which[q];
-  }
-  if (ns) lanes(p, m, stride, ns, fam, slow, out, counters);
+  finish_lanes(p, m, stride, k, fam, which, first, out, counters);
 }
 
 // The first candidate (a table rule, or the rule count) of k lanes from
@@ -537,18 +536,8 @@ void Classifier::tuple_candidates(const uint32_t* t, int k, uint32_t* first) con
   const Family& f = table_->family(4);
   const FamilyIndex& fx = index_->family(4);
   const FamilyCuts& cuts = cuts_[0];
-  if (compact_[0]) {
-    const TupleColumns tc(t, k);
-    uint64_t keys[kMaxDims][kLanes];
-    for (int i = 0; i < f.dim_count; i++) {
-      const uint32_t* c = tc.col[TupleColumns::of(f.dims[i].field)];
-      for (int q = 0; q < k; q++) keys[i][q] = c[q];
-    }
-    compact_candidates(*compact_[0], keys, k, first);
-    return;
-  }
-  if (cuts.usable()) {
-    const TupleColumns tc(t, k);
+  const TupleColumns tc(t, k);
+  if (!compact_[0] && cuts.usable()) {
     alignas(32) uint32_t keys[kLanes][kCutDims] = {};
     for (int i = 0; i < cuts.dims(); i++) {
       const uint32_t* c = tc.col[TupleColumns::of(f.dims[cuts.dim(i)].field)];
@@ -565,14 +554,15 @@ void Classifier::tuple_candidates(const uint32_t* t, int k, uint32_t* first) con
     cuts.first(keys, k, table_->rule_count(), first, verify);
     return;
   }
-  const TupleColumns tc(t, k);
-  uint32_t cls[2 * kMaxDims][kLanes];
+  // The compact index or the table's vector index: one key per dimension.
+  uint64_t keys[kMaxDims][kLanes];
   for (int i = 0; i < f.dim_count; i++) {
     const uint32_t* c = tc.col[TupleColumns::of(f.dims[i].field)];
-    uint64_t keys[kLanes];
-    for (int q = 0; q < k; q++) keys[q] = c[q];
-    key_classes(f.dims[i], fx.maps[i], keys, k, cls[i]);
+    for (int q = 0; q < k; q++) keys[i][q] = c[q];
   }
+  if (compact_[0]) return compact_candidates(*compact_[0], keys, k, first);
+  uint32_t cls[2 * kMaxDims][kLanes];
+  for (int i = 0; i < f.dim_count; i++) key_classes(f.dims[i], fx.maps[i], keys[i], k, cls[i]);
   Lookup lk[kLanes];
   candidates(f, fx, table_->rule_count(), simple_.data(), cls, k, first, lk);
 }
