@@ -106,7 +106,7 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
     FamilyCuts& c = cuts_[fam == 6];
     if (limits.tree == IndexLimits::kTreeAuto && c.usable() && !c.cut_short() && !c.first_rules().empty()) {
       std::unique_ptr<CompactIndex> ci(new CompactIndex);
-      if (ci->build(table_->family(fam), c.first_rules(), table_->byte_size(), limits)) {
+      if (ci->build(table_->family(fam), c.first_rules(), limits)) {
         compact_[fam == 6] = std::move(ci);
         c.drop_trees();
       }

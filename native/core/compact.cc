@@ -16,7 +16,7 @@ struct VecHash {
 
 }  // namespace
 
-bool CompactIndex::build(const Family& f, const std::vector<uint32_t>& ids, size_t table_bytes, const IndexLimits& limits) {
+bool CompactIndex::build(const Family& f, const std::vector<uint32_t>& ids, const IndexLimits& limits) {
   if (ids.empty() || ids.size() > kCompactRules) return false;
   uint64_t work = 0;
   for (int i = 0; i < f.dim_count; i++) {

@@ -48,7 +48,7 @@ class CompactIndex {
   // Derives the family over `ids` (ascending table rules, all in f's base) and
   // builds its vector index; false when past the limits above or when the
   // index's last stage does not name the rule (then the trees serve).
-  bool build(const Family& f, const std::vector<uint32_t>& ids, size_t table_bytes, const IndexLimits& limits);
+  bool build(const Family& f, const std::vector<uint32_t>& ids, const IndexLimits& limits);
   const Family& family() const { return f_; }
   const FamilyIndex& index() const { return fx_; }
   uint32_t rule(uint32_t bit) const { return ids_[bit]; }
