@@ -83,7 +83,7 @@ export interface LookupInfo {
 export interface IndexOptions {
   /** Pre-combine fields at all (default true). */
   combine?: boolean;
-  /** Vector words the pre-combination may touch, per address family (default 2^22). */
+  /** Vector words the pre-combination may touch, per address family (default 2^22; 2^24 for a family of at most 4,096 rules, which the vector index serves alone). */
   work?: number;
   /** Bytes of derived vectors and maps (default: the larger of 8 MiB and twice the table). */
   memory?: number;

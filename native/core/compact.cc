@@ -42,7 +42,7 @@ bool CompactIndex::build(const Family& f, const std::vector<uint32_t>& ids, cons
   // Four times the work: its vectors are a few words, so a stage of many
   // class pairs is cheap to fill (ipc1_100k's final stage needs it).
   IndexLimits own = limits;
-  own.work = limits.work * kCompactWorkFactor;
+  own.work = (limits.work ? limits.work : kIndexWork) * kCompactWorkFactor;
   bytes_ = build_family_index(f_, static_cast<uint32_t>(ids.size()), derived, own, &fx_);
   // Kept only when its last stage names the rule: a few loads per packet.
   // With operands left to AND it lost to the split tree on ipc1_100k.

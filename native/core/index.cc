@@ -187,8 +187,10 @@ void first_candidates(const Family& f, uint32_t rules, const Operand& A, const O
 }
 
 // One stage: every (class of a, class of b) pair. Returns false (stage
-// unusable) when the memory budget runs out.
-bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B, bool final, size_t limit, Stage* s) {
+// unusable) when the memory budget runs out or it makes more than
+// `max_classes` classes (a pair already tried does better).
+bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B, bool final, size_t limit, uint64_t max_classes,
+             Stage* s) {
   const uint32_t W = f.words, S = f.summary_words;
   s->final = final;
   s->b_count = B.count;
@@ -218,7 +220,7 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
       });
       sv[sw] = exact;
     }
-    fits = store.intern(v.data(), sv.data(), h, limit, &s->map[slot]);
+    fits = store.intern(v.data(), sv.data(), h, limit, &s->map[slot]) && store.size() <= max_classes;
     for (uint32_t sw = 0; sw < S; sw++)  // clear what was written
       for (uint64_t bits = sv[sw]; bits; bits &= bits - 1) v[sw * 64 + __builtin_ctzll(bits)] = 0;
   });
@@ -226,6 +228,20 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
   s->count = store.size();
   narrow_map(s, s->count - 1);
   return true;
+}
+
+// Once the last stage names the rule, a lookup reads only the stages' maps
+// (a rule that does not end the scan resumes on the fields' own vectors,
+// lanes.cc): the stages' vectors are freed. Returns the bytes freed.
+size_t drop_stage_vectors(FamilyIndex* fx) {
+  size_t freed = 0;
+  for (Stage& s : fx->stages) {
+    freed += (s.vectors.size() + s.summaries.size()) * 8;
+    std::vector<uint64_t>().swap(s.vectors);
+    std::vector<uint64_t>().swap(s.summaries);
+  }
+  for (size_t i = fx->maps.size(); i < fx->operands.size(); i++) fx->operands[i].vectors = fx->operands[i].summaries = nullptr;
+  return freed;
 }
 
 size_t stage_bytes(const Stage& s) { return s.map.size() * 4 + s.map16.size() * 2 + (s.vectors.size() + s.summaries.size()) * 8; }
@@ -261,17 +277,18 @@ size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, c
   std::vector<int> alive;
   for (int i = 0; i < F; i++) alive.push_back(i);
   size_t memory = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, 2 * table_bytes);
-  uint64_t work = limits.work;
+  uint64_t work = limits.work ? limits.work : index_work(f);
   out->stages.reserve(F);  // operand pointers into stages stay valid
   while (limits.combine && alive.size() >= 2) {
     std::stable_sort(alive.begin(), alive.end(), [&](int x, int y) { return out->operands[x].count < out->operands[y].count; });
     const bool final = alive.size() == 2;
     // Pairs to try: the two with fewest classes; with three left, every pair,
-    // keeping the one that leaves the fewest classes for the final stage.
+    // keeping the one whose final stage (its classes x the third operand's) is smallest.
     std::vector<std::pair<int, int>> tries = {{0, 1}};
     if (alive.size() == 3) tries = {{0, 1}, {0, 2}, {1, 2}};
     Stage best;
     int best_x = -1, best_y = -1;
+    uint64_t best_size = 0;
     for (auto [x, y] : tries) {
       const Operand& A = out->operands[alive[x]];
       const Operand& B = out->operands[alive[y]];
@@ -282,8 +299,12 @@ size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, c
       Stage s;
       s.a = alive[x];
       s.b = alive[y];
-      if (!combine(f, rules, A, B, final, memory, &s)) continue;
-      if (best_x < 0 || s.count < best.count) {
+      const uint32_t third = alive.size() == 3 ? out->operands[alive[3 - x - y]].count : 1;
+      const uint64_t max_classes = best_x < 0 ? UINT64_MAX : best_size / third;
+      if (!combine(f, rules, A, B, final, memory, max_classes, &s)) continue;
+      const uint64_t size = uint64_t(s.count) * third;
+      if (best_x < 0 || size < best_size) {
+        best_size = size;
         best = std::move(s);
         best_x = x;
         best_y = y;
@@ -302,7 +323,7 @@ size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, c
     out->operands.push_back(o);
     alive.erase(alive.begin() + best_y);
     alive.erase(alive.begin() + best_x);
-    if (final) return bytes;  // no roots: the last stage names the rule
+    if (final) return bytes - drop_stage_vectors(out);  // no roots: the last stage names the rule
     alive.push_back(static_cast<int>(out->operands.size()) - 1);
   }
   // Most classes first: those vectors are the sparsest, so the AND stops soonest.

@@ -343,15 +343,14 @@ __attribute__((always_inline)) inline void Classifier::candidates(const Family& 
     l.sum[l.n++] = f.base_summary;
   };
   if (stages > 0 && fx.stages.back().final) {
-    const Stage& last = fx.stages.back();
     for (int q = 0; q < k; q++) {
       first[q] = cls[F + stages - 1][q];
       if (!simple || first[q] >= rules || simple[first[q]]) continue;
-      // A rule with residual checks or a non-terminal action: decide() scans on from it.
+      // A rule with residual checks or a non-terminal action: decide() scans
+      // on from it, on the fields' own vectors (the stages keep only maps).
       lk[q].family = &f;
       lk[q].n = 0;
-      add(lk[q], last.a, q);
-      add(lk[q], last.b, q);
+      for (int i = 0; i < F; i++) add(lk[q], i, q);
       base(lk[q]);
     }
     return;
