@@ -144,3 +144,19 @@ test('index.trees reaches the native side and is validated', () => {
   assert.notEqual(bytes('cuts'), bytes('splits'));
   assert.throws(() => new Classifier(compiled, { index: { trees: 'hicuts' as 'cuts' } }), TypeError);
 });
+
+// Between 8,192 and 16,384 rules that can be first, a split tree over a
+// quarter of them decides (cuts.cc, small_split_tree): acl3_10k's rules
+// separate without copies (1.5 lines per sampled rule), so one split tree
+// serves it; fw1_10k's and ipc1_10k's do not (2.2-8.7), so equal cuts do.
+test('a sampled split tree chooses the structure of a 10k set, deterministically, answering as the linear scan', () => {
+  const structures: Record<string, string> = { acl3_10k: 'splits', fw1_10k: 'cuts', ipc1_10k: 'cuts' };
+  for (const [name, want] of Object.entries(structures)) {
+    const policy = loadClassbenchRules(path.join(CLASSBENCH, name));
+    const compiled = compile(policy, { analyse: false });
+    const first = new Classifier(compiled).lookupInfo()[0];
+    assert.equal(first.structure, want, `${name}: ${JSON.stringify(first)}`);
+    assert.deepEqual(new Classifier(compiled).lookupInfo()[0], first, `${name}: the same choice on a second load`);
+    agree(`${name} as chosen`, policy, 10_000, 61);
+  }
+});

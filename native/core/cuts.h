@@ -171,6 +171,7 @@ class FamilyCuts {
   std::vector<SplitLine> lines_;  // split trees: children of a node are consecutive lines
 
   void clear_trees();
+  bool small_split_tree(const std::vector<CutsRule>& br, const std::vector<uint32_t>& all);
   bool weigh_cut_short(const Family& f, const FamilyIndex& fx, const std::vector<CutsRule>& br,
                        const std::vector<uint32_t>* groups, const std::vector<uint32_t>& all, const uint32_t* wb, size_t budget,
                        uint64_t work);
