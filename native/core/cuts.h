@@ -47,7 +47,8 @@
 // over key space (fw, ipc, acl2-4). Where one address group holds at least
 // 9/10 of the rules (acl1, acl5: /32 pairs bunched in a few /16s, which no
 // equal cut separates), or at most 8,192 rules can be first (covered.cc
-// leaves out the rest), the family gets instead ONE split tree (splits.cc):
+// leaves out the rest), or at most 16,384 and a split tree over a quarter of
+// them stays small (acl3, acl4 at 10k), the family gets instead ONE split tree (splits.cc):
 // nodes of up to 15 split points placed at rule ends, one 64-byte line per
 // level, leaves listing their rules in the line. If the kind tried first
 // blows its budget the other is tried (ipc1_100k: equal cuts blow theirs, a

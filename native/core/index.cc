@@ -173,17 +173,31 @@ void each_pair(const Family& f, const Operand& A, const Operand& B, Visit visit)
 }
 
 // A final stage: the first rule in the AND of each pair (rule_count: none).
-void first_candidates(const Family& f, uint32_t rules, const Operand& A, const Operand& B, Stage* s) {
-  each_pair(f, A, B, [&](size_t slot, const PairView& p) {
-    uint32_t out = rules;
-    for (uint32_t sw = 0; sw < f.summary_words && out == rules; sw++) {
-      p.words_in(sw, [&](uint32_t w, uint64_t x, uint64_t) {
-        if (x) out = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
-        return x != 0;
-      });
+// Each class of A is ANDed with the base once, then met with every class of B.
+// `map` holds A.count x B.count entries (16 bits when every rule number fits).
+template <typename T>
+void first_candidates(const Family& f, uint32_t rules, const Operand& A, const Operand& B, T* map) {
+  const uint32_t W = f.words, S = f.summary_words;
+  std::vector<uint64_t> av(W), as(S);
+  for (uint32_t i = 0; i < A.count; i++) {
+    for (uint32_t w = 0; w < W; w++) av[w] = A.vectors[size_t(i) * W + w] & f.base[w];
+    for (uint32_t sw = 0; sw < S; sw++) as[sw] = A.summaries[size_t(i) * S + sw] & f.base_summary[sw];
+    T* out = map + size_t(i) * B.count;
+    for (uint32_t j = 0; j < B.count; j++) {
+      const uint64_t *bv = B.vectors + size_t(j) * W, *bs = B.summaries + size_t(j) * S;
+      uint32_t first = rules;
+      for (uint32_t sw = 0; sw < S && first == rules; sw++)
+        for (uint64_t bits = as[sw] & bs[sw]; bits; bits &= bits - 1) {
+          const uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+          const uint64_t x = av[w] & bv[w];
+          if (x) {
+            first = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
+            break;
+          }
+        }
+      out[j] = static_cast<T>(first);
     }
-    s->map[slot] = out;
-  });
+  }
 }
 
 // One stage: every (class of a, class of b) pair. Returns false (stage
@@ -194,12 +208,17 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
   const uint32_t W = f.words, S = f.summary_words;
   s->final = final;
   s->b_count = B.count;
+  if (final && rules <= 0xffff) {
+    if (uint64_t(A.count) * B.count * 2 > limit) return false;
+    s->map16.resize(size_t(A.count) * B.count);
+    first_candidates(f, rules, A, B, s->map16.data());
+    return true;
+  }
   if (uint64_t(A.count) * B.count * 4 > limit) return false;
   s->map.assign(size_t(A.count) * B.count, 0);
   limit -= s->map.size() * 4;
   if (final) {
-    first_candidates(f, rules, A, B, s);
-    narrow_map(s, rules);
+    first_candidates(f, rules, A, B, s->map.data());
     return true;
   }
   VectorStore store(W, s);
