@@ -186,21 +186,23 @@ void each_pair(const Family& f, const Operand& A, const Operand& B, Visit visit)
 
 // A final stage: the first rule in the AND of each pair (rule_count: none).
 // `map` holds A.count x B.count entries (16 bits when every rule number
-// fits). Every class of A is ANDed with the base once; B is then met in
-// blocks of about 16 KiB, each kept in cache across all of A's classes.
+// fits). Each class of A is ANDed with the base once (its vectors only when
+// that copy takes at most 1 MiB); B is met in blocks of about 16 KiB, each
+// kept in cache across all of A's classes.
 template <typename T>
 void first_candidates(const Family& f, uint32_t rules, const Operand& A, const Operand& B, T* map) {
   const uint32_t W = f.words, S = f.summary_words;
-  std::vector<uint64_t> av(size_t(A.count) * W), as(size_t(A.count) * S);
+  const bool copy = size_t(A.count) * W * 8 <= (size_t(1) << 20);
+  std::vector<uint64_t> av(copy ? size_t(A.count) * W : 0), as(size_t(A.count) * S);
   for (size_t i = 0; i < A.count; i++) {
-    for (uint32_t w = 0; w < W; w++) av[i * W + w] = A.vectors[i * W + w] & f.base[w];
+    for (uint32_t w = 0; copy && w < W; w++) av[i * W + w] = A.vectors[i * W + w] & f.base[w];
     for (uint32_t sw = 0; sw < S; sw++) as[i * S + sw] = A.summaries[i * S + sw] & f.base_summary[sw];
   }
   const uint32_t block = std::max<uint32_t>(1, (16u << 10) / (8 * (W + S)));
   for (uint32_t j0 = 0; j0 < B.count; j0 += block) {
     const uint32_t j1 = std::min(B.count, j0 + block);
     for (uint32_t i = 0; i < A.count; i++) {
-      const uint64_t *a = &av[size_t(i) * W], *sa = &as[size_t(i) * S];
+      const uint64_t *a = copy ? &av[size_t(i) * W] : A.vectors + size_t(i) * W, *sa = &as[size_t(i) * S];
       T* out = map + size_t(i) * B.count;
       for (uint32_t j = j0; j < j1; j++) {
         const uint64_t *bv = B.vectors + size_t(j) * W, *bs = B.summaries + size_t(j) * S;
@@ -208,7 +210,7 @@ void first_candidates(const Family& f, uint32_t rules, const Operand& A, const O
         for (uint32_t sw = 0; sw < S && first == rules; sw++)
           for (uint64_t bits = sa[sw] & bs[sw]; bits; bits &= bits - 1) {
             const uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
-            const uint64_t x = a[w] & bv[w];
+            const uint64_t x = a[w] & bv[w] & (copy ? ~uint64_t(0) : f.base[w]);
             if (x) {
               first = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
               break;
