@@ -151,6 +151,9 @@ class Classifier {
     int n;
     const Family* family;
   };
+  // Up to kLanes packets of one family: through the compact index, the cut trees or the vector index (lanes()).
+  void lanes_family(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,
+                    Verdict* out, Counters* counters) const;
   void lanes(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which, Verdict* out,
              Counters* counters) const;
   // The vector index's part of lanes(), from each dimension's class on, for

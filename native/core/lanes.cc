@@ -246,12 +246,7 @@ void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta
       }
       // The compact index and cut trees finish lanes whose rule takes no
       // token; the others go on to lanes() in their batch order.
-      if (compact_[fam == 6])
-        lanes_compact(p, m, meta_stride, k, fam, which, out + base, counters);
-      else if (cuts_[fam == 6].usable())
-        lanes_cuts(p, m, meta_stride, k, fam, which, out + base, counters);
-      else
-        lanes(p, m, meta_stride, k, fam, which, out + base, counters);
+      lanes_family(p, m, meta_stride, k, fam, which, out + base, counters);
       base += k;
     }
     return;
@@ -269,19 +264,20 @@ void Classifier::classify_batch(const Decoded* packets, size_t count, const Meta
       else
         not_ip(m[j * meta_stride], &out[base + j]);
     }
-    if (k4 && compact_[0])
-      lanes_compact(p, m, meta_stride, k4, 4, which4, out + base, counters);
-    else if (k4 && cuts_[0].usable())
-      lanes_cuts(p, m, meta_stride, k4, 4, which4, out + base, counters);
-    else if (k4)
-      lanes(p, m, meta_stride, k4, 4, which4, out + base, counters);
-    if (k6 && compact_[1])
-      lanes_compact(p, m, meta_stride, k6, 6, which6, out + base, counters);
-    else if (k6 && cuts_[1].usable())
-      lanes_cuts(p, m, meta_stride, k6, 6, which6, out + base, counters);
-    else if (k6)
-      lanes(p, m, meta_stride, k6, 6, which6, out + base, counters);
+    if (k4) lanes_family(p, m, meta_stride, k4, 4, which4, out + base, counters);
+    if (k6) lanes_family(p, m, meta_stride, k6, 6, which6, out + base, counters);
   }
+}
+
+// Up to kLanes packets of one family through the structure that serves it.
+inline void Classifier::lanes_family(const Decoded* p, const Meta* m, size_t stride, int k, int fam, const int* which,
+                                     Verdict* out, Counters* counters) const {
+  if (compact_[fam == 6])
+    lanes_compact(p, m, stride, k, fam, which, out, counters);
+  else if (cuts_[fam == 6].usable())
+    lanes_cuts(p, m, stride, k, fam, which, out, counters);
+  else
+    lanes(p, m, stride, k, fam, which, out, counters);
 }
 
 // Up to kLanes packets of one family: each field's key to its class, the
