@@ -26,7 +26,7 @@ constexpr size_t kOneTreeNum = 9, kOneTreeDen = 10;  // one split tree when a gr
 constexpr size_t kOneTreeRules = 8192;               // or when at most this many rules can be first
 constexpr size_t kSampleRules = 16384;               // or, up to this many, when a sample's split tree is small:
 constexpr size_t kSampleStep = 4;                    // every 4th rule that can be first
-constexpr size_t kSampleLines = 115;                 // at most 1.8 lines per sampled rule (in 64ths)
+constexpr size_t kSampleLines = 176;                 // at most 2.75 lines per sampled rule (in 64ths)
 
 // Where a rule's bit is set in one field: the hull of its intervals and
 // whether they are one run.
@@ -461,10 +461,10 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
 // within kSampleLines / 64 lines per rule. Rules that separate without being
 // copied into many children make a small tree, and a quarter of them
 // predicts the whole at a tenth of its build (the trial stops at the bound).
-// In ClassBench's 10k sets (lines per sampled rule): acl3 and acl4 1.5, where
-// the full tree (3.5-3.9 lines per rule, 76-84 ms) is 25-35 % faster than
-// equal cuts; ipc1 2.2 (11.7 per rule, 300 ms, slower); acl2, ipc2 and fw1-5
-// 5-21 (their split trees blow the budget).
+// In ClassBench's 10k sets (lines per sampled rule): acl3 and acl4 2.3-2.5,
+// where the full tree (6.3-6.5 MiB of index, about 100 ms of load) takes
+// 45 % less time per packet than equal cuts; ipc1 3.1 (its full tree
+// outgrows the budget); acl2, ipc2 and fw1-5 6-30.
 bool FamilyCuts::small_split_tree(const std::vector<CutsRule>& br, const std::vector<uint32_t>& all) {
   std::vector<uint32_t> sample;
   for (size_t i = 0; i < all.size(); i += kSampleStep) sample.push_back(all[i]);
