@@ -196,6 +196,7 @@ class FamilyCuts {
   static constexpr uint32_t kLineLeaf = 0x80000000u;  // SplitLine::w[15] of a leaf
   static constexpr uint32_t kLineIds = 14;            // rule entries a leaf line holds itself
   static constexpr uint32_t kLinePoints = 15;         // split points a node line holds
+  static constexpr int kMaxLanes = 16;                // packets one first() call walks
   // The first of `count` leaf entries whose box holds `key`, as a position;
   // count when none. Stops at rule ids >= `below`.
   uint32_t scan(const uint32_t* key, const uint32_t* ids, uint32_t count, uint32_t below) const;
@@ -236,15 +237,15 @@ template <typename Verify>
 void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, uint32_t* out, Verify verify) const {
   for (int q = 0; q < k; q++) out[q] = rules;
   for (const Tree& t : trees_) {
-    uint64_t node[16];
-    int live[16], nl = 0;
+    uint64_t node[kMaxLanes];
+    int live[kMaxLanes], nl = 0;
     for (int q = 0; q < k; q++)
       if (t.min_rule < out[q]) {
         node[q] = t.root;
         live[nl++] = q;
       }
     if (splits_) {
-      uint32_t leaf[16], pos[16];
+      uint32_t leaf[kMaxLanes], pos[kMaxLanes];
       walk_splits(keys, live, nl, static_cast<uint32_t>(t.root), leaf, pos);
       for (int i = 0; i < nl; i++) {
         const int q = live[i];

@@ -239,22 +239,29 @@ uint32_t split_tree(FamilyCuts* c, const std::vector<CutsRule>& rules, const std
 namespace {
 
 // Each lane to its leaf (one line per level), then the first leaf entry whose box holds its keys.
+// The keys are copied once, biased for the signed compare, so a level loads its field's key
+// straight into a broadcast; the two compares are packed to 16 bits, two mask bits per point.
 __attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, const RuleBox* boxes, const uint32_t* ids,
                                                       const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t* at,
                                                       uint32_t* pos) {
+  alignas(32) int32_t biased[FamilyCuts::kMaxLanes][kCutDims];
+  const __m256i bias = _mm256_set1_epi32(static_cast<int>(kBias));
+  for (int i = 0; i < nl; i++)
+    _mm256_store_si256(reinterpret_cast<__m256i*>(biased[i]),
+                       _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(keys[live[i]])), bias));
   for (bool inner = true; inner;) {
     inner = false;
-    for (int i = 0; i < nl; i++) {
+    for (size_t i = 0; i < size_t(nl); i++) {
       const SplitLine& l = lines[at[i]];
       const uint32_t meta = l.w[15];
       if (meta & FamilyCuts::kLineLeaf) continue;
       inner = true;
-      const __m256i k = _mm256_set1_epi32(static_cast<int>(keys[live[i]][meta >> kFieldShift] ^ kBias));
-      const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w));
-      const __m256i b = _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w + 8));
-      const uint32_t m = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(k, a)))) |
-                         (static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(k, b)))) & 0x7f) << 8;
-      at[i] = (meta & kBaseMask) + static_cast<uint32_t>(__builtin_popcount(m));
+      const __m256i k = _mm256_set1_epi32(biased[i][meta >> kFieldShift]);
+      const __m256i a = _mm256_cmpgt_epi32(k, _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w)));
+      const __m256i b = _mm256_cmpgt_epi32(k, _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w + 8)));
+      // Word 15 (the meta word) lands in the top two mask bits.
+      const uint32_t m = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_packs_epi32(a, b))) & 0x3fffffffu;
+      at[i] = (meta & kBaseMask) + (static_cast<uint32_t>(__builtin_popcount(m)) >> 1);
     }
   }
   for (int i = 0; i < nl; i++) {
