@@ -169,8 +169,9 @@ class Classifier {
   // After lanes_cuts() or lanes_compact(): the verdicts, or lanes() for rules that need the full scan.
   void finish_lanes(const Decoded* packets, const Meta* metas, size_t meta_stride, int count, int fam, const int* which,
                     const uint32_t* first, Verdict* out, Counters* counters) const;
-  // classify_tuples() for up to kLanes tuples: the first candidate through
-  // the cut trees or the vector index; and tuples through records.
+  // classify_tuples() for up to FamilyCuts::kMaxLanes tuples through the cut
+  // trees, or kLanes through the compact or vector index: the first
+  // candidate; and tuples through records.
   void tuple_candidates(const uint32_t* tuples, int k, uint32_t* first) const;
   void tuples_through_records(const uint32_t* tuples, size_t count, int32_t* out) const;
   // The same through the family's cut trees; lanes whose first candidate

@@ -196,7 +196,11 @@ class FamilyCuts {
   static constexpr uint32_t kLineLeaf = 0x80000000u;  // SplitLine::w[15] of a leaf
   static constexpr uint32_t kLineIds = 14;            // rule entries a leaf line holds itself
   static constexpr uint32_t kLinePoints = 15;         // split points a node line holds
-  static constexpr int kMaxLanes = 16;                // packets one first() call walks
+  static constexpr int kMaxLanes = 32;                // packets one first() call walks, at most
+  // Packets to walk at once: more load chains in flight. A split tree reads
+  // one line a level and gains up to 32; equal cuts, three or four trees of
+  // node words, were slower at 32 than at 16 (docs/algorithm.md).
+  int lanes() const { return splits_ ? kMaxLanes : kMaxLanes / 2; }
   // The first of `count` leaf entries whose box holds `key`, as a position;
   // count when none. Stops at rule ids >= `below`.
   uint32_t scan(const uint32_t* key, const uint32_t* ids, uint32_t count, uint32_t below) const;
@@ -272,8 +276,8 @@ void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, 
         inner = true;
       }
     }
-    const uint32_t* ids[16];
-    uint32_t count[16], pos[16];
+    const uint32_t* ids[kMaxLanes];
+    uint32_t count[kMaxLanes], pos[kMaxLanes];
     for (int i = 0; i < nl; i++) {
       const int q = live[i];
       ids[i] = &ids_[uint32_t(node[q])];

@@ -483,7 +483,7 @@ namespace {
 // (strided loops per field are what GCC's -O3 vectorizer turns into slow
 // code for eight lanes).
 struct TupleColumns {
-  uint32_t col[5][Classifier::kLanes];
+  uint32_t col[5][FamilyCuts::kMaxLanes];
   TupleColumns(const uint32_t* t, int k) {
     for (int q = 0; q < k; q++, t += 5) {
       col[0][q] = t[0];
@@ -510,10 +510,12 @@ struct TupleColumns {
 void Classifier::classify_tuples(const uint32_t* t, size_t count, int32_t* out) const {
   if (!tuple_keys_) return tuples_through_records(t, count, out);
   const uint32_t rules = table_->rule_count();
-  for (size_t base = 0; base < count; base += kLanes) {
-    const int k = static_cast<int>(std::min<size_t>(kLanes, count - base));
+  // The trees walk up to FamilyCuts::lanes() tuples in lockstep, the compact and vector indexes kLanes.
+  const size_t lanes = !compact_[0] && cuts_[0].usable() ? static_cast<size_t>(cuts_[0].lanes()) : kLanes;
+  for (size_t base = 0; base < count; base += lanes) {
+    const int k = static_cast<int>(std::min<size_t>(lanes, count - base));
     const uint32_t* tk = t + 5 * base;
-    uint32_t first[kLanes];
+    uint32_t first[FamilyCuts::kMaxLanes];
     tuple_candidates(tk, k, first);
     for (int q = 0; q < k; q++) {
       const uint32_t r = first[q];
@@ -533,7 +535,8 @@ void Classifier::tuple_candidates(const uint32_t* t, int k, uint32_t* first) con
   const FamilyCuts& cuts = cuts_[0];
   const TupleColumns tc(t, k);
   if (!compact_[0] && cuts.usable()) {
-    alignas(32) uint32_t keys[kLanes][kCutDims] = {};
+    alignas(32) uint32_t keys[FamilyCuts::kMaxLanes][kCutDims];
+    std::memset(keys, 0, sizeof(keys[0]) * size_t(k));  // fields the trees do not cut stay 0
     for (int i = 0; i < cuts.dims(); i++) {
       const uint32_t* c = tc.col[TupleColumns::of(f.dims[cuts.dim(i)].field)];
       for (int q = 0; q < k; q++) keys[q][i] = std::min(c[q], cuts.clamp(i));
