@@ -124,7 +124,10 @@ class Classifier {
   // latencies overlap instead of adding up.
   void classify_batch(const Decoded* packets, size_t count, const Meta* metas, size_t meta_stride, Verdict* out,
                       Counters* counters) const;
-  static constexpr int kLanes = 8;
+  // 32: each lane's loads are a dependent chain, and on this Zen 4 core more
+  // chains in flight kept paying up to 32 (8 -> 32: acl1_1k 12.3 -> 9.9 ns,
+  // ipc1_100k 16.8 -> 13.0; docs/algorithm.md). At most FamilyCuts::kMaxLanes.
+  static constexpr int kLanes = 32;
 
   // IPv4 5-tuples, five words each (source, destination, source port,
   // destination port, protocol; as ClassBench states headers): out[i] the

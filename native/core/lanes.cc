@@ -482,8 +482,12 @@ namespace {
 // their records (ports 16 bits, the protocol 8). One pass over the tuples
 // (strided loops per field are what GCC's -O3 vectorizer turns into slow
 // code for eight lanes).
+// Tuples one call takes: kLanes through the vector index, lanes() through the trees.
+constexpr int kTupleLanes = std::max(Classifier::kLanes, FamilyCuts::kMaxLanes);
+static_assert(Classifier::kLanes <= FamilyCuts::kMaxLanes, "the packet path walks kLanes packets through the trees");
+
 struct TupleColumns {
-  uint32_t col[5][FamilyCuts::kMaxLanes];
+  uint32_t col[5][kTupleLanes];
   TupleColumns(const uint32_t* t, int k) {
     for (int q = 0; q < k; q++, t += 5) {
       col[0][q] = t[0];
@@ -515,7 +519,7 @@ void Classifier::classify_tuples(const uint32_t* t, size_t count, int32_t* out) 
   for (size_t base = 0; base < count; base += lanes) {
     const int k = static_cast<int>(std::min<size_t>(lanes, count - base));
     const uint32_t* tk = t + 5 * base;
-    uint32_t first[FamilyCuts::kMaxLanes];
+    uint32_t first[kTupleLanes];
     tuple_candidates(tk, k, first);
     for (int q = 0; q < k; q++) {
       const uint32_t r = first[q];
@@ -535,7 +539,7 @@ void Classifier::tuple_candidates(const uint32_t* t, int k, uint32_t* first) con
   const FamilyCuts& cuts = cuts_[0];
   const TupleColumns tc(t, k);
   if (!compact_[0] && cuts.usable()) {
-    alignas(32) uint32_t keys[FamilyCuts::kMaxLanes][kCutDims];
+    alignas(32) uint32_t keys[kTupleLanes][kCutDims];
     std::memset(keys, 0, sizeof(keys[0]) * size_t(k));  // fields the trees do not cut stay 0
     for (int i = 0; i < cuts.dims(); i++) {
       const uint32_t* c = tc.col[TupleColumns::of(f.dims[cuts.dim(i)].field)];
