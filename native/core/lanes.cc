@@ -478,14 +478,14 @@ void Classifier::compact_candidates(const CompactIndex& ci, const uint64_t (*key
 // the ones packet_key() reads from it, without the record.
 namespace {
 
-// The five fields of k tuples as columns: the keys packet_key() reads from
-// their records (ports 16 bits, the protocol 8). One pass over the tuples
-// (strided loops per field are what GCC's -O3 vectorizer turns into slow
-// code for eight lanes).
 // Tuples one call takes: kLanes through the vector index, lanes() through the trees.
 constexpr int kTupleLanes = std::max(Classifier::kLanes, FamilyCuts::kMaxLanes);
 static_assert(Classifier::kLanes <= FamilyCuts::kMaxLanes, "the packet path walks kLanes packets through the trees");
 
+// The five fields of k tuples as columns: the keys packet_key() reads from
+// their records (ports 16 bits, the protocol 8). One pass over the tuples
+// (strided loops per field are what GCC's -O3 vectorizer turned into slow
+// code for eight lanes).
 struct TupleColumns {
   uint32_t col[5][kTupleLanes];
   TupleColumns(const uint32_t* t, int k) {
