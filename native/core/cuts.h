@@ -39,9 +39,9 @@
 // 32-byte loads and four instructions per box) or field by field in the
 // scalar path; groups whose first rule is already beaten are skipped, and a
 // leaf scan stops at the first rule past the best so far. Up to 32 packets
-// walk in lockstep so their cache misses overlap (lanes()). None of this depends on how the
-// rules' fields interleave across the rule list, which is what made the
-// bit-vector AND read empty blocks at 10k-100k rules.
+// walk in lockstep so their cache misses overlap (lanes()). None of this
+// depends on how the rules' fields interleave across the rule list, which
+// is what made the bit-vector AND read empty blocks at 10k-100k rules.
 //
 // TWO KINDS OF TREE. The equal cuts above suit rule sets whose fields spread
 // over key space (fw, ipc, acl2-4). Where one address group holds at least

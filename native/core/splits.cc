@@ -13,20 +13,24 @@
 // one field, sorted, so child i holds keys in [point i-1, point i). The child
 // index is the number of points <= key: two AVX2 compares of the key against
 // the 16 words (points stored as (p - 1) ^ 2^31 so a signed compare orders
-// them as unsigned; unused points INT32_MAX; the header word masked off), two
-// movemasks and a popcount; the scalar path sums 15 compares. Children are
-// consecutive lines, so the next line is base + index: one line read per
-// level, no pointer per child. A leaf line holds up to 14 rule entries itself
-// (or points at a longer run), so the last level reads no further line; the
-// rules' 64-byte boxes are then compared as in cut trees.
+// them as unsigned; unused points INT32_MAX), packed into one byte mask (two
+// bits a point, the header word's masked off) and counted with a popcount;
+// the scalar path sums 15 compares. Children are consecutive lines, so the
+// next line is base + index: one line read per level, no pointer per child.
+// A leaf line holds up to 14 rule entries itself (or points at a longer
+// run), so the last level reads no further line; the rules' 64-byte boxes
+// are then compared as in cut trees.
 //
 // CHOOSING A SPLIT. For each field, the rules' ranges clipped to the node
 // give the distinct points where one starts or ends; the segments between
 // them are weighted by the rules covering them, and k-1 points are placed at
 // the k-quantiles of that weight (k = 2, 4, 8, 16). Each candidate is scored
 // by the rules a packet would still face, sum(child^2) / sum(child) (children
-// entered in proportion to their rules), and beyond two children the copies
-// may not pass kSpace x the node's rules. The best field and k win; a node
+// entered in proportion to their rules), and beyond two children the
+// children together may hold at most kSpace x the node's rules (copies of
+// rules wide in the field count in each child they meet). More room means
+// fewer levels where many rules are wide: acl3_10k walks 5.3 levels with
+// kSpace 3, 7 with 2 (docs/algorithm.md). The best field and k win; a node
 // with at most kLeafRules rules, or that no split shrinks, is a leaf. Rules
 // after one covering the whole node box are dropped, as in cut trees.
 //
@@ -57,7 +61,7 @@ namespace {
 // (the equal cuts' bound): acl3_10k 164 -> 84 ms of load and 9.8 -> 4.1 MiB,
 // ClassBench-style 36.5 -> 34.7 ns, uniform 73.9 -> 64.0 ns (lookup driver).
 constexpr uint32_t kLeafRules = FamilyCuts::kLineIds;
-constexpr uint32_t kSpace = 3;               // rules in a split's children, per rule of the node (beyond 2 children)
+constexpr uint32_t kSpace = 3;               // rules a split's children hold, per rule of the node (beyond 2 children)
 constexpr uint32_t kBias = 0x80000000u;      // unsigned keys ordered by a signed compare
 constexpr uint32_t kPad = 0x7fffffffu;       // an unused split point: no key is above it
 constexpr uint32_t kBaseMask = 0x0fffffffu;  // line of a node's first child
