@@ -184,6 +184,19 @@ void each_pair(const Family& f, const Operand& A, const Operand& B, Visit visit)
                                               B.vectors + size_t(j) * W, B.summaries + size_t(j) * S});
 }
 
+// The first rule set in a, b and `base` (null: a holds the base already),
+// through the words both summaries mark; `none` when there is none.
+inline uint32_t first_common(const uint64_t* a, const uint64_t* sa, const uint64_t* b, const uint64_t* sb, const uint64_t* base,
+                             uint32_t summary_words, uint32_t none) {
+  for (uint32_t sw = 0; sw < summary_words; sw++)
+    for (uint64_t bits = sa[sw] & sb[sw]; bits; bits &= bits - 1) {
+      const uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
+      const uint64_t x = a[w] & b[w] & (base ? base[w] : ~uint64_t(0));
+      if (x) return w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
+    }
+  return none;
+}
+
 // A final stage: the first rule in the AND of each pair (rule_count: none).
 // `map` holds A.count x B.count entries (16 bits when every rule number
 // fits). Each class of A is ANDed with the base once (its vectors only when
@@ -204,20 +217,9 @@ void first_candidates(const Family& f, uint32_t rules, const Operand& A, const O
     for (uint32_t i = 0; i < A.count; i++) {
       const uint64_t *a = copy ? &av[size_t(i) * W] : A.vectors + size_t(i) * W, *sa = &as[size_t(i) * S];
       T* out = map + size_t(i) * B.count;
-      for (uint32_t j = j0; j < j1; j++) {
-        const uint64_t *bv = B.vectors + size_t(j) * W, *bs = B.summaries + size_t(j) * S;
-        uint32_t first = rules;
-        for (uint32_t sw = 0; sw < S && first == rules; sw++)
-          for (uint64_t bits = sa[sw] & bs[sw]; bits; bits &= bits - 1) {
-            const uint32_t w = sw * 64 + static_cast<uint32_t>(__builtin_ctzll(bits));
-            const uint64_t x = a[w] & bv[w] & (copy ? ~uint64_t(0) : f.base[w]);
-            if (x) {
-              first = w * 64 + static_cast<uint32_t>(__builtin_ctzll(x));
-              break;
-            }
-          }
-        out[j] = static_cast<T>(first);
-      }
+      for (uint32_t j = j0; j < j1; j++)
+        out[j] = static_cast<T>(
+            first_common(a, sa, B.vectors + size_t(j) * W, B.summaries + size_t(j) * S, copy ? nullptr : f.base, S, rules));
     }
   }
 }
