@@ -147,8 +147,9 @@ test('index.trees reaches the native side and is validated', () => {
 
 // Between 8,192 and 16,384 rules that can be first, a split tree over a
 // quarter of them decides (cuts.cc, small_split_tree): acl3_10k's rules
-// separate without copies (1.5 lines per sampled rule), so one split tree
-// serves it; fw1_10k's and ipc1_10k's do not (2.2-8.7), so equal cuts do.
+// separate with few copies (2.3 lines per sampled rule, the bound 2.75), so
+// one split tree serves it; ipc1_10k's (3.1) and fw1_10k's (13) do not, so
+// equal cuts do.
 test('a sampled split tree chooses the structure of a 10k set, deterministically, answering as the linear scan', () => {
   const structures: Record<string, string> = { acl3_10k: 'splits', fw1_10k: 'cuts', ipc1_10k: 'cuts' };
   for (const [name, want] of Object.entries(structures)) {
