@@ -102,7 +102,7 @@ function tuplePacket(t: Uint32Array, i: number): DecodedPacket {
   return {
     family: 4, srcBytes: be(t[5 * i]), dstBytes: be(t[5 * i + 1]), proto, ipProto: proto, fragment: 'none', ttl: 64,
     totalLength: 0, sport: t[5 * i + 2], dport: t[5 * i + 3], spi: null, espSeq: null, ah: null, icmp: null, ike: null,
-    natt: null, malformed: null, l3Offset: 0, l4Offset: 20, fragOffset: 0, nfProto: proto, nfStatus: 0, nfAvail: 0, nfLater: false, nfAh: 'none', nftProto: proto,
+    natt: null, malformed: null, l3Offset: 0, l4Offset: 20, fragOffset: 0, nfProto: proto, nfStatus: 0, nfAvail: 0, nfLater: false, nfAh: 'none', nftProto: proto, nftSport: t[5 * i + 2], nftDport: t[5 * i + 3],
   };
 }
 

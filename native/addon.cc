@@ -23,7 +23,7 @@ using glue::is_bytes;
 using glue::link_type_arg;
 using nfsieve::Decoded;
 
-// decodeFrame(linkType, frame) -> Buffer holding one 104-byte record (sizeof(Decoded), static_asserted in core/decode.h).
+// decodeFrame(linkType, frame) -> Buffer holding one 108-byte record (sizeof(Decoded), static_asserted in core/decode.h).
 Napi::Value DecodeFrame(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint32_t lt = link_type_arg(info, 0);

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 
 /** Size in bytes of one decoded-packet record (native/core/decode.h `Decoded`). */
-export const RECORD_SIZE = 104;
+export const RECORD_SIZE = 108;
 
 /** Per-packet metadata a capture lacks and NFQUEUE supplies. */
 export interface NativeMeta {

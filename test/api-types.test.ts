@@ -15,7 +15,7 @@ import { ROOT } from './support/compare';
  */
 const SAMPLES: { [K in keyof Required<RuleInput>]: Required<RuleInput>[K] } = {
   name: 'r', comment: 'c', action: 'accept', family: 4, src: '10.0.0.1', dst: { not: '10.0.0.0/8' }, proto: 'udp', 'ip-proto': 17,
-  'nf-proto': 'udp', 'nft-proto': 'udp', sport: 500, dport: ['500', '4500'], spi: '0x100-0x200', 'ah-spi': 7, icmp: 'echo-request', icmpv6: 128,
+  'nf-proto': 'udp', 'nft-proto': 'udp', sport: 500, dport: ['500', '4500'], 'nft-sport': '1-65535', 'nft-dport': 53, spi: '0x100-0x200', 'ah-spi': 7, icmp: 'echo-request', icmpv6: 128,
   ike: { version: 2, exchange: 'ike_sa_init', initiator: true, response: false }, natt: 'ike', fragment: ['none', 'first'], in: 'ipsec+',
   out: 'eth0', ctstate: 'new', mark: '0x1/0xff', length: '0-1500', 'l4-avail': '8-65535', malformed: false, truncated: 'ah',
   and: [{ sport: 500 }], limit: { rate: '20/s', burst: 40 },

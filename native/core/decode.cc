@@ -182,6 +182,18 @@ void decode_upper(const uint8_t* p, size_t off, size_t end, size_t declared_end,
   }
 }
 
+// iptables-nft's port loads: 2 bytes at `thoff` (source port) and at
+// thoff + 2 (destination port), from the IP header at p to `end`. The
+// payload fast path reads them whatever the fragment offset.
+void nft_ports(const uint8_t* p, size_t thoff, size_t end, Decoded* d) {
+  if (thoff + 2 > end) return;
+  d->nft_sport = be16(p + thoff);
+  d->nft_ports = kNftPortsSource;
+  if (thoff + 4 > end) return;
+  d->nft_dport = be16(p + thoff + 2);
+  d->nft_ports = kNftPortsBoth;
+}
+
 void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   const uint8_t* p = frame + l3;
   size_t n = len - l3;
@@ -199,6 +211,7 @@ void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
   size_t ihl = static_cast<size_t>(p[0] & 0x0f) * 4;
   if (ihl < 20 || ihl > n) return flag(d, kIpHeaderLength);
   if (total < ihl) return flag(d, kIpTotalLength);
+  nft_ports(p, ihl, min_size(n, total), d);
   uint16_t frag = be16(p + 6);
   d->l4_offset = static_cast<uint16_t>(l3 + ihl);
   d->frag_offset = frag & 0x1fff;
@@ -227,8 +240,10 @@ void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
 // that is not an extension header, without reading it.
 //
 // iptables-nft's meta l4proto is the same walk with IP6_FH_F_AUTH: it stops
-// at the first AH it can read 2 bytes of and returns 51 (nft_proto).
-void nf_walk(const uint8_t* p, size_t end, Decoded* d, bool* nft_at_ah) {
+// at the first AH it can read 2 bytes of and returns 51 (nft_proto); that
+// AH's offset goes to *nft_ah_at. Returns the transport offset (0 when the
+// walk fails).
+size_t nf_walk(const uint8_t* p, size_t end, Decoded* d, size_t* nft_ah_at) {
   uint8_t next = p[6];
   size_t start = 40;
   for (;;) {
@@ -236,18 +251,18 @@ void nf_walk(const uint8_t* p, size_t end, Decoded* d, bool* nft_at_ah) {
     if (!ext || next == 59) break;
     if (start + 2 > end) {
       d->nf_status = kNfBadMsg;
-      return;
+      return 0;
     }
-    if (next == 51) *nft_at_ah = true;
+    if (next == 51 && *nft_ah_at == 0) *nft_ah_at = start;
     size_t hdrlen;
     if (next == 43 && start + 4 > end) {
       d->nf_status = kNfBadMsg;
-      return;
+      return 0;
     }
     if (next == 44) {
       if (start + 4 > end) {
         d->nf_status = kNfBadMsg;
-        return;
+        return 0;
       }
       uint16_t off = be16(p + start + 2) & 0xfff8;
       uint8_t inner = p[start];
@@ -260,7 +275,7 @@ void nf_walk(const uint8_t* p, size_t end, Decoded* d, bool* nft_at_ah) {
           break;
         }
         d->nf_status = kNfNoEnt;
-        return;
+        return 0;
       }
       hdrlen = 8;
     } else if (next == 51) {
@@ -274,17 +289,22 @@ void nf_walk(const uint8_t* p, size_t end, Decoded* d, bool* nft_at_ah) {
   d->nf_proto = next;
   size_t avail = start < end ? end - start : 0;
   d->nf_avail = static_cast<uint16_t>(avail > 65535 ? 65535 : avail);
+  return start;
 }
 
+// nf_walk, then iptables-nft's view: its l4proto and where its port loads
+// read (the IPv6 header itself in a later fragment: Decoded::nft_sport).
 void nf_find_hdr(const uint8_t* p, size_t end, Decoded* d) {
-  bool nft_at_ah = false;
-  nf_walk(p, end, d, &nft_at_ah);
-  if (nft_at_ah) {
+  size_t nft_ah_at = 0;
+  size_t transport = nf_walk(p, end, d, &nft_ah_at);
+  if (nft_ah_at) {
     d->nft_proto = 51;
     d->nft_status = kNfOk;
+    nft_ports(p, nft_ah_at, end, d);
   } else {
     d->nft_proto = d->nf_status == kNfOk ? d->nf_proto : 0;
     d->nft_status = d->nf_status;
+    if (d->nf_status == kNfOk) nft_ports(p, d->nf_later ? 0 : transport, end, d);
   }
 }
 

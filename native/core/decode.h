@@ -123,10 +123,12 @@ struct Decoded {
   // nf_ah (NfAh): IPv6, what ip6tables' -m ah sees: the first AH as
   // ipv6_find_hdr(..., NEXTHDR_AUTH) finds it; kNfAhNone in IPv4.
   // nft_status (NfStatus): whether iptables-nft's l4proto walk succeeded.
+  // nft_ports (NftPorts): how many of nft_sport and nft_dport are there.
   uint8_t nf_later : 1;
   uint8_t nf_ah : 2;
   uint8_t nft_status : 2;
-  uint8_t : 3;
+  uint8_t nft_ports : 2;
+  uint8_t : 1;
   // iptables-nft's meta l4proto (nft_set_pktinfo_ipv6): the same walk with
   // IP6_FH_F_AUTH, which stops at the first AH (51). IPv4: the header's field.
   uint8_t nft_proto;
@@ -134,16 +136,27 @@ struct Decoded {
   // Notify (type 41) whose fixed 8 bytes are present; 0 otherwise (0 is no
   // notify type). COOKIE (16390) there marks a retried IKE_SA_INIT.
   uint16_t ike_first_notify;
+  // What iptables-nft's port loads (2 bytes at transport offset 0 and 2,
+  // nft_payload_fast_eval) read on Linux 6.18: from the transport offset of
+  // nftables' packet info, which is the IP header length in IPv4 (later
+  // fragments included), where the l4proto walk stopped in IPv6, and 0 (the
+  // IPv6 header itself) for an IPv6 later fragment, whose offset
+  // ipv6_find_hdr() leaves unset. Only the bytes the packet has: see nft_ports.
+  uint16_t nft_sport, nft_dport;
 };
 
 enum NfStatus : uint8_t { kNfOk = 0, kNfBadMsg = 1, kNfNoEnt = 2 };
+
+// Decoded::nft_ports: no transport offset or fewer than 2 bytes there; 2 or 3
+// bytes (nft_sport only); 4 or more (both).
+enum NftPorts : uint8_t { kNftPortsNone = 0, kNftPortsSource = 1, kNftPortsBoth = 2 };
 
 // IPv6 -m ah: kNfAhFound (the SPI is ah_spi), kNfAhNone (no AH before the
 // upper layer or a later fragment: no match, no drop), kNfAhDrop (a header
 // on the way or the AH itself is cut short: the match drops the packet).
 enum NfAh : uint8_t { kNfAhFound = 0, kNfAhNone = 1, kNfAhDrop = 2 };
 
-static_assert(sizeof(Decoded) == 104, "Decoded is a fixed 104-byte record");
+static_assert(sizeof(Decoded) == 108, "Decoded is a fixed 108-byte record");
 static_assert(offsetof(Decoded, src) == 8, "layout");
 static_assert(offsetof(Decoded, total_length) == 40, "layout");
 static_assert(offsetof(Decoded, spi) == 48, "layout");
@@ -154,6 +167,7 @@ static_assert(offsetof(Decoded, ike_ispi) == 76, "layout");
 static_assert(offsetof(Decoded, l4_offset) == 92, "layout");
 static_assert(offsetof(Decoded, nf_proto) == 96, "layout");
 static_assert(offsetof(Decoded, ike_first_notify) == 102, "layout");
+static_assert(offsetof(Decoded, nft_sport) == 104, "layout");
 
 // IKE wire values the classifier's derived IKE keys use (RFC 7296, RFC 2408).
 constexpr uint8_t kIkeExchangeSaInit = 34;     // IKEv2 IKE_SA_INIT

@@ -53,6 +53,8 @@ __attribute__((always_inline)) inline Key packet_key(uint8_t field, bool wide, c
     case kFieldIkeInitial: return {0, ike_initial_key(d)};
     case kFieldIkeCookie: return {0, ike_cookie_key(d)};
     case kFieldNftProto: return {0, d.nft_status == kNfOk ? d.nft_proto : wire::kAbsentKeyNfProto};
+    case kFieldNftSport: return {0, d.nft_ports >= kNftPortsSource ? d.nft_sport : kAbsentPort};
+    case kFieldNftDport: return {0, d.nft_ports == kNftPortsBoth ? d.nft_dport : kAbsentPort};
     case kFieldL4Avail: {
       bool absent = d.fragment == kFragLater || (d.family == 6 && (d.nf_status != kNfOk || d.nf_later));
       return {0, absent ? wire::kAbsentKeyL4Avail : d.nf_avail};

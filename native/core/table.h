@@ -22,7 +22,7 @@ constexpr uint32_t kTableMagic = 0x5153464e;  // "NFSQ"
 constexpr uint16_t kTableVersion = 2;         // written when the table has limits
 constexpr uint16_t kTableVersionPlain = 1;    // no limits section
 constexpr uint32_t kHeaderSize = sizeof(wire::TableHeader);
-constexpr int kMaxDims = 24;
+constexpr int kMaxDims = 26;
 
 enum FieldId : uint8_t {
   kFieldSrc = 1,
@@ -48,8 +48,11 @@ enum FieldId : uint8_t {
   kFieldIkeInitial,
   kFieldIkeCookie,
   kFieldNftProto,
-  kFieldLast = kFieldNftProto
+  kFieldNftSport,
+  kFieldNftDport,
+  kFieldLast = kFieldNftDport
 };
+static_assert(kFieldLast <= kMaxDims, "a table may use every field once");
 
 enum ActionCode : uint8_t { kActAccept = 0, kActDrop, kActReject, kActQueue, kActContinue, kActSkip, kActRepeat };
 enum ResidualCode : uint8_t { kResMark = 1, kResIn, kResOut, kResSetSrc, kResSetDst, kResSetSpi, kResSetAhSpi, kResLimit };

@@ -35,6 +35,10 @@ export const enum Field {
   /** 0 no COOKIE, 1 an IKEv2 initial request whose first payload is COOKIE, 2 no IKE header. */
   IkeCookie = 22,
   NftProto = 23,
+  /** The 2 bytes iptables-nft's source-port load reads (native/core/decode.h nft_sport). */
+  NftSport = 24,
+  /** The 2 bytes iptables-nft's destination-port load reads (nft_dport). */
+  NftDport = 25,
 }
 
 export interface FieldInfo {
@@ -85,6 +89,8 @@ function describe(field: Field, family: 4 | 6): FieldInfo {
     case Field.IkeInitial: return { name: 'ike.initial', present: 2, max: 3, wide: false };
     case Field.IkeCookie: return { name: 'ike.cookie', present: 1, max: 2, wide: false };
     case Field.NftProto: return { name: 'nft-proto', present: 255, max: AbsentKey.NfProto, wide: false };
+    case Field.NftSport: return { name: 'nft-sport', present: 65535, max: AbsentKey.Port, wide: false };
+    case Field.NftDport: return { name: 'nft-dport', present: 65535, max: AbsentKey.Port, wide: false };
   }
 }
 

@@ -171,6 +171,7 @@ function addConditions(c: Conditions, family: 4 | 6, dims: Map<Field, Interval[]
   if (!addAddress('src', c.src, family, dims, residuals) || !addAddress('dst', c.dst, family, dims, residuals)) return false;
   if (!simple(Field.Proto, c.proto) || !simple(Field.IpProto, c.ipProto) || !simple(Field.NfProto, c.nfProto) || !simple(Field.NftProto, c.nftProto)) return false;
   if (!ranged(Field.Sport, c.sport) || !ranged(Field.Dport, c.dport)) return false;
+  if (!ranged(Field.NftSport, c.nftSport) || !ranged(Field.NftDport, c.nftDport)) return false;
   if (!addSpi(Field.Spi, c.spi as Cond<Range> | SetCond | undefined, family, dims, residuals)) return false;
   if (!addSpi(Field.AhSpi, c.ahSpi as Cond<Range> | SetCond | undefined, family, dims, residuals)) return false;
   if (c.icmp) {

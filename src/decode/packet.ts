@@ -1,6 +1,6 @@
 /**
  * The decoded view of one packet, shared by the native decoder (through its
- * 104-byte records, RECORD_SIZE) and the TypeScript reference decoder. Field names follow
+ * 108-byte records, RECORD_SIZE) and the TypeScript reference decoder. Field names follow
  * the protocols: `spi` is the ESP SPI, `ah.spi` the AH SPI, `natt` the RFC 3948
  * kind of a UDP 4500 payload, `ike` the fixed IKE header.
  */
@@ -83,6 +83,15 @@ export interface DecodedPacket {
   nfAh: NfAh;
   /** iptables-nft's meta l4proto: IPv6 stops at the first AH (51); null when the walk fails. IPv4: the header's field. */
   nftProto: number | null;
+  /**
+   * What iptables-nft's port loads read on Linux 6.18 (2 bytes at offsets 0
+   * and 2 from nftables' transport offset, fragment offset or not): IPv4 at
+   * the end of the IP header; IPv6 where the l4proto walk stopped, or the
+   * IPv6 header's first 4 bytes in a later fragment. null where the packet
+   * ends first or there is no transport offset.
+   */
+  nftSport: number | null;
+  nftDport: number | null;
 }
 
 export type NfAh = 'found' | 'none' | 'drop';
@@ -99,6 +108,8 @@ export const MALFORMED_NAMES: readonly (string | null)[] = [
   'ike-truncated', 'ike-length',
 ];
 
+/** Decoded::nft_ports (native/core/decode.h NftPorts): 2-3 bytes at the transport offset, or 4 and more. */
+const NFT_PORTS_SOURCE = 1, NFT_PORTS_BOTH = 2;
 const HAS_PORTS = 1, HAS_SPI = 2, HAS_ESP_SEQ = 4, HAS_AH = 8, HAS_ICMP = 16, HAS_IKE = 32;
 
 function hex(bytes: Uint8Array): string {
@@ -158,10 +169,12 @@ export function recordToPacket(rec: Uint8Array, offset = 0): DecodedPacket {
     nfProto: v.getUint8(97) === 0 ? v.getUint8(96) : null,
     nfStatus: v.getUint8(97),
     nfAvail: v.getUint16(98, true),
-    // Byte 100 packs nf_later (bit 0), nf_ah (bits 1-2) and nft_status (bits 3-4); 101 is nft_proto.
+    // Byte 100 packs nf_later (bit 0), nf_ah (bits 1-2), nft_status (bits 3-4) and nft_ports (bits 5-6); 101 is nft_proto.
     nfLater: (v.getUint8(100) & 1) === 1,
     nfAh: NF_AH[(v.getUint8(100) >> 1) & 3] ?? 'drop',
     nftProto: ((v.getUint8(100) >> 3) & 3) === 0 ? v.getUint8(101) : null,
+    nftSport: ((v.getUint8(100) >> 5) & 3) >= NFT_PORTS_SOURCE ? v.getUint16(104, true) : null,
+    nftDport: ((v.getUint8(100) >> 5) & 3) === NFT_PORTS_BOTH ? v.getUint16(106, true) : null,
   };
 }
 
@@ -171,6 +184,7 @@ export function emptyPacket(malformed: string | null, l3Offset = 0): DecodedPack
     family: null, srcBytes: null, dstBytes: null, proto: null, ipProto: null, fragment: null,
     ttl: null, totalLength: null, sport: null, dport: null, spi: null, espSeq: null, ah: null,
     icmp: null, ike: null, natt: null, malformed, l3Offset, l4Offset: 0, fragOffset: 0, nfProto: null, nfStatus: 0, nfAvail: 0, nfLater: false, nfAh: 'none', nftProto: null,
+    nftSport: null, nftDport: null,
   };
 }
 

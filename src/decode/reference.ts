@@ -137,6 +137,7 @@ function ipv4(w: Walk, l3: number): void {
   const ihl = (w.u8(l3) & 15) * 4;
   if (ihl < 20 || ihl > n) return w.bad('ip-header-length');
   if (total < ihl) return w.bad('ip-total-length');
+  nftPorts(w, l3 + ihl, l3 + Math.min(n, total));
   p.l4Offset = l3 + ihl;
   const flagsAndOffset = w.u16(l3 + 6);
   p.fragOffset = flagsAndOffset & 0x1fff;
@@ -224,25 +225,36 @@ const IPV6_EXT = new Set([0, 43, 44, 51, 60, 59]);
  */
 function findHdr(w: Walk, l3: number, end: number): void {
   const p = w.pkt;
-  const status = walkHdr(w, l3, end);
-  // iptables-nft's meta l4proto: the same walk with IP6_FH_F_AUTH stops at the first AH.
-  p.nftProto = status === 'ah' ? 51 : p.nfProto;
+  const { ahAt, transport } = walkHdr(w, l3, end);
+  // iptables-nft's meta l4proto: the same walk with IP6_FH_F_AUTH stops at the
+  // first AH. Its port loads read from there, from the upper layer, or (a
+  // later fragment, whose offset ipv6_find_hdr() leaves at 0) from the IPv6 header.
+  p.nftProto = ahAt !== null ? 51 : p.nfProto;
+  if (ahAt !== null) nftPorts(w, ahAt, end);
+  else if (p.nfStatus === 0) nftPorts(w, p.nfLater ? l3 : transport, end);
 }
 
-function walkHdr(w: Walk, l3: number, end: number): 'ah' | 'done' {
+/** Where iptables-nft's port loads read: 2 bytes at `at` (source port) and at `at + 2`, when the packet has them. */
+function nftPorts(w: Walk, at: number, end: number): void {
+  if (at + 2 <= end) w.pkt.nftSport = w.u16(at);
+  if (at + 4 <= end) w.pkt.nftDport = w.u16(at + 2);
+}
+
+/** The walk; returns the first AH's offset (or null) and where it stopped. */
+function walkHdr(w: Walk, l3: number, end: number): { ahAt: number | null; transport: number } {
   const p = w.pkt;
   let next = w.u8(l3 + 6);
   let at = l3 + 40;
-  let ah = false;
+  let ahAt: number | null = null;
   while (IPV6_EXT.has(next) && next !== 59) {
     const need = next === 43 || next === 44 ? 4 : 2;
-    if (at + 2 <= end && next === 51) ah = true;
-    if (at + need > end) { p.nfStatus = 1; p.nfProto = null; return ah ? 'ah' : 'done'; }
+    if (at + 2 <= end && next === 51) ahAt ??= at;
+    if (at + need > end) { p.nfStatus = 1; p.nfProto = null; return { ahAt, transport: 0 }; }
     if (next === 44) {
       const offset = w.u16(at + 2) >> 3;
       const inner = w.u8(at);
       if (offset !== 0) {
-        if (IPV6_EXT.has(inner) && inner !== 59) { p.nfStatus = 2; p.nfProto = null; return ah ? 'ah' : 'done'; }
+        if (IPV6_EXT.has(inner) && inner !== 59) { p.nfStatus = 2; p.nfProto = null; return { ahAt, transport: 0 }; }
         next = inner;
         at += 8;
         p.nfLater = true;
@@ -258,7 +270,7 @@ function walkHdr(w: Walk, l3: number, end: number): 'ah' | 'done' {
   }
   p.nfProto = next;
   p.nfAvail = Math.min(65535, Math.max(0, end - at));
-  return ah ? 'ah' : 'done';
+  return { ahAt, transport: at };
 }
 
 /**

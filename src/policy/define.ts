@@ -39,6 +39,10 @@ export interface ConditionsInput {
   sport?: One<Port>;
   /** TCP/UDP destination port. */
   dport?: One<Port>;
+  /** The 2 bytes iptables-nft's source-port load reads (docs/policy.md); written by imports. */
+  'nft-sport'?: One<Port>;
+  /** The 2 bytes iptables-nft's destination-port load reads; written by imports. */
+  'nft-dport'?: One<Port>;
   /** ESP SPI (IP protocol 50 and ESP-in-UDP on 4500): a number, a range, or `@set`. */
   spi?: One<number | string>;
   /** AH SPI, as `spi`. */

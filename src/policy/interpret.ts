@@ -33,7 +33,7 @@ export interface Reporter {
 }
 
 const RULE_KEYS = new Set([
-  'name', 'comment', 'action', 'family', 'src', 'dst', 'proto', 'ip-proto', 'nf-proto', 'nft-proto', 'sport', 'dport', 'spi', 'ah-spi', 'icmp',
+  'name', 'comment', 'action', 'family', 'src', 'dst', 'proto', 'ip-proto', 'nf-proto', 'nft-proto', 'sport', 'dport', 'nft-sport', 'nft-dport', 'spi', 'ah-spi', 'icmp',
   'icmpv6', 'ike', 'natt', 'fragment', 'in', 'out', 'ctstate', 'mark', 'length', 'malformed', 'l4-avail', 'truncated', 'and', 'limit',
 ]);
 const CONDITION_KEYS = [...RULE_KEYS].filter((k) => !['name', 'comment', 'action', 'and', 'limit'].includes(k));
@@ -198,6 +198,8 @@ function interpretConditions(raw: Obj, at: PathPart[], policy: Policy, r: Report
   c.nftProto = field('nft-proto', (v) => cond(v, (x) => protocol(x)));
   c.sport = field('sport', (v) => cond(v, (x) => parseRange(x as string, 65535, 'port')));
   c.dport = field('dport', (v) => cond(v, (x) => parseRange(x as string, 65535, 'port')));
+  c.nftSport = field('nft-sport', (v) => cond(v, (x) => parseRange(x as string, 65535, 'port')));
+  c.nftDport = field('nft-dport', (v) => cond(v, (x) => parseRange(x as string, 65535, 'port')));
   c.spi = field('spi', (v) => spiCond(v, policy));
   c.ahSpi = field('ah-spi', (v) => spiCond(v, policy));
   const icmp4 = field('icmp', (v) => cond(v, (x) => icmpItem(x, false)));

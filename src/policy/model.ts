@@ -43,6 +43,9 @@ export interface Conditions {
   nftProto?: Cond<number>;
   sport?: Cond<Range>;
   dport?: Cond<Range>;
+  /** The ports iptables-nft's payload loads read (see DecodedPacket.nftSport); written by imports. */
+  nftSport?: Cond<Range>;
+  nftDport?: Cond<Range>;
   spi?: Cond<Range> | SetCond;
   ahSpi?: Cond<Range> | SetCond;
   /** ICMP (family 4) and ICMPv6 (family 6) type/code: code range 0-255 means any code. */

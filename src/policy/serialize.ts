@@ -46,6 +46,8 @@ export function conditionsDoc(c: Conditions): Record<string, unknown> {
   if (c.nftProto) d['nft-proto'] = list(c.nftProto, (v) => v);
   if (c.sport) d.sport = list(c.sport, (r) => range(r));
   if (c.dport) d.dport = list(c.dport, (r) => range(r));
+  if (c.nftSport) d['nft-sport'] = list(c.nftSport, (r) => range(r));
+  if (c.nftDport) d['nft-dport'] = list(c.nftDport, (r) => range(r));
   for (const [k, name] of [['spi', 'spi'], ['ahSpi', 'ah-spi']] as const) {
     const cond = c[k];
     if (!cond) continue;

@@ -183,11 +183,11 @@ export function failingCondition(c: Conditions, p: DecodedPacket, meta: Meta, se
   if (c.ipProto && !anyOf(c.ipProto, (v) => v === p.ipProto)) return 'ip-proto';
   if (c.nfProto && (p.nfProto === null || !anyOf(c.nfProto, (v) => v === p.nfProto))) return 'nf-proto';
   if (c.nftProto && (p.nftProto === null || !anyOf(c.nftProto, (v) => v === p.nftProto))) return 'nft-proto';
-  for (const key of ['sport', 'dport'] as const) {
+  for (const [key, name] of [['sport', 'sport'], ['dport', 'dport'], ['nftSport', 'nft-sport'], ['nftDport', 'nft-dport']] as const) {
     const cond = c[key];
     if (!cond) continue;
     const v = p[key];
-    if (v === null || !anyOf(cond, (r) => v >= r.lo && v <= r.hi)) return key;
+    if (v === null || !anyOf(cond, (r) => v >= r.lo && v <= r.hi)) return name;
   }
   for (const [key, name, value] of [['spi', 'spi', p.spi], ['ahSpi', 'ah-spi', p.ah?.spi ?? null]] as const) {
     const cond = c[key] as Cond<Range> | SetCond | undefined;
