@@ -240,13 +240,19 @@ function hotdropCondition(kind: HeaderKind, family: 4 | 6): Conditions {
 }
 
 /**
- * The conjunct lists of a rule's matches. `-m multiport --ports` (source or
- * destination port) is the one disjunction: it becomes two exclusive
- * alternatives, sport in P; and sport not in P with dport in P.
+ * The conjunct lists of a rule's matches. The disjunctions: `-m multiport
+ * --ports` (source or destination port) becomes two exclusive alternatives,
+ * sport in P; and sport not in P with dport in P. A match's `either` (an
+ * iptables-nft "not both ports") brings its own.
  */
 function alternatives(r: ParsedRule): Conditions[][] {
   let alts: Conditions[][] = [[]];
   for (const m of r.matches) {
+    if (m.either) {
+      const either = m.either;
+      alts = alts.flatMap((a) => either.map((e) => [...a, { ...m.conditions, ...e }])); // one conjunct per match (hotdrop siblings slice by match)
+      continue;
+    }
     const c = m.conditions as Conditions & { ports?: { negate: boolean; values: { lo: number; hi: number }[] } };
     if (!c.ports) {
       alts = alts.map((a) => [...a, m.conditions]);

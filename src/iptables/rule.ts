@@ -4,7 +4,7 @@
  * in that order and stops at the first that fails or drops the packet
  * ("hotdrop": a tcp/udp/icmp/esp/ah match on a truncated header).
  */
-import { Conditions, CtState, Range } from '../policy/model';
+import { Cond, Conditions, CtState, Range } from '../policy/model';
 
 /** What a match reads at the transport header before anything else (it drops the packet when that is not there). */
 export type HeaderKind = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'esp' | 'ah' | 'ports';
@@ -34,8 +34,12 @@ export interface ParsedRule {
   comment: string | null;
   /** ip_packet_match: addresses, interfaces, protocol, fragments. */
   header: Conditions;
-  /** Each match module's conditions, in order, with the header kind it may hotdrop on. */
-  matches: { module: string; conditions: Conditions; hotdrop: HeaderKind | null }[];
+  /**
+   * Each match module's conditions, in order, with the header kind it may
+   * hotdrop on; `either`, when there, adds exclusive alternatives of which
+   * one must hold too.
+   */
+  matches: { module: string; conditions: Conditions; hotdrop: HeaderKind | null; either?: Conditions[] }[];
   target: Target;
 }
 
@@ -128,12 +132,8 @@ class RuleParser {
       this.checkProtocol();
     }
     if (negate) this.fail("'!' at the end of the rule");
-    // iptables-nft turns -m tcp/-m udp with ports (and nothing else we accept)
-    // into payload expressions: no hotdrop, a short header just fails to match.
     if (this.ctx.backend === 'nft') {
-      for (const m of this.rule.matches) {
-        if ((m.module === 'tcp' || m.module === 'udp') && (m.conditions.sport || m.conditions.dport)) m.hotdrop = null;
-      }
+      for (const m of this.rule.matches) if (m.module === 'tcp' || m.module === 'udp') nftPorts(m);
     }
     return this.rule;
   }
@@ -292,6 +292,41 @@ class RuleParser {
     if (this.proto === null || !m || (m.module !== 'tcp' && m.module !== 'udp') || !m.hotdrop) return;
     if (this.proto !== (m.module === 'tcp' ? 6 : 17)) this.fail(`-m ${m.module} needs -p ${m.module}`);
   }
+}
+
+const FULL: Range = { lo: 0, hi: 65535 };
+const isFull = (c: Cond<Range>): boolean => c.values.length === 1 && c.values[0].lo === 0 && c.values[0].hi === 65535;
+const single = (c: Cond<Range>): number | null => (c.values.length === 1 && c.values[0].lo === c.values[0].hi ? c.values[0].lo : null);
+
+/**
+ * -m tcp / -m udp as iptables-nft 1.8.9 loads them (add_nft_tcpudp in
+ * iptables/nft.c, checked with `nft --debug=netlink list ruleset`):
+ * - no ports, or both ranges 0:65535 and neither negated: the xtables match
+ *   itself (compat), which keeps legacy's semantics;
+ * - otherwise payload loads and compares, with no hotdrop and no fragment
+ *   check: a 0:65535 range is left out even when negated; one source and one
+ *   destination port, neither 0 and negated alike, become one 4-byte compare,
+ *   so negated they mean "not both", not "neither"; any other range is a
+ *   2-byte load of its own. The loads read the nft-sport / nft-dport fields.
+ */
+function nftPorts(m: ParsedRule['matches'][number]): void {
+  const c = m.conditions;
+  const sp = c.sport ?? { negate: false, values: [FULL] }, dp = c.dport ?? { negate: false, values: [FULL] };
+  if (isFull(sp) && isFull(dp) && !sp.negate && !dp.negate) return;
+  m.hotdrop = null;
+  delete c.fragment;
+  delete c.sport;
+  delete c.dport;
+  const a = single(sp), b = single(dp);
+  if (a && b && sp.negate && dp.negate) {
+    m.either = [
+      { nftSport: { negate: true, values: [{ lo: a, hi: a }] }, nftDport: { negate: false, values: [FULL] } },
+      { nftSport: { negate: false, values: [{ lo: a, hi: a }] }, nftDport: { negate: true, values: [{ lo: b, hi: b }] } },
+    ];
+    return;
+  }
+  if (!isFull(sp)) c.nftSport = sp;
+  if (!isFull(dp)) c.nftDport = dp;
 }
 
 function parseTarget(name: string, rest: string[], isGoto: boolean, lineNo: number, ctx: RuleContext): Target {

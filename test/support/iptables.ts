@@ -38,7 +38,7 @@ const addr = (rng: Rng, family: 4 | 6): string => pools.prefix(rng, family);
 function randomMatch(rng: Rng, family: 4 | 6, proto: string | null, kind = rng.int(11)): string {
   const port = (): string => rng.pick(['500', '4500', '53', '1701', `${rng.int(1000)}:${1000 + rng.int(60000)}`, String(rng.int(65536))]);
   switch (kind) {
-    case 0: return proto === 'tcp' || proto === 'udp' ? `-m ${proto} ${neg(rng)}--dport ${port()}` + (rng.chance(0.3) ? ` ${neg(rng)}--sport ${port()}` : '') : '';
+    case 0: return proto === 'tcp' || proto === 'udp' ? portMatch(rng, proto, port) : '';
     case 1: return proto === 'tcp' || proto === 'udp' ? `-m multiport ${neg(rng)}--${rng.pick(['dports', 'sports', 'ports'])} ${Array.from({ length: 1 + rng.int(3) }, port).join(',')}` : '';
     case 2: return proto === 'esp' ? `-m esp ${neg(rng)}--espspi ${rng.pick(['256', `${rng.int(1000)}:${rng.u32()}`, '0:4294967295'])}` : '';
     case 3: return proto === 'ah' || family === 6 ? `-m ah ${neg(rng)}--ahspi ${rng.pick(['256', `100:${rng.u32()}`])}` : '';
@@ -49,6 +49,24 @@ function randomMatch(rng: Rng, family: 4 | 6, proto: string | null, kind = rng.i
     case 8: return `-m mark ${neg(rng)}--mark 0x${rng.int(8).toString(16)}${rng.chance(0.5) ? '/0xff' : ''}`;
     case 9: return `-m length ${neg(rng)}--length ${rng.int(80)}:${80 + rng.int(400)}`;
     default: return `-m comment --comment "rule ${rng.int(100)}"`;
+  }
+}
+
+/**
+ * -m tcp / -m udp in every shape iptables-nft translates differently: no
+ * ports, either port alone, both, full ranges (left out, or the xt match when
+ * nothing else is asked), port 0, and pairs of single ports negated alike
+ * (one 4-byte compare).
+ */
+function portMatch(rng: Rng, proto: string, port: () => string): string {
+  const pick = (): string => (rng.chance(0.15) ? rng.pick(['0:65535', '0', '1:65535', '0:65534']) : port());
+  const single = (): string => rng.pick(['500', '4500', '53', String(1 + rng.int(65535))]);
+  switch (rng.int(6)) {
+    case 0: return `-m ${proto}`;
+    case 1: return `-m ${proto} ${neg(rng)}--sport ${pick()}`;
+    case 2: { const n = rng.chance(0.5) ? '! ' : ''; return `-m ${proto} ${n}--sport ${single()} ${n}--dport ${single()}`; }
+    case 3: return `-m ${proto} ${neg(rng)}--sport ${pick()} ${neg(rng)}--dport ${pick()}`;
+    default: return `-m ${proto} ${neg(rng)}--dport ${pick()}` + (rng.chance(0.3) ? ` ${neg(rng)}--sport ${pick()}` : '');
   }
 }
 
@@ -165,7 +183,7 @@ export function runChains(ch: Chains, p: DecodedPacket, meta: Meta, sets: SetCon
           const frag1 = m.hotdrop === 'tcp' && truncatedKey(p) === TRUNCATED_KEYS['tcp-frag1'];
           if (short || frag1) return { verdict: 'drop', line: r.line, mark: markSet ? mark : null };
         }
-        if (!matchHolds(m.conditions)) { ok = false; break; }
+        if (!matchHolds(m.conditions) || (m.either && !m.either.some(hold))) { ok = false; break; }
       }
       if (!ok) continue;
       const t = r.target;

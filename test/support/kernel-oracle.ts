@@ -217,7 +217,9 @@ function headerMatch(t: Table, r: Rule, p: Pkt, meta: OracleMeta, par: Par): boo
     // nft_set_pktinfo_ipv6: ipv6_find_hdr(-1, IP6_FH_F_AUTH) once per packet; failure: no l4proto.
     const f = findHdr(p, -1, true);
     par.l4 = typeof f !== 'string';
-    if (typeof f !== 'string') { par.thoff = f.off; par.fragoff = f.fragoff; }
+    // A later fragment returns before ipv6_find_hdr() writes the offset (Linux
+    // 6.18), so nftables' transport offset stays 0: the IPv6 header itself.
+    if (typeof f !== 'string') { par.thoff = f.fragoff ? 0 : f.off; par.fragoff = f.fragoff; }
     if (want === undefined || PROTO[want] === 0) return true;
     return typeof f !== 'string' && is('-p', f.proto === (PROTO[want] ?? Number(want)));
   }
@@ -228,6 +230,47 @@ function headerMatch(t: Table, r: Rule, p: Pkt, meta: OracleMeta, par: Par): boo
   par.fragoff = f.fragoff;
   par.l4 = true;
   return is('-p', f.proto === (PROTO[want] ?? Number(want)));
+}
+
+type Opt = { neg: boolean; value: string[] } | undefined;
+const portRange = (o: Opt): [number, number] => {
+  if (!o) return [0, 65535];
+  const [lo, hi] = o.value[0].includes(':') ? o.value[0].split(':') : [o.value[0], o.value[0]];
+  return [lo === '' ? 0 : Number(lo), hi === '' ? 65535 : Number(hi)];
+};
+const full = (o: Opt): boolean => { const [lo, hi] = portRange(o); return lo === 0 && hi === 65535; };
+
+/** iptables/nft.c add_nft_udp/add_nft_tcp: payload loads unless the match is all defaults (then the xt match runs). */
+function nftNative(sp: Opt, dp: Opt): boolean {
+  return !(full(sp) && full(dp) && !sp?.neg && !dp?.neg);
+}
+
+/**
+ * add_nft_tcpudp's expressions, run as nft_do_chain runs them: each load goes
+ * through nft_payload_fast_eval(), which reads at the transport offset
+ * whatever the fragment offset; when the bytes are not there, the slow path
+ * fails too (fragoff, or skb_copy_bits). No l4proto: no match.
+ */
+function nftPorts(p: Pkt, par: Par, sp: Opt, dp: Opt): boolean {
+  if (!par.l4) return false;
+  const load = (off: number, n: number): number | null => {
+    const h = hp(p, par.thoff + off, n);
+    return h ? (n === 2 ? u16(h, 0) : u32(h, 0)) : null;
+  };
+  const [slo, shi] = portRange(sp), [dlo, dhi] = portRange(dp);
+  if (slo && slo === shi && dlo && dlo === dhi && !!sp?.neg === !!dp?.neg) {
+    const v = load(0, 4); // one 4-byte compare, eq or neq
+    return v !== null && (v === ((slo << 16) | dlo) >>> 0) !== !!sp?.neg;
+  }
+  if (slo || shi < 65535) {
+    const v = load(0, 2);
+    if (v === null || (v >= slo && v <= shi) === !!sp?.neg) return false;
+  }
+  if (dlo || dhi < 65535) {
+    const v = load(2, 2);
+    if (v === null || (v >= dlo && v <= dhi) === !!dp?.neg) return false;
+  }
+  return true;
 }
 
 /** One -m block; false also when it set hotdrop. */
@@ -242,14 +285,7 @@ function matchOne(t: Table, m: Match, p: Pkt, meta: OracleMeta, par: Par, sets: 
   switch (m.module) {
     case 'tcp': case 'udp': {
       const sp = opt('--sport'), dp = opt('--dport');
-      if (t.backend === 'nft' && (sp || dp)) {
-        // payload loads at the transport header: no l4proto or a later fragment, or bytes missing: no match.
-        if (!par.l4 || par.fragoff) return false;
-        if (sp && !hp(p, par.thoff, 2)) return false;
-        if (dp && !hp(p, par.thoff + 2, 2)) return false;
-        const h = p.b.subarray(par.thoff, par.thoff + 4);
-        return test(sp, () => range(sp!.value[0], u16(h, 0))) && test(dp, () => range(dp!.value[0], u16(h, 2)));
-      }
+      if (t.backend === 'nft' && nftNative(sp, dp)) return nftPorts(p, par, sp, dp);
       if (par.fragoff) {
         if (m.module === 'tcp' && par.fragoff === 1 && p.family === 4) par.hotdrop = true;
         return false;
