@@ -43,7 +43,7 @@ bool CompactIndex::build(const Family& f, const std::vector<uint32_t>& ids, cons
   // class pairs is cheap to fill (ipc1_100k's final stage needs it).
   IndexLimits own = limits;
   own.work = (limits.work ? limits.work : kIndexWork) * kCompactWorkFactor;
-  bytes_ = build_family_index(f_, static_cast<uint32_t>(ids.size()), derived, own, &fx_);
+  bytes_ = build_family_index(f_, static_cast<uint32_t>(ids.size()), derived, own, false, &fx_);  // no decide() scan
   // Kept only when its last stage names the rule: a few loads per packet.
   // With operands left to AND it lost to the split tree on ipc1_100k.
   if (fx_.stages.empty() || !fx_.stages.back().final) return false;

@@ -273,17 +273,23 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
   return true;
 }
 
-// Once the last stage names the rule, a lookup reads only the stages' maps
-// (a rule that does not end the scan resumes on the fields' own vectors,
-// lanes.cc): the stages' vectors are freed. Returns the bytes freed.
-size_t drop_stage_vectors(FamilyIndex* fx) {
+// Once the last stage names the rule, a lookup reads only the stages' maps:
+// the stages' vectors are freed, except (`resumes`) those of the last
+// stage's two operands, on which a rule that does not end the scan resumes
+// it (lanes.cc). Returns the bytes freed.
+size_t drop_stage_vectors(FamilyIndex* fx, bool resumes) {
+  const size_t F = fx->maps.size();
+  const Stage& last = fx->stages.back();
   size_t freed = 0;
-  for (Stage& s : fx->stages) {
+  for (size_t i = 0; i < fx->stages.size(); i++) {
+    const int op = static_cast<int>(F + i);
+    if (resumes && (op == last.a || op == last.b)) continue;
+    Stage& s = fx->stages[i];
     freed += (s.vectors.size() + s.summaries.size()) * 8;
     std::vector<uint64_t>().swap(s.vectors);
     std::vector<uint64_t>().swap(s.summaries);
+    fx->operands[op].vectors = fx->operands[op].summaries = nullptr;
   }
-  for (size_t i = fx->maps.size(); i < fx->operands.size(); i++) fx->operands[i].vectors = fx->operands[i].summaries = nullptr;
   return freed;
 }
 
@@ -298,13 +304,19 @@ uint32_t narrow_class(const Dim& dim, const FieldMap& m, uint64_t key) {
 }
 
 LookupIndex::LookupIndex(const Table& table, const IndexLimits& limits) {
-  bytes_ = build_family_index(table.family(4), table.rule_count(), table.byte_size(), limits, &fam4_) +
-           build_family_index(table.family(6), table.rule_count(), table.byte_size(), limits, &fam6_);
+  bool resumes = false;
+  for (uint32_t i = 0; i < table.rule_count(); i++) {
+    const RuleRec& r = table.rule(i);
+    if (r.residual_count > 0 || r.action == kActContinue || r.action == kActSkip) resumes = true;
+  }
+  bytes_ = build_family_index(table.family(4), table.rule_count(), table.byte_size(), limits, resumes, &fam4_) +
+           build_family_index(table.family(6), table.rule_count(), table.byte_size(), limits, resumes, &fam6_);
 }
 
 // One pass over a family (maps, operands, then stages while the budgets last): ~65 lines, the
 // budgets and the alive list are shared by every step.
-size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, const IndexLimits& limits, FamilyIndex* out) {
+size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, const IndexLimits& limits, bool resumes,
+                          FamilyIndex* out) {
   size_t bytes = 0;
   const int F = f.dim_count;
   for (int i = 0; i < F; i++) {
@@ -366,7 +378,7 @@ size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, c
     out->operands.push_back(o);
     alive.erase(alive.begin() + best_y);
     alive.erase(alive.begin() + best_x);
-    if (final) return bytes - drop_stage_vectors(out);  // no roots: the last stage names the rule
+    if (final) return bytes - drop_stage_vectors(out, resumes);  // no roots: the last stage names the rule
     alive.push_back(static_cast<int>(out->operands.size()) - 1);
   }
   // Most classes first: those vectors are the sparsest, so the AND stops soonest.

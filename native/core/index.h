@@ -111,7 +111,10 @@ class LookupIndex {
 
 // The vector index of one family of `rules` rules (maps, then stages while
 // the budgets last; the defaults scale with `table_bytes`); returns its bytes.
-size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, const IndexLimits& limits, FamilyIndex* out);
+// `resumes`: some rule may not end the scan (residual checks, a non-terminal
+// action), so a final stage keeps its two operands' vectors to scan on from.
+size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, const IndexLimits& limits, bool resumes,
+                          FamilyIndex* out);
 
 // The class of a narrow key through a map (the table's search when the map has none).
 uint32_t narrow_class(const Dim& dim, const FieldMap& map, uint64_t key);
