@@ -186,12 +186,11 @@ void decode_upper(const uint8_t* p, size_t off, size_t end, size_t declared_end,
 // thoff + 2 (destination port), from the IP header at p to `end`. The
 // payload fast path reads them whatever the fragment offset.
 void nft_ports(const uint8_t* p, size_t thoff, size_t end, Decoded* d) {
-  if (thoff + 2 > end) return;
+  const size_t have = thoff < end ? end - thoff : 0;
+  if (have < 2) return;
   d->nft_sport = be16(p + thoff);
-  d->nft_ports = kNftPortsSource;
-  if (thoff + 4 > end) return;
-  d->nft_dport = be16(p + thoff + 2);
-  d->nft_ports = kNftPortsBoth;
+  if (have >= 4) d->nft_dport = be16(p + thoff + 2);
+  d->nft_ports = have >= 4 ? kNftPortsBoth : kNftPortsSource;
 }
 
 void decode_ipv4(const uint8_t* frame, size_t l3, size_t len, Decoded* d) {
