@@ -15,7 +15,7 @@ import { compile } from '../src/compile/compile';
 import { referenceDecode } from '../src/decode/reference';
 import { decodeFrame } from '../src/decode/packet';
 import { initialSets } from '../src/reference/evaluate';
-import { parseChains, runChains } from './support/iptables';
+import { isHotdrop, parseChains, runChains } from './support/iptables';
 import { hex } from './support/compare';
 import { oracleRun, readTable } from './support/kernel-oracle';
 
@@ -40,7 +40,7 @@ function decide(text: string, family: 4 | 6, packet: Uint8Array): Outcome {
   const c = new Classifier(compile(policy, { analyse: false }));
   const r = c.classify(packet);
   const rule = r.index >= 0 ? policy.rules[r.index] : null;
-  const ours = (rule === null ? 'DEFAULT' : (rule.extra ?? []).some((x) => x.truncated || x.l4Avail) ? 'HOTDROP' : `R${r.line}`) as Outcome;
+  const ours = (rule === null ? 'DEFAULT' : isHotdrop(rule) ? 'HOTDROP' : `R${r.line}`) as Outcome;
   // The chain interpreter must agree (a hotdrop is a drop at the rule's line there).
   const p = referenceDecode(101, packet);
   const chains = runChains(parseChains(text, family), p, {}, initialSets(policy));

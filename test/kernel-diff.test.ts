@@ -27,7 +27,7 @@ import { parseIpv4, parseIpv6 } from '../src/decode/address';
 import { Lab, Link, labSkip, sh, TOOLS } from './support/netns';
 import { exited, outputContains } from './support/child';
 import { Rng, ipPacket, randomUpper, mutate } from './support/packets';
-import { randomIptablesSave, AddressPools } from './support/iptables';
+import { randomIptablesSave, AddressPools, isHotdrop } from './support/iptables';
 import { randomChainPacket } from './support/headers';
 import { importIptables, loadIpset } from '../src/iptables/import';
 import { Classifier } from '../src/classifier';
@@ -271,7 +271,7 @@ async function runSet(n: number, backend: 'legacy' | 'nft', rng: Rng, ipsets: Re
     const kernel = decided.get(seq) ?? 'HOTDROP';
     const r = results[i];
     const rule = r.index >= 0 ? classifier.policy.rules[r.index] : null;
-    const ours = rule === null ? 'DEFAULT' : (rule.extra ?? []).some((x) => x.truncated || x.l4Avail) ? 'HOTDROP' : `R${r.line}`;
+    const ours = rule === null ? 'DEFAULT' : isHotdrop(rule) ? 'HOTDROP' : `R${r.line}`;
     if (kernel === 'HOTDROP') hotdrops++;
     if (ours !== kernel && mismatches.length < 10) mismatches.push(`${backend} set ${n} (IPv${family}) packet ${seq} ${hex(p)}: kernel ${kernel}, nfsieve ${ours} (line ${r.line})\n${text}`);
   });

@@ -21,7 +21,7 @@
 import { Conditions, NamedSet, Policy, Rule, Verdict } from '../policy/model';
 import { parsePrefix, ValueError } from '../policy/values';
 import { PolicyError, readInputFile } from '../policy/parse';
-import { Backend, HeaderKind, ImportError, ParsedRule, parseRuleLine, RuleContext, tokenize, UnsupportedError } from './rule';
+import { Backend, HEADER_BYTES, HeaderKind, ImportError, ParsedRule, parseRuleLine, RuleContext, tokenize, UnsupportedError } from './rule';
 
 export interface ImportOptions {
   table?: string;
@@ -229,8 +229,6 @@ export function importIptables(text: string, file: string, options: ImportOption
   return { source: file, default: verdict as Verdict, rules: out, sets: ipsets };
 }
 
-/** Bytes each match reads at the transport header (xt_tcpudp, xt_multiport, xt_esp, xt_ah, icmp/icmp6). */
-const HEADER_BYTES: Record<HeaderKind, number> = { tcp: 20, udp: 8, icmp: 8, icmpv6: 8, esp: 8, ah: 12, ports: 4 };
 
 /** The condition under which a match drops the packet for want of its header. */
 function hotdropCondition(kind: HeaderKind, family: 4 | 6): Conditions {

@@ -8,6 +8,9 @@ import { Cond, Conditions, CtState, Range } from '../policy/model';
 
 /** What a match reads at the transport header before anything else (it drops the packet when that is not there). */
 export type HeaderKind = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'esp' | 'ah' | 'ports';
+
+/** Bytes each match reads at the transport header (xt_tcpudp, xt_multiport, xt_esp, xt_ah, icmp/icmp6). */
+export const HEADER_BYTES: Record<HeaderKind, number> = { tcp: 20, udp: 8, icmp: 8, icmpv6: 8, esp: 8, ah: 12, ports: 4 };
 import {
   ValueError, parseAddressItem, parseIcmp, parseInterface, parseMark, parseProtocol, parseRange, parseUint,
 } from '../policy/values';
@@ -223,11 +226,16 @@ class RuleParser {
     if (mod === 'icmp' && this.ctx.family === 6) this.fail('-m icmp in an ip6tables file (use -m icmp6)');
     if (mod === 'icmp6' && this.ctx.family === 4) this.fail('-m icmp6 in an iptables file (use -m icmp)');
     const m: Match = { module: mod, conditions: {}, hotdrop: MODULES[mod] };
-    // These matches never match a later fragment (the kernel checks fragoff first),
-    // except ip6t_ah, which finds AH by its own walk and never looks at fragoff:
-    // it matches any AH found (the SPI is there), whatever comes after it.
+    // These matches return false for a later fragment (the kernel checks fragoff
+    // first) and drop a packet whose header they cannot read (a sibling rule,
+    // import.ts): they hold only with their header whole at netfilter's
+    // transport offset, which a later fragment has none of (l4-avail is
+    // absent there, also when the IPv6 fragment header is cut short after
+    // its offset, which the strict decoder calls no fragment). ip6t_ah finds
+    // AH by its own walk and never looks at fragoff: it matches any AH found
+    // (the SPI is there), whatever comes after it.
     if (mod === 'ah' && this.ctx.family === 6) m.conditions.ahSpi = { negate: false, values: [{ lo: 0, hi: 0xffffffff }] };
-    else if (m.hotdrop) m.conditions.fragment = { negate: false, values: [0, 1] };
+    else if (m.hotdrop) m.conditions.l4Avail = { negate: false, values: [{ lo: HEADER_BYTES[m.hotdrop], hi: 65535 }] };
     this.current = m;
     this.rule.matches.push(m);
   }
@@ -314,7 +322,7 @@ function nftPorts(m: ParsedRule['matches'][number]): void {
   const sp = c.sport ?? { negate: false, values: [FULL] }, dp = c.dport ?? { negate: false, values: [FULL] };
   if (isFull(sp) && isFull(dp) && !sp.negate && !dp.negate) return;
   m.hotdrop = null;
-  delete c.fragment;
+  delete c.l4Avail;
   delete c.sport;
   delete c.dport;
   const a = single(sp), b = single(dp);

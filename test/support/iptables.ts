@@ -70,6 +70,16 @@ function portMatch(rng: Rng, proto: string, port: () => string): string {
   }
 }
 
+/**
+ * Whether an imported rule is a hotdrop sibling (the drop the importer puts
+ * before a rule whose match cannot read its header): its conditions name a
+ * truncated kind or too few transport bytes (l4-avail from 0), where a
+ * match itself asks for its whole header (l4-avail from 4 or more).
+ */
+export function isHotdrop(rule: { extra?: Conditions[] }): boolean {
+  return (rule.extra ?? []).some((x) => x.truncated !== undefined || (x.l4Avail?.values.some((v) => v.lo === 0) ?? false));
+}
+
 /** A MARK target's value/mask as iptables-save prints every form: set (in a mask or whole), xor, or, and. */
 function randomXmark(rng: Rng): string {
   const v = rng.int(8);
