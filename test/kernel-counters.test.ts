@@ -1,6 +1,8 @@
 /**
- * iptables-nft's port matches against the kernel, one packet at a time (root,
- * in CI). iptables-nft-restore turns `-m udp`/`-m tcp` port options into
+ * Matches on fragments and short headers against the kernel's rule counters,
+ * one packet at a time (root, in CI), under both backends.
+ *
+ * iptables-nft: iptables-nft-restore turns `-m udp`/`-m tcp` port options into
  * nftables payload loads (docs/semantics.md): one or two 2-byte loads, or one
  * 4-byte load for a pair of single ports, read by nft_payload_fast_eval()
  * at nftables' transport offset whatever the fragment offset. That offset is
@@ -8,6 +10,12 @@
  * header itself) in an IPv6 later fragment. The random kernel test cannot
  * see IPv4 later fragments (INPUT gets them reassembled), so this test counts
  * in the raw table's PREROUTING, where every fragment passes on its own.
+ *
+ * iptables-legacy (and iptables-nft's compat matches): `-f`, and the xt
+ * matches (tcp, udp, multiport, icmp, icmp6, esp, ah), which return false for
+ * a later fragment before reading anything, drop a packet whose header they
+ * cannot read, and (tcp) drop an IPv4 fragment at offset 1; until now
+ * modelled from the source for IPv4 fragments, measured here.
  *
  * Each rule is loaded without a target (a counter); after each packet the
  * counters tell which rules matched, and the END rule whether the packet
@@ -17,16 +25,17 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lab, Link, labSkip, sh } from './support/netns';
+import { Lab, Link, labSkip, sh, TOOLS } from './support/netns';
 import { importIptables } from '../src/iptables/import';
 import { Classifier } from '../src/classifier';
 import { compile } from '../src/compile/compile';
 import { hex } from './support/compare';
 
-const skip = labSkip();
+const skip = labSkip([TOOLS.iptablesLegacy]);
 
 let lab: Lab;
-let gw: Link, sender: Link;
+const links = new Map<Backend, [Link, Link]>();
+type Backend = 'legacy' | 'nft';
 
 /** Sport 0x1111 (4369) and dport 0x2222 (8738) in the payload; 0x6001 (24577) and 0x2345 (9029) in the IPv6 header. */
 const RULES = [
@@ -36,9 +45,20 @@ const RULES = [
   '-p udp -m udp ! --sport 24577 ! --dport 9029', '-p udp -m udp --sport 0 --dport 8738', '-p udp -m udp ! --sport 0:65535',
   '-p udp -m udp ! --sport 0:65535 --dport 8738', '-p udp -m udp ! --sport 4369 --dport 8738', '-p tcp -m tcp --dport 8738',
   '-p tcp -m tcp ! --sport 4369 ! --dport 8738',
-  // Last: xt matches (all ports 0:65535, or none), which drop a packet whose header they cannot read.
-  '-p udp -m udp --sport 0:65535', '-p tcp -m tcp',
 ];
+
+/** xt matches (compat under iptables-nft): each drops a packet whose header it cannot read. */
+const XT = (family: 4 | 6): string[] => [
+  '-p udp -m udp --sport 0:65535', '-p udp -m multiport --dports 8738,53', '-p udp -m multiport ! --ports 53',
+  family === 4 ? '-p icmp -m icmp --icmp-type 17/17' : '-p ipv6-icmp -m icmp6 --icmpv6-type 17/17',
+  '-p esp -m esp --espspi 286335522', family === 4 ? '-p ah -m ah --ahspi 0' : '-m ah --ahspi 0', '-p udp -m udp', '-p tcp -m tcp',
+];
+
+/** Each backend's rules, those that never drop first so that a drop hides as few as possible. */
+function rules(backend: Backend, family: 4 | 6): string[] {
+  if (backend === 'nft') return [...RULES, ...XT(family)];
+  return [...(family === 4 ? ['-f', '! -f -p udp'] : []), ...XT(family), ...RULES];
+}
 
 const SRC4 = [10, 202, 0, 7], DST4 = [10, 201, 0, 1];
 const SRC6 = [0xfd, 0, 2, 2, ...Array(11).fill(0), 7], DST6 = [0xfd, 0, 2, 1, ...Array(11).fill(0), 1];
@@ -63,7 +83,18 @@ const frag6 = (inner: number, offset8: number, more: boolean): number[] => [inne
 /** Packets at the boundaries of each load: later, first and whole, 0 to 4 bytes and more of transport header. */
 function packets(): { name: string; family: 4 | 6; ip: Uint8Array }[] {
   const out: { name: string; family: 4 | 6; ip: Uint8Array }[] = [];
-  for (const n of [0, 1, 2, 3, 4, 8, 20]) {
+  // ICMP, ESP and AH headers, whole and cut short (type 17 code 17, SPI 0x11112222, AH SPI 0).
+  for (const n of [0, 4, 7, 8, 11, 12, 20]) {
+    const body = PORTS.slice(0, n);
+    for (const [name, p4, p6] of [['icmp', 1, 58], ['esp', 50, 50], ['ah', 51, 51]] as const) {
+      out.push({ name: `ipv4 ${name} later fragment, ${n} bytes`, family: 4, ip: ipv4(p4, 0x0002, body) });
+      out.push({ name: `ipv4 ${name} whole, ${n} bytes`, family: 4, ip: ipv4(p4, 0, body) });
+      out.push({ name: `ipv6 ${name} later fragment, ${n} bytes`, family: 6, ip: ipv6(44, [...frag6(p6, 2, false), ...body]) });
+      out.push({ name: `ipv6 ${name} whole, ${n} bytes`, family: 6, ip: ipv6(p6, body) });
+    }
+  }
+  // Each length a load or a match needs, and one byte less: 2 and 4 (nft), 4 (multiport), 8 (udp), 20 (tcp).
+  for (const n of [0, 1, 2, 3, 4, 7, 8, 19, 20]) {
     const body = PORTS.slice(0, n);
     out.push({ name: `ipv4 later fragment, ${n} bytes`, family: 4, ip: ipv4(17, 0x0001, body) });
     out.push({ name: `ipv4 first fragment, ${n} bytes`, family: 4, ip: ipv4(17, 0x2000, body) });
@@ -71,25 +102,34 @@ function packets(): { name: string; family: 4 | 6; ip: Uint8Array }[] {
     out.push({ name: `ipv6 later fragment, ${n} bytes`, family: 6, ip: ipv6(44, [...frag6(17, 1, false), ...body]) });
     out.push({ name: `ipv6 first fragment, ${n} bytes`, family: 6, ip: ipv6(44, [...frag6(17, 0, true), ...body]) });
     out.push({ name: `ipv6 whole, ${n} bytes`, family: 6, ip: ipv6(n === 20 ? 6 : 17, body) });
+    if (n >= 4) {
+      out.push({ name: `ipv4 tcp whole, ${n} bytes`, family: 4, ip: ipv4(6, 0, body) });
+      out.push({ name: `ipv6 tcp first fragment, ${n} bytes`, family: 6, ip: ipv6(44, [...frag6(6, 0, true), ...body]) });
+    }
   }
   out.push({ name: 'ipv6 later tcp fragment behind destination options', family: 6, ip: ipv6(60, [44, 0, 1, 4, 0, 0, 0, 0, ...frag6(6, 3, true), ...PORTS]) });
   out.push({ name: 'ipv4 later tcp fragment at offset 1', family: 4, ip: ipv4(6, 0x0001, PORTS) });
   return out;
 }
 
-const header = (family: 4 | 6): string => `# Generated by ${family === 4 ? 'iptables' : 'ip6tables'}-nft-save v1.8.9 (nf_tables) on Mon Nov 30 03:00:00 2026\n`;
-const table = (family: 4 | 6, rules: string[]): string => `${header(family)}*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${rules.join('\n')}\nCOMMIT\n`;
+const header = (backend: Backend, family: 4 | 6): string =>
+  `# Generated by ${family === 4 ? 'iptables' : 'ip6tables'}-${backend}-save v1.8.9 (${backend === 'nft' ? 'nf_tables' : 'legacy'}) on Mon Nov 30 03:00:00 2026\n`;
+const table = (backend: Backend, family: 4 | 6, lines: string[]): string =>
+  `${header(backend, family)}*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${lines.join('\n')}\nCOMMIT\n`;
 
 /** nfsieve on one rule: 'match', 'no' or 'drop' (its hotdrop). */
-function nfsieve(family: 4 | 6, rule: string, ip: Uint8Array): 'match' | 'no' | 'drop' {
-  const policy = importIptables(table(family, [`-A INPUT ${rule} -j ACCEPT`]), 'rule', {});
+function nfsieve(backend: Backend, family: 4 | 6, rule: string, ip: Uint8Array): 'match' | 'no' | 'drop' {
+  const policy = importIptables(table(backend, family, [`-A INPUT ${rule} -j ACCEPT`]), 'rule', {});
   const r = new Classifier(compile(policy, { analyse: false })).classify(ip);
   if (r.index < 0) return 'no';
   return policy.rules[r.index].action.type === 'drop' ? 'drop' : 'match';
 }
 
-function counters(family: 4 | 6): Map<string, number> {
-  const out = sh([family === 4 ? 'iptables-nft' : 'ip6tables-nft', '-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'], { ns: gw.ns });
+const tool = (backend: Backend, family: 4 | 6): string => `${family === 4 ? 'iptables' : 'ip6tables'}-${backend}`;
+
+function counters(backend: Backend, family: 4 | 6): Map<string, number> {
+  const gw = links.get(backend)![0];
+  const out = sh([tool(backend, family), '-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'], { ns: gw.ns });
   const m = new Map<string, number>();
   for (const line of out.split('\n')) {
     const c = /\/\* (R\d+|END) \*\//.exec(line);
@@ -100,33 +140,40 @@ function counters(family: 4 | 6): Map<string, number> {
 
 before(() => {
   if (skip) return;
-  lab = new Lab(`nfnp${process.pid % 10000}`);
-  [gw, sender] = lab.connect('gw', 'sndr', 43);
-  for (const family of [4, 6] as const) {
-    const cmd = family === 4 ? 'iptables-nft' : 'ip6tables-nft';
-    // Only our packets: the sender's own IPv6 (router and multicast listener messages) would count too.
-    const from = ['-i', gw.ifname, '-s', family === 4 ? SRC4.join('.') : 'fd00:202::7'];
-    RULES.forEach((r, i) => sh([cmd, '-t', 'raw', '-A', 'PREROUTING', ...from, ...r.split(' '), '-m', 'comment', '--comment', `R${i}`], { ns: gw.ns }));
-    sh([cmd, '-t', 'raw', '-A', 'PREROUTING', ...from, '-m', 'comment', '--comment', 'END'], { ns: gw.ns });
+  lab = new Lab(`nfkc${process.pid % 10000}`);
+  // One gateway namespace per backend: a packet one backend drops must not hide it from the other.
+  for (const [k, backend] of (['nft', 'legacy'] as const).entries()) {
+    const [gw, sender] = lab.connect(`gw${backend}`, `sndr${backend}`, 43 + k);
+    links.set(backend, [gw, sender]);
+    for (const family of [4, 6] as const) {
+      // Only our packets: the sender's own IPv6 (router and multicast listener messages) would count too.
+      const from = ['-i', gw.ifname, '-s', family === 4 ? SRC4.join('.') : 'fd00:202::7'];
+      const add = (words: string[]): string => sh([tool(backend, family), '-t', 'raw', '-A', 'PREROUTING', ...from, ...words], { ns: gw.ns });
+      rules(backend, family).forEach((r, i) => add([...r.split(' '), '-m', 'comment', '--comment', `R${i}`]));
+      add(['-m', 'comment', '--comment', 'END']);
+    }
   }
 });
 
 after(() => lab?.cleanup());
 
-test('iptables-nft port loads decide every fragment and short header as the kernel does', { skip }, () => {
+/** Every packet through one backend's rules: the kernel's counters against nfsieve's import of each rule. */
+function compare(backend: Backend): { compared: number; mismatches: string[] } {
+  const [gw, sender] = links.get(backend)!;
   const mac = (m: string): number[] => m.split(':').map((x) => parseInt(x, 16));
   const mismatches: string[] = [];
   let compared = 0;
   for (const p of packets()) {
-    const beforeCounts = counters(p.family);
+    const RULES = rules(backend, p.family);
+    const beforeCounts = counters(backend, p.family);
     const frame = new Uint8Array([...mac(gw.mac), ...mac(sender.mac), ...(p.family === 4 ? [8, 0] : [0x86, 0xdd]), ...p.ip]);
     assert.equal(lab.send(sender, [frame]), 1);
-    const afterCounts = counters(p.family);
+    const afterCounts = counters(backend, p.family);
     const hit = (k: string): boolean => afterCounts.get(k)! > beforeCounts.get(k)!;
     // The packet reached the raw table at all (a rule matching anything UDP or TCP would show it).
     let dropped = false;
     for (let i = 0; i < RULES.length && !dropped; i++) {
-      const ours = nfsieve(p.family, RULES[i], p.ip);
+      const ours = nfsieve(backend, p.family, RULES[i], p.ip);
       if (ours === 'drop') {
         dropped = true;
         if (hit('END')) mismatches.push(`${p.name}: R${i} ${RULES[i]}: nfsieve drops, the kernel went on (${hex(p.ip)})`);
@@ -138,6 +185,17 @@ test('iptables-nft port loads decide every fragment and short header as the kern
     }
     if (!dropped && !hit('END')) mismatches.push(`${p.name}: the kernel dropped it or never saw it; nfsieve kept it (${hex(p.ip)})`);
   }
+  return { compared, mismatches };
+}
+
+test('iptables-nft port loads (and its compat matches) decide every fragment and short header as the kernel does', { skip }, () => {
+  const { compared, mismatches } = compare('nft');
+  assert.ok(compared > 1000, `compared ${compared} rule decisions`);
+  assert.deepEqual(mismatches, []);
+});
+
+test('iptables-legacy -f and xt matches decide every fragment and short header as the kernel does', { skip }, () => {
+  const { compared, mismatches } = compare('legacy');
   assert.ok(compared > 500, `compared ${compared} rule decisions`);
   assert.deepEqual(mismatches, []);
 });
