@@ -121,10 +121,7 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
     if (!five || f4.dims[i].wide) tuple_keys_ = false;
   }
   simple_.resize(table_->rule_count());
-  for (uint32_t i = 0; i < table_->rule_count(); i++) {
-    const RuleRec& r = table_->rule(i);
-    simple_[i] = r.residual_count == 0 && r.action != kActContinue && r.action != kActSkip;
-  }
+  for (uint32_t i = 0; i < table_->rule_count(); i++) simple_[i] = ends_scan(table_->rule(i));
   for (const SetElementsView& v : table_->sets()) {
     NamedSet s;
     s.name = v.name;

@@ -305,10 +305,7 @@ uint32_t narrow_class(const Dim& dim, const FieldMap& m, uint64_t key) {
 
 LookupIndex::LookupIndex(const Table& table, const IndexLimits& limits) {
   bool resumes = false;
-  for (uint32_t i = 0; i < table.rule_count(); i++) {
-    const RuleRec& r = table.rule(i);
-    if (r.residual_count > 0 || r.action == kActContinue || r.action == kActSkip) resumes = true;
-  }
+  for (uint32_t i = 0; i < table.rule_count() && !resumes; i++) resumes = !ends_scan(table.rule(i));
   bytes_ = build_family_index(table.family(4), table.rule_count(), table.byte_size(), limits, resumes, &fam4_) +
            build_family_index(table.family(6), table.rule_count(), table.byte_size(), limits, resumes, &fam6_);
 }

@@ -345,17 +345,12 @@ __attribute__((always_inline)) inline void Classifier::candidates(const Family& 
       first[q] = cls[F + stages - 1][q];
       if (!simple || first[q] >= rules || simple[first[q]]) continue;
       // A rule with residual checks or a non-terminal action: decide() scans
-      // on from it, on the last stage's two operands (index.cc keeps their
-      // vectors), or on the fields' own when a stage's vectors are gone.
+      // on from it, on the last stage's two operands, whose vectors index.cc
+      // keeps whenever the table has such a rule.
       lk[q].family = &f;
       lk[q].n = 0;
-      const Stage& last = fx.stages.back();
-      if (fx.operands[last.a].vectors && fx.operands[last.b].vectors) {
-        add(lk[q], last.a, q);
-        add(lk[q], last.b, q);
-      } else {
-        for (int i = 0; i < F; i++) add(lk[q], i, q);
-      }
+      add(lk[q], fx.stages.back().a, q);
+      add(lk[q], fx.stages.back().b, q);
       base(lk[q]);
     }
     return;

@@ -72,6 +72,9 @@ struct RuleRec {
 };
 static_assert(sizeof(RuleRec) == 24, "rule record");
 
+// A rule whose match ends the first-match scan: no residual checks, a terminal action.
+inline bool ends_scan(const RuleRec& r) { return r.residual_count == 0 && r.action != kActContinue && r.action != kActSkip; }
+
 struct ResidualRec {
   uint8_t kind;
   uint8_t negate;
