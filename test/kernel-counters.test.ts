@@ -38,7 +38,7 @@ const links = new Map<Backend, [Link, Link]>();
 type Backend = 'legacy' | 'nft';
 
 /** Sport 0x1111 (4369) and dport 0x2222 (8738) in the payload; 0x6001 (24577) and 0x2345 (9029) in the IPv6 header. */
-const RULES = [
+const PORT_RULES = [
   '-p udp -m udp --dport 8738', '-p udp -m udp --sport 4369', '-p udp -m udp --dport 9029', '-p udp -m udp --sport 24577',
   '-p udp -m udp ! --dport 53', '-p udp -m udp ! --sport 53', '-p udp -m udp --sport 1:65535', '-p udp -m udp --dport 0',
   '-p udp -m udp --sport 4369 --dport 8738', '-p udp -m udp ! --sport 4369 ! --dport 8738', '-p udp -m udp ! --sport 4369 ! --dport 1',
@@ -56,8 +56,8 @@ const XT = (family: 4 | 6): string[] => [
 
 /** Each backend's rules, those that never drop first so that a drop hides as few as possible. */
 function rules(backend: Backend, family: 4 | 6): string[] {
-  if (backend === 'nft') return [...RULES, ...XT(family)];
-  return [...(family === 4 ? ['-f', '! -f -p udp'] : []), ...XT(family), ...RULES];
+  if (backend === 'nft') return [...PORT_RULES, ...XT(family)];
+  return [...(family === 4 ? ['-f', '! -f -p udp'] : []), ...XT(family), ...PORT_RULES];
 }
 
 const SRC4 = [10, 202, 0, 7], DST4 = [10, 201, 0, 1];
@@ -164,23 +164,23 @@ function compare(backend: Backend): { compared: number; mismatches: string[] } {
   const mismatches: string[] = [];
   let compared = 0;
   for (const p of packets()) {
-    const RULES = rules(backend, p.family);
+    const list = rules(backend, p.family);
     const beforeCounts = counters(backend, p.family);
     const frame = new Uint8Array([...mac(gw.mac), ...mac(sender.mac), ...(p.family === 4 ? [8, 0] : [0x86, 0xdd]), ...p.ip]);
     assert.equal(lab.send(sender, [frame]), 1);
     const afterCounts = counters(backend, p.family);
     const hit = (k: string): boolean => afterCounts.get(k)! > beforeCounts.get(k)!;
-    // The packet reached the raw table at all (a rule matching anything UDP or TCP would show it).
+    // Rule by rule up to the first drop, which hides the rest (then END must not count).
     let dropped = false;
-    for (let i = 0; i < RULES.length && !dropped; i++) {
-      const ours = nfsieve(backend, p.family, RULES[i], p.ip);
+    for (let i = 0; i < list.length && !dropped; i++) {
+      const ours = nfsieve(backend, p.family, list[i], p.ip);
       if (ours === 'drop') {
         dropped = true;
-        if (hit('END')) mismatches.push(`${p.name}: R${i} ${RULES[i]}: nfsieve drops, the kernel went on (${hex(p.ip)})`);
+        if (hit('END')) mismatches.push(`${p.name}: R${i} ${list[i]}: nfsieve drops, the kernel went on (${hex(p.ip)})`);
         compared++;
         continue;
       }
-      if ((ours === 'match') !== hit(`R${i}`)) mismatches.push(`${p.name}: R${i} ${RULES[i]}: kernel ${hit(`R${i}`) ? 'matched' : 'did not match'}, nfsieve ${ours} (${hex(p.ip)})`);
+      if ((ours === 'match') !== hit(`R${i}`)) mismatches.push(`${p.name}: R${i} ${list[i]}: kernel ${hit(`R${i}`) ? 'matched' : 'did not match'}, nfsieve ${ours} (${hex(p.ip)})`);
       compared++;
     }
     if (!dropped && !hit('END')) mismatches.push(`${p.name}: the kernel dropped it or never saw it; nfsieve kept it (${hex(p.ip)})`);
