@@ -75,6 +75,8 @@ export interface LookupInfo {
   cutShort: boolean;
   /** Rules left out of the trees (or the compact index) because an earlier rule covers them (never the first candidate). */
   covered: number;
+  /** Equal cuts: address groups served by the vector index over their rules instead of a tree (0 or 1: the group of rules wide in both addresses). */
+  groupIndexes: number;
   /** IPv4 only: classifyTuples reads its keys straight from the tuples (every IPv4 field is one of the 5-tuple's) instead of through packet records. */
   tupleKeys?: boolean;
 }
@@ -97,6 +99,8 @@ export interface IndexOptions {
   trees?: 'auto' | 'cuts' | 'splits';
   /** AVX2 leaf scans where the CPU has them (default true; NFSIEVE_SIMD=scalar in the environment also turns them off). */
   simd?: boolean;
+  /** Equal cuts: the group of rules wide in both addresses served by the vector index over them when its last stage names the rule (default true); false builds a tree for every group. */
+  groupIndex?: boolean;
 }
 
 export interface QueueEngineOptions {

@@ -41,12 +41,12 @@ test('the decision table equals the linear first-match scan on ClassBench traces
 
 // Every ClassBench set of the fixtures through the cut trees (cuts: 'always'
 // builds them whatever the rule set): as chosen, equal cuts and one split
-// tree forced, AVX2 and scalar, trees cut short by a tiny budget, and no
-// index at all.
+// tree forced, AVX2 and scalar, equal cuts with a tree for every group
+// (groupIndex: false), trees cut short by a tiny budget, and no index at all.
 test('cut trees and split trees equal the linear first-match scan on every ClassBench set (AVX2, scalar, cut short, off)', () => {
   const configs: IndexOptions[] = [
     { cuts: 'always' }, { cuts: 'always', simd: false }, { cuts: 'always', cutsMemory: 512 },
-    { cuts: 'always', trees: 'cuts' }, { cuts: 'always', trees: 'cuts', simd: false },
+    { cuts: 'always', trees: 'cuts' }, { cuts: 'always', trees: 'cuts', simd: false }, { cuts: 'always', trees: 'cuts', groupIndex: false },
     { cuts: 'always', trees: 'splits' }, { cuts: 'always', trees: 'splits', simd: false }, { cuts: 'always', trees: 'splits', cutsMemory: 2048 },
     { combine: false, cuts: false as const },
   ];
@@ -116,10 +116,16 @@ test('ClassBench files are read exactly, and bad lines are named', () => {
 // fw1_10k without pre-combined fields (five operands ANDed) keeps the trees,
 // with them (or with a budget too small to separate anything) the vector
 // index. Either way the answers are the linear scan's, AVX2 and scalar.
+// Its group wide in both addresses takes most of the work as a tree, so
+// these run with a tree for every group (groupIndex: false); with the
+// group's vector index, 300,000 visits finish the trees, and 80,000 leave
+// them short even with the weighing's twice as many, priced below the
+// combined vector index.
 test('trees out of work are kept or dropped by the miss model, and answer as the linear scan', () => {
   const policy = loadClassbenchRules(path.join(CLASSBENCH, 'fw1_10k'));
   const compiled = compile(policy, { analyse: false });
-  const bytes = (index: IndexOptions): number => new Classifier(compiled, { index }).indexBytes;
+  const classifier = (index: IndexOptions): Classifier => new Classifier(compiled, { index: { groupIndex: false, ...index } });
+  const bytes = (index: IndexOptions): number => classifier(index).indexBytes;
   const vectorOnly = bytes({ cuts: false, combine: false });
   assert.ok(bytes({ cutsWork: 300_000, combine: false }) > vectorOnly, 'cut-short trees kept beside the uncombined vector index');
   assert.equal(bytes({ cutsWork: 300_000, combine: false }), bytes({ cutsWork: 300_000, combine: false }), 'deterministic');
@@ -128,10 +134,14 @@ test('trees out of work are kept or dropped by the miss model, and answer as the
   // Forced kinds and an explicit cutsMemory keep their meaning: no weighing.
   assert.ok(bytes({ cutsWork: 1_000, combine: false, cutsMemory: 1 << 30 }) > vectorOnly, 'cutsMemory keeps trees cut short');
   assert.equal(bytes({ cutsWork: 1_000, combine: false, trees: 'cuts' }), vectorOnly, 'a forced kind out of work is dropped');
+  const info = (index: IndexOptions): object => classifier({ groupIndex: true, ...index }).lookupInfo()[0];
+  assert.deepEqual(info({ cutsWork: 300_000 }), { family: 4, structure: 'cuts', cutShort: false, covered: 23, groupIndexes: 1, tupleKeys: true });
+  assert.deepEqual(info({ cutsWork: 80_000 }), { family: 4, structure: 'cuts', cutShort: true, covered: 23, groupIndexes: 1, tupleKeys: true });
   for (const [i, index] of ([
     { cutsWork: 300_000, combine: false }, { cutsWork: 300_000, combine: false, simd: false },
     { cutsWork: 1_000, combine: false }, { cutsWork: 300_000 }, { cuts: 'always', cutsWork: 3_000, combine: false, simd: false },
-  ] as IndexOptions[]).entries()) agree(`fw1_10k ${JSON.stringify(index)}`, policy, 5_000, 50 + i, index);
+    { cutsWork: 80_000, groupIndex: true }, { cutsWork: 80_000, groupIndex: true, simd: false },
+  ] as IndexOptions[]).entries()) agree(`fw1_10k ${JSON.stringify(index)}`, policy, 5_000, 50 + i, { groupIndex: false, ...index });
   assert.throws(() => new Classifier(compiled, { index: { cutsWork: -1 } }), RangeError);
 });
 
@@ -150,6 +160,31 @@ test('index.trees reaches the native side and is validated', () => {
 // separate with few copies (2.3 lines per sampled rule, the bound 2.75), so
 // one split tree serves it; ipc1_10k's (3.1) and fw1_10k's (13) do not, so
 // equal cuts do.
+// Equal cuts serve the group of rules wide in both addresses with the vector
+// index over them when its last stage names the rule (cuts.h): a few
+// hundred rules in fw1-5, acl2 and ipc1 at 10k. Without it (groupIndex:
+// false) that group gets a tree; the answers are the same.
+test('equal cuts serve the group wide in both addresses by a vector index, or by a tree when told, answering as the linear scan', () => {
+  for (const name of ['fw1_10k', 'ipc1_10k', 'fw1_1k']) {
+    const policy = loadClassbenchRules(path.join(CLASSBENCH, name));
+    const compiled = compile(policy, { analyse: false });
+    const index: IndexOptions = { cuts: 'always', trees: 'cuts' };
+    const on = new Classifier(compiled, { index }), off = new Classifier(compiled, { index: { ...index, groupIndex: false } });
+    assert.equal(on.lookupInfo()[0].structure, 'cuts');
+    assert.equal(on.lookupInfo()[0].groupIndexes, 1, `${name}: ${JSON.stringify(on.lookupInfo())}`);
+    assert.equal(off.lookupInfo()[0].groupIndexes, 0, name);
+    assert.equal(on.lookupInfo()[1].groupIndexes, 0, `${name}: no IPv6 rules`);
+    assert.notEqual(on.indexBytes, off.indexBytes, `${name}: the group's index replaces its tree`);
+    agree(`${name} group index`, policy, 10_000, 71, index);
+    agree(`${name} no group index`, policy, 10_000, 71, { ...index, groupIndex: false });
+    agree(`${name} group index, scalar`, policy, 5_000, 72, { ...index, simd: false });
+  }
+  // One split tree has no groups.
+  const acl = compile(loadClassbenchRules(path.join(CLASSBENCH, 'acl1_10k')), { analyse: false });
+  assert.equal(new Classifier(acl).lookupInfo()[0].groupIndexes, 0);
+  assert.throws(() => new Classifier(acl, { index: { groupIndex: 1 as unknown as boolean } }), { name: 'TypeError', message: 'index.groupIndex must be a boolean' });
+});
+
 test('a sampled split tree chooses the structure of a 10k set, deterministically, answering as the linear scan', () => {
   const structures: Record<string, string> = { acl3_10k: 'splits', fw1_10k: 'cuts', ipc1_10k: 'cuts' };
   for (const [name, want] of Object.entries(structures)) {

@@ -23,6 +23,9 @@
 // residual checks or a non-terminal action goes on to the full scan, as
 // after the trees.
 //
+// The same index over one address group of equal cuts serves that group
+// instead of its tree: the group of rules wide in both addresses (cuts.h).
+//
 // LIMITS. Only families whose every dimension is narrow (IPv4; IPv6
 // addresses are wide), with at most kCompactRules rules that can be first;
 // the derivation reads each table vector once per remaining rule, at most

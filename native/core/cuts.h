@@ -43,6 +43,17 @@
 // depends on how the rules' fields interleave across the rule list, which
 // is what made the bit-vector AND read empty blocks at 10k-100k rules.
 //
+// THE GROUP WIDE IN BOTH ADDRESSES. Its rules (a few hundred in fw1-5, acl2
+// and ipc1 at 10k, the catch-alls among them) differ only in ports and
+// protocol, where equal cuts go deep and leaves stay long; and a header that
+// matches nothing earlier (most random headers) always reaches it. So when
+// the vector index over that group alone (compact.h) ends in a stage that
+// names the rule, it serves the group instead of a tree: five maps and three
+// or four stage loads, the same for every header (fw1_10k random headers
+// 88.9 -> 69.1 ns, acl2_10k 91.7 -> 45.7; docs/algorithm.md). The other
+// groups keep their trees: as vector indexes they cost more than their walks
+// (fw1_10k's small-small group: 31 -> 80 ns). `index.groupIndex` turns it off.
+//
 // TWO KINDS OF TREE. The equal cuts above suit rule sets whose fields spread
 // over key space (fw, ipc, acl2-4). Where one address group holds at least
 // 9/10 of the rules (acl1, acl5: /32 pairs bunched in a few /16s, which no
@@ -70,6 +81,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "table.h"
@@ -77,6 +89,7 @@
 namespace nfsieve {
 
 struct FamilyIndex;
+class CompactIndex;
 
 constexpr int kCutDims = 8;  // fields a box holds (one AVX2 register of 32-bit keys)
 
@@ -105,10 +118,11 @@ struct CutsRule {
 struct CutsLimits {
   bool enabled = true;
   enum Tree : uint8_t { kAuto, kCuts, kSplits };
-  Tree tree = kAuto;    // one split tree (splits.cc) or equal cuts over groups: from the rule set, or forced
-  uint64_t memory = 0;  // bytes of nodes and leaf entries per family; 0: max(8 MiB, table / 2)
-  uint64_t work = 0;    // rules visited choosing equal cuts, rule ends sorted choosing splits, per family; 0: kCutsWork
-  bool simd = true;     // AVX2 leaf scans where the CPU has them
+  Tree tree = kAuto;        // one split tree (splits.cc) or equal cuts over groups: from the rule set, or forced
+  uint64_t memory = 0;      // bytes of nodes and leaf entries per family; 0: max(8 MiB, table / 2)
+  uint64_t work = 0;        // rules visited choosing equal cuts, rule ends sorted choosing splits, per family; 0: kCutsWork
+  bool simd = true;         // AVX2 leaf scans where the CPU has them
+  bool group_index = true;  // the group wide in both addresses through a vector index when it names the rule
   // What serves the family without trees (the vector index). When both kinds
   // of tree blow their budgets, equal cuts cut short are kept if the miss
   // model (index.h) prices them below it; null: never.
@@ -136,6 +150,8 @@ class FamilyCuts {
   double fallback_hit_cost() const { return fallback_hit_cost_; }
   // The miss model over the equal-cut trees built (negative for a split tree or none).
   double miss_cost(const Family& f) const;
+  // Groups served by a vector index instead of a tree (compacts_).
+  int compact_groups() const { return static_cast<int>(compacts_.size()); }
   // Rules left out of the trees because an earlier rule covers them (covered.cc).
   uint32_t covered() const { return covered_; }
   // The rules that can be first, when at most kCompactRules (compact.h); empty otherwise.
@@ -155,11 +171,13 @@ class FamilyCuts {
   struct Tree {
     uint64_t root = 0;  // node word, or the root line of a split tree
     uint32_t min_rule = 0;
+    int compact = -1;  // equal cuts: the group is served by compacts_[compact] instead of a tree
   };
   bool usable_ = false;
   bool splits_ = false;
   bool cut_short_ = false;
   bool avx2_ = false;
+  bool group_index_ = true;  // CutsLimits::group_index
   double model_cost_ = -1, fallback_cost_ = -1, hit_cost_ = -1, fallback_hit_cost_ = -1;
   uint32_t covered_ = 0;
   std::vector<uint32_t> first_rules_;
@@ -170,6 +188,11 @@ class FamilyCuts {
   std::vector<RuleBox> boxes_;    // one per rule, by rule index
   std::vector<uint32_t> ids_;     // leaf entries: rule index | kVerify
   std::vector<SplitLine> lines_;  // split trees: children of a node are consecutive lines
+  // Equal cuts: the group of rules wide in both addresses, when the vector
+  // index over it names the rule (compact.h): a few loads instead of a
+  // walk through cuts on ports and protocols (docs/algorithm.md).
+  std::vector<std::shared_ptr<const CompactIndex>> compacts_;
+  int box_of_[kMaxDims];  // table dimension -> its box field (-1: none)
 
   void clear_trees();
   bool small_split_tree(const std::vector<CutsRule>& br, const std::vector<uint32_t>& all);
@@ -177,8 +200,12 @@ class FamilyCuts {
                        const std::vector<uint32_t>* groups, const std::vector<uint32_t>& all, const uint32_t* wb, size_t budget,
                        uint64_t work);
   // Equal cuts over the address groups (cuts.cc).
-  void build_cuts(const std::vector<CutsRule>& br, const std::vector<uint32_t>* groups, const uint32_t* wb, size_t budget,
-                  bool abandon, uint64_t work);
+  void build_cuts(const Family& f, const std::vector<CutsRule>& br, const std::vector<uint32_t>* groups, const uint32_t* wb,
+                  size_t budget, bool abandon, uint64_t work);
+  // The first rule of compacts_[c] whose conditions hold for one header's
+  // box keys (~0u when none); for nl lanes at once, into out[] where lower.
+  uint32_t compact_rule(int c, const uint32_t* key) const;
+  void compact_lanes(int c, const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t* out) const;
   void hit_costs(const Family& f, const FamilyIndex& fx, const std::vector<CutsRule>& br, const std::vector<uint32_t>& all,
                  double* trees, double* vector) const;
   double point_cost(const uint32_t* key) const;
@@ -248,6 +275,10 @@ void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, 
         node[q] = t.root;
         live[nl++] = q;
       }
+    if (t.compact >= 0) {
+      compact_lanes(t.compact, keys, live, nl, out);
+      continue;
+    }
     if (splits_) {
       uint32_t leaf[kMaxLanes], pos[kMaxLanes];
       walk_splits(keys, live, nl, static_cast<uint32_t>(t.root), leaf, pos);
