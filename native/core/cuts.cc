@@ -663,7 +663,14 @@ void FamilyCuts::compact_lanes(int c, const uint32_t (*keys)[kCutDims], const in
   uint32_t cls[2 * kMaxDims][kMaxLanes];
   for (int d = 0; d < F; d++) {
     const int b = box_of_[d];
-    for (int i = 0; i < nl; i++) cls[d][i] = narrow_class(cf.dims[d], cfx.maps[d], keys[live[i]][b]);
+    const FieldMap& m = cfx.maps[d];
+    if (m.kind == FieldMap::kDirect) {
+      for (int i = 0; i < nl; i++) cls[d][i] = m.direct_class(keys[live[i]][b]);
+    } else if (m.kind == FieldMap::kTrie) {
+      for (int i = 0; i < nl; i++) cls[d][i] = m.trie_class(keys[live[i]][b]);
+    } else {
+      for (int i = 0; i < nl; i++) cls[d][i] = narrow_class(cf.dims[d], m, keys[live[i]][b]);
+    }
   }
   for (int s = 0; s < S; s++) {
     const Stage& st = cfx.stages[s];
