@@ -59,6 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 16) limits.tree = (data[0] & 32) ? nfsieve::IndexLimits::kTreeSplits : nfsieve::IndexLimits::kTreeCuts;
   // Trees out of work: cut short, then kept or dropped by the miss and hit models (cuts.h).
   if (data[0] & 64) limits.cuts_work = 64;
+  // Equal cuts with a tree for every address group, or (the default) the group wide in both addresses through its vector index.
+  if (data[0] & 128) limits.group_index = false;
   nfsieve::Classifier fast(std::move(indexed), limits);
   nfsieve::Classifier lanes(std::move(batched), limits);
   // The plainest way the core has: per-field classes, their vectors ANDed rule
