@@ -638,39 +638,25 @@ double FamilyCuts::node_cost(const Family& f, uint64_t n, uint32_t* lo, uint32_t
 }
 
 uint32_t FamilyCuts::compact_rule(int c, const uint32_t* key) const {
-  const CompactIndex& ci = *compacts_[c];
-  const Family& cf = ci.family();
-  const FamilyIndex& cfx = ci.index();
-  const int F = cf.dim_count;
-  uint32_t cls[2 * kMaxDims];
-  // A clamped key is in the table dimension's last interval, so in the derived one's.
-  for (int d = 0; d < F; d++) cls[d] = narrow_class(cf.dims[d], cfx.maps[d], key[box_of_[d]]);
-  for (size_t s = 0; s < cfx.stages.size(); s++) {
-    const Stage& st = cfx.stages[s];
-    const size_t at = size_t(cls[st.a]) * st.b_count + cls[st.b];
-    cls[F + s] = st.map16.empty() ? st.map[at] : st.map16[at];
-  }
-  const uint32_t bit = cls[F + cfx.stages.size() - 1];  // the last stage is final (CompactIndex::build)
-  return bit < ci.size() ? ci.rule(bit) : ~0u;
+  const int lane = 0;
+  uint32_t rule = ~0u;
+  compact_lanes(c, reinterpret_cast<const uint32_t(*)[kCutDims]>(key), &lane, 1, &rule);
+  return rule;
 }
 
-// compact_rule() for nl lanes, a step of all lanes at a time so that their loads overlap.
+// The first rule of compacts_[c] for each of the nl lanes live[], into out[]
+// where lower: a step of all lanes at a time so that their loads overlap.
 void FamilyCuts::compact_lanes(int c, const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t* out) const {
   const CompactIndex& ci = *compacts_[c];
   const Family& cf = ci.family();
   const FamilyIndex& cfx = ci.index();
   const int F = cf.dim_count, S = static_cast<int>(cfx.stages.size());
   uint32_t cls[2 * kMaxDims][kMaxLanes];
+  // A clamped key is in the table dimension's last interval, so in the derived one's.
   for (int d = 0; d < F; d++) {
     const int b = box_of_[d];
-    const FieldMap& m = cfx.maps[d];
-    if (m.kind == FieldMap::kDirect) {
-      for (int i = 0; i < nl; i++) cls[d][i] = m.direct_class(keys[live[i]][b]);
-    } else if (m.kind == FieldMap::kTrie) {
-      for (int i = 0; i < nl; i++) cls[d][i] = m.trie_class(keys[live[i]][b]);
-    } else {
-      for (int i = 0; i < nl; i++) cls[d][i] = narrow_class(cf.dims[d], m, keys[live[i]][b]);
-    }
+    mapped_classes(
+        cf.dims[d], cfx.maps[d], nl, [&](int i) { return uint64_t(keys[live[i]][b]); }, cls[d]);
   }
   for (int s = 0; s < S; s++) {
     const Stage& st = cfx.stages[s];

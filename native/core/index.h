@@ -120,6 +120,24 @@ size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, c
 // The class of a narrow key through a map (the table's search when the map has none).
 uint32_t narrow_class(const Dim& dim, const FieldMap& map, uint64_t key);
 
+// The classes of k narrow keys, key(i) the i-th, through a direct array or a
+// trie: the map's kind chosen once for all of them, the lookups inlined.
+template <typename Key>
+inline void mapped_classes(const Dim& dim, const FieldMap& map, int k, Key key, uint32_t* out) {
+  if (map.kind == FieldMap::kDirect) {
+    for (int i = 0; i < k; i++) out[i] = map.direct_class(key(i));
+    return;
+  }
+  if (map.kind == FieldMap::kTrie) {
+    for (int i = 0; i < k; i++) {
+      const uint64_t x = key(i);
+      out[i] = x <= 0xffffffffu ? map.trie_class(static_cast<uint32_t>(x)) : narrow_class(dim, map, x);
+    }
+    return;
+  }
+  for (int i = 0; i < k; i++) out[i] = narrow_class(dim, map, key(i));
+}
+
 // THE MISS MODEL, shared by the vector index and the cut trees to choose
 // between them at load: the expected work of one header that matches no rule
 // (the costly case for both: every candidate block ANDed, every tree walked

@@ -173,16 +173,6 @@ void cut_keys(uint8_t field, const Decoded* p, const Meta* m, size_t stride, con
   }
 }
 
-// The class of each key through a direct array or a trie (see index.h).
-void mapped_classes(const Dim& dim, const FieldMap& map, const uint64_t* keys, int k, uint32_t* out) {
-  if (map.kind == FieldMap::kDirect) {
-    for (int q = 0; q < k; q++) out[q] = map.direct_class(keys[q]);
-    return;
-  }
-  for (int q = 0; q < k; q++)
-    out[q] = keys[q] <= 0xffffffffu ? map.trie_class(static_cast<uint32_t>(keys[q])) : narrow_class(dim, map, keys[q]);
-}
-
 // The classes of k narrow keys of one table dimension: through the index's
 // map, or the table's boundaries where it has none.
 inline void key_classes(const Dim& dim, const FieldMap& map, const uint64_t* keys, int k, uint32_t* cls) {
@@ -191,7 +181,8 @@ inline void key_classes(const Dim& dim, const FieldMap& map, const uint64_t* key
     intervals_narrow(dim, keys, k, idx);
     for (int q = 0; q < k; q++) cls[q] = dim.classes[idx[q]];
   } else {
-    mapped_classes(dim, map, keys, k, cls);
+    mapped_classes(
+        dim, map, k, [keys](int q) { return keys[q]; }, cls);
   }
 }
 
