@@ -549,10 +549,8 @@ double FamilyCuts::miss_cost(const Family& f) const {
 void FamilyCuts::hit_costs(const Family& f, const FamilyIndex& fx, const std::vector<CutsRule>& br,
                            const std::vector<uint32_t>& all, double* trees, double* vector) const {
   *trees = *vector = -1;
-  std::vector<int> box_of(f.dim_count, -1);
-  for (int b = 0; b < dims(); b++) box_of[dims_[b]] = b;
   for (int i = 0; i < f.dim_count; i++)
-    if (box_of[i] < 0) return;
+    if (box_of_[i] < 0) return;
   std::vector<uint32_t> sample;
   for (uint32_t r : all)
     if (!(br[r].id & kVerify)) sample.push_back(r);
@@ -565,7 +563,7 @@ void FamilyCuts::hit_costs(const Family& f, const FamilyIndex& fx, const std::ve
     uint32_t key[kCutDims] = {0};
     uint64_t keys[kMaxDims];
     for (int b = 0; b < dims(); b++) key[b] = static_cast<uint32_t>((uint64_t(box.lo[b]) + box.hi[b]) / 2);
-    for (int i = 0; i < f.dim_count; i++) keys[i] = key[box_of[i]];
+    for (int i = 0; i < f.dim_count; i++) keys[i] = key[box_of_[i]];
     t += point_cost(key);
     v += vector_hit_cost(f, fx, keys);
   }
