@@ -656,13 +656,7 @@ void FamilyCuts::compact_lanes(int c, const uint32_t (*keys)[kCutDims], const in
     mapped_classes(
         cf.dims[d], cfx.maps[d], nl, [&](int i) { return uint64_t(keys[live[i]][b]); }, cls[d]);
   }
-  for (int s = 0; s < S; s++) {
-    const Stage& st = cfx.stages[s];
-    for (int i = 0; i < nl; i++) {
-      const size_t at = size_t(cls[st.a][i]) * st.b_count + cls[st.b][i];
-      cls[F + s][i] = st.map16.empty() ? st.map[at] : st.map16[at];
-    }
-  }
+  stage_classes(cfx, F, cls, nl);
   for (int i = 0; i < nl; i++) {
     const uint32_t bit = cls[F + S - 1][i];
     if (bit < ci.size()) out[live[i]] = std::min(out[live[i]], ci.rule(bit));

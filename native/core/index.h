@@ -120,6 +120,23 @@ size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, c
 // The class of a narrow key through a map (the table's search when the map has none).
 uint32_t narrow_class(const Dim& dim, const FieldMap& map, uint64_t key);
 
+// The pre-combined stages for k lanes: cls[i][q] holds lane q's class of
+// operand i, for the dimensions on entry and for each stage's result
+// (operand dims + s) on return; the last, when final, is the rule.
+template <int Lanes>
+inline void stage_classes(const FamilyIndex& fx, int dims, uint32_t (*cls)[Lanes], int k) {
+  for (size_t s = 0; s < fx.stages.size(); s++) {
+    const Stage& st = fx.stages[s];
+    const uint32_t *a = cls[st.a], *b = cls[st.b];
+    uint32_t* to = cls[dims + s];
+    if (st.map16.empty()) {
+      for (int q = 0; q < k; q++) to[q] = st.map[size_t(a[q]) * st.b_count + b[q]];
+    } else {
+      for (int q = 0; q < k; q++) to[q] = st.map16[size_t(a[q]) * st.b_count + b[q]];
+    }
+  }
+}
+
 // The classes of k narrow keys, key(i) the i-th, through a direct array or a
 // trie: the map's kind chosen once for all of them, the lookups inlined.
 template <typename Key>

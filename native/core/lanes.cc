@@ -314,14 +314,7 @@ __attribute__((always_inline)) inline void Classifier::candidates(const Family& 
                                                                   uint32_t* first, Lookup* lk) const {
   const int F = f.dim_count;
   const int stages = static_cast<int>(fx.stages.size());
-  for (int s = 0; s < stages; s++) {
-    const Stage& st = fx.stages[s];
-    if (st.map16.empty()) {
-      for (int q = 0; q < k; q++) cls[F + s][q] = st.map[size_t(cls[st.a][q]) * st.b_count + cls[st.b][q]];
-    } else {
-      for (int q = 0; q < k; q++) cls[F + s][q] = st.map16[size_t(cls[st.a][q]) * st.b_count + cls[st.b][q]];
-    }
-  }
+  stage_classes(fx, F, cls, k);
   auto add = [&](Lookup& l, int op, int q) {
     const Operand& o = fx.operands[op];
     l.vec[l.n] = o.vectors + size_t(cls[op][q]) * f.words;
