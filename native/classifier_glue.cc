@@ -61,8 +61,8 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
   std::unique_ptr<nfsieve::Classifier> classifier_;
   std::unique_ptr<nfsieve::Counters> counters_;
 
-  // Index options {combine, work, memory, cuts, cutsMemory, cutsWork, trees, simd, groupIndex} (validated in TypeScript;
-  // re-checked here).
+  // Index options {combine, work, memory, cuts, cutsMemory, cutsWork, trees, simd, groupIndex, addressFilters} (validated in
+  // TypeScript; re-checked here).
   static nfsieve::IndexLimits index_limits(const Napi::Value& v) {
     nfsieve::IndexLimits l;
     if (!v.IsObject()) return l;
@@ -74,8 +74,9 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       l.cuts = cuts.As<Napi::Boolean>().Value() ? nfsieve::IndexLimits::kCutsAuto : nfsieve::IndexLimits::kCutsOff;
     if (cuts.IsString() && cuts.As<Napi::String>().Utf8Value() == "always") l.cuts = nfsieve::IndexLimits::kCutsAlways;
     if (simd.IsBoolean()) l.simd = simd.As<Napi::Boolean>().Value();
-    Napi::Value group_index = o.Get("groupIndex");
+    Napi::Value group_index = o.Get("groupIndex"), filters = o.Get("addressFilters");
     if (group_index.IsBoolean()) l.group_index = group_index.As<Napi::Boolean>().Value();
+    if (filters.IsBoolean()) l.address_filters = filters.As<Napi::Boolean>().Value();
     Napi::Value trees = o.Get("trees");
     if (trees.IsString()) {
       const std::string t = trees.As<Napi::String>().Utf8Value();
@@ -322,7 +323,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(classifier_->index_bytes()));
   }
 
-  // lookupInfo() -> [{family, structure, cutShort, covered, groupIndexes, tupleKeys (IPv4)}] for IPv4 and IPv6:
+  // lookupInfo() -> [{family, structure, cutShort, covered, groupIndexes, addressFilters, tupleKeys (IPv4)}] for IPv4 and IPv6:
   // which structure answers the first candidate (docs/algorithm.md).
   Napi::Value LookupInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -336,6 +337,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       o.Set("cutShort", c.usable() && c.cut_short());
       o.Set("covered", c.covered());
       o.Set("groupIndexes", c.usable() ? c.compact_groups() : 0);
+      o.Set("addressFilters", c.usable() ? c.address_filters() : 0);
       if (fam == 4) o.Set("tupleKeys", classifier_->tuple_keys());
       out.Set(k, o);
     }

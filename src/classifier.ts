@@ -67,12 +67,12 @@ function checkIndexOptions(o: IndexOptions | undefined): IndexOptions | undefine
       if (typeof v !== 'boolean' && v !== 'always') throw new TypeError("index.cuts must be a boolean or 'always'");
     } else if (k === 'trees') {
       if (v !== 'auto' && v !== 'cuts' && v !== 'splits') throw new TypeError("index.trees must be 'auto', 'cuts' or 'splits'");
-    } else if (k === 'combine' || k === 'simd' || k === 'groupIndex') {
+    } else if (k === 'combine' || k === 'simd' || k === 'groupIndex' || k === 'addressFilters') {
       if (typeof v !== 'boolean') throw new TypeError(`index.${k} must be a boolean`);
     } else if (k === 'work' || k === 'memory' || k === 'cutsMemory' || k === 'cutsWork') {
       if (!Number.isSafeInteger(v) || (v as number) < 0) throw new RangeError(`index.${k} must be a non-negative integer`);
     } else {
-      throw new TypeError(`unknown index option '${k}' (known: combine, work, memory, cuts, cutsMemory, cutsWork, trees, simd, groupIndex)`);
+      throw new TypeError(`unknown index option '${k}' (known: combine, work, memory, cuts, cutsMemory, cutsWork, trees, simd, groupIndex, addressFilters)`);
     }
   }
   return o;

@@ -77,6 +77,8 @@ export interface LookupInfo {
   covered: number;
   /** Equal cuts: address groups served by the vector index over their rules instead of a tree (0 or 1: the group of rules wide in both addresses). */
   groupIndexes: number;
+  /** Equal cuts: trees of groups small in an address that a header enters only when its address block (a /16 of an IPv4 address) holds one of their rules. */
+  addressFilters: number;
   /** IPv4 only: classifyTuples reads its keys straight from the tuples (every IPv4 field is one of the 5-tuple's) instead of through packet records. */
   tupleKeys?: boolean;
 }
@@ -101,6 +103,8 @@ export interface IndexOptions {
   simd?: boolean;
   /** Equal cuts: the group of rules wide in both addresses served by the vector index over them when its last stage names the rule (default true); false builds a tree for every group. */
   groupIndex?: boolean;
+  /** Equal cuts: each group small in an address keeps a map of the address blocks its rules touch, and a header outside them skips the group's tree (default true); false walks every tree. */
+  addressFilters?: boolean;
 }
 
 export interface QueueEngineOptions {

@@ -42,11 +42,13 @@ test('the decision table equals the linear first-match scan on ClassBench traces
 // Every ClassBench set of the fixtures through the cut trees (cuts: 'always'
 // builds them whatever the rule set): as chosen, equal cuts and one split
 // tree forced, AVX2 and scalar, equal cuts with a tree for every group
-// (groupIndex: false), trees cut short by a tiny budget, and no index at all.
+// (groupIndex: false) or without the address-block maps (addressFilters:
+// false), trees cut short by a tiny budget, and no index at all.
 test('cut trees and split trees equal the linear first-match scan on every ClassBench set (AVX2, scalar, cut short, off)', () => {
   const configs: IndexOptions[] = [
     { cuts: 'always' }, { cuts: 'always', simd: false }, { cuts: 'always', cutsMemory: 512 },
     { cuts: 'always', trees: 'cuts' }, { cuts: 'always', trees: 'cuts', simd: false }, { cuts: 'always', trees: 'cuts', groupIndex: false },
+    { cuts: 'always', trees: 'cuts', addressFilters: false },
     { cuts: 'always', trees: 'splits' }, { cuts: 'always', trees: 'splits', simd: false }, { cuts: 'always', trees: 'splits', cutsMemory: 2048 },
     { combine: false, cuts: false as const },
   ];
@@ -135,8 +137,8 @@ test('trees out of work are kept or dropped by the miss model, and answer as the
   assert.ok(bytes({ cutsWork: 1_000, combine: false, cutsMemory: 1 << 30 }) > vectorOnly, 'cutsMemory keeps trees cut short');
   assert.equal(bytes({ cutsWork: 1_000, combine: false, trees: 'cuts' }), vectorOnly, 'a forced kind out of work is dropped');
   const info = (index: IndexOptions): object => classifier({ groupIndex: true, ...index }).lookupInfo()[0];
-  assert.deepEqual(info({ cutsWork: 300_000 }), { family: 4, structure: 'cuts', cutShort: false, covered: 23, groupIndexes: 1, tupleKeys: true });
-  assert.deepEqual(info({ cutsWork: 80_000 }), { family: 4, structure: 'cuts', cutShort: true, covered: 23, groupIndexes: 1, tupleKeys: true });
+  assert.deepEqual(info({ cutsWork: 300_000 }), { family: 4, structure: 'cuts', cutShort: false, covered: 23, groupIndexes: 1, addressFilters: 3, tupleKeys: true });
+  assert.deepEqual(info({ cutsWork: 80_000 }), { family: 4, structure: 'cuts', cutShort: true, covered: 23, groupIndexes: 1, addressFilters: 3, tupleKeys: true });
   for (const [i, index] of ([
     { cutsWork: 300_000, combine: false }, { cutsWork: 300_000, combine: false, simd: false },
     { cutsWork: 1_000, combine: false }, { cutsWork: 300_000 }, { cuts: 'always', cutsWork: 3_000, combine: false, simd: false },

@@ -117,6 +117,7 @@ test('equal cuts with the group index answer as without it, cut short, scalar an
       if (!on.lookupInfo().some((f) => f.groupIndexes > 0)) continue;
       grouped++;
       const others = [make({ cuts: 'always', trees: 'cuts', groupIndex: false }), make({ cuts: 'always', trees: 'cuts', cutsMemory: 64 }),
+        make({ cuts: 'always', trees: 'cuts', addressFilters: false }),
         make({ cuts: 'always', trees: 'cuts', simd: false }), make({ combine: false, cuts: false })];
       const meta = randomMeta(rng);
       const frames = Array.from({ length: 2000 }, () => randomFrame(rng, 101).data);

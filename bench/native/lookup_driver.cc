@@ -9,6 +9,7 @@
 //   /tmp/lookup_driver DIR/acl1_10k classbench                      # ns/packet (best pass), build ms, bytes
 //   bench/native/lookup-cg.sh DIR/acl1_10k classbench              # instructions, L1 misses per packet
 // Options (environment): CUTS=off|auto|always, CUTS_MEMORY=bytes, CUTS_WORK=rule visits, TREE=cuts|splits, GROUP_INDEX=off,
+// ADDRESS_FILTERS=off,
 // INDEX_WORK=vector words, INDEX_MEMORY=bytes (the vector index's budgets, index.h),
 // NFSIEVE_SIMD=scalar, PASSES=n. The last line printed names the IPv4 structure and, where the miss
 // model chose (cuts.h), its costs: model trees/vector.
@@ -47,6 +48,7 @@ IndexLimits limits_from_env() {
   if (const char* m = std::getenv("INDEX_MEMORY")) l.memory = std::strtoull(m, nullptr, 10);
   if (const char* s = std::getenv("NFSIEVE_SIMD")) l.simd = std::strcmp(s, "scalar") != 0;
   if (const char* g = std::getenv("GROUP_INDEX")) l.group_index = std::strcmp(g, "off") != 0;
+  if (const char* a = std::getenv("ADDRESS_FILTERS")) l.address_filters = std::strcmp(a, "off") != 0;
   return l;
 }
 
@@ -89,12 +91,13 @@ int main(int argc, char** argv) {
   std::printf("%s %s: %zu packets, %.1f ns/packet (best of %d), load %.1f ms, index %.2f MiB, cuts v4 %d, wrong %zu\n",
               set.c_str(), trace.c_str(), n, best, passes, build_ms, c.index_bytes() / 1048576.0, c.uses_cuts(4), wrong);
   const FamilyCuts& fc = c.cuts(4);
-  std::printf("structure v4: %s%s, %d group indexes, %u rules covered, model miss %.0f/%.0f hit %.0f/%.0f\n",
+  std::printf("structure v4: %s%s, %d group indexes, %d address filters, %u rules covered, model miss %.0f/%.0f hit %.0f/%.0f\n",
               c.compact(4)       ? "compact vector index"
               : !fc.usable()     ? "vector index"
               : fc.split_trees() ? "split tree"
                                  : "equal cuts",
-              fc.usable() && fc.cut_short() ? " (cut short)" : "", fc.usable() ? fc.compact_groups() : 0, fc.covered(),
-              fc.model_cost(), fc.fallback_cost(), fc.hit_cost(), fc.fallback_hit_cost());
+              fc.usable() && fc.cut_short() ? " (cut short)" : "", fc.usable() ? fc.compact_groups() : 0,
+              fc.usable() ? fc.address_filters() : 0, fc.covered(), fc.model_cost(), fc.fallback_cost(), fc.hit_cost(),
+              fc.fallback_hit_cost());
   return wrong ? 1 : 0;
 }

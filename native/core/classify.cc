@@ -91,6 +91,7 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
   cl.work = limits.cuts_work;
   cl.simd = limits.simd;
   cl.group_index = limits.group_index;
+  cl.address_filters = limits.address_filters;
   cl.tree = limits.tree == IndexLimits::kTreeCuts     ? CutsLimits::kCuts
             : limits.tree == IndexLimits::kTreeSplits ? CutsLimits::kSplits
                                                       : CutsLimits::kAuto;

@@ -373,25 +373,32 @@ void FamilyCuts::scan_lanes(const uint32_t (*keys)[kCutDims], const int* live, i
 
 size_t FamilyCuts::byte_size() const {
   size_t bytes = nodes_.size() * 8 + lines_.size() * sizeof(SplitLine) + boxes_.size() * sizeof(RuleBox) + ids_.size() * 4 +
-                 trees_.size() * sizeof(Tree);
+                 filters_.size() * 8 + trees_.size() * sizeof(Tree);
   for (const auto& c : compacts_) bytes += c->byte_size();
   return bytes;
 }
 
 namespace {
 
+// The two widest box fields (the addresses, in a 5-tuple table), by key
+// width; -1 where fewer than two fields are wider than kSmallShift bits.
+void address_fields(const uint32_t* wb, int dims, int* wide1, int* wide2) {
+  *wide1 = *wide2 = -1;
+  for (int i = 0; i < dims; i++) {
+    if (wb[i] <= kSmallShift) continue;
+    if (*wide1 < 0 || wb[i] > wb[*wide1])
+      *wide2 = *wide1, *wide1 = i;
+    else if (*wide2 < 0 || wb[i] > wb[*wide2])
+      *wide2 = i;
+  }
+}
+
 // Rules by which of the two widest fields (the addresses) are small: group
 // (small in the widest ? 2 : 0) | (small in the second ? 1 : 0).
 void group_rules(const std::vector<CutsRule>& br, const std::vector<uint8_t>& alive, const std::vector<uint32_t>& wb, int dims,
                  std::vector<uint32_t>* groups) {
-  int wide1 = -1, wide2 = -1;
-  for (int i = 0; i < dims; i++) {
-    if (wb[i] <= kSmallShift) continue;
-    if (wide1 < 0 || wb[i] > wb[wide1])
-      wide2 = wide1, wide1 = i;
-    else if (wide2 < 0 || wb[i] > wb[wide2])
-      wide2 = i;
-  }
+  int wide1, wide2;
+  address_fields(wb.data(), dims, &wide1, &wide2);
   auto small = [&](const RuleBox& b, int d) {
     return d >= 0 && (uint64_t(b.hi[d]) - b.lo[d]) < (uint64_t(1) << (wb[d] - kSmallShift));
   };
@@ -406,6 +413,7 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   if (!limits.enabled || rules == 0) return;
   avx2_ = limits.simd && cuts_avx2_available();
   group_index_ = limits.group_index;
+  address_filters_ = limits.address_filters;
   std::vector<CutsRule> br;
   std::vector<uint8_t> alive;
   CutsBuilder::read_boxes(this, f, rules, &br, &alive);
@@ -516,8 +524,46 @@ void FamilyCuts::build_cuts(const Family& f, const std::vector<CutsRule>& br, co
         continue;
       }
     }
-    trees_.push_back(Tree{builder.tree(groups[g], wb), groups[g].front()});
+    Tree t{builder.tree(groups[g], wb), groups[g].front()};
+    int wide[2], small[2], n = 0;
+    address_fields(wb, dims(), &wide[0], &wide[1]);
+    if (g & 2) small[n++] = wide[0];
+    if (g & 1) small[n++] = wide[1];
+    if (address_filters_) add_filter(br, groups[g], wb, small, n, &t);
+    trees_.push_back(t);
   }
+}
+
+// A group small in an address gets the map of the 2^16 blocks of that
+// address its rules touch (a small side spans at most two), when the map
+// leaves out at least half of them; of two such addresses, the one whose
+// map leaves out more. A random header skips the tree at the cost of one
+// load, where the root would have led it to an empty leaf or a scan.
+void FamilyCuts::add_filter(const std::vector<CutsRule>& br, const std::vector<uint32_t>& group, const uint32_t* wb,
+                            const int* small, int n, Tree* t) {
+  constexpr uint32_t kBlocks = uint32_t(1) << kSmallShift, kWords = kBlocks / 64;
+  std::vector<uint64_t> best;
+  uint32_t best_marked = kBlocks / 2 + 1;
+  for (int i = 0; i < n; i++) {
+    const int d = small[i];
+    const uint32_t shift = wb[d] - kSmallShift;
+    std::vector<uint64_t> map(kWords, 0);
+    uint32_t marked = 0;
+    for (uint32_t r : group)
+      for (uint32_t b = br[r].box.lo[d] >> shift; b <= br[r].box.hi[d] >> shift; b++) {
+        marked += !((map[b >> 6] >> (b & 63)) & 1);
+        map[b >> 6] |= uint64_t(1) << (b & 63);
+      }
+    if (marked < best_marked) {
+      best_marked = marked;
+      best.swap(map);
+      t->filter = d;
+      t->filter_shift = shift;
+    }
+  }
+  if (t->filter < 0) return;
+  t->filter_at = static_cast<uint32_t>(filters_.size());
+  filters_.insert(filters_.end(), best.begin(), best.end());
 }
 
 namespace {
@@ -527,6 +573,7 @@ namespace {
 // a level of the lockstep walk (one node word read), a leaf reached, and a
 // leaf entry's box compared (one 64-byte line read).
 constexpr double kKeyStep = 12, kWalkStep = 15, kLeafStep = 20, kEntryStep = 13;
+constexpr double kFilterStep = 6;   // a tree's address-block map read (8 KiB: in the cache)
 constexpr size_t kHitPoints = 512;  // rules the hit model samples
 
 }  // namespace
@@ -538,8 +585,30 @@ double FamilyCuts::miss_cost(const Family& f) const {
   double cost = dims() * kKeyStep;
   for (const Tree& t : trees_)
     cost += t.compact >= 0 ? vector_miss_cost(compacts_[t.compact]->family(), compacts_[t.compact]->index())
-                           : node_cost(f, t.root, lo, wb);
+            : t.filter < 0 ? node_cost(f, t.root, lo, wb)
+                           : kFilterStep + filter_share(f, t) * node_cost(f, t.root, lo, wb);
   return cost;
+}
+
+// The model's share of headers that a tree's address-block map admits.
+double FamilyCuts::filter_share(const Family& f, const Tree& t) const {
+  const int d = t.filter;
+  const Dim& dim = f.dims[dims_[d]];
+  const uint64_t* map = &filters_[t.filter_at];
+  const uint64_t blocks = uint64_t(1) << kSmallShift, size = uint64_t(1) << t.filter_shift;
+  const double total = model_share(dim, clamp_[d], 0, blocks * size - 1);
+  double admitted = 0;
+  for (uint64_t b = 0; b < blocks && total > 0;) {
+    if (!((map[b >> 6] >> (b & 63)) & 1)) {
+      b++;
+      continue;
+    }
+    uint64_t e = b + 1;
+    while (e < blocks && ((map[e >> 6] >> (e & 63)) & 1)) e++;
+    admitted += model_share(dim, clamp_[d], b * size, e * size - 1);
+    b = e;
+  }
+  return total > 0 ? admitted / total : 1;
 }
 
 // The hit model (index.h) of the equal-cut trees and of the vector index `fx`:
@@ -585,8 +654,12 @@ double FamilyCuts::point_cost(const uint32_t* key) const {
       best = std::min(best, compact_rule(t.compact, key));
       continue;
     }
+    if (!t.admits(filters_.data(), key)) {
+      cost += kFilterStep;
+      continue;
+    }
     uint64_t n = t.root;
-    cost += kLeafStep;
+    cost += (t.filter < 0 ? 0 : kFilterStep) + kLeafStep;
     while (!(n & kLeaf)) {
       n = nodes_[uint32_t(n) + ((key[(n >> 32) & 7] >> ((n >> 40) & 31)) & uint32_t(n >> 48))];
       cost += kWalkStep + kModelLine;
@@ -663,6 +736,12 @@ void FamilyCuts::compact_lanes(int c, const uint32_t (*keys)[kCutDims], const in
   }
 }
 
+int FamilyCuts::address_filters() const {
+  int n = 0;
+  for (const Tree& t : trees_) n += t.filter >= 0;
+  return n;
+}
+
 void FamilyCuts::drop_trees() {
   clear_trees();
   std::vector<RuleBox>().swap(boxes_);
@@ -674,6 +753,7 @@ void FamilyCuts::clear_trees() {
   std::vector<uint64_t>().swap(nodes_);
   std::vector<uint32_t>().swap(ids_);
   std::vector<SplitLine>().swap(lines_);
+  std::vector<uint64_t>().swap(filters_);
   trees_.clear();
   compacts_.clear();
   cut_short_ = splits_ = false;

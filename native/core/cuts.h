@@ -54,6 +54,19 @@
 // groups keep their trees: as vector indexes they cost more than their walks
 // (fw1_10k's small-small group: 31 -> 80 ns). `index.groupIndex` turns it off.
 //
+// ADDRESS-BLOCK MAPS. A group small in an address touches few of that
+// address's 2^16 blocks (the /16s of an IPv4 address: fw1_10k's three such
+// groups touch 983, 2,303 and 5,679 of 65,536), so its tree keeps an 8 KiB
+// bitmap of them (Tree::filter) and a header whose block is not in it skips
+// the tree: one load instead of a walk, a leaf scan and the lanes'
+// bookkeeping. A small side spans at most two blocks, and both are marked, so
+// a skipped tree never held the answer. Random headers skip nearly every such
+// tree (fw1_10k 545 -> 321 instructions per header, ipc1_10k 629 -> 302);
+// headers that match in another group skip most (ClassBench-style fw1_10k
+// 425 -> 294). Of two small addresses the map that leaves out more blocks is
+// kept; none is built where it would keep more than half.
+// `index.addressFilters` turns them off.
+//
 // TWO KINDS OF TREE. The equal cuts above suit rule sets whose fields spread
 // over key space (fw, ipc, acl2-4). Where one address group holds at least
 // 9/10 of the rules (acl1, acl5: /32 pairs bunched in a few /16s, which no
@@ -118,11 +131,12 @@ struct CutsRule {
 struct CutsLimits {
   bool enabled = true;
   enum Tree : uint8_t { kAuto, kCuts, kSplits };
-  Tree tree = kAuto;        // one split tree (splits.cc) or equal cuts over groups: from the rule set, or forced
-  uint64_t memory = 0;      // bytes of nodes and leaf entries per family; 0: max(8 MiB, table / 2)
-  uint64_t work = 0;        // rules visited choosing equal cuts, rule ends sorted choosing splits, per family; 0: kCutsWork
-  bool simd = true;         // AVX2 leaf scans where the CPU has them
-  bool group_index = true;  // the group wide in both addresses through a vector index when it names the rule
+  Tree tree = kAuto;            // one split tree (splits.cc) or equal cuts over groups: from the rule set, or forced
+  uint64_t memory = 0;          // bytes of nodes and leaf entries per family; 0: max(8 MiB, table / 2)
+  uint64_t work = 0;            // rules visited choosing equal cuts, rule ends sorted choosing splits, per family; 0: kCutsWork
+  bool simd = true;             // AVX2 leaf scans where the CPU has them
+  bool group_index = true;      // the group wide in both addresses through a vector index when it names the rule
+  bool address_filters = true;  // a group small in an address skipped by the map of the address blocks its rules touch
   // What serves the family without trees (the vector index). When both kinds
   // of tree blow their budgets, equal cuts cut short are kept if the miss
   // model (index.h) prices them below it; null: never.
@@ -152,6 +166,8 @@ class FamilyCuts {
   double miss_cost(const Family& f) const;
   // Groups served by a vector index instead of a tree (compacts_).
   int compact_groups() const { return static_cast<int>(compacts_.size()); }
+  // Trees a header enters only when its address block is in the tree's map (Tree::filter).
+  int address_filters() const;
   // Rules left out of the trees because an earlier rule covers them (covered.cc).
   uint32_t covered() const { return covered_; }
   // The rules that can be first, when at most kCompactRules (compact.h); empty otherwise.
@@ -172,12 +188,24 @@ class FamilyCuts {
     uint64_t root = 0;  // node word, or the root line of a split tree
     uint32_t min_rule = 0;
     int compact = -1;  // equal cuts: the group is served by compacts_[compact] instead of a tree
+    // Equal cuts over a group small in an address: the box field whose key,
+    // shifted right by filter_shift, indexes the 2^16-bit map at
+    // filters_[filter_at] of the blocks its rules touch (-1: none). A
+    // header whose block is not in the map skips the tree.
+    int filter = -1;
+    uint32_t filter_shift = 0, filter_at = 0;
+    bool admits(const uint64_t* filters, const uint32_t* key) const {
+      if (filter < 0) return true;
+      const uint32_t b = key[filter] >> filter_shift;
+      return (filters[filter_at + (b >> 6)] >> (b & 63)) & 1;
+    }
   };
   bool usable_ = false;
   bool splits_ = false;
   bool cut_short_ = false;
   bool avx2_ = false;
-  bool group_index_ = true;  // CutsLimits::group_index
+  bool group_index_ = true;      // CutsLimits::group_index
+  bool address_filters_ = true;  // CutsLimits::address_filters
   double model_cost_ = -1, fallback_cost_ = -1, hit_cost_ = -1, fallback_hit_cost_ = -1;
   uint32_t covered_ = 0;
   std::vector<uint32_t> first_rules_;
@@ -185,9 +213,10 @@ class FamilyCuts {
   std::vector<uint32_t> clamp_;
   std::vector<Tree> trees_;
   std::vector<uint64_t> nodes_;
-  std::vector<RuleBox> boxes_;    // one per rule, by rule index
-  std::vector<uint32_t> ids_;     // leaf entries: rule index | kVerify
-  std::vector<SplitLine> lines_;  // split trees: children of a node are consecutive lines
+  std::vector<RuleBox> boxes_;     // one per rule, by rule index
+  std::vector<uint32_t> ids_;      // leaf entries: rule index | kVerify
+  std::vector<SplitLine> lines_;   // split trees: children of a node are consecutive lines
+  std::vector<uint64_t> filters_;  // equal cuts: the address-block maps of Tree::filter
   // Equal cuts: the group of rules wide in both addresses, when the vector
   // index over it names the rule (compact.h): a few loads instead of a
   // walk through cuts on ports and protocols (docs/algorithm.md).
@@ -209,6 +238,10 @@ class FamilyCuts {
   void hit_costs(const Family& f, const FamilyIndex& fx, const std::vector<CutsRule>& br, const std::vector<uint32_t>& all,
                  double* trees, double* vector) const;
   double point_cost(const uint32_t* key) const;
+  // A group small in an address: the map of the address blocks its rules touch (cuts.cc).
+  void add_filter(const std::vector<CutsRule>& br, const std::vector<uint32_t>& group, const uint32_t* wb, const int* small,
+                  int n, Tree* t);
+  double filter_share(const Family& f, const Tree& t) const;
   double node_cost(const Family& f, uint64_t node, uint32_t* lo, uint32_t* wb) const;
   // Split trees: the leaf line each of the nl lanes live[] reaches from
   // `root`, and the first of its entries whose box holds the keys (its
@@ -271,7 +304,7 @@ void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, 
     uint64_t node[kMaxLanes];
     int live[kMaxLanes], nl = 0;
     for (int q = 0; q < k; q++)
-      if (t.min_rule < out[q]) {
+      if (t.min_rule < out[q] && t.admits(filters_.data(), keys[q])) {
         node[q] = t.root;
         live[nl++] = q;
       }

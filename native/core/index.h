@@ -33,9 +33,10 @@ struct IndexLimits {
   uint64_t cuts_memory = 0;  // bytes of cut trees per family; 0: max(8 MiB, table / 2)
   uint64_t cuts_work = 0;    // work of building trees per family (cuts.h); 0: the defaults (2^26)
   enum Tree : uint8_t { kTreeAuto, kTreeCuts, kTreeSplits };
-  Tree tree = kTreeAuto;    // which trees when trees are built: from the rule set, equal cuts, split points
-  bool simd = true;         // AVX2 where the CPU has it (NFSIEVE_SIMD=scalar also turns it off)
-  bool group_index = true;  // equal cuts: the group wide in both addresses through a vector index (cuts.h)
+  Tree tree = kTreeAuto;        // which trees when trees are built: from the rule set, equal cuts, split points
+  bool simd = true;             // AVX2 where the CPU has it (NFSIEVE_SIMD=scalar also turns it off)
+  bool group_index = true;      // equal cuts: the group wide in both addresses through a vector index (cuts.h)
+  bool address_filters = true;  // equal cuts: a group small in an address skipped by a map of its address blocks (cuts.h)
 };
 
 // The default combining work of a family: 2^22 vector words (~10 ms), four

@@ -61,6 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 64) limits.cuts_work = 64;
   // Equal cuts with a tree for every address group, or (the default) the group wide in both addresses through its vector index.
   if (data[0] & 128) limits.group_index = false;
+  // Every group small in an address walked, without its address-block map.
+  if ((data[0] & 129) == 1) limits.address_filters = false;
   nfsieve::Classifier fast(std::move(indexed), limits);
   nfsieve::Classifier lanes(std::move(batched), limits);
   // The plainest way the core has: per-field classes, their vectors ANDed rule
