@@ -91,7 +91,11 @@ function randomBoxes(rng: Rng, count: number): Box[] {
     const kind = rng.int(5);  // small src, small dst, both, neither (twice)
     const src: [number, number] = kind === 0 || kind === 2 ? smallRange(rng) : [0, 0xffffffff];
     const dst: [number, number] = kind === 1 || kind === 2 ? smallRange(rng) : [0, 0xffffffff];
-    const port = (): [number, number] => (rng.chance(0.5) ? [0, 65535] : ((p) => [p, p + rng.int(50)] as [number, number])(rng.int(65000)));
+    const port = (): [number, number] => {
+      if (rng.chance(0.5)) return [0, 65535];
+      const p = rng.int(65000);
+      return [p, p + rng.int(50)];
+    };
     const sp = port(), dp = port();
     // Ports are conditions of TCP and UDP: a rule on them names one.
     const ports = sp[1] - sp[0] < 65535 || dp[1] - dp[0] < 65535;
