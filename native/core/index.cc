@@ -4,7 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <new>
+
+#include "reserve.h"
 
 namespace nfsieve {
 namespace {
@@ -62,19 +63,15 @@ bool fill_chunk(const Dim& dim, uint64_t lo, uint64_t sub, uint32_t count, uint3
 
 bool build_trie(const Dim& dim, size_t max_bytes, FieldMap* m) {
   std::vector<uint16_t>& t = m->trie;
-  // Room for every chunk the budget allows: address space, touched as chunks
-  // are added, so the trie is not moved as it grows (a fifth of fw1_10k's load).
+  // Every chunk the budget allows, reserved (reserve.h): a fifth of fw1_10k's load was the trie moving.
   const size_t max_entries = max_bytes / 2;
-  try {
-    t.reserve(std::min<size_t>(max_entries, 65536 + size_t(FieldMap::kMaxChunks) * 256));
-  } catch (const std::bad_alloc&) {  // no such address space: grow as needed
-  }
+  reserve_budget(&t, std::min<size_t>(max_entries, 65536 + size_t(FieldMap::kMaxChunks) * 256) * 2);
   t.assign(65536, 0);
   if (!fill_chunk(dim, 0, 65536, 65536, 0, 0, max_entries, &t)) {
     std::vector<uint16_t>().swap(t);
     return false;
   }
-  if (t.capacity() > 2 * t.size()) t.shrink_to_fit();
+  trim_reserve(&t);
   m->kind = FieldMap::kTrie;
   return true;
 }
@@ -232,18 +229,6 @@ void first_candidates(const Family& f, uint32_t rules, const Operand& A, const O
   }
 }
 
-// Room for as many classes as `limit` bytes hold (at most 256 MiB): address
-// space, touched only as classes are added, so the vectors are not moved
-// as they grow (moves and fresh pages were a third of fw4_1k's load).
-void reserve_classes(uint32_t words, uint32_t summary_words, size_t limit, Stage* s) {
-  const size_t classes = std::min(limit, size_t(256) << 20) / 8 / (words + summary_words);
-  try {
-    s->vectors.reserve(classes * words);
-    s->summaries.reserve(classes * summary_words);
-  } catch (const std::bad_alloc&) {  // no such address space: grow as needed
-  }
-}
-
 // One stage: every (class of a, class of b) pair. Returns false (stage
 // unusable) when the memory budget runs out or it makes more than
 // `max_classes` classes (a pair already tried does better).
@@ -266,7 +251,10 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
     return true;
   }
   VectorStore store(W, s);
-  reserve_classes(W, S, limit, s);
+  // As many classes as the budget holds, reserved (reserve.h): a third of fw4_1k's load was these vectors moving.
+  const size_t room = std::min(limit, kReserveMax) / (W + S);
+  reserve_budget(&s->vectors, room * W);
+  reserve_budget(&s->summaries, room * S);
   std::vector<uint64_t> v(W, 0), sv(S, 0);
   bool fits = true;
   each_pair(f, A, B, [&](size_t slot, const PairView& p) {
@@ -290,8 +278,8 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
   });
   if (!fits) return false;
   s->count = store.size();
-  if (s->vectors.capacity() > 2 * s->vectors.size()) s->vectors.shrink_to_fit();
-  if (s->summaries.capacity() > 2 * s->summaries.size()) s->summaries.shrink_to_fit();
+  trim_reserve(&s->vectors);
+  trim_reserve(&s->summaries);
   narrow_map(s, s->count - 1);
   return true;
 }

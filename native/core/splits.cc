@@ -51,10 +51,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <new>
 #include <utility>
 
 #include "cuts.h"
+#include "reserve.h"
 
 namespace nfsieve {
 namespace {
@@ -68,9 +68,8 @@ constexpr uint32_t kBias = 0x80000000u;      // unsigned keys ordered by a signe
 constexpr uint32_t kPad = 0x7fffffffu;       // an unused split point: no key is above it
 constexpr uint32_t kBaseMask = 0x0fffffffu;  // line of a node's first child
 constexpr uint32_t kFieldShift = 28;
-constexpr uint32_t kTrials[] = {2, 4, 8, 16};      // children a node is tried with
-constexpr size_t kRadixMin = 64;                   // shorter key lists are sorted by comparison
-constexpr size_t kReserveMax = size_t(256) << 20;  // lines reserved up front, at most (bytes)
+constexpr uint32_t kTrials[] = {2, 4, 8, 16};  // children a node is tried with
+constexpr size_t kRadixMin = 64;               // shorter key lists are sorted by comparison
 
 }  // namespace
 
@@ -93,19 +92,14 @@ class SplitBuilder {
   uint32_t tree(const std::vector<uint32_t>& set) {
     uint32_t lo[kCutDims] = {0}, hi[kCutDims];
     for (int d = 0; d < kCutDims; d++) hi[d] = d < c_->dims() ? c_->clamp(d) : 0;
-    // The lines never outgrow the budget by more than one node's children:
-    // reserved (address space, touched only as used), they are not moved as
-    // they grow (moves and fresh pages were a fifth of acl3_10k's load).
+    // The lines outgrow the budget by one node's children at most (reserve.h).
     std::vector<SplitLine>& lines = c_->lines_;
-    try {
-      lines.reserve(lines.size() + std::min(budget_, kReserveMax) / sizeof(SplitLine) + FamilyCuts::kLinePoints + 2);
-    } catch (const std::bad_alloc&) {  // no such address space: grow as needed
-    }
+    reserve_budget(&lines, budget_ + (FamilyCuts::kLinePoints + 2) * sizeof(SplitLine));
     const uint32_t at = static_cast<uint32_t>(lines.size());
     lines.emplace_back();
     arena_ = set;
     node(0, set.size(), lo, hi, at);
-    if (lines.capacity() > 2 * lines.size()) lines.shrink_to_fit();
+    trim_reserve(&lines);
     return at;
   }
 
