@@ -11,6 +11,7 @@
 
 #include "compile/sweep.h"
 #include "core/decode.h"
+#include "core/reserve.h"
 #include "core/table.h"
 #include "glue.h"
 #include "nfqueue/packet_tx.h"
@@ -171,6 +172,7 @@ Napi::Value WriteHeldVectors(const Napi::CallbackInfo& info) {
         sOff + sBytes <= size && (vOff + vBytes <= sOff || sOff + sBytes <= vOff)))
     throw Napi::RangeError::New(env, "writeHeldVectors: offsets out of range");
   if (r->written) throw Napi::Error::New(env, "writeHeldVectors: the vectors were already written");
+  nfsieve::advise_huge_pages(dst.Data() + size_t(vOff), size_t(vBytes));
   pool.copy_vectors(dst.Data() + size_t(vOff));
   pool.write_summaries(dst.Data() + size_t(sOff));
   r->vectors.clear();

@@ -1,28 +1,59 @@
-// Growth without moves for the vectors the index builders fill (index.cc,
-// splits.cc). A builder that appends until a budget runs out reserves up to
-// that budget first: the reservation is address space, and a page is
-// touched only when an element lands on it, so the vector is never moved
-// (each doubling copied everything so far onto fresh pages, which were up
-// to a third of a load on a VM where page faults are dear). When the vector
-// ends up less than half full it is trimmed, as doubling would have left it.
+// Memory for the large regions a build writes once: the table the loader
+// copies, the vectors the compiler writes into it, and the vectors the index
+// builders fill (index.cc, splits.cc).
+//
+// Growth without moves. A builder that appends until a budget runs out
+// reserves up to that budget first: the reservation is address space, and a
+// page is touched only when an element lands on it, so the vector is never
+// moved (each doubling copied everything so far onto fresh pages, up to a
+// third of a load). When the vector ends up less than half full it is
+// trimmed, as doubling would have left it.
+//
+// Huge pages. A region of 8 MiB or more about to be written gets
+// madvise(MADV_HUGEPAGE): one fault per 2 MiB instead of one per 4 KiB.
+// Where transparent huge pages are "madvise" (as on this project's VM,
+// where a 4 KiB fault costs about 10 us: 169 MiB first written in 460 ms,
+// 23 ms with the advice) this is what makes them apply; elsewhere it changes
+// nothing. Smaller regions are left alone (a partly used last huge page
+// would be a large share of them).
 #pragma once
+
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <vector>
 
 namespace nfsieve {
 
 constexpr size_t kReserveMax = size_t(256) << 20;  // bytes reserved up front, at most
+constexpr size_t kHugeMin = size_t(8) << 20;       // regions advised to use huge pages, at least
 
-// Room for `bytes` of elements beyond v's size (at most kReserveMax); none
-// when there is no such address space (v then grows as it would have).
+// Huge pages behind [p, p + bytes) when it is at least kHugeMin (advice: a failure changes nothing).
+inline void advise_huge_pages(void* p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  if (bytes < kHugeMin) return;
+  const uintptr_t page = 4096;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+// Room for `bytes` of elements beyond v's size (at most kReserveMax), in
+// huge pages when large; none when there is no such address space (v then
+// grows as it would have).
 template <typename T>
 void reserve_budget(std::vector<T>* v, size_t bytes) {
   try {
     v->reserve(v->size() + std::min(bytes, kReserveMax) / sizeof(T));
-  } catch (const std::bad_alloc&) {}
+  } catch (const std::bad_alloc&) { return; }
+  advise_huge_pages(v->data() + v->size(), (v->capacity() - v->size()) * sizeof(T));
 }
 
 // Gives back the reservation when less than half of it was used.

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "limit.h"
+#include "reserve.h"
 #include "wire.h"
 
 namespace nfsieve {
@@ -117,6 +118,7 @@ class TableLoader {
     if (size > 0xffffffffu) return fail("table larger than 4 GiB");
     const size_t words = (size + 7) / 8;
     t_->storage_.reset(new uint64_t[words]);
+    advise_huge_pages(t_->storage_.get(), words * 8);
     t_->storage_[words - 1] = 0;  // the padding after the last byte
     std::memcpy(t_->storage_.get(), data, size);
     t_->size_ = size;
