@@ -23,7 +23,13 @@ const BIN = path.join(ROOT, 'bin', 'nfsieve.js');
 const EXAMPLES = path.join(ROOT, 'examples');
 const QUEUE = '9';
 const N = 10;
-/** Timeout of the timed live member, seconds. */
+/**
+ * Timeout of the timed live member, seconds: at least this, and long enough
+ * for a phase on this machine (the slowest phase before it, three times over,
+ * and two seconds more: the ipset's copy times out a second or two earlier).
+ * The sanitized suite runs every process under ASan, two test files at a
+ * time, and its phases took over 8 s.
+ */
 const TIMED_S = 8;
 const HOOK_AT = ['--hook-table', 'mangle', '--hook-chain', 'PREROUTING'];
 
@@ -110,7 +116,9 @@ async function scenario(offload: boolean): Promise<{ phases: Record<string, Outc
 
     const counts = (): Outcome => Object.fromEntries([...CLASSES.map((c) => c.name), 'marker'].map((n) => [n, ruleCount(ns, 'filter', 'INPUT', `cls-${n} `)]));
     const phases: Record<string, Outcome> = {};
+    let slowest = 0;  // ms, of the phases so far
     const phase = async (name: string): Promise<void> => {
+      const started = Date.now();
       const c0 = counts();
       for (const c of CLASSES) assert.equal(lab.send(ends[c.from][0], [c.frame(ends[c.from][1], ends[c.from][0])], N), N);
       // The queue is FIFO: once the marker, queued after everything, arrives, every queued packet had its verdict.
@@ -118,6 +126,7 @@ async function scenario(offload: boolean): Promise<{ phases: Record<string, Outc
       assert.ok(await waitFor(() => counts().marker > c0.marker), `phase ${name}: the marker never arrived`);
       const c1 = counts();
       phases[name] = Object.fromEntries(CLASSES.map((c) => [c.name, c1[c.name] - c0[c.name]]));
+      slowest = Math.max(slowest, Date.now() - started);
     };
     const call = async (body: Record<string, unknown>): Promise<void> => {
       const r = await request(control, body);
@@ -137,13 +146,14 @@ async function scenario(offload: boolean): Promise<{ phases: Record<string, Outc
     await call({ v: 1, cmd: 'set.add', set: 'gateways', values: [peer.address], timeout: 60 });
     await call({ v: 1, cmd: 'set.del', set: 'gateways', values: [peer.address], origin: 'live' });
     await phase('peer-live-origin-deleted');
-    // Long enough for a phase on a loaded machine (each send starts a process); the ipset's copy times out a second or two earlier.
+    // Long enough for a phase on this machine, loaded or not (each send starts a process).
+    const timedS = Math.max(TIMED_S, Math.ceil((3 * slowest) / 1000) + 2);
     const timedAt = Date.now();
-    await call({ v: 1, cmd: 'set.add', set: 'gateways', values: [stranger.address], timeout: TIMED_S });
+    await call({ v: 1, cmd: 'set.add', set: 'gateways', values: [stranger.address], timeout: timedS });
     await sleep(100);
     await phase('stranger-timed');
-    assert.ok(Date.now() - timedAt < TIMED_S * 1000, 'the timed phase ended before the member expired');
-    await sleep(Math.max(0, timedAt + TIMED_S * 1000 + 500 - Date.now()));
+    assert.ok(Date.now() - timedAt < (timedS - 2) * 1000, `the timed phase (${Date.now() - timedAt} ms) ended before the member expired (${timedS} s)`);
+    await sleep(Math.max(0, timedAt + timedS * 1000 + 500 - Date.now()));
     await phase('stranger-expired');
     fs.writeFileSync(policyFile, base);  // the peer leaves the file
     const reloads = lines.length;
@@ -167,7 +177,7 @@ async function scenario(offload: boolean): Promise<{ phases: Record<string, Outc
   }
 }
 
-test('the same traffic with and without --offload (hook and run): identical deliveries class by class, through live adds, deletes, a timeout and a reload; --delete leaves nothing', { skip, timeout: 120000 }, async () => {
+test('the same traffic with and without --offload (hook and run): identical deliveries class by class, through live adds, deletes, a timeout and a reload; --delete leaves nothing', { skip, timeout: 300000 }, async () => {
   const plain = await scenario(false);
   const off = await scenario(true);
   const accept = (...names: string[]): Outcome => Object.fromEntries(CLASSES.map((c) => [c.name, names.includes(c.name) ? N : 0]));
