@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Lab, Link, labSkip, sh, ruleCount, udpFrame, espFrame, TOOLS } from './support/netns';
+import { Lab, Link, labSkip, sh, ruleCount, udpFrame, espFrame, TOOLS, outliving } from './support/netns';
 import { ROOT } from './support/compare';
 import { onJsonLines } from '../src/cli/output';
 import { request } from '../src/control/client';
@@ -24,11 +24,9 @@ const EXAMPLES = path.join(ROOT, 'examples');
 const QUEUE = '9';
 const N = 10;
 /**
- * Timeout of the timed live member, seconds: at least this, and long enough
- * for a phase on this machine (the slowest phase before it, three times over,
- * and two seconds more: the ipset's copy times out a second or two earlier).
- * The sanitized suite runs every process under ASan, two test files at a
- * time, and its phases took over 8 s.
+ * Timeout of the timed live member, seconds, at least; longer where a phase
+ * on this machine needs it (outliving(), with two seconds spare: the ipset's
+ * copy times out a second or two earlier).
  */
 const TIMED_S = 8;
 const HOOK_AT = ['--hook-table', 'mangle', '--hook-chain', 'PREROUTING'];
@@ -147,7 +145,7 @@ async function scenario(offload: boolean): Promise<{ phases: Record<string, Outc
     await call({ v: 1, cmd: 'set.del', set: 'gateways', values: [peer.address], origin: 'live' });
     await phase('peer-live-origin-deleted');
     // Long enough for a phase on this machine, loaded or not (each send starts a process).
-    const timedS = Math.max(TIMED_S, Math.ceil((3 * slowest) / 1000) + 2);
+    const timedS = outliving(slowest, TIMED_S, 2);
     const timedAt = Date.now();
     await call({ v: 1, cmd: 'set.add', set: 'gateways', values: [stranger.address], timeout: timedS });
     await sleep(100);

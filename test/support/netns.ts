@@ -150,6 +150,17 @@ export class Lab {
   }
 }
 
+/**
+ * Seconds a timed set member is given so that a test step, which took up to
+ * `slowestMs` so far on this machine, ends well inside its life: three such
+ * steps and `spareS` more, never under `leastS`. The sanitized suite runs
+ * every process under ASan, two test files at a time, and its steps are
+ * several times slower than a plain run's.
+ */
+export function outliving(slowestMs: number, leastS: number, spareS: number): number {
+  return Math.max(leastS, Math.ceil((3 * slowestMs) / 1000) + spareS);
+}
+
 /** Packet counter of the first iptables rule whose text contains `needle`. */
 export function ruleCount(ns: string, table: string, chain: string, needle: string, cmd = 'iptables'): number {
   const out = sh([cmd, '-t', table, '-L', chain, '-v', '-x', '-n'], { ns });
