@@ -313,28 +313,24 @@ bool simd_forced_scalar() {
   return s && std::strcmp(s, "scalar") == 0;
 }
 
-__attribute__((target("avx2"))) inline uint32_t scan_avx2(const RuleBox* boxes, const uint32_t* ids, const uint32_t* key,
+__attribute__((target("avx2"))) inline uint32_t scan_avx2(const ScanBox* boxes, const uint32_t* ids, const uint32_t* key,
                                                           uint32_t count, uint32_t below) {
   const __m256i k = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(key));
+  const __m256i kb = _mm256_xor_si256(k, _mm256_set1_epi32(static_cast<int>(ScanBox::kBelow)));
+  const __m256i ka = _mm256_xor_si256(k, _mm256_set1_epi32(static_cast<int>(ScanBox::kAbove)));
   for (uint32_t i = 0; i < count; i++) {
     const uint32_t r = ids[i] & ~FamilyCuts::kVerify;
     if (r >= below) return count;
-    const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(boxes[r].lo));
-    const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(boxes[r].hi));
-    const __m256i ok =
-        _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(k, lo), k), _mm256_cmpeq_epi32(_mm256_min_epu32(k, hi), k));
-    if (_mm256_movemask_epi8(ok) == -1) return i;
+    if (!scan_box_misses(boxes[r], kb, ka)) return i;
   }
   return count;
 }
 
-uint32_t scan_scalar(const RuleBox* boxes, const uint32_t* ids, const uint32_t* key, uint32_t count, uint32_t below, int dims) {
+uint32_t scan_scalar(const ScanBox* boxes, const uint32_t* ids, const uint32_t* key, uint32_t count, uint32_t below, int dims) {
   for (uint32_t i = 0; i < count; i++) {
     const uint32_t r = ids[i] & ~FamilyCuts::kVerify;
     if (r >= below) return count;
-    bool ok = true;
-    for (int d = 0; d < dims && ok; d++) ok = key[d] >= boxes[r].lo[d] && key[d] <= boxes[r].hi[d];
-    if (ok) return i;
+    if (boxes[r].holds(key, dims)) return i;
   }
   return count;
 }
@@ -357,7 +353,7 @@ uint32_t FamilyCuts::scan(const uint32_t* key, const uint32_t* ids, uint32_t cou
 
 namespace {
 
-__attribute__((target("avx2"))) void scan_lanes_avx2(const RuleBox* boxes, const uint32_t (*keys)[kCutDims], const int* live,
+__attribute__((target("avx2"))) void scan_lanes_avx2(const ScanBox* boxes, const uint32_t (*keys)[kCutDims], const int* live,
                                                      int nl, const uint32_t* const* ids, const uint32_t* count,
                                                      const uint32_t* out, uint32_t* pos) {
   for (int i = 0; i < nl; i++) pos[i] = scan_avx2(boxes, ids[i], keys[live[i]], count[i], out[live[i]]);
@@ -372,7 +368,7 @@ void FamilyCuts::scan_lanes(const uint32_t (*keys)[kCutDims], const int* live, i
 }
 
 size_t FamilyCuts::byte_size() const {
-  size_t bytes = nodes_.size() * 8 + lines_.size() * sizeof(SplitLine) + boxes_.size() * sizeof(RuleBox) + ids_.size() * 4 +
+  size_t bytes = nodes_.size() * 8 + lines_.size() * sizeof(SplitLine) + boxes_.size() * sizeof(ScanBox) + ids_.size() * 4 +
                  filters_.size() * 8 + trees_.size() * sizeof(Tree);
   for (const auto& c : compacts_) bytes += c->byte_size();
   return bytes;
@@ -428,7 +424,7 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
     if (alive[r]) all.push_back(r);
   if (all.size() <= kCompactRules) first_rules_ = all;
   boxes_.resize(rules);
-  for (uint32_t r = 0; r < rules; r++) boxes_[r] = br[r].box;
+  for (uint32_t r = 0; r < rules; r++) boxes_[r] = ScanBox::of(br[r].box);
   const size_t budget = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, table.byte_size() / 2);
   // A split tree may take as much as the table: its 64-byte lines hold what equal cuts spread over node words and leaf entries.
   const size_t split_budget = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, table.byte_size());
@@ -466,7 +462,7 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   usable_ = weighed ? kept : !cut_short_ || keep_short;
   if (!usable_) {
     clear_trees();
-    std::vector<RuleBox>().swap(boxes_);
+    std::vector<ScanBox>().swap(boxes_);
   }
 }
 
@@ -670,9 +666,7 @@ double FamilyCuts::point_cost(const uint32_t* key) const {
       const uint32_t r = ids[i] & ~kVerify;
       if (r >= best) break;
       cost += kEntryStep + kModelLine;
-      bool in = true;
-      for (int d = 0; d < dims() && in; d++) in = key[d] >= boxes_[r].lo[d] && key[d] <= boxes_[r].hi[d];
-      if (in) {
+      if (boxes_[r].holds(key, dims())) {
         best = r;
         break;
       }
@@ -744,7 +738,7 @@ int FamilyCuts::address_filters() const {
 
 void FamilyCuts::drop_trees() {
   clear_trees();
-  std::vector<RuleBox>().swap(boxes_);
+  std::vector<ScanBox>().swap(boxes_);
   std::vector<uint32_t>().swap(first_rules_);
   usable_ = false;
 }

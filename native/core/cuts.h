@@ -36,8 +36,8 @@
 //
 // LOOKUP COST. Per group, a walk of depth d (typically 2-6 loads) and a leaf
 // scan of at most kLeafRules boxes, compared 8 fields at once with AVX2 (two
-// 32-byte loads and four instructions per box) or field by field in the
-// scalar path; groups whose first rule is already beaten are skipped, and a
+// compares reading the box, an OR and a test: ScanBox) or field by field in
+// the scalar path; groups whose first rule is already beaten are skipped, and a
 // leaf scan stops at the first rule past the best so far. Up to 32 packets
 // walk in lockstep so their cache misses overlap (lanes()). None of this
 // depends on how the rules' fields interleave across the rule list, which
@@ -93,6 +93,8 @@
 // which are slower but give the same answers.
 #pragma once
 
+#include <immintrin.h>
+
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -110,6 +112,43 @@ struct alignas(32) RuleBox {
   uint32_t lo[kCutDims];
   uint32_t hi[kCutDims];
 };
+
+// A rule's box as the leaf scans hold it: each end stored so that a miss is
+// one signed compare of a key against it, the box as the compare's memory
+// operand. A key k is below lo when ~k > ~lo as unsigned, and above hi when
+// k > hi; flipping bit 31 makes either a signed compare (AVX2 has no
+// unsigned one). So below[d] = ~lo ^ 2^31 = lo ^ 0x7fffffff, above[d] = hi ^
+// 2^31, and with the key prepared once per scan as k ^ 0x7fffffff and k ^
+// 2^31, a box is two compares, an OR and a test, where the min/max form
+// took a min, a max, two equals, an AND and a byte mask (docs/algorithm.md).
+struct alignas(64) ScanBox {
+  static constexpr uint32_t kBelow = 0x7fffffffu;
+  static constexpr uint32_t kAbove = 0x80000000u;
+  uint32_t below[kCutDims];
+  uint32_t above[kCutDims];
+
+  static ScanBox of(const RuleBox& b) {
+    ScanBox s;
+    for (int d = 0; d < kCutDims; d++) s.below[d] = b.lo[d] ^ kBelow, s.above[d] = b.hi[d] ^ kAbove;
+    return s;
+  }
+  uint32_t lo(int d) const { return below[d] ^ kBelow; }
+  uint32_t hi(int d) const { return above[d] ^ kAbove; }
+  bool holds(const uint32_t* key, int dims) const {
+    for (int d = 0; d < dims; d++)
+      if (key[d] < lo(d) || key[d] > hi(d)) return false;
+    return true;
+  }
+};
+static_assert(sizeof(ScanBox) == 64, "a scan box is one cache line");
+
+// Whether box b misses a key prepared as ScanBox says (below: k ^ kBelow,
+// above: k ^ kAbove, 8 fields): some field under lo or over hi.
+__attribute__((target("avx2"))) inline bool scan_box_misses(const ScanBox& b, __m256i below, __m256i above) {
+  const __m256i m = _mm256_or_si256(_mm256_cmpgt_epi32(below, _mm256_load_si256(reinterpret_cast<const __m256i*>(b.below))),
+                                    _mm256_cmpgt_epi32(above, _mm256_load_si256(reinterpret_cast<const __m256i*>(b.above))));
+  return !_mm256_testz_si256(m, m);
+}
 
 // One node of a split tree (splits.cc), a 64-byte line. Inner: w[0..14] the
 // split points p of one field, sorted, stored as (p - 1) ^ 2^31 (a signed
@@ -213,7 +252,7 @@ class FamilyCuts {
   std::vector<uint32_t> clamp_;
   std::vector<Tree> trees_;
   std::vector<uint64_t> nodes_;
-  std::vector<RuleBox> boxes_;     // one per rule, by rule index
+  std::vector<ScanBox> boxes_;     // one per rule, by rule index
   std::vector<uint32_t> ids_;      // leaf entries: rule index | kVerify
   std::vector<SplitLine> lines_;   // split trees: children of a node are consecutive lines
   std::vector<uint64_t> filters_;  // equal cuts: the address-block maps of Tree::filter

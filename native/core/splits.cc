@@ -71,6 +71,8 @@ constexpr uint32_t kFieldShift = 28;
 constexpr uint32_t kTrials[] = {2, 4, 8, 16};  // children a node is tried with
 constexpr size_t kRadixMin = 64;               // shorter key lists are sorted by comparison
 
+static_assert(kBias == ScanBox::kAbove, "the walk's biased keys are the leaf scan's keys for the upper ends");
+
 }  // namespace
 
 class SplitBuilder {
@@ -330,7 +332,7 @@ namespace {
 // Each lane to its leaf (one line per level), then the first leaf entry whose box holds its keys.
 // The keys are copied once, biased for the signed compare, so a level loads its field's key
 // straight into a broadcast; the two compares are packed to 16 bits, two mask bits per point.
-__attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, const RuleBox* boxes, const uint32_t* ids,
+__attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, const ScanBox* boxes, const uint32_t* ids,
                                                       const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t* at,
                                                       uint32_t* pos) {
   alignas(32) int32_t biased[FamilyCuts::kMaxLanes][kCutDims];
@@ -357,21 +359,16 @@ __attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, co
     const SplitLine& l = lines[at[i]];
     const uint32_t count = l.w[0];
     const uint32_t* e = count <= FamilyCuts::kLineIds ? &l.w[1] : ids + l.w[1];
-    const __m256i k = _mm256_load_si256(reinterpret_cast<const __m256i*>(keys[live[i]]));
+    // The key as ScanBox compares it: k ^ kAbove is the biased key above, k ^ kBelow its complement.
+    const __m256i ka = _mm256_load_si256(reinterpret_cast<const __m256i*>(biased[i]));
+    const __m256i kb = _mm256_xor_si256(ka, _mm256_set1_epi32(-1));
     uint32_t j = 0;
-    for (; j < count; j++) {
-      const RuleBox& b = boxes[e[j] & ~FamilyCuts::kVerify];
-      const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(b.lo));
-      const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(b.hi));
-      const __m256i ok =
-          _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(k, lo), k), _mm256_cmpeq_epi32(_mm256_min_epu32(k, hi), k));
-      if (_mm256_movemask_epi8(ok) == -1) break;
-    }
+    while (j < count && scan_box_misses(boxes[e[j] & ~FamilyCuts::kVerify], kb, ka)) j++;
     pos[i] = j;
   }
 }
 
-void walk_scalar(const SplitLine* lines, const RuleBox* boxes, const uint32_t* ids, const uint32_t (*keys)[kCutDims],
+void walk_scalar(const SplitLine* lines, const ScanBox* boxes, const uint32_t* ids, const uint32_t (*keys)[kCutDims],
                  const int* live, int nl, int dims, uint32_t* at, uint32_t* pos) {
   for (bool inner = true; inner;) {
     inner = false;
@@ -393,10 +390,7 @@ void walk_scalar(const SplitLine* lines, const RuleBox* boxes, const uint32_t* i
     const uint32_t* k = keys[live[i]];
     uint32_t j = 0;
     for (; j < count; j++) {
-      const RuleBox& b = boxes[e[j] & ~FamilyCuts::kVerify];
-      bool ok = true;
-      for (int d = 0; d < dims && ok; d++) ok = k[d] >= b.lo[d] && k[d] <= b.hi[d];
-      if (ok) break;
+      if (boxes[e[j] & ~FamilyCuts::kVerify].holds(k, dims)) break;
     }
     pos[i] = j;
   }
