@@ -233,10 +233,36 @@ class FamilyCuts {
     // header whose block is not in the map skips the tree.
     int filter = -1;
     uint32_t filter_shift = 0, filter_at = 0;
-    bool admits(const uint64_t* filters, const uint32_t* key) const {
-      if (filter < 0) return true;
+    bool admits(const uint64_t* filters, const uint32_t* key) const { return filter < 0 || in_map(filters, key); }
+    // The map's bit for the key's block (filter >= 0).
+    bool in_map(const uint64_t* filters, const uint32_t* key) const {
       const uint32_t b = key[filter] >> filter_shift;
       return (filters[filter_at + (b >> 6)] >> (b & 63)) & 1;
+    }
+    // The lanes of k that enter the tree (an earlier rule may still match
+    // and the map admits the header) to live[], their node to the root;
+    // returns how many. No branch on a lane: which lanes enter follows the
+    // headers, which a predictor does not on spread traces (docs/algorithm.md).
+    int enter(const uint64_t* filters, const uint32_t (*keys)[kCutDims], int k, const uint32_t* out, uint64_t* node,
+              int* live) const {
+      // Locals: the stores to node[] and live[] could otherwise alias them.
+      const uint64_t at = root;
+      const uint32_t least = min_rule;
+      int nl = 0;
+      if (filter < 0) {
+        for (int q = 0; q < k; q++) {
+          node[q] = at;
+          live[nl] = q;
+          nl += least < out[q];
+        }
+      } else {
+        for (int q = 0; q < k; q++) {
+          node[q] = at;
+          live[nl] = q;
+          nl += int(least < out[q]) & int(in_map(filters, keys[q]));
+        }
+      }
+      return nl;
     }
   };
   bool usable_ = false;
@@ -341,12 +367,8 @@ void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, 
   for (int q = 0; q < k; q++) out[q] = rules;
   for (const Tree& t : trees_) {
     uint64_t node[kMaxLanes];
-    int live[kMaxLanes], nl = 0;
-    for (int q = 0; q < k; q++)
-      if (t.min_rule < out[q] && t.admits(filters_.data(), keys[q])) {
-        node[q] = t.root;
-        live[nl++] = q;
-      }
+    int live[kMaxLanes];
+    const int nl = t.enter(filters_.data(), keys, k, out, node, &live[0]);
     if (t.compact >= 0) {
       compact_lanes(t.compact, keys, live, nl, out);
       continue;
