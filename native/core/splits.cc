@@ -329,13 +329,10 @@ uint32_t split_tree(FamilyCuts* c, const std::vector<CutsRule>& rules, const std
 
 namespace {
 
-// Each lane to its leaf (one line per level), then the first leaf entry whose box holds its keys.
-// The keys are copied once, biased for the signed compare, so a level loads its field's key
-// straight into a broadcast; the two compares are packed to 16 bits, two mask bits per point.
 // The first of a leaf's `count` entries whose box holds the key (count when
 // none), two boxes a step: one branch on "both missed" instead of one a box,
 // whose exit mispredicts about once a packet when headers match different
-// rules (docs/algorithm.md, "Leaf scans two boxes a step").
+// rules (docs/algorithm.md, "Fewer branches that follow the header").
 __attribute__((target("avx2"))) uint32_t scan_pairs(const ScanBox* boxes, const uint32_t* e, uint32_t count, __m256i kb,
                                                     __m256i ka) {
   uint32_t j = 0;
@@ -348,6 +345,9 @@ __attribute__((target("avx2"))) uint32_t scan_pairs(const ScanBox* boxes, const 
   return j;
 }
 
+// Each lane to its leaf (one line per level), then the first leaf entry whose box holds its keys.
+// The keys are copied once, biased for the signed compare, so a level loads its field's key
+// straight into a broadcast; the two compares are packed to 16 bits, two mask bits per point.
 __attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, const ScanBox* boxes, const uint32_t* ids,
                                                       const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t* at,
                                                       uint32_t* pos) {
