@@ -423,8 +423,9 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   for (uint32_t r = 0; r < rules; r++)
     if (alive[r]) all.push_back(r);
   if (all.size() <= kCompactRules) first_rules_ = all;
-  boxes_.resize(rules);
+  boxes_.resize(size_t(rules) + 1);
   for (uint32_t r = 0; r < rules; r++) boxes_[r] = ScanBox::of(br[r].box);
+  boxes_[rules] = ScanBox::empty();
   const size_t budget = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, table.byte_size() / 2);
   // A split tree may take as much as the table: its 64-byte lines hold what equal cuts spread over node words and leaf entries.
   const size_t split_budget = limits.memory ? limits.memory : std::max<size_t>(size_t(8) << 20, table.byte_size());

@@ -132,6 +132,12 @@ struct alignas(64) ScanBox {
     for (int d = 0; d < kCutDims; d++) s.below[d] = b.lo[d] ^ kBelow, s.above[d] = b.hi[d] ^ kAbove;
     return s;
   }
+  // A box that holds no key (its first field ends below where it starts).
+  static ScanBox empty() {
+    RuleBox none{};
+    none.lo[0] = 1;
+    return of(none);
+  }
   uint32_t lo(int d) const { return below[d] ^ kBelow; }
   uint32_t hi(int d) const { return above[d] ^ kAbove; }
   bool holds(const uint32_t* key, int dims) const {
@@ -142,11 +148,17 @@ struct alignas(64) ScanBox {
 };
 static_assert(sizeof(ScanBox) == 64, "a scan box is one cache line");
 
-// Whether box b misses a key prepared as ScanBox says (below: k ^ kBelow,
-// above: k ^ kAbove, 8 fields): some field under lo or over hi.
+// The fields where box b misses a key prepared as ScanBox says (below: k ^
+// kBelow, above: k ^ kAbove, 8 fields): all ones where it is under lo or
+// over hi, zero where the box holds it.
+__attribute__((target("avx2"))) inline __m256i scan_box_fields(const ScanBox& b, __m256i below, __m256i above) {
+  return _mm256_or_si256(_mm256_cmpgt_epi32(below, _mm256_load_si256(reinterpret_cast<const __m256i*>(b.below))),
+                         _mm256_cmpgt_epi32(above, _mm256_load_si256(reinterpret_cast<const __m256i*>(b.above))));
+}
+
+// Whether box b misses the key in some field.
 __attribute__((target("avx2"))) inline bool scan_box_misses(const ScanBox& b, __m256i below, __m256i above) {
-  const __m256i m = _mm256_or_si256(_mm256_cmpgt_epi32(below, _mm256_load_si256(reinterpret_cast<const __m256i*>(b.below))),
-                                    _mm256_cmpgt_epi32(above, _mm256_load_si256(reinterpret_cast<const __m256i*>(b.above))));
+  const __m256i m = scan_box_fields(b, below, above);
   return !_mm256_testz_si256(m, m);
 }
 
@@ -278,7 +290,7 @@ class FamilyCuts {
   std::vector<uint32_t> clamp_;
   std::vector<Tree> trees_;
   std::vector<uint64_t> nodes_;
-  std::vector<ScanBox> boxes_;     // one per rule, by rule index
+  std::vector<ScanBox> boxes_;     // one per rule, by rule index, then empty_box()
   std::vector<uint32_t> ids_;      // leaf entries: rule index | kVerify
   std::vector<SplitLine> lines_;   // split trees: children of a node are consecutive lines
   std::vector<uint64_t> filters_;  // equal cuts: the address-block maps of Tree::filter
@@ -320,8 +332,10 @@ class FamilyCuts {
   static constexpr uint64_t kLeaf = uint64_t(1) << 63;
   static constexpr uint32_t kLineLeaf = 0x80000000u;  // SplitLine::w[15] of a leaf
   static constexpr uint32_t kLineIds = 14;            // rule entries a leaf line holds itself
-  static constexpr uint32_t kLinePoints = 15;         // split points a node line holds
-  static constexpr int kMaxLanes = 32;                // packets one first() call walks, at most
+  // The entry that fills a leaf line's unused places: a box holding no key.
+  uint32_t empty_box() const { return static_cast<uint32_t>(boxes_.size() - 1); }
+  static constexpr uint32_t kLinePoints = 15;  // split points a node line holds
+  static constexpr int kMaxLanes = 32;         // packets one first() call walks, at most
   // Packets to walk at once: more load chains in flight. A split tree reads
   // one line a level and gains up to 32; equal cuts, three or four trees of
   // node words, were slower at 32 than at 16 (docs/algorithm.md).
