@@ -344,7 +344,8 @@ class FamilyCuts {
   // count when none. Stops at rule ids >= `below`.
   uint32_t scan(const uint32_t* key, const uint32_t* ids, uint32_t count, uint32_t below) const;
   // The same for the nl lanes live[] at once: lane i's entries ids[i], count[i]
-  // of them, stopping at rule ids >= out[live[i]]; positions to pos[i].
+  // of them, stopping at rule ids >= out[live[i]]; positions to pos[i]. The
+  // entries are equal-cut leaves in ids_ (the AVX2 scan reads past them).
   void scan_lanes(const uint32_t (*keys)[kCutDims], const int* live, int nl, const uint32_t* const* ids, const uint32_t* count,
                   const uint32_t* out, uint32_t* pos) const;
 
@@ -361,6 +362,19 @@ uint32_t drop_covered(const std::vector<CutsRule>& rules, int dims, std::vector<
 
 // True when boxes are compared with AVX2 (the CPU has it and NFSIEVE_SIMD is not "scalar").
 bool cuts_avx2_available();
+
+// Whether each of 4 boxes holds the key, as bit 4j for e[j]: their misses
+// packed to a byte a lane and box, a nibble a box in each half of the mask.
+__attribute__((target("avx2"))) inline uint64_t hits4(const ScanBox* boxes, const uint32_t* e, __m256i kb, __m256i ka) {
+  const auto box = [boxes, e](int j) -> const ScanBox& { return boxes[e[j] & ~FamilyCuts::kVerify]; };
+  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(scan_box_fields(box(0), kb, ka), scan_box_fields(box(1), kb, ka)),
+                                       _mm256_packs_epi32(scan_box_fields(box(2), kb, ka), scan_box_fields(box(3), kb, ka)));
+  uint32_t m = static_cast<uint32_t>(_mm256_movemask_epi8(p));
+  m |= m >> 16;  // nibble j: box j missed in some field
+  m |= m >> 1;
+  m |= m >> 2;
+  return ~m & 0x1111u;
+}
 
 template <typename Verify>
 void FamilyCuts::leaf_scan(const uint32_t* key, const uint32_t* ids, uint32_t count, uint32_t* out, int q, Verify verify) const {

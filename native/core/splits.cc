@@ -357,19 +357,6 @@ __attribute__((target("avx2"))) uint32_t scan_pairs(const ScanBox* boxes, const 
   return j;
 }
 
-// Whether each of 4 boxes holds the key, as bit 4j for e[j]: their misses
-// packed to a byte a lane and box, a nibble a box in each half of the mask.
-__attribute__((target("avx2"))) inline uint64_t hits4(const ScanBox* boxes, const uint32_t* e, __m256i kb, __m256i ka) {
-  const auto box = [boxes, e](int j) -> const ScanBox& { return boxes[e[j] & ~FamilyCuts::kVerify]; };
-  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(scan_box_fields(box(0), kb, ka), scan_box_fields(box(1), kb, ka)),
-                                       _mm256_packs_epi32(scan_box_fields(box(2), kb, ka), scan_box_fields(box(3), kb, ka)));
-  uint32_t m = static_cast<uint32_t>(_mm256_movemask_epi8(p));
-  m |= m >> 16;  // nibble j: box j missed in some field
-  m |= m >> 1;
-  m |= m >> 2;
-  return ~m & 0x1111u;
-}
-
 // The first of a leaf line's `count` entries whose box holds the key (count
 // when none). Entries past the count name the empty box, so whole groups of
 // 4 are compared; one branch, taken when the first 4 decide.
