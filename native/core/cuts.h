@@ -200,6 +200,7 @@ constexpr uint64_t kCutsWork = uint64_t(1) << 26;  // the default equal-cuts wor
 class FamilyCuts {
  public:
   bool usable() const { return usable_; }
+  bool avx2() const { return avx2_; }  // boxes compared with AVX2
   int dims() const { return static_cast<int>(dims_.size()); }
   int dim(int i) const { return dims_[i]; }          // table dimension of box field i
   uint32_t clamp(int i) const { return clamp_[i]; }  // keys above it share its interval
