@@ -461,9 +461,11 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   const uint64_t work = limits.work ? limits.work : kCutsWork;
   const bool one = largest * kOneTreeDen >= all.size() * kOneTreeNum || all.size() <= kOneTreeRules ||
                    (limits.tree == CutsLimits::kAuto && all.size() <= kSampleRules && small_split_tree(br, all));
-  const bool splits_first = limits.tree == CutsLimits::kSplits || (limits.tree == CutsLimits::kAuto && one);
+  // A split tree's leaf lines name boxes by 32-bit byte offsets.
+  const bool splits_fit = boxes_.size() <= kLineBoxes;
+  const bool splits_first = splits_fit && (limits.tree == CutsLimits::kSplits || (limits.tree == CutsLimits::kAuto && one));
   const bool order[2] = {splits_first, !splits_first};
-  const int trials = limits.tree == CutsLimits::kAuto ? 2 : 1;
+  const int trials = limits.tree == CutsLimits::kAuto && splits_fit ? 2 : 1;
   for (int k = 0; k < trials; k++) {
     if (k > 0) clear_trees();
     splits_ = order[k];

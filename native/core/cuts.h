@@ -168,7 +168,10 @@ __attribute__((target("avx2"))) inline bool scan_box_misses(const ScanBox& b, __
 // the field (bits 28-30) and the line of the first child (bits 0-27); child
 // i holds the keys from point i-1 to point i - 1, so its index is the number
 // of points <= key. Leaf: w[15] has bit 31; w[0] the rule count; up to
-// kLineIds rule entries in w[1..], or w[1] their start in the leaf entries.
+// kLineIds rules in the line itself, w[1 + j] the byte offset of rule j's
+// box (rule << kLineBoxShift: the scan adds it to the boxes' address, no
+// mask and no shift) and bit j of w[15] set when it needs the full check
+// (kVerify); or, for more rules, w[1] their start in the leaf entries.
 struct alignas(64) SplitLine {
   uint32_t w[16];
 };
@@ -333,6 +336,15 @@ class FamilyCuts {
   static constexpr uint64_t kLeaf = uint64_t(1) << 63;
   static constexpr uint32_t kLineLeaf = 0x80000000u;  // SplitLine::w[15] of a leaf
   static constexpr uint32_t kLineIds = 14;            // rule entries a leaf line holds itself
+  static constexpr uint32_t kLineBoxShift = 6;        // a leaf line's entry: rule << kLineBoxShift
+  // Boxes a leaf line's 32-bit offsets reach (the rules and the empty box).
+  static constexpr size_t kLineBoxes = size_t(1) << (32 - kLineBoxShift);
+  // The box at byte offset e (a leaf line's entry).
+  static const ScanBox& line_box(const ScanBox* boxes, uint32_t e) {
+    return *reinterpret_cast<const ScanBox*>(reinterpret_cast<const char*>(boxes) + e);
+  }
+  // The rule entries from position `from` of a line-held leaf, as leaf entries (rule | kVerify).
+  static uint32_t line_entries(const SplitLine& l, uint32_t from, uint32_t* e);
   // The entry that fills a leaf line's unused places: a box holding no key.
   uint32_t empty_box() const { return static_cast<uint32_t>(boxes_.size() - 1); }
   static constexpr uint32_t kLinePoints = 15;  // split points a node line holds
@@ -364,17 +376,24 @@ uint32_t drop_covered(const std::vector<CutsRule>& rules, int dims, std::vector<
 // True when boxes are compared with AVX2 (the CPU has it and NFSIEVE_SIMD is not "scalar").
 bool cuts_avx2_available();
 
-// Whether each of 4 boxes holds the key, as bit 4j for e[j]: their misses
-// packed to a byte a lane and box, a nibble a box in each half of the mask.
-__attribute__((target("avx2"))) inline uint64_t hits4(const ScanBox* boxes, const uint32_t* e, __m256i kb, __m256i ka) {
-  const auto box = [boxes, e](int j) -> const ScanBox& { return boxes[e[j] & ~FamilyCuts::kVerify]; };
-  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(scan_box_fields(box(0), kb, ka), scan_box_fields(box(1), kb, ka)),
-                                       _mm256_packs_epi32(scan_box_fields(box(2), kb, ka), scan_box_fields(box(3), kb, ka)));
+// Whether each of 4 boxes, box(s) to box(s + 3), holds the key, as bit 4j
+// for box(s + j): their misses packed to a byte a lane and box, a nibble a
+// box in each half of the mask.
+template <typename Box>
+__attribute__((target("avx2"))) inline uint64_t hits4(Box box, int s, __m256i kb, __m256i ka) {
+  const __m256i p =
+      _mm256_packs_epi16(_mm256_packs_epi32(scan_box_fields(box(s), kb, ka), scan_box_fields(box(s + 1), kb, ka)),
+                         _mm256_packs_epi32(scan_box_fields(box(s + 2), kb, ka), scan_box_fields(box(s + 3), kb, ka)));
   uint32_t m = static_cast<uint32_t>(_mm256_movemask_epi8(p));
   m |= m >> 16;  // nibble j: box j missed in some field
   m |= m >> 1;
   m |= m >> 2;
   return ~m & 0x1111u;
+}
+
+// The same for the boxes of leaf entries e[0..3].
+__attribute__((target("avx2"))) inline uint64_t hits4(const ScanBox* boxes, const uint32_t* e, __m256i kb, __m256i ka) {
+  return hits4([boxes, e](int j) -> const ScanBox& { return boxes[e[j] & ~FamilyCuts::kVerify]; }, 0, kb, ka);
 }
 
 template <typename Verify>
@@ -410,7 +429,17 @@ void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, 
         const SplitLine& l = lines_[leaf[i]];
         const uint32_t count = l.w[0];
         if (pos[i] == count) continue;
-        const uint32_t* ids = (count <= kLineIds ? &l.w[1] : &ids_[l.w[1]]) + pos[i];
+        if (count <= kLineIds) {
+          const uint32_t id = l.w[1 + pos[i]] >> kLineBoxShift;
+          if (!((l.w[15] >> pos[i]) & 1)) {
+            if (id < out[q]) out[q] = id;
+            continue;
+          }
+          uint32_t e[kLineIds];
+          leaf_scan(keys[q], e, line_entries(l, pos[i], e), out, q, verify);
+          continue;
+        }
+        const uint32_t* ids = &ids_[l.w[1]] + pos[i];
         if (!(*ids & kVerify) && *ids < out[q])
           out[q] = *ids;
         else

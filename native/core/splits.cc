@@ -149,8 +149,12 @@ class SplitBuilder {
     l.w[15] = FamilyCuts::kLineLeaf;
     l.w[0] = static_cast<uint32_t>(n);
     if (n <= FamilyCuts::kLineIds) {
-      for (size_t i = 0; i < n; i++) l.w[1 + i] = rules_[arena_[off + i]].id;
-      for (size_t i = n; i < FamilyCuts::kLineIds; i++) l.w[1 + i] = c_->empty_box();
+      for (size_t i = 0; i < n; i++) {
+        const uint32_t id = rules_[arena_[off + i]].id;
+        l.w[1 + i] = (id & ~FamilyCuts::kVerify) << FamilyCuts::kLineBoxShift;
+        if (id & FamilyCuts::kVerify) l.w[15] |= uint32_t(1) << i;
+      }
+      for (size_t i = n; i < FamilyCuts::kLineIds; i++) l.w[1 + i] = c_->empty_box() << FamilyCuts::kLineBoxShift;
       return;
     }
     l.w[1] = static_cast<uint32_t>(c_->ids_.size());
@@ -359,15 +363,16 @@ __attribute__((target("avx2"))) uint32_t scan_pairs(const ScanBox* boxes, const 
 
 // The first of a leaf line's `count` entries whose box holds the key (count
 // when none). Entries past the count name the empty box, so whole groups of
-// 4 are compared; one branch, taken when the first 4 decide.
+// 4 are compared; one branch, taken when the first 4 decide. An entry is its
+// box's byte offset: a box costs a load of it and the two compares.
 __attribute__((target("avx2"))) uint32_t scan_line(const ScanBox* boxes, const uint32_t* e, uint32_t count, __m256i kb,
                                                    __m256i ka) {
   static_assert(FamilyCuts::kLineIds == 14, "a leaf line is scanned as 4 + 4 + 4 + 2 entries");
-  uint64_t hit = hits4(boxes, e, kb, ka) | uint64_t(1) << 4 * count;  // bit 4j: entry j
+  const auto at = [boxes, e](int j) -> const ScanBox& { return FamilyCuts::line_box(boxes, e[j]); };
+  uint64_t hit = hits4(at, 0, kb, ka) | uint64_t(1) << 4 * count;  // bit 4j: entry j
   if (!(hit & 0xffff)) {
-    const uint64_t last = uint64_t(!scan_box_misses(boxes[e[12] & ~FamilyCuts::kVerify], kb, ka)) |
-                          uint64_t(!scan_box_misses(boxes[e[13] & ~FamilyCuts::kVerify], kb, ka)) << 4;
-    hit |= hits4(boxes, e + 4, kb, ka) << 16 | hits4(boxes, e + 8, kb, ka) << 32 | last << 48;
+    const uint64_t last = uint64_t(!scan_box_misses(at(12), kb, ka)) | uint64_t(!scan_box_misses(at(13), kb, ka)) << 4;
+    hit |= hits4(at, 4, kb, ka) << 16 | hits4(at, 8, kb, ka) << 32 | last << 48;
   }
   return static_cast<uint32_t>(__builtin_ctzll(hit)) / 4;
 }
@@ -427,17 +432,25 @@ void walk_scalar(const SplitLine* lines, const ScanBox* boxes, const uint32_t* i
   for (int i = 0; i < nl; i++) {
     const SplitLine& l = lines[at[i]];
     const uint32_t count = l.w[0];
-    const uint32_t* e = count <= FamilyCuts::kLineIds ? &l.w[1] : ids + l.w[1];
+    const bool line = count <= FamilyCuts::kLineIds;
+    const uint32_t* e = line ? &l.w[1] : ids + l.w[1];
     const uint32_t* k = keys[live[i]];
     uint32_t j = 0;
     for (; j < count; j++) {
-      if (boxes[e[j] & ~FamilyCuts::kVerify].holds(k, dims)) break;
+      const ScanBox& b = line ? FamilyCuts::line_box(boxes, e[j]) : boxes[e[j] & ~FamilyCuts::kVerify];
+      if (b.holds(k, dims)) break;
     }
     pos[i] = j;
   }
 }
 
 }  // namespace
+
+uint32_t FamilyCuts::line_entries(const SplitLine& l, uint32_t from, uint32_t* e) {
+  const uint32_t n = l.w[0] - from;
+  for (uint32_t j = 0; j < n; j++) e[j] = l.w[1 + from + j] >> kLineBoxShift | ((l.w[15] >> (from + j)) & 1 ? kVerify : 0);
+  return n;
+}
 
 void FamilyCuts::walk_splits(const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t root, uint32_t* leaf,
                              uint32_t* pos) const {
