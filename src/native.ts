@@ -77,6 +77,8 @@ export interface LookupInfo {
   covered: number;
   /** Equal cuts: address groups served by the vector index over their rules instead of a tree (0 or 1: the group of rules wide in both addresses). */
   groupIndexes: number;
+  /** Equal cuts: address groups whose tree is a split tree instead, where the hit model prices it lower (docs/algorithm.md, "A split tree per group"). */
+  splitGroups: number;
   /** Equal cuts: trees of groups small in an address that a header enters only when its address block (a /16 of an IPv4 address) holds one of their rules. */
   addressFilters: number;
   /** IPv4 only: classifyTuples reads its keys straight from the tuples (every IPv4 field is one of the 5-tuple's) instead of through packet records. */

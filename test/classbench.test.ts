@@ -137,8 +137,8 @@ test('trees out of work are kept or dropped by the miss model, and answer as the
   assert.ok(bytes({ cutsWork: 1_000, combine: false, cutsMemory: 1 << 30 }) > vectorOnly, 'cutsMemory keeps trees cut short');
   assert.equal(bytes({ cutsWork: 1_000, combine: false, trees: 'cuts' }), vectorOnly, 'a forced kind out of work is dropped');
   const info = (index: IndexOptions): object => classifier({ groupIndex: true, ...index }).lookupInfo()[0];
-  assert.deepEqual(info({ cutsWork: 300_000 }), { family: 4, structure: 'cuts', cutShort: false, covered: 23, groupIndexes: 1, addressFilters: 3, tupleKeys: true });
-  assert.deepEqual(info({ cutsWork: 80_000 }), { family: 4, structure: 'cuts', cutShort: true, covered: 23, groupIndexes: 1, addressFilters: 3, tupleKeys: true });
+  assert.deepEqual(info({ cutsWork: 300_000 }), { family: 4, structure: 'cuts', cutShort: false, covered: 23, groupIndexes: 1, splitGroups: 0, addressFilters: 3, tupleKeys: true });
+  assert.deepEqual(info({ cutsWork: 80_000 }), { family: 4, structure: 'cuts', cutShort: true, covered: 23, groupIndexes: 1, splitGroups: 0, addressFilters: 3, tupleKeys: true });
   for (const [i, index] of ([
     { cutsWork: 300_000, combine: false }, { cutsWork: 300_000, combine: false, simd: false },
     { cutsWork: 1_000, combine: false }, { cutsWork: 300_000 }, { cuts: 'always', cutsWork: 3_000, combine: false, simd: false },
@@ -185,6 +185,30 @@ test('equal cuts serve the group wide in both addresses by a vector index, or by
   const acl = compile(loadClassbenchRules(path.join(CLASSBENCH, 'acl1_10k')), { analyse: false });
   assert.equal(new Classifier(acl).lookupInfo()[0].groupIndexes, 0);
   assert.throws(() => new Classifier(acl, { index: { groupIndex: 1 as unknown as boolean } }), { name: 'TypeError', message: 'index.groupIndex must be a boolean' });
+});
+
+// Equal cuts build each group's tree, then a split tree over the same rules,
+// and keep the one the hit model prices lower (cuts.cc, group_tree()):
+// ipc1_10k's three address groups take split trees (its equal-cut leaves are
+// long), fw1_10k's none. trees: 'cuts' keeps every group on equal cuts.
+test('a group gets a split tree where the hit model prices it below equal cuts, deterministically, answering as the linear scan', () => {
+  const groups: Record<string, number> = { ipc1_10k: 3, fw1_10k: 0 };
+  for (const [name, want] of Object.entries(groups)) {
+    const policy = loadClassbenchRules(path.join(CLASSBENCH, name));
+    const compiled = compile(policy, { analyse: false });
+    const info = (index: IndexOptions) => new Classifier(compiled, { index }).lookupInfo()[0];
+    const chosen = info({});
+    assert.equal(chosen.structure, 'cuts', name);
+    assert.equal(chosen.splitGroups, want, `${name}: ${JSON.stringify(chosen)}`);
+    assert.deepEqual(info({}), chosen, `${name}: the same choice on a second load`);
+    assert.equal(info({ trees: 'cuts' }).splitGroups, 0, `${name}: equal cuts forced`);
+    assert.equal(info({ cutsMemory: 512 }).splitGroups, 0, `${name}: trees cut short by a budget try no split tree`);
+    assert.equal(info({ simd: false }).splitGroups, want, `${name}: the choice does not depend on the scan`);
+    agree(`${name} split groups`, policy, 10_000, 81);
+    agree(`${name} split groups, scalar`, policy, 10_000, 82, { simd: false });
+    agree(`${name} split groups, no group index`, policy, 5_000, 83, { groupIndex: false });
+    agree(`${name} split groups, no address maps`, policy, 5_000, 84, { addressFilters: false });
+  }
 });
 
 test('a sampled split tree chooses the structure of a 10k set, deterministically, answering as the linear scan', () => {

@@ -27,6 +27,7 @@ constexpr size_t kOneTreeRules = 8192;               // or when at most this man
 constexpr size_t kSampleRules = 16384;               // or, up to this many, when a sample's split tree is small:
 constexpr size_t kSampleStep = 4;                    // every 4th rule that can be first
 constexpr size_t kSampleLines = 176;                 // at most 2.75 lines per sampled rule (in 64ths)
+constexpr size_t kSplitGroupRules = 256;             // groups this large may get a split tree (group_tree())
 
 // Where a rule's bit is set in one field: the hull of its intervals and
 // whether they are one run.
@@ -473,8 +474,11 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
       // Tried second, a split tree gets half the work: the sets where equal cuts blew up rarely separate either.
       const uint64_t split_work = (limits.work ? limits.work : kSplitWork) / (k == 0 ? 1 : 2);
       trees_.push_back(Tree{split_tree(this, br, all, split_budget, !keep_short, split_work), all.empty() ? rules : all.front()});
+      trees_.back().split = true;
     } else {
-      build_cuts(f, br, groups, wb.data(), budget, !keep_short, work);
+      // Auto: a group's tree may be a split tree where the hit model prices it lower.
+      const uint64_t split_work = limits.tree == CutsLimits::kAuto && splits_fit ? (limits.work ? limits.work : kSplitWork) : 0;
+      build_cuts(f, br, groups, wb.data(), budget, !keep_short, work, split_work);
     }
     if (!cut_short_ || keep_short) break;
   }
@@ -521,7 +525,7 @@ bool FamilyCuts::weigh_cut_short(const Family& f, const FamilyIndex& fx, const s
   fallback_cost_ = vector_miss_cost(f, fx);
   if (fallback_cost_ < 0) return false;
   clear_trees();
-  build_cuts(f, br, groups, wb, budget, false, work);
+  build_cuts(f, br, groups, wb, budget, false, work, 0);
   std::sort(trees_.begin(), trees_.end(), [](const Tree& a, const Tree& b) { return a.min_rule < b.min_rule; });
   model_cost_ = miss_cost(f);
   hit_costs(f, fx, br, all, &hit_cost_, &fallback_hit_cost_);
@@ -529,7 +533,7 @@ bool FamilyCuts::weigh_cut_short(const Family& f, const FamilyIndex& fx, const s
 }
 
 void FamilyCuts::build_cuts(const Family& f, const std::vector<CutsRule>& br, const std::vector<uint32_t>* groups,
-                            const uint32_t* wb, size_t budget, bool abandon, uint64_t work) {
+                            const uint32_t* wb, size_t budget, bool abandon, uint64_t work, uint64_t split_work) {
   CutsBuilder builder(this, br, budget, abandon, work);
   bool boxed = group_index_;  // and every table dimension a box field: a vector index can take the box keys
   for (int i = 0; i < f.dim_count; i++) boxed = boxed && box_of_[i] >= 0;
@@ -547,7 +551,7 @@ void FamilyCuts::build_cuts(const Family& f, const std::vector<CutsRule>& br, co
         continue;
       }
     }
-    Tree t{builder.tree(groups[g], wb), groups[g].front()};
+    Tree t = group_tree(&builder, br, groups[g], wb, budget, split_work);
     int wide[2], small[2], n = 0;
     address_fields(wb, dims(), &wide[0], &wide[1]);
     if (g & 2) small[n++] = wide[0];
@@ -603,6 +607,8 @@ constexpr size_t kHitPoints = 512;  // rules the hit model samples
 
 double FamilyCuts::miss_cost(const Family& f) const {
   if (splits_ || trees_.empty()) return -1;
+  for (const Tree& t : trees_)
+    if (t.split) return -1;
   uint32_t lo[kCutDims] = {0}, wb[kCutDims] = {0};
   for (int i = 0; i < dims(); i++) wb[i] = width_bits(clamp_[i]);
   double cost = dims() * kKeyStep;
@@ -681,22 +687,90 @@ double FamilyCuts::point_cost(const uint32_t* key) const {
       cost += kFilterStep;
       continue;
     }
+    cost += (t.filter < 0 ? 0 : kFilterStep) + tree_cost(t, key, &best);
+  }
+  return cost;
+}
+
+// One group's tree. Equal cuts first; then, for a group of at least
+// kSplitGroupRules when split_work is given, a split tree over the same
+// rules (CutSplit's choice, made per group): the hit model (hit_cost()) is
+// run on both over the group's own rules, and the cheaper is kept, the
+// other's lines or nodes and leaf entries taken back. In ClassBench's 10k
+// sets ipc1's three groups and acl2's small-small group take split trees
+// (docs/algorithm.md, "A split tree per group"); the fw sets keep equal cuts.
+FamilyCuts::Tree FamilyCuts::group_tree(CutsBuilder* builder, const std::vector<CutsRule>& br, const std::vector<uint32_t>& group,
+                                        const uint32_t* wb, size_t budget, uint64_t split_work) {
+  const size_t nodes0 = nodes_.size(), ids0 = ids_.size();
+  Tree t{builder->tree(group, wb), group.front()};
+  if (!split_work || cut_short_ || group.size() < kSplitGroupRules) return t;
+  const size_t ids1 = ids_.size(), lines0 = lines_.size();
+  Tree s{split_tree(this, br, group, budget, true, split_work), group.front()};
+  s.split = true;
+  if (cut_short_ || hit_cost(s, br, group) >= hit_cost(t, br, group)) {
+    lines_.resize(lines0);
+    ids_.resize(ids1);
+    cut_short_ = false;
+    return t;
+  }
+  // The split tree stays: the equal cuts' nodes end nodes_, their leaf entries lie before the split tree's.
+  nodes_.resize(nodes0);
+  ids_.erase(ids_.begin() + static_cast<std::ptrdiff_t>(ids0), ids_.begin() + static_cast<std::ptrdiff_t>(ids1));
+  for (size_t l = lines0; l < lines_.size(); l++) {
+    SplitLine& line = lines_[l];
+    if ((line.w[15] & kLineLeaf) && line.w[0] > kLineIds) line.w[1] -= static_cast<uint32_t>(ids1 - ids0);
+  }
+  return s;
+}
+
+// The hit model over one tree alone: the mean cost of a header at the
+// centre of each of (up to kHitPoints of) the group's rules that need no
+// re-check, walked and scanned as first() would.
+double FamilyCuts::hit_cost(const Tree& t, const std::vector<CutsRule>& br, const std::vector<uint32_t>& group) const {
+  const size_t step = (group.size() + kHitPoints - 1) / kHitPoints;
+  double cost = 0;
+  size_t points = 0;
+  for (size_t j = 0; j < group.size(); j += step) {
+    if (br[group[j]].id & kVerify) continue;
+    const RuleBox& box = br[group[j]].box;
+    uint32_t key[kCutDims] = {0};
+    for (int b = 0; b < dims(); b++) key[b] = static_cast<uint32_t>((uint64_t(box.lo[b]) + box.hi[b]) / 2);
+    uint32_t best = ~0u;
+    cost += tree_cost(t, key, &best);
+    points++;
+  }
+  return points ? cost / double(points) : 0;
+}
+
+// The hit model's cost of one header (clamped keys) through tree t, its
+// first rule below *best to *best: the walk, then the leaf's entries up to the hit.
+double FamilyCuts::tree_cost(const Tree& t, const uint32_t* key, uint32_t* best) const {
+  double cost = kLeafStep;
+  const uint32_t* ids;
+  uint32_t count, shift = 0;  // shift: a leaf line's entries are box offsets
+  if (t.split) {
+    int levels = 0;
+    const SplitLine& l = lines_[split_leaf(static_cast<uint32_t>(t.root), key, &levels)];
+    cost += levels * (kWalkStep + kModelLine);
+    count = l.w[0];
+    if (count <= kLineIds) shift = kLineBoxShift;
+    ids = shift ? &l.w[1] : &ids_[l.w[1]];
+  } else {
     uint64_t n = t.root;
-    cost += (t.filter < 0 ? 0 : kFilterStep) + kLeafStep;
     while (!(n & kLeaf)) {
       n = nodes_[uint32_t(n) + ((key[(n >> 32) & 7] >> ((n >> 40) & 31)) & uint32_t(n >> 48))];
       cost += kWalkStep + kModelLine;
     }
-    const uint32_t* ids = &ids_[uint32_t(n)];
-    const uint32_t count = uint32_t(n >> 32) & 0x7fffffffu;
-    for (uint32_t i = 0; i < count; i++) {
-      const uint32_t r = ids[i] & ~kVerify;
-      if (r >= best) break;
-      cost += kEntryStep + kModelLine;
-      if (boxes_[r].holds(key, dims())) {
-        best = r;
-        break;
-      }
+    ids = &ids_[uint32_t(n)];
+    count = uint32_t(n >> 32) & 0x7fffffffu;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    const uint32_t r = shift ? ids[i] >> shift : ids[i] & ~kVerify;
+    if (r >= *best) break;
+    cost += kEntryStep + kModelLine;
+    if (boxes_[r].holds(key, dims())) {
+      *best = r;
+      break;
     }
   }
   return cost;
@@ -760,6 +834,12 @@ void FamilyCuts::compact_lanes(int c, const uint32_t (*keys)[kCutDims], const in
 int FamilyCuts::address_filters() const {
   int n = 0;
   for (const Tree& t : trees_) n += t.filter >= 0;
+  return n;
+}
+
+int FamilyCuts::split_groups() const {
+  int n = 0;
+  for (const Tree& t : trees_) n += t.split && !splits_;
   return n;
 }
 

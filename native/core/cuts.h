@@ -79,8 +79,15 @@
 // split tree of 673 lines serves it). When both do, equal cuts cut short (with
 // twice the work) are priced against the vector index by the miss and hit
 // models (index.h) and the cheaper serves (acl4_100k: the trees, 16,436 -> 898
-// instructions per random header). The choice is a function of the rule set
-// alone; `index.trees` forces one kind (the tests).
+// instructions per random header). Under equal cuts, a group of at least
+// 256 rules also gets a split tree over the same rules, and the hit model
+// keeps the cheaper of its two trees (CutSplit's choice, per group:
+// group_tree() in cuts.cc). ipc1_10k's three groups take split trees (their
+// equal-cut leaves were long: 627 -> 554 instructions and 18 -> 12 L1
+// misses per uniform header, 93 -> 53 ns), acl2_10k's small-small group one,
+// the fw sets none. The choice is a function of the rule set
+// alone; `index.trees` forces one kind (the tests; 'cuts' keeps every group
+// on equal cuts).
 // Instructions per packet, callgrind (docs/algorithm.md has every set):
 // acl1_10k 601 -> 457 (random headers 996 -> 477), acl5_10k 718 -> 426,
 // ipc1_100k 801 (vector index) -> 529.
@@ -105,6 +112,7 @@ namespace nfsieve {
 
 struct FamilyIndex;
 class CompactIndex;
+class CutsBuilder;
 
 constexpr int kCutDims = 8;  // fields a box holds (one AVX2 register of 32-bit keys)
 
@@ -223,6 +231,8 @@ class FamilyCuts {
   int compact_groups() const { return static_cast<int>(compacts_.size()); }
   // Trees a header enters only when its address block is in the tree's map (Tree::filter).
   int address_filters() const;
+  // Equal cuts: groups whose tree is a split tree, the hit model's choice (group_tree()).
+  int split_groups() const;
   // Rules left out of the trees because an earlier rule covers them (covered.cc).
   uint32_t covered() const { return covered_; }
   // The rules that can be first, when at most kCompactRules (compact.h); empty otherwise.
@@ -242,7 +252,8 @@ class FamilyCuts {
   struct Tree {
     uint64_t root = 0;  // node word, or the root line of a split tree
     uint32_t min_rule = 0;
-    int compact = -1;  // equal cuts: the group is served by compacts_[compact] instead of a tree
+    int compact = -1;    // equal cuts: the group is served by compacts_[compact] instead of a tree
+    bool split = false;  // root is a split tree's line (splits.cc)
     // Equal cuts over a group small in an address: the box field whose key,
     // shifted right by filter_shift, indexes the 2^16-bit map at
     // filters_[filter_at] of the blocks its rules touch (-1: none). A
@@ -310,8 +321,9 @@ class FamilyCuts {
                        const std::vector<uint32_t>* groups, const std::vector<uint32_t>& all, const uint32_t* wb, size_t budget,
                        uint64_t work);
   // Equal cuts over the address groups (cuts.cc).
+  // Equal cuts over the groups (split_work: also try a split tree per group, group_tree()).
   void build_cuts(const Family& f, const std::vector<CutsRule>& br, const std::vector<uint32_t>* groups, const uint32_t* wb,
-                  size_t budget, bool abandon, uint64_t work);
+                  size_t budget, bool abandon, uint64_t work, uint64_t split_work);
   // The first rule of compacts_[c] whose conditions hold for one header's
   // box keys (~0u when none); for nl lanes at once, into out[] where lower.
   uint32_t compact_rule(int c, const uint32_t* key) const;
@@ -319,6 +331,12 @@ class FamilyCuts {
   void hit_costs(const Family& f, const FamilyIndex& fx, const std::vector<CutsRule>& br, const std::vector<uint32_t>& all,
                  double* trees, double* vector) const;
   double point_cost(const uint32_t* key) const;
+  Tree group_tree(CutsBuilder* builder, const std::vector<CutsRule>& br, const std::vector<uint32_t>& group, const uint32_t* wb,
+                  size_t budget, uint64_t split_work);
+  double hit_cost(const Tree& t, const std::vector<CutsRule>& br, const std::vector<uint32_t>& group) const;
+  double tree_cost(const Tree& t, const uint32_t* key, uint32_t* best) const;
+  // The leaf line a key reaches from split-tree line root, and the levels walked (splits.cc).
+  uint32_t split_leaf(uint32_t root, const uint32_t* key, int* levels) const;
   // A group small in an address: the map of the address blocks its rules touch (cuts.cc).
   void add_filter(const std::vector<CutsRule>& br, const std::vector<uint32_t>& group, const uint32_t* wb, const int* small,
                   int n, Tree* t);
@@ -421,7 +439,7 @@ void FamilyCuts::first(const uint32_t (*keys)[kCutDims], int k, uint32_t rules, 
       compact_lanes(t.compact, keys, live, nl, out);
       continue;
     }
-    if (splits_) {
+    if (t.split) {
       uint32_t leaf[kMaxLanes], pos[kMaxLanes];
       walk_splits(keys, live, nl, static_cast<uint32_t>(t.root), leaf, pos);
       for (int i = 0; i < nl; i++) {

@@ -452,6 +452,18 @@ uint32_t FamilyCuts::line_entries(const SplitLine& l, uint32_t from, uint32_t* e
   return n;
 }
 
+uint32_t FamilyCuts::split_leaf(uint32_t root, const uint32_t* key, int* levels) const {
+  uint32_t at = root;
+  *levels = 0;
+  for (const SplitLine* l = &lines_[at]; !(l->w[15] & kLineLeaf); l = &lines_[at], ++*levels) {
+    const int32_t k = static_cast<int32_t>(key[l->w[15] >> kFieldShift] ^ kBias);
+    uint32_t idx = 0;
+    for (uint32_t j = 0; j < kLinePoints; j++) idx += k > static_cast<int32_t>(l->w[j]);
+    at = (l->w[15] & kBaseMask) + idx;
+  }
+  return at;
+}
+
 void FamilyCuts::walk_splits(const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t root, uint32_t* leaf,
                              uint32_t* pos) const {
   for (int i = 0; i < nl; i++) leaf[i] = root;
