@@ -10,6 +10,9 @@ import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
+/** The CPU rte_acl runs on (its EAL's -l) and the ClassBench bench measures nfsieve on: the same core for both. */
+export const BENCH_CPU = 0;
+
 export interface AclRun { ns_per_packet: number; results: Int32Array }
 
 export interface AclPeer {
@@ -33,7 +36,7 @@ export function rteAclPeer(): AclPeer | string {
         return tfile;
       });
       const ofile = path.join(dir, 'out.bin');
-      const r = spawnSync(bin, [rulesFile, tfiles.join(','), ofile, '--no-huge', '-m', '3000', '--no-pci', '-l', '0', '--log-level=lib.eal:error', '--log-level=lib.acl:debug'],
+      const r = spawnSync(bin, [rulesFile, tfiles.join(','), ofile, '--no-huge', '-m', '3000', '--no-pci', '-l', String(BENCH_CPU), '--log-level=lib.eal:error', '--log-level=lib.acl:debug'],
         { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
       if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return { error: `rte_acl gave up: no result within ${Math.round(timeoutMs / 1000)} s` };
       const line = (r.stdout ?? '').trim().split('\n').find((l) => l.startsWith('{'));

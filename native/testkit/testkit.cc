@@ -2,6 +2,11 @@
 // bench/ only, never shipped in the package (binding.gyp builds it only when
 // native/testkit/ is there). Loaded by test/support/testkit.ts.
 #include <napi.h>
+#include <sched.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
 
 #include "../nfqueue/moderation.h"
 #include "linear.h"
@@ -51,9 +56,36 @@ Napi::Value Moderate(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// setThreadCpus(cpus: number[]): number[]. Runs the calling thread (the
+// JavaScript thread) on these CPUs only and returns those it could run on
+// before, to restore them. The ClassBench bench measures on the CPU rte_acl
+// is pinned to (bench/rteacl.ts, -l): on this VM one vCPU ran lookups 1.5x
+// slower than the other for minutes at a time.
+Napi::Value SetThreadCpus(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "setThreadCpus(number[])");
+  Napi::Array list = info[0].As<Napi::Array>();
+  cpu_set_t want, had;
+  CPU_ZERO(&want);
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    const double c = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(c >= 0 && c < CPU_SETSIZE) || c != static_cast<double>(static_cast<int>(c)))
+      throw Napi::RangeError::New(env, "setThreadCpus: CPU numbers are integers from 0 to " + std::to_string(CPU_SETSIZE - 1));
+    CPU_SET(static_cast<int>(c), &want);
+  }
+  if (sched_getaffinity(0, sizeof(had), &had) != 0 || sched_setaffinity(0, sizeof(want), &want) != 0)
+    throw Napi::Error::New(env, std::string("setThreadCpus: ") + std::strerror(errno));
+  Napi::Array out = Napi::Array::New(env);
+  for (int c = 0, n = 0; c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, &had)) out.Set(n++, c);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("linearClassifyTuples", Napi::Function::New(env, LinearClassifyTuples));
   exports.Set("moderate", Napi::Function::New(env, Moderate));
+  exports.Set("setThreadCpus", Napi::Function::New(env, SetThreadCpus));
   return exports;
 }
 

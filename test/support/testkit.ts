@@ -11,6 +11,8 @@ export interface TestKit {
   linearClassifyTuples(rules: Uint32Array, tuples: Uint32Array, out: Int32Array): number;
   /** One queue worker's wake-up moderation (native/nfqueue/moderation.h) over made-up receives (count, max, begin, waited, end in ns, 5 per receive): per receive, the sleep it chose (ns) and its rate estimate (packets/s). */
   moderate(windowUs: number, target: number, receives: Float64Array): Float64Array;
+  /** Runs the calling (JavaScript) thread on these CPUs only; returns the CPUs it could run on before. */
+  setThreadCpus(cpus: number[]): number[];
 }
 
 let cached: TestKit | undefined;
