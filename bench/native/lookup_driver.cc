@@ -8,6 +8,8 @@
 //   native/core/{decode,linklayer,table,sets,classify,lanes,index,cuts,splits,covered,compact,limit}.cc -o /tmp/lookup_driver
 //   /tmp/lookup_driver DIR/acl1_10k classbench                      # ns/packet (best pass), build ms, bytes
 //   bench/native/lookup-cg.sh DIR/acl1_10k classbench              # instructions, L1 misses per packet
+// Pin it (taskset -c 0) when comparing timings: on a VM one vCPU can run lookups
+// 1.5x slower than the other for minutes (docs/algorithm.md, "The same core for both").
 // Options (environment): CUTS=off|auto|always, CUTS_MEMORY=bytes, CUTS_WORK=rule visits, TREE=cuts|splits, GROUP_INDEX=off,
 // ADDRESS_FILTERS=off,
 // INDEX_WORK=vector words, INDEX_MEMORY=bytes (the vector index's budgets, index.h),
