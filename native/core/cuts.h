@@ -367,10 +367,11 @@ class FamilyCuts {
   uint32_t empty_box() const { return static_cast<uint32_t>(boxes_.size() - 1); }
   static constexpr uint32_t kLinePoints = 15;  // split points a node line holds
   static constexpr int kMaxLanes = 32;         // packets one first() call walks, at most
-  // Packets to walk at once: more load chains in flight. A split tree reads
-  // one line a level and gains up to 32; equal cuts, three or four trees of
-  // node words, were slower at 32 than at 16 (docs/algorithm.md).
-  int lanes() const { return splits_ ? kMaxLanes : kMaxLanes / 2; }
+  // Packets to walk at once: more load chains in flight. Split trees gained
+  // up to 32; equal cuts were slower at 32 than at 16 when first tried, and
+  // since the branch-free tree entry and the address maps are 7-22 % faster
+  // at 32 (docs/algorithm.md, "A split tree per group").
+  int lanes() const { return kMaxLanes; }
   // The first of `count` leaf entries whose box holds `key`, as a position;
   // count when none. Stops at rule ids >= `below`.
   uint32_t scan(const uint32_t* key, const uint32_t* ids, uint32_t count, uint32_t below) const;
