@@ -606,9 +606,9 @@ constexpr size_t kHitPoints = 512;  // rules the hit model samples
 }  // namespace
 
 double FamilyCuts::miss_cost(const Family& f) const {
-  if (splits_ || trees_.empty()) return -1;
+  if (trees_.empty()) return -1;
   for (const Tree& t : trees_)
-    if (t.split) return -1;
+    if (t.split) return -1;  // split trees (one for the family, or a group's): no miss model
   uint32_t lo[kCutDims] = {0}, wb[kCutDims] = {0};
   for (int i = 0; i < dims(); i++) wb[i] = width_bits(clamp_[i]);
   double cost = dims() * kKeyStep;

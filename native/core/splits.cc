@@ -414,18 +414,22 @@ __attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, co
   }
 }
 
+// The child line of inner line l that holds the key: the number of its split points <= the key's field.
+inline uint32_t child_line(const SplitLine& l, const uint32_t* key) {
+  const int32_t k = static_cast<int32_t>(key[l.w[15] >> kFieldShift] ^ kBias);
+  uint32_t idx = 0;
+  for (uint32_t j = 0; j < FamilyCuts::kLinePoints; j++) idx += k > static_cast<int32_t>(l.w[j]);
+  return (l.w[15] & kBaseMask) + idx;
+}
+
 void walk_scalar(const SplitLine* lines, const ScanBox* boxes, const uint32_t* ids, const uint32_t (*keys)[kCutDims],
                  const int* live, int nl, int dims, uint32_t* at, uint32_t* pos) {
   for (bool inner = true; inner;) {
     inner = false;
     for (int i = 0; i < nl; i++) {
       const SplitLine& l = lines[at[i]];
-      const uint32_t meta = l.w[15];
-      if (meta & FamilyCuts::kLineLeaf) continue;
-      const int32_t k = static_cast<int32_t>(keys[live[i]][meta >> kFieldShift] ^ kBias);
-      uint32_t idx = 0;
-      for (uint32_t j = 0; j < FamilyCuts::kLinePoints; j++) idx += k > static_cast<int32_t>(l.w[j]);
-      at[i] = (meta & kBaseMask) + idx;
+      if (l.w[15] & FamilyCuts::kLineLeaf) continue;
+      at[i] = child_line(l, keys[live[i]]);
       inner = true;
     }
   }
@@ -455,12 +459,7 @@ uint32_t FamilyCuts::line_entries(const SplitLine& l, uint32_t from, uint32_t* e
 uint32_t FamilyCuts::split_leaf(uint32_t root, const uint32_t* key, int* levels) const {
   uint32_t at = root;
   *levels = 0;
-  for (const SplitLine* l = &lines_[at]; !(l->w[15] & kLineLeaf); l = &lines_[at], ++*levels) {
-    const int32_t k = static_cast<int32_t>(key[l->w[15] >> kFieldShift] ^ kBias);
-    uint32_t idx = 0;
-    for (uint32_t j = 0; j < kLinePoints; j++) idx += k > static_cast<int32_t>(l->w[j]);
-    at = (l->w[15] & kBaseMask) + idx;
-  }
+  for (; !(lines_[at].w[15] & kLineLeaf); ++*levels) at = child_line(lines_[at], key);
   return at;
 }
 
