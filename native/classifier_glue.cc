@@ -323,8 +323,8 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(classifier_->index_bytes()));
   }
 
-  // lookupInfo() -> [{family, structure, cutShort, covered, groupIndexes, splitGroups, addressFilters, tupleKeys (IPv4)}] for
-  // IPv4 and IPv6: which structure answers the first candidate (docs/algorithm.md).
+  // lookupInfo() -> [{family, structure, cutShort, covered, groupIndexes, splitGroups, wideSplits, addressFilters, tupleKeys
+  // (IPv4)}] for IPv4 and IPv6: which structure answers the first candidate (docs/algorithm.md).
   Napi::Value LookupInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Array out = Napi::Array::New(env, 2);
@@ -338,6 +338,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       o.Set("covered", c.covered());
       o.Set("groupIndexes", c.usable() ? c.compact_groups() : 0);
       o.Set("splitGroups", c.usable() ? c.split_groups() : 0);
+      o.Set("wideSplits", c.usable() ? c.wide_splits() : 0);
       o.Set("addressFilters", c.usable() ? c.address_filters() : 0);
       if (fam == 4) o.Set("tupleKeys", classifier_->tuple_keys());
       out.Set(k, o);

@@ -79,6 +79,8 @@ export interface LookupInfo {
   groupIndexes: number;
   /** Equal cuts: address groups whose tree is a split tree instead, where the hit model prices it lower (docs/algorithm.md, "A split tree per group"). */
   splitGroups: number;
+  /** Split trees: leaf-sized nodes split further because they take a large share of headers uniform over the key space (docs/algorithm.md, "Wide leaves"). */
+  wideSplits: number;
   /** Equal cuts: trees of groups small in an address that a header enters only when its address block (a /16 of an IPv4 address) holds one of their rules. */
   addressFilters: number;
   /** IPv4 only: classifyTuples reads its keys straight from the tuples (every IPv4 field is one of the 5-tuple's) instead of through packet records. */

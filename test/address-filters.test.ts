@@ -14,7 +14,7 @@ import { compile } from '../src/compile/compile';
 import { definePolicy, RuleInput } from '../src/policy/define';
 import { IndexOptions, native } from '../src/native';
 import { Classifier } from '../src/classifier';
-import { packTupleRules } from './support/linear';
+import { packTupleRules, randomTuples } from './support/linear';
 import { testkit } from './support/testkit';
 import { CLASSBENCH } from './support/compare';
 import { Rng } from '../src/craft';
@@ -23,16 +23,6 @@ const CUTS: IndexOptions = { cuts: 'always', trees: 'cuts' };
 const VARIANTS: IndexOptions[] = [
   CUTS, { ...CUTS, addressFilters: false }, { ...CUTS, simd: false }, { ...CUTS, cutsMemory: 512 }, { ...CUTS, groupIndex: false },
 ];
-
-// Uniformly random 5-tuples: TCP, UDP or any protocol.
-function randomTuples(rng: Rng, count: number): Uint32Array {
-  const t = new Uint32Array(count * 5);
-  for (let i = 0; i < count; i++) {
-    const k = rng.int(3);
-    t.set([rng.u32(), rng.u32(), rng.int(65536), rng.int(65536), k === 0 ? 6 : k === 1 ? 17 : rng.int(256)], i * 5);
-  }
-  return t;
-}
 
 function classify(table: Uint8Array, index: IndexOptions, tuples: Uint32Array): Int32Array {
   const out = new Int32Array(tuples.length / 5);

@@ -4,12 +4,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadClassbenchRules, parseClassbenchRules } from '../src/classbench/classbench';
 import { generateTrace, synthesizeRules, synthesizeClassbenchText } from '../src/classbench/generate';
-import { packTupleRules } from './support/linear';
+import { packTupleRules, randomTuples } from './support/linear';
 import { testkit } from './support/testkit';
 import { compile } from '../src/compile/compile';
 import { IndexOptions, native } from '../src/native';
 import { CLASSBENCH } from './support/compare';
 import { Classifier } from '../src/classifier';
+import { Rng } from '../src/craft';
 
 const SETS = ['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl2_1k', 'fw3_1k', 'ipc2_1k', 'acl1_10k', 'fw1_10k', 'ipc1_10k'];
 
@@ -137,8 +138,8 @@ test('trees out of work are kept or dropped by the miss model, and answer as the
   assert.ok(bytes({ cutsWork: 1_000, combine: false, cutsMemory: 1 << 30 }) > vectorOnly, 'cutsMemory keeps trees cut short');
   assert.equal(bytes({ cutsWork: 1_000, combine: false, trees: 'cuts' }), vectorOnly, 'a forced kind out of work is dropped');
   const info = (index: IndexOptions): object => classifier({ groupIndex: true, ...index }).lookupInfo()[0];
-  assert.deepEqual(info({ cutsWork: 300_000 }), { family: 4, structure: 'cuts', cutShort: false, covered: 23, groupIndexes: 1, splitGroups: 0, addressFilters: 3, tupleKeys: true });
-  assert.deepEqual(info({ cutsWork: 80_000 }), { family: 4, structure: 'cuts', cutShort: true, covered: 23, groupIndexes: 1, splitGroups: 0, addressFilters: 3, tupleKeys: true });
+  assert.deepEqual(info({ cutsWork: 300_000 }), { family: 4, structure: 'cuts', cutShort: false, covered: 23, groupIndexes: 1, splitGroups: 0, wideSplits: 0, addressFilters: 3, tupleKeys: true });
+  assert.deepEqual(info({ cutsWork: 80_000 }), { family: 4, structure: 'cuts', cutShort: true, covered: 23, groupIndexes: 1, splitGroups: 0, wideSplits: 0, addressFilters: 3, tupleKeys: true });
   for (const [i, index] of ([
     { cutsWork: 300_000, combine: false }, { cutsWork: 300_000, combine: false, simd: false },
     { cutsWork: 1_000, combine: false }, { cutsWork: 300_000 }, { cuts: 'always', cutsWork: 3_000, combine: false, simd: false },
@@ -220,5 +221,36 @@ test('a sampled split tree chooses the structure of a 10k set, deterministically
     assert.equal(first.structure, want, `${name}: ${JSON.stringify(first)}`);
     assert.deepEqual(new Classifier(compiled).lookupInfo()[0], first, `${name}: the same choice on a second load`);
     agree(`${name} as chosen`, policy, 10_000, 61);
+  }
+});
+
+// A split tree's leaf-sized node that a large share of headers uniform over
+// the key space would reach (the miss model's headers: scans, floods from
+// random sources) is split further where they then compare fewer boxes
+// (splits.cc, "Wide leaves"). Random headers are the ones that reach those
+// nodes; the linear scan judges them on the tree as built, scalar, cut short
+// by a budget and without the index.
+test('split trees split the leaves random headers reach most, deterministically, answering random headers as the linear scan', () => {
+  const rng = new Rng(20261202);
+  for (const name of ['acl1_10k', 'acl3_10k']) {
+    const policy = loadClassbenchRules(path.join(CLASSBENCH, name));
+    const compiled = compile(policy, { analyse: false });
+    const info = (index: IndexOptions) => new Classifier(compiled, { index }).lookupInfo()[0];
+    const chosen = info({});
+    assert.equal(chosen.structure, 'splits', name);
+    assert.ok(chosen.wideSplits > 0, `${name}: ${JSON.stringify(chosen)}`);
+    assert.deepEqual(info({}), chosen, `${name}: the same tree on a second load`);
+    assert.equal(info({ simd: false }).wideSplits, chosen.wideSplits, `${name}: the tree does not depend on the scan`);
+    assert.equal(info({ cuts: 'always', trees: 'cuts' }).wideSplits, 0, `${name}: equal cuts have none`);
+    const rules = packTupleRules(policy);
+    const tuples = randomTuples(rng, 20_000);
+    const want = new Int32Array(tuples.length / 5);
+    testkit().linearClassifyTuples(rules, tuples, want);
+    for (const index of [{}, { simd: false }, { trees: 'splits', cutsMemory: 2048 }, { cuts: false }] as IndexOptions[]) {
+      const got = new Int32Array(tuples.length / 5);
+      new (native().Classifier)(compiled.table, index).classifyTuples(tuples, got);
+      const i = got.findIndex((g, j) => g !== want[j]);
+      if (i >= 0) assert.fail(`${name} ${JSON.stringify(index)}: header ${[...tuples.subarray(5 * i, 5 * i + 5)].join(' ')}: ${got[i]}, linear scan ${want[i]}`);
+    }
   }
 });

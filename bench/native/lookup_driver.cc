@@ -94,14 +94,15 @@ int main(int argc, char** argv) {
               set.c_str(), trace.c_str(), n, best, passes, build_ms, c.index_bytes() / 1048576.0, c.uses_cuts(4), wrong);
   const FamilyCuts& fc = c.cuts(4);
   std::printf(
-      "structure v4: %s%s, %d group indexes, %d split groups, %d address filters, %u rules covered, model miss %.0f/%.0f hit "
+      "structure v4: %s%s, %d group indexes, %d split groups, %u wide splits, %d address filters, %u rules covered, model miss "
+      "%.0f/%.0f hit "
       "%.0f/%.0f\n",
       c.compact(4)       ? "compact vector index"
       : !fc.usable()     ? "vector index"
       : fc.split_trees() ? "split tree"
                          : "equal cuts",
       fc.usable() && fc.cut_short() ? " (cut short)" : "", fc.usable() ? fc.compact_groups() : 0,
-      fc.usable() ? fc.split_groups() : 0, fc.usable() ? fc.address_filters() : 0, fc.covered(), fc.model_cost(),
-      fc.fallback_cost(), fc.hit_cost(), fc.fallback_hit_cost());
+      fc.usable() ? fc.split_groups() : 0, fc.usable() ? fc.wide_splits() : 0u, fc.usable() ? fc.address_filters() : 0,
+      fc.covered(), fc.model_cost(), fc.fallback_cost(), fc.hit_cost(), fc.fallback_hit_cost());
   return wrong ? 1 : 0;
 }

@@ -129,6 +129,7 @@ class CutsBuilder {
       if (boxed) {
         c->dims_.push_back(i);
         c->clamp_.push_back(clamp);
+        c->domain_.push_back(model_domain(dim));
       }
     }
   }
@@ -473,7 +474,8 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
     if (splits_) {
       // Tried second, a split tree gets half the work: the sets where equal cuts blew up rarely separate either.
       const uint64_t split_work = (limits.work ? limits.work : kSplitWork) / (k == 0 ? 1 : 2);
-      trees_.push_back(Tree{split_tree(this, br, all, split_budget, !keep_short, split_work), all.empty() ? rules : all.front()});
+      trees_.push_back(
+          Tree{split_tree(this, br, all, split_budget, !keep_short, split_work, true), all.empty() ? rules : all.front()});
       trees_.back().split = true;
     } else {
       // Auto: a group's tree may be a split tree where the hit model prices it lower.
@@ -497,6 +499,8 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   }
 }
 
+double FamilyCuts::share(int i, uint32_t a, uint32_t z) const { return model_share(domain_[i], clamp_[i], a, z); }
+
 // Whether one split tree over every kSampleStep-th rule of `all` stays
 // within kSampleLines / 64 lines per rule. Rules that separate without being
 // copied into many children make a small tree, and a quarter of them
@@ -509,7 +513,7 @@ bool FamilyCuts::small_split_tree(const std::vector<CutsRule>& br, const std::ve
   std::vector<uint32_t> sample;
   for (size_t i = 0; i < all.size(); i += kSampleStep) sample.push_back(all[i]);
   splits_ = true;
-  split_tree(this, br, sample, sample.size() * kSampleLines, true, kSplitWork);
+  split_tree(this, br, sample, sample.size() * kSampleLines, true, kSplitWork, false);
   const bool small = !cut_short_;
   clear_trees();
   return small;
@@ -705,11 +709,13 @@ FamilyCuts::Tree FamilyCuts::group_tree(CutsBuilder* builder, const std::vector<
   Tree t{builder->tree(group, wb), group.front()};
   if (!split_work || cut_short_ || group.size() < kSplitGroupRules) return t;
   const size_t ids1 = ids_.size(), lines0 = lines_.size();
-  Tree s{split_tree(this, br, group, budget, true, split_work), group.front()};
+  const uint32_t wide0 = wide_splits_;
+  Tree s{split_tree(this, br, group, budget, true, split_work, true), group.front()};
   s.split = true;
   if (cut_short_ || hit_cost(s, br, group) >= hit_cost(t, br, group)) {
     lines_.resize(lines0);
     ids_.resize(ids1);
+    wide_splits_ = wide0;
     cut_short_ = false;
     return t;
   }
@@ -858,6 +864,7 @@ void FamilyCuts::clear_trees() {
   trees_.clear();
   compacts_.clear();
   cut_short_ = splits_ = false;
+  wide_splits_ = 0;
 }
 
 }  // namespace nfsieve

@@ -215,6 +215,8 @@ class FamilyCuts {
   int dims() const { return static_cast<int>(dims_.size()); }
   int dim(int i) const { return dims_[i]; }          // table dimension of box field i
   uint32_t clamp(int i) const { return clamp_[i]; }  // keys above it share its interval
+  // The miss model's share of headers whose box field i lies in [a, z] (index.h).
+  double share(int i, uint32_t a, uint32_t z) const;
   size_t byte_size() const;
   bool cut_short() const { return cut_short_; }
   bool split_trees() const { return splits_; }
@@ -233,6 +235,9 @@ class FamilyCuts {
   int address_filters() const;
   // Equal cuts: groups whose tree is a split tree, the hit model's choice (group_tree()).
   int split_groups() const;
+  // Split-tree nodes that split a leaf-sized node further because it takes
+  // many of the miss model's headers (splits.cc, "Wide leaves").
+  uint32_t wide_splits() const { return wide_splits_; }
   // Rules left out of the trees because an earlier rule covers them (covered.cc).
   uint32_t covered() const { return covered_; }
   // The rules that can be first, when at most kCompactRules (compact.h); empty otherwise.
@@ -300,9 +305,11 @@ class FamilyCuts {
   bool address_filters_ = true;  // CutsLimits::address_filters
   double model_cost_ = -1, fallback_cost_ = -1, hit_cost_ = -1, fallback_hit_cost_ = -1;
   uint32_t covered_ = 0;
+  uint32_t wide_splits_ = 0;
   std::vector<uint32_t> first_rules_;
   std::vector<int> dims_;
   std::vector<uint32_t> clamp_;
+  std::vector<uint64_t> domain_;  // model_domain() of each box field
   std::vector<Tree> trees_;
   std::vector<uint64_t> nodes_;
   std::vector<ScanBox> boxes_;     // one per rule, by rule index, then empty_box()
@@ -384,7 +391,7 @@ class FamilyCuts {
   friend class CutsBuilder;
   friend class SplitBuilder;
   friend uint32_t split_tree(FamilyCuts* c, const std::vector<CutsRule>& rules, const std::vector<uint32_t>& set, size_t budget,
-                             bool abandon, uint64_t work);
+                             bool abandon, uint64_t work, bool wide_leaves);
 };
 
 // Clears alive[r] for every rule r whose box lies inside the exact box of an

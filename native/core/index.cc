@@ -424,8 +424,8 @@ uint64_t model_domain(const Dim& dim) {
   }
 }
 
-double model_share(const Dim& dim, uint64_t clamp, uint64_t a, uint64_t z) {
-  const uint64_t d = model_domain(dim), top = std::min(clamp, d);  // keys below top are themselves
+double model_share(uint64_t d, uint64_t clamp, uint64_t a, uint64_t z) {
+  const uint64_t top = std::min(clamp, d);  // keys below top are themselves
   double n = 0;
   if (a < top) n += double(std::min(z, top - 1) - a + 1);
   if (clamp < d && a <= clamp && clamp <= z) n += double(d - clamp);  // keys from clamp on are clamp

@@ -182,7 +182,10 @@ constexpr double kModelLine = 10;
 // boundary.
 uint64_t model_domain(const Dim& dim);
 // Share of the model's keys, clamped to at most `clamp`, that fall in [a, z].
-double model_share(const Dim& dim, uint64_t clamp, uint64_t a, uint64_t z);
+double model_share(uint64_t domain, uint64_t clamp, uint64_t a, uint64_t z);
+inline double model_share(const Dim& dim, uint64_t clamp, uint64_t a, uint64_t z) {
+  return model_share(model_domain(dim), clamp, a, z);
+}
 // The model's cost of a header through a family's vector index; negative when
 // the model does not apply (a 128-bit field).
 double vector_miss_cost(const Family& f, const FamilyIndex& fx);

@@ -30,7 +30,25 @@
 // lanes no longer overlap. Headers that pass most of a leaf (random ones end
 // at its catch-all; uniform ones each at another entry) gain most: acl1_10k
 // random 28.2 -> 24.1 ns, acl3_10k 40.9 -> 33.2, acl5_10k uniform 31.2 ->
-// 21.0 (docs/algorithm.md, "Leaf lines scanned whole").
+// 21.0 (docs/algorithm.md, "Leaf lines scanned whole"). Whether a lane needs
+// the other 10 is itself the header's answer, so it is not a branch per lane
+// either: a first pass compares every lane's first 4 and lists the lanes
+// left, a second compares the rest for those (first4(), rest10()).
+//
+// WIDE LEAVES. The splits above are chosen for headers that fall where the
+// rules are. Headers that follow no rule (scans, floods from random
+// sources; the miss model's headers, uniform over each field's keys: index.h)
+// land mostly in a few leaves whose boxes are a large share of key space,
+// and there scan the whole line to reach its catch-all: in acl1_10k, 97 % of
+// random headers scanned 5-14 entries. A leaf-sized node (at most 14 rules)
+// that takes at least 2^-12 of the model's headers is split further when
+// that leaves them, weighted by each child's share, at most 0.7 of the boxes
+// to compare: a leaf of at most 3 is decided by the first 4, a level counts
+// as 3 boxes, and the plan (volume_cost()) looks two levels ahead; its
+// children follow it. Points are every end of the node's rules in the field,
+// or those of its widest segments when more than 15. acl1_10k: 932 such
+// splits, +0.25 MiB; random headers compare 1.11 entries instead of 5.25
+// (docs/algorithm.md, "Wide leaves").
 //
 // CHOOSING A SPLIT. For each field, the rules' ranges clipped to the node
 // give the distinct points where one starts or ends; the segments between
@@ -61,6 +79,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -81,6 +100,16 @@ constexpr uint32_t kBaseMask = 0x0fffffffu;  // line of a node's first child
 constexpr uint32_t kFieldShift = 28;
 constexpr uint32_t kTrials[] = {2, 4, 8, 16};  // children a node is tried with
 constexpr size_t kRadixMin = 64;               // shorter key lists are sorted by comparison
+// Wide leaves (volume_split()): a leaf line's first 4 entries decide a
+// header when it holds at most kScanFirst; a node that takes at least
+// 2^-kVolumeBits of the miss model's headers and would scan more is split
+// where the model's headers then compare at most kVolumeGain of the boxes,
+// a level counted as kLevelCost boxes, the plan looking kVolumeDepth levels ahead.
+constexpr uint32_t kScanFirst = 3;
+constexpr int kVolumeBits = 12;
+constexpr double kLevelCost = 3;
+constexpr int kVolumeDepth = 2;
+constexpr double kVolumeGain = 0.7;
 
 static_assert(kBias == ScanBox::kAbove, "the walk's biased keys are the leaf scan's keys for the upper ends");
 
@@ -88,8 +117,8 @@ static_assert(kBias == ScanBox::kAbove, "the walk's biased keys are the leaf sca
 
 class SplitBuilder {
  public:
-  SplitBuilder(FamilyCuts* c, const std::vector<CutsRule>& rules, size_t budget, bool abandon, uint64_t work)
-      : c_(c), rules_(rules), budget_(budget), abandon_(abandon), limit_(work) {
+  SplitBuilder(FamilyCuts* c, const std::vector<CutsRule>& rules, size_t budget, bool abandon, uint64_t work, bool wide_leaves)
+      : c_(c), rules_(rules), budget_(budget), abandon_(abandon), wide_leaves_(wide_leaves), limit_(work) {
     // Each field's ends in a column of their own: a node reads one field of
     // its rules at a time, 4 bytes a rule instead of a 64-byte box.
     for (int d = 0; d < c->dims(); d++) {
@@ -130,7 +159,9 @@ class SplitBuilder {
   const std::vector<CutsRule>& rules_;
   size_t budget_;
   bool abandon_;
-  uint64_t limit_, work_ = 0;                          // rule ends sorted while choosing splits: the budget, and so far
+  bool wide_leaves_;           // leaves that take many of the miss model's headers are split further
+  int follow_ = 0;             // levels left of a plan volume_split() made: its children split as it planned
+  uint64_t limit_, work_ = 0;  // rule ends sorted while choosing splits: the budget, and so far
   std::vector<uint32_t> lo_[kCutDims], hi_[kCutDims];  // rules' ends by field
   // The rule lists of the nodes on the path being built, each node's
   // children's lists after its own (truncated when they are done).
@@ -279,28 +310,138 @@ class SplitBuilder {
         break;
       }
     }
-    if (n <= kLeafRules) return leaf(off, n, at);
+    if (n <= kLeafRules) {
+      if (wide_leaves_ && n > kScanFirst && (follow_ > 0 || wide_node(lo, hi)) && volume_split(off, n, lo, hi, at)) return;
+      return leaf(off, n, at);
+    }
     if (used() > budget_ || work_ > limit_ || c_->lines_.size() + FamilyCuts::kLinePoints + 1 > kBaseMask) c_->cut_short_ = true;
     if (c_->cut_short_) return leaf(off, abandon_ ? 0 : n, at);
     Split best;
     for (int d = 0; d < c_->dims(); d++)
       if (lo[d] < hi[d]) try_field(off, n, d, lo[d], hi[d], &best);
     if (best.d < 0 || best.largest >= n) return leaf(off, n, at);  // no split separates them
+    split(off, n, best, lo, hi, at);
+  }
+
+  // The node at line `at` as split s of its n rules at arena_[off], its children built in turn.
+  void split(size_t off, size_t n, const Split& s, const uint32_t* lo, const uint32_t* hi, uint32_t at) {
     const uint32_t base = static_cast<uint32_t>(c_->lines_.size());
-    c_->lines_.resize(base + best.k);
-    inner(best, at, base);
+    c_->lines_.resize(base + s.k);
+    inner(s, at, base);
     size_t start[FamilyCuts::kLinePoints + 2];
-    const size_t kids = children(off, n, best, start);
-    const int d = best.d;
+    const size_t kids = children(off, n, s, start);
+    const int d = s.d;
     uint32_t clo[kCutDims], chi[kCutDims];
     std::memcpy(clo, lo, sizeof(clo));
     std::memcpy(chi, hi, sizeof(chi));
-    for (uint32_t c = 0; c < best.k; c++) {
-      clo[d] = c == 0 ? lo[d] : best.pts[c - 1];
-      chi[d] = c + 1 == best.k ? hi[d] : best.pts[c] - 1;
+    for (uint32_t c = 0; c < s.k; c++) {
+      clo[d] = c == 0 ? lo[d] : s.pts[c - 1];
+      chi[d] = c + 1 == s.k ? hi[d] : s.pts[c] - 1;
       node(start[c], start[c + 1] - start[c], clo, chi, base + c);
     }
     arena_.resize(kids);
+  }
+
+  // Whether the miss model sends at least 2^-kVolumeBits of its headers into the box.
+  bool wide_node(const uint32_t* lo, const uint32_t* hi) const {
+    double share = 1;
+    for (int d = 0; d < c_->dims(); d++) share *= c_->share(d, lo[d], hi[d]);
+    return share >= std::exp2(-double(kVolumeBits));
+  }
+
+  static double scan_cost(uint64_t m) { return m <= kScanFirst ? 4 : 14; }
+
+  // Whether rule r covers the box [lo, hi] (and needs no re-check).
+  bool covers(uint32_t r, const uint32_t* lo, const uint32_t* hi) const {
+    if (rules_[r].id & FamilyCuts::kVerify) return false;
+    for (int d = 0; d < c_->dims(); d++)
+      if (lo_[d][r] > lo[d] || hi_[d][r] < hi[d]) return false;
+    return true;
+  }
+
+  // Up to kLinePoints cut points of field d for the rules `set` in the box:
+  // every end inside it if they fit, else the ends of the widest segments.
+  uint32_t volume_points(const uint32_t* set, size_t n, int d, uint32_t lo, uint32_t hi, uint32_t* pts) const {
+    uint32_t p[2 * FamilyCuts::kLineIds];
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+      const uint32_t a = lo_[d][set[i]], z = hi_[d][set[i]];
+      if (a > lo && a <= hi) p[np++] = a;
+      if (z >= lo && z < hi) p[np++] = z + 1;
+    }
+    std::sort(p, p + np);
+    np = static_cast<size_t>(std::unique(p, p + np) - p);
+    if (np <= FamilyCuts::kLinePoints) return static_cast<uint32_t>(std::copy(p, p + np, pts) - pts);
+    std::pair<uint64_t, size_t> seg[2 * FamilyCuts::kLineIds + 1];
+    for (size_t s = 0; s <= np; s++) seg[s] = {(s == np ? uint64_t(hi) + 1 : p[s]) - (s == 0 ? lo : p[s - 1]), s};
+    std::sort(seg, seg + np + 1,
+              [](const auto& x, const auto& y) { return x.first != y.first ? x.first > y.first : x.second < y.second; });
+    bool taken[2 * FamilyCuts::kLineIds] = {};
+    uint32_t k = 0;
+    for (size_t g = 0; g <= np; g++) {
+      const size_t s = seg[g].second;
+      const bool left = s > 0 && !taken[s - 1], right = s < np && !taken[s];
+      if (k + left + right > FamilyCuts::kLinePoints) break;
+      if (left) taken[s - 1] = true, k++;
+      if (right) taken[s] = true, k++;
+    }
+    k = 0;
+    for (size_t s = 0; s < np; s++)
+      if (taken[s]) pts[k++] = p[s];
+    return k;
+  }
+
+  // What a header uniform in the box [lo, hi] compares, in boxes, for the
+  // rules `set` (n at most kLeafRules): a leaf's scan, or a level and its
+  // children's costs weighted by their share of the box, `depth` levels
+  // ahead; the best split into *plan.
+  double volume_cost(const uint32_t* set, size_t n, const uint32_t* lo, const uint32_t* hi, int depth, Split* plan) {
+    double best = scan_cost(n);
+    if (n <= kScanFirst || depth == 0) return best;
+    uint32_t pts[FamilyCuts::kLinePoints], kid[FamilyCuts::kLineIds], clo[kCutDims], chi[kCutDims];
+    for (int d = 0; d < c_->dims(); d++) {
+      if (lo[d] >= hi[d]) continue;
+      const uint32_t np = volume_points(set, n, d, lo[d], hi[d], pts);
+      work_ += n;
+      const double whole = c_->share(d, lo[d], hi[d]);
+      if (np == 0 || whole <= 0) continue;
+      std::memcpy(clo, lo, sizeof(clo));
+      std::memcpy(chi, hi, sizeof(chi));
+      double cost = kLevelCost;
+      for (uint32_t c = 0; c <= np && cost < best; c++) {
+        clo[d] = c == 0 ? lo[d] : pts[c - 1];
+        chi[d] = c == np ? hi[d] : pts[c] - 1;
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+          const uint32_t r = set[i];
+          if (lo_[d][r] > chi[d] || hi_[d][r] < clo[d]) continue;
+          kid[m++] = r;
+          if (covers(r, clo, chi)) break;
+        }
+        cost += c_->share(d, clo[d], chi[d]) / whole * volume_cost(kid, m, clo, chi, depth - 1, nullptr);
+      }
+      if (cost < best) {
+        best = cost;
+        if (plan) plan->d = d, plan->k = np + 1, std::copy(pts, pts + np, plan->pts);
+      }
+    }
+    return best;
+  }
+
+  // A leaf-sized node that headers uniform in its box would scan whole (its
+  // box a large share of key space): split where volume_cost() says.
+  bool volume_split(size_t off, size_t n, const uint32_t* lo, const uint32_t* hi, uint32_t at) {
+    if (used() > budget_ || work_ > limit_ || c_->lines_.size() + FamilyCuts::kLinePoints + 1 > kBaseMask) return false;
+    Split plan;
+    uint32_t set[FamilyCuts::kLineIds];
+    std::copy(arena_.begin() + off, arena_.begin() + off + n, set);
+    const double cost = volume_cost(set, n, lo, hi, kVolumeDepth, &plan);
+    if (plan.d < 0 || (follow_ == 0 && cost > kVolumeGain * scan_cost(n))) return false;
+    c_->wide_splits_++;
+    const int was = std::exchange(follow_, follow_ > 0 ? follow_ - 1 : kVolumeDepth - 1);
+    split(off, n, plan, lo, hi, at);
+    follow_ = was;
+    return true;
   }
 
   // Each of the n rules at arena_[off] into the children of split s its
@@ -338,8 +479,8 @@ class SplitBuilder {
 };
 
 uint32_t split_tree(FamilyCuts* c, const std::vector<CutsRule>& rules, const std::vector<uint32_t>& set, size_t budget,
-                    bool abandon, uint64_t work) {
-  SplitBuilder b(c, rules, budget, abandon, work);
+                    bool abandon, uint64_t work, bool wide_leaves) {
+  SplitBuilder b(c, rules, budget, abandon, work, wide_leaves);
   return b.tree(set);
 }
 
@@ -361,19 +502,23 @@ __attribute__((target("avx2"))) uint32_t scan_pairs(const ScanBox* boxes, const 
   return j;
 }
 
-// The first of a leaf line's `count` entries whose box holds the key (count
-// when none). Entries past the count name the empty box, so whole groups of
-// 4 are compared; one branch, taken when the first 4 decide. An entry is its
-// box's byte offset: a box costs a load of it and the two compares.
-__attribute__((target("avx2"))) uint32_t scan_line(const ScanBox* boxes, const uint32_t* e, uint32_t count, __m256i kb,
-                                                   __m256i ka) {
+// A leaf line's scan in two passes over the lanes. The first compares each
+// lane's first 4 entries, which decide a lane that holds at most 3 or hits
+// one of them, and lists the lanes left; the second compares the other 10 for
+// those. Whether a lane needs the rest follows its header; as a branch per
+// lane it mispredicted wherever lanes' leaves differ in length.
+__attribute__((target("avx2"))) inline uint32_t first4(const ScanBox* boxes, const uint32_t* e, uint32_t count, __m256i kb,
+                                                       __m256i ka) {
+  const auto at = [boxes, e](int j) -> const ScanBox& { return FamilyCuts::line_box(boxes, e[j]); };
+  return static_cast<uint32_t>(hits4(at, 0, kb, ka) | uint64_t(1) << 4 * count) & 0xffff;
+}
+
+__attribute__((target("avx2"))) inline uint32_t rest10(const ScanBox* boxes, const uint32_t* e, uint32_t count, __m256i kb,
+                                                       __m256i ka) {
   static_assert(FamilyCuts::kLineIds == 14, "a leaf line is scanned as 4 + 4 + 4 + 2 entries");
   const auto at = [boxes, e](int j) -> const ScanBox& { return FamilyCuts::line_box(boxes, e[j]); };
-  uint64_t hit = hits4(at, 0, kb, ka) | uint64_t(1) << 4 * count;  // bit 4j: entry j
-  if (!(hit & 0xffff)) {
-    const uint64_t last = uint64_t(!scan_box_misses(at(12), kb, ka)) | uint64_t(!scan_box_misses(at(13), kb, ka)) << 4;
-    hit |= hits4(at, 4, kb, ka) << 16 | hits4(at, 8, kb, ka) << 32 | last << 48;
-  }
+  const uint64_t last = uint64_t(!scan_box_misses(at(12), kb, ka)) | uint64_t(!scan_box_misses(at(13), kb, ka)) << 4;
+  const uint64_t hit = hits4(at, 4, kb, ka) << 16 | hits4(at, 8, kb, ka) << 32 | last << 48 | uint64_t(1) << 4 * count;
   return static_cast<uint32_t>(__builtin_ctzll(hit)) / 4;
 }
 
@@ -403,14 +548,28 @@ __attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, co
       at[i] = (meta & kBaseMask) + (static_cast<uint32_t>(__builtin_popcount(m)) >> 1);
     }
   }
+  int rest[FamilyCuts::kMaxLanes], nr = 0;
+  const __m256i ones = _mm256_set1_epi32(-1);
   for (int i = 0; i < nl; i++) {
     const SplitLine& l = lines[at[i]];
     const uint32_t count = l.w[0];
     // The key as ScanBox compares it: k ^ kAbove is the biased key above, k ^ kBelow its complement.
     const __m256i ka = _mm256_load_si256(reinterpret_cast<const __m256i*>(biased[i]));
-    const __m256i kb = _mm256_xor_si256(ka, _mm256_set1_epi32(-1));
-    pos[i] =
-        count <= FamilyCuts::kLineIds ? scan_line(boxes, &l.w[1], count, kb, ka) : scan_pairs(boxes, ids + l.w[1], count, kb, ka);
+    const __m256i kb = _mm256_xor_si256(ka, ones);
+    if (count > FamilyCuts::kLineIds) {
+      pos[i] = scan_pairs(boxes, ids + l.w[1], count, kb, ka);
+      continue;
+    }
+    const uint32_t hit = first4(boxes, &l.w[1], count, kb, ka);
+    pos[i] = static_cast<uint32_t>(__builtin_ctz(hit | 0x10000u)) / 4;
+    rest[nr] = i;
+    nr += hit == 0;
+  }
+  for (int r = 0; r < nr; r++) {
+    const int i = rest[r];
+    const SplitLine& l = lines[at[i]];
+    const __m256i ka = _mm256_load_si256(reinterpret_cast<const __m256i*>(biased[i]));
+    pos[i] = rest10(boxes, &l.w[1], l.w[0], _mm256_xor_si256(ka, ones), ka);
   }
 }
 

@@ -4,6 +4,7 @@
  * correctness gate.
  */
 import { Policy, Prefix } from '../../src/policy/model';
+import { Rng } from '../../src/craft';
 
 function prefixRange(c: Policy['rules'][number]['conditions']['src']): [number, number] {
   if (!c || 'sets' in c) return [0, 0xffffffff];
@@ -30,4 +31,14 @@ export function packTupleRules(policy: Policy): Uint32Array {
     out.set([slo, shi, dlo, dhi, (sp.lo | (sp.hi << 16)) >>> 0, (dp.lo | (dp.hi << 16)) >>> 0, proto | (mask << 8)], i * 7);
   });
   return out;
+}
+
+/** Uniformly random 5-tuples (src, dst, sport, dport, proto): TCP, UDP or any protocol, a third each. */
+export function randomTuples(rng: Rng, count: number): Uint32Array {
+  const t = new Uint32Array(count * 5);
+  for (let i = 0; i < count; i++) {
+    const k = rng.int(3);
+    t.set([rng.u32(), rng.u32(), rng.int(65536), rng.int(65536), k === 0 ? 6 : k === 1 ? 17 : rng.int(256)], i * 5);
+  }
+  return t;
 }
