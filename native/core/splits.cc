@@ -302,10 +302,7 @@ class SplitBuilder {
   // never be the first match here: dropped.
   void node(size_t off, size_t n, const uint32_t* lo, const uint32_t* hi, uint32_t at) {
     for (size_t j = 0; j < n; j++) {
-      const CutsRule& r = rules_[arena_[off + j]];
-      bool covers = !(r.id & FamilyCuts::kVerify);
-      for (int d = 0; d < c_->dims() && covers; d++) covers = r.box.lo[d] <= lo[d] && r.box.hi[d] >= hi[d];
-      if (covers) {
+      if (covers(arena_[off + j], lo, hi)) {
         n = j + 1;
         break;
       }
@@ -349,7 +346,8 @@ class SplitBuilder {
     return share >= std::exp2(-double(kVolumeBits));
   }
 
-  static double scan_cost(uint64_t m) { return m <= kScanFirst ? 4 : 14; }
+  // Boxes a leaf of m entries compares for a header it does not hold: the first 4, or the whole line.
+  static double scan_cost(uint64_t m) { return m <= kScanFirst ? kScanFirst + 1 : FamilyCuts::kLineIds; }
 
   // Whether rule r covers the box [lo, hi] (and needs no re-check).
   bool covers(uint32_t r, const uint32_t* lo, const uint32_t* hi) const {
