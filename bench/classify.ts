@@ -38,6 +38,8 @@ export const TARGETS: Record<string, { lookupNs?: number; lookupRatio?: number; 
 /** The ClassBench families in the shared corpus (each at 1k and 10k; 100k synthesised from the 10k set). */
 export const SEEDS = ['acl1', 'acl2', 'acl3', 'acl4', 'acl5', 'fw1', 'fw2', 'fw3', 'fw4', 'fw5', 'ipc1', 'ipc2'];
 const TRACE_COUNT = 100_000;
+/** Alternating measurement rounds (nfsieve, rte_acl, nfsieve, rte_acl): each program's best round is reported. */
+const ROUNDS = 2;
 
 /** The trace shapes every set is measured on. */
 export const TRACES = [
@@ -149,7 +151,7 @@ export async function benchClassbench(sharedDir: string, log: (s: string) => voi
   const results: SetResult[] = [];
   if (!fs.existsSync(dir)) return { rows, extra: [], results, note: 'ClassBench corpus not found.' };
   const peer = rteAclPeer();
-  const note = typeof peer === 'string' ? peer : `DPDK rte_acl (Debian dpdk-dev 22.11, --no-huge -m 3000, batches of 64, one core) runs the same rule files and traces after one build, on CPU ${BENCH_CPU}, where nfsieve's lookups run too; its results are checked against the linear scan too, and its memory is the runtime footprint DPDK logs.`;
+  const note = typeof peer === 'string' ? peer : `DPDK rte_acl (Debian dpdk-dev 22.11, --no-huge -m 3000, batches of 64, one core) runs the same rule files and traces on CPU ${BENCH_CPU}, where nfsieve's lookups run too, in ${ROUNDS} rounds alternating with nfsieve's (a build and five passes over each trace a round; its best pass and best build are reported); its results in every round are checked against the linear scan too, and its memory is the runtime footprint DPDK logs.`;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsieve-bench-'));
   // nfsieve's lookups run on the JavaScript thread: pin it to rte_acl's CPU,
   // so that both are timed on the same core (one vCPU of this VM has run
@@ -180,6 +182,8 @@ export async function benchClassbench(sharedDir: string, log: (s: string) => voi
   }
   return { rows, extra: benchNamedSets(dir), results, note };
 }
+
+type AclResult = ReturnType<Exclude<AclPeer, string>['run']>;
 
 async function benchSet(name: string, seed: string, size: string, file: string, peer: AclPeer | string): Promise<{ result: SetResult; rows: Row[] }> {
   const { Bench } = await tinybench();
@@ -221,31 +225,50 @@ async function benchSet(name: string, seed: string, size: string, file: string, 
   }
   const got = new Int32Array(TRACE_COUNT);
   const linOut = new Int32Array(linSample);
-  const bench = new Bench({ time: size === '100k' ? 600 : 300, iterations: 3 });
-  TRACES.forEach((t, k) => bench.add(t.key, () => { handle.classifyTuples(traces[k], got); }));
-  bench
-    .add('linear', () => { testkit().linearClassifyTuples(packed, cb.subarray(0, linSample * 5), linOut); })
-    .add('reference', () => { for (const p of packets) referenceEvaluate(policy, p, {}, sets); });
-  await bench.run();
-  const task = (n: string): { result?: unknown } => bench.tasks.find((t) => t.name === n)!;
-  let acl: ReturnType<Exclude<AclPeer, string>['run']> | null = null;
-  if (typeof peer !== 'string') acl = peer.run(file, traces, size === '100k' ? 300_000 : 600_000);
+  // Alternating rounds: nfsieve's traces, then rte_acl's, then both again,
+  // each program keeping its best round. This vCPU has slow phases that last
+  // minutes; alternating gives both programs the same chance of a quiet one.
+  const best = TRACES.map(() => ({ lookupNs: Infinity, medianNs: Infinity, rteAclNs: Infinity }));
+  let linearNs = NaN, referenceNs = NaN;
+  let acl: AclResult | null = null;
+  for (let round = 0; round < ROUNDS; round++) {
+    const bench = new Bench({ time: (size === '100k' ? 600 : 300) / ROUNDS, iterations: 3 });
+    TRACES.forEach((t, k) => bench.add(t.key, () => { handle.classifyTuples(traces[k], got); }));
+    if (round === 0) {
+      bench
+        .add('linear', () => { testkit().linearClassifyTuples(packed, cb.subarray(0, linSample * 5), linOut); })
+        .add('reference', () => { for (const p of packets) referenceEvaluate(policy, p, {}, sets); });
+    }
+    await bench.run();
+    const task = (n: string): { result?: unknown } => bench.tasks.find((t) => t.name === n)!;
+    if (round === 0) {
+      linearNs = nsPerItem(task('linear'), linSample, true);
+      referenceNs = nsPerItem(task('reference'), refSample, true);
+    }
+    TRACES.forEach((t, k) => {
+      best[k].lookupNs = Math.min(best[k].lookupNs, nsPerItem(task(t.key), TRACE_COUNT, true));
+      best[k].medianNs = Math.min(best[k].medianNs, nsPerItem(task(t.key), TRACE_COUNT));
+    });
+    if (typeof peer === 'string' || (acl !== null && 'error' in acl)) continue;
+    const run = peer.run(file, traces, size === '100k' ? 300_000 : 600_000);
+    if ('error' in run) { acl = run; continue; }
+    run.runs.forEach((r, k) => {
+      gate(name, `rte_acl, ${TRACES[k].key}, round ${round + 1}`, r.results, wants[k]);
+      best[k].rteAclNs = Math.min(best[k].rteAclNs, r.ns_per_packet);
+    });
+    acl = acl === null ? run : { ...run, build_ms: Math.min(acl.build_ms, run.build_ms) };
+  }
   const aclOk = acl && !('error' in acl) ? acl : null;
   const perTrace: TraceResult[] = TRACES.map((t, k) => {
     const b = batchTimes(handle, traces[k]);
-    let rteAclNs: number | null = null;
-    if (aclOk) {
-      gate(name, `rte_acl, ${t.key}`, aclOk.runs[k].results, wants[k]);
-      rteAclNs = aclOk.runs[k].ns_per_packet;
-    }
-    return { trace: t.key, lookupNs: nsPerItem(task(t.key), TRACE_COUNT, true), medianNs: nsPerItem(task(t.key), TRACE_COUNT), batchMeanNs: b.mean, batchP99Ns: b.p99, rteAclNs };
+    return { trace: t.key, lookupNs: best[k].lookupNs, medianNs: best[k].medianNs, batchMeanNs: b.mean, batchP99Ns: b.p99, rteAclNs: aclOk ? best[k].rteAclNs : null };
   });
   const result: SetResult = {
     seed, size, rules, buildMs, firstBuildMs: first.ms, memoryMiB,
     rteAclMiB: aclOk && aclOk.memory_bytes !== null ? aclOk.memory_bytes / 2 ** 20 : null,
     rteAclBuildMs: aclOk ? aclOk.build_ms : null,
-    lookupNs: perTrace[0].lookupNs, linearNs: nsPerItem(task('linear'), linSample, true),
-    referenceNs: nsPerItem(task('reference'), refSample, true), rteAclNs: perTrace[0].rteAclNs, traces: perTrace,
+    lookupNs: perTrace[0].lookupNs, linearNs,
+    referenceNs, rteAclNs: perTrace[0].rteAclNs, traces: perTrace,
   };
   const rows = perTrace.map((t, k): Row => ({
     'rule set': name,
