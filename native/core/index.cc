@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cuts.h"
 #include "reserve.h"
 
 namespace nfsieve {
@@ -229,32 +230,70 @@ void first_candidates(const Family& f, uint32_t rules, const Operand& A, const O
   }
 }
 
-// One stage: every (class of a, class of b) pair. Returns false (stage
-// unusable) when the memory budget runs out or it makes more than
-// `max_classes` classes (a pair already tried does better).
-bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B, bool final, size_t limit, uint64_t max_classes,
-             Stage* s) {
+// Small tables (at most kDenseWords vector words, 1,024 rules): every word of
+// a pair is read, four at a time (AVX2), instead of following the summary
+// bits. Those bits mark the words each side has non-zero, not the words
+// both share, so at this width a pair followed several of them to an empty
+// AND; reading 4 words costs one compare. A and B are copied into rows
+// padded with zero words to a multiple of 4 (A with the base ANDed in).
+constexpr uint32_t kDenseWords = 16;
+
+struct DenseRows {
+  uint32_t stride = 0;  // words a row, a multiple of 4
+  uint64_t* rows = nullptr;
+  std::vector<uint64_t> store;
+  DenseRows(const Operand& o, uint32_t words, const uint64_t* base) : stride((words + 3) & ~3u) {
+    store.assign(size_t(o.count) * stride + 4, 0);  // + 4: room to align to 32 bytes
+    rows = store.data() + ((4 - (reinterpret_cast<uintptr_t>(store.data()) >> 3)) & 3);
+    for (size_t i = 0; i < o.count; i++)
+      for (uint32_t w = 0; w < words; w++) rows[i * stride + w] = o.vectors[i * words + w] & (base ? base[w] : ~uint64_t(0));
+  }
+  const uint64_t* row(size_t i) const { return rows + i * stride; }
+};
+
+__attribute__((target("avx2"))) inline uint32_t first_dense_avx2(const uint64_t* a, const uint64_t* b, uint32_t stride,
+                                                                 uint32_t none) {
+  for (uint32_t w = 0; w < stride; w += 4) {
+    const __m256i x = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(a + w)),
+                                       _mm256_load_si256(reinterpret_cast<const __m256i*>(b + w)));
+    const uint32_t empty =
+        static_cast<uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(x, _mm256_setzero_si256()))));
+    if (empty != 15) {
+      const uint32_t at = w + static_cast<uint32_t>(__builtin_ctz(~empty));
+      return at * 64 + static_cast<uint32_t>(__builtin_ctzll(a[at] & b[at]));
+    }
+  }
+  return none;
+}
+
+template <typename T>
+__attribute__((target("avx2"))) void first_candidates_dense(const Family& f, uint32_t rules, const Operand& A, const Operand& B,
+                                                            T* map) {
+  const DenseRows a(A, f.words, f.base), b(B, f.words, nullptr);
+  const uint32_t block = std::max<uint32_t>(1, (16u << 10) / (8 * a.stride));
+  for (uint32_t j0 = 0; j0 < B.count; j0 += block) {
+    const uint32_t j1 = std::min(B.count, j0 + block);
+    for (uint32_t i = 0; i < A.count; i++) {
+      T* out = map + size_t(i) * B.count;
+      for (uint32_t j = j0; j < j1; j++) out[j] = static_cast<T>(first_dense_avx2(a.row(i), b.row(j), a.stride, rules));
+    }
+  }
+}
+
+template <typename T>
+void final_stage(const Family& f, uint32_t rules, const Operand& A, const Operand& B, bool simd, T* map) {
+  if (simd && f.words <= kDenseWords && cuts_avx2_available())
+    first_candidates_dense(f, rules, A, B, map);
+  else
+    first_candidates(f, rules, A, B, map);
+}
+
+// A stage's pairs through the summary bits: each pair's AND, interned
+// (`map` gets its class). False when the store passes `limit` bytes or
+// `max_classes` classes.
+bool pairs_sparse(const Family& f, const Operand& A, const Operand& B, size_t limit, uint64_t max_classes, VectorStore* store,
+                  uint32_t* map) {
   const uint32_t W = f.words, S = f.summary_words;
-  s->final = final;
-  s->b_count = B.count;
-  if (final && rules <= 0xffff) {
-    if (uint64_t(A.count) * B.count * 2 > limit) return false;
-    s->map16.resize(size_t(A.count) * B.count);
-    first_candidates(f, rules, A, B, s->map16.data());
-    return true;
-  }
-  if (uint64_t(A.count) * B.count * 4 > limit) return false;
-  s->map.assign(size_t(A.count) * B.count, 0);
-  limit -= s->map.size() * 4;
-  if (final) {
-    first_candidates(f, rules, A, B, s->map.data());
-    return true;
-  }
-  VectorStore store(W, s);
-  // As many classes as the budget holds, reserved (reserve.h): a third of fw4_1k's load was these vectors moving.
-  const size_t room = std::min(limit, kReserveMax) / (W + S);
-  reserve_budget(&s->vectors, room * W);
-  reserve_budget(&s->summaries, room * S);
   std::vector<uint64_t> v(W, 0), sv(S, 0);
   bool fits = true;
   each_pair(f, A, B, [&](size_t slot, const PairView& p) {
@@ -272,10 +311,75 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
       });
       sv[sw] = exact;
     }
-    fits = store.intern(v.data(), sv.data(), finish_hash(h), limit, &s->map[slot]) && store.size() <= max_classes;
+    fits = store->intern(v.data(), sv.data(), finish_hash(h), limit, &map[slot]) && store->size() <= max_classes;
     for (uint32_t sw = 0; sw < S; sw++)  // clear what was written
       for (uint64_t bits = sv[sw]; bits; bits &= bits - 1) v[sw * 64 + __builtin_ctzll(bits)] = 0;
   });
+  return fits;
+}
+
+// The same for a small table (at most kDenseWords words, one summary word),
+// four words a step: the AND, its summary bits from the same compares, and
+// a hash of 32-bit products. Any hash would do: classes are numbered in the
+// order pairs first make them, so both ways build the same stage.
+__attribute__((target("avx2"))) bool pairs_dense(const Family& f, const Operand& A, const Operand& B, size_t limit,
+                                                 uint64_t max_classes, VectorStore* store, uint32_t* map) {
+  const DenseRows a(A, f.words, f.base), b(B, f.words, nullptr);
+  alignas(32) uint64_t v[kDenseWords];
+  const __m256i k1 = _mm256_set1_epi64x(0x9e3779b9), k2 = _mm256_set1_epi64x(0x85ebca6b);
+  for (uint32_t i = 0; i < A.count; i++)
+    for (uint32_t j = 0; j < B.count; j++) {
+      const uint64_t *x = a.row(i), *y = b.row(j);
+      __m256i h = _mm256_setzero_si256(), at = _mm256_set_epi64x(3, 2, 1, 0);
+      uint64_t summary = 0;
+      for (uint32_t w = 0; w < a.stride; w += 4) {
+        const __m256i z = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(x + w)),
+                                           _mm256_load_si256(reinterpret_cast<const __m256i*>(y + w)));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(v + w), z);
+        const uint32_t empty =
+            static_cast<uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(z, _mm256_setzero_si256()))));
+        summary |= uint64_t(~empty & 15) << w;
+        const __m256i t = _mm256_xor_si256(z, at);
+        h = _mm256_add_epi64(h, _mm256_add_epi64(_mm256_mul_epu32(t, k1), _mm256_mul_epu32(_mm256_srli_epi64(t, 32), k2)));
+        at = _mm256_add_epi64(at, _mm256_set1_epi64x(4));
+      }
+      alignas(32) uint64_t lanes[4];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), h);
+      const uint64_t hash = finish_hash(lanes[0] ^ (lanes[1] << 1) ^ (lanes[2] << 2) ^ (lanes[3] << 3));
+      if (!store->intern(v, &summary, hash, limit, &map[size_t(i) * B.count + j]) || store->size() > max_classes) return false;
+    }
+  return true;
+}
+
+// One stage: every (class of a, class of b) pair. Returns false (stage
+// unusable) when the memory budget runs out or it makes more than
+// `max_classes` classes (a pair already tried does better).
+bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B, bool final, bool simd, size_t limit,
+             uint64_t max_classes, Stage* s) {
+  const uint32_t W = f.words, S = f.summary_words;
+  s->final = final;
+  s->b_count = B.count;
+  if (final && rules <= 0xffff) {
+    if (uint64_t(A.count) * B.count * 2 > limit) return false;
+    s->map16.resize(size_t(A.count) * B.count);
+    final_stage(f, rules, A, B, simd, s->map16.data());
+    return true;
+  }
+  if (uint64_t(A.count) * B.count * 4 > limit) return false;
+  s->map.assign(size_t(A.count) * B.count, 0);
+  limit -= s->map.size() * 4;
+  if (final) {
+    final_stage(f, rules, A, B, simd, s->map.data());
+    return true;
+  }
+  VectorStore store(W, s);
+  // As many classes as the budget holds, reserved (reserve.h): a third of fw4_1k's load was these vectors moving.
+  const size_t room = std::min(limit, kReserveMax) / (W + S);
+  reserve_budget(&s->vectors, room * W);
+  reserve_budget(&s->summaries, room * S);
+  const bool fits = simd && W <= kDenseWords && cuts_avx2_available()
+                        ? pairs_dense(f, A, B, limit, max_classes, &store, s->map.data())
+                        : pairs_sparse(f, A, B, limit, max_classes, &store, s->map.data());
   if (!fits) return false;
   s->count = store.size();
   trim_reserve(&s->vectors);
@@ -364,7 +468,7 @@ size_t build_family_index(const Family& f, uint32_t rules, size_t table_bytes, c
       s.b = alive[y];
       const uint32_t third = alive.size() == 3 ? out->operands[alive[3 - x - y]].count : 1;
       const uint64_t max_classes = best_x < 0 ? UINT64_MAX : best_size / third;
-      if (!combine(f, rules, A, B, final, memory, max_classes, &s)) continue;
+      if (!combine(f, rules, A, B, final, limits.simd, memory, max_classes, &s)) continue;
       const uint64_t size = uint64_t(s.count) * third;
       if (best_x < 0 || size < best_size) {
         best_size = size;
