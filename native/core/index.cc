@@ -238,6 +238,9 @@ void first_candidates(const Family& f, uint32_t rules, const Operand& A, const O
 // padded with zero words to a multiple of 4 (A with the base ANDed in).
 constexpr uint32_t kDenseWords = 16;
 
+// Whether a family's stages take the dense way (below).
+bool dense_pairs(const Family& f, bool simd) { return simd && f.words <= kDenseWords && cuts_avx2_available(); }
+
 struct DenseRows {
   uint32_t stride = 0;  // words a row, a multiple of 4
   uint64_t* rows = nullptr;
@@ -282,7 +285,7 @@ __attribute__((target("avx2"))) void first_candidates_dense(const Family& f, uin
 
 template <typename T>
 void final_stage(const Family& f, uint32_t rules, const Operand& A, const Operand& B, bool simd, T* map) {
-  if (simd && f.words <= kDenseWords && cuts_avx2_available())
+  if (dense_pairs(f, simd))
     first_candidates_dense(f, rules, A, B, map);
   else
     first_candidates(f, rules, A, B, map);
@@ -377,9 +380,8 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
   const size_t room = std::min(limit, kReserveMax) / (W + S);
   reserve_budget(&s->vectors, room * W);
   reserve_budget(&s->summaries, room * S);
-  const bool fits = simd && W <= kDenseWords && cuts_avx2_available()
-                        ? pairs_dense(f, A, B, limit, max_classes, &store, s->map.data())
-                        : pairs_sparse(f, A, B, limit, max_classes, &store, s->map.data());
+  const bool fits = dense_pairs(f, simd) ? pairs_dense(f, A, B, limit, max_classes, &store, s->map.data())
+                                         : pairs_sparse(f, A, B, limit, max_classes, &store, s->map.data());
   if (!fits) return false;
   s->count = store.size();
   trim_reserve(&s->vectors);
