@@ -115,6 +115,8 @@ class VectorStore {
     }
     if ((s_->vectors.size() + words_ + swords_ + s_->summaries.size()) * 8 > limit) return false;
     *cls = count_++;
+    vectors_ahead_.ahead(s_->vectors, words_);
+    summaries_ahead_.ahead(s_->summaries, swords_);
     s_->vectors.insert(s_->vectors.end(), v, v + words_);
     s_->summaries.insert(s_->summaries.end(), sv, sv + swords_);
     slots_[i] = Slot{tag(hash), count_};
@@ -130,6 +132,7 @@ class VectorStore {
   uint32_t words_, swords_, count_ = 0;
   Stage* s_;
   std::vector<Slot> slots_;
+  Populated vectors_ahead_, summaries_ahead_;  // reserve.h
 
   static uint32_t tag(uint64_t hash) { return static_cast<uint32_t>(hash >> 32); }
   size_t home(uint32_t tag) const { return tag & (slots_.size() - 1); }
@@ -246,7 +249,7 @@ struct DenseRows {
   uint64_t* rows = nullptr;
   std::vector<uint64_t> store;
   DenseRows(const Operand& o, uint32_t words, const uint64_t* base) : stride((words + 3) & ~3u) {
-    store.assign(size_t(o.count) * stride + 4, 0);  // + 4: room to align to 32 bytes
+    assign_populated(&store, size_t(o.count) * stride + 4, uint64_t(0));  // + 4: room to align to 32 bytes
     rows = store.data() + ((4 - (reinterpret_cast<uintptr_t>(store.data()) >> 3)) & 3);
     for (size_t i = 0; i < o.count; i++)
       for (uint32_t w = 0; w < words; w++) rows[i * stride + w] = o.vectors[i * words + w] & (base ? base[w] : ~uint64_t(0));
@@ -364,12 +367,12 @@ bool combine(const Family& f, uint32_t rules, const Operand& A, const Operand& B
   s->b_count = B.count;
   if (final && rules <= 0xffff) {
     if (uint64_t(A.count) * B.count * 2 > limit) return false;
-    s->map16.resize(size_t(A.count) * B.count);
+    assign_populated(&s->map16, size_t(A.count) * B.count, uint16_t(0));
     final_stage(f, rules, A, B, simd, s->map16.data());
     return true;
   }
   if (uint64_t(A.count) * B.count * 4 > limit) return false;
-  s->map.assign(size_t(A.count) * B.count, 0);
+  assign_populated(&s->map, size_t(A.count) * B.count, 0u);
   limit -= s->map.size() * 4;
   if (final) {
     final_stage(f, rules, A, B, simd, s->map.data());

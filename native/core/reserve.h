@@ -9,6 +9,14 @@
 // third of a load). When the vector ends up less than half full it is
 // trimmed, as doubling would have left it.
 //
+// Faults in bulk. Where huge pages do not apply, a page's first write is a
+// fault, and on this project's VM a fault costs microseconds: acl4_1k's load
+// took about 1,400 of them, a fifth of its 21 ms. A region about to be written
+// whole (a stage's map, a trimmed copy) has its page tables filled first in
+// one call, MADV_POPULATE_WRITE (Linux 5.14); a vector appended to within its
+// reservation, a step ahead of its end (Populated). Where the kernel lacks the
+// advice, the writes fault as before.
+//
 // Huge pages. A region of 8 MiB or more about to be written gets
 // madvise(MADV_HUGEPAGE): one fault per 2 MiB instead of one per 4 KiB.
 // Where transparent huge pages are "madvise" (as on this project's VM,
@@ -45,6 +53,50 @@ inline void advise_huge_pages(void* p, size_t bytes) {
 #endif
 }
 
+// Page tables for the whole pages of [p, p + bytes), which is about to be written.
+inline void populate(void* p, size_t bytes) {
+#ifdef MADV_POPULATE_WRITE
+  const uintptr_t page = 4096;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+// v holding n copies of x, on pages populated before they are written.
+template <typename T>
+void assign_populated(std::vector<T>* v, size_t n, const T& x) {
+  if (n > v->capacity()) {
+    std::vector<T>().swap(*v);
+    v->reserve(n);
+    populate(v->data(), n * sizeof(T));
+  }
+  v->assign(n, x);
+}
+
+// A vector appended to within its reservation, populated at most kStep bytes
+// ahead of its end (so at most that much is resident and unused).
+class Populated {
+ public:
+  static constexpr size_t kStep = size_t(256) << 10;
+  // Before n more elements are appended to v.
+  template <typename T>
+  void ahead(const std::vector<T>& v, size_t n) {
+    const size_t need = (v.size() + n) * sizeof(T);
+    if (need <= done_) return;
+    const size_t to = std::min(v.capacity() * sizeof(T), std::max(need, done_ + kStep));
+    if (to <= done_) return;  // past the reservation: the vector moves and faults as it would have
+    populate(reinterpret_cast<char*>(const_cast<T*>(v.data())) + done_, to - done_);
+    done_ = to;
+  }
+
+ private:
+  size_t done_ = 0;
+};
+
 // Room for `bytes` of elements beyond v's size (at most kReserveMax), in
 // huge pages when large; none when there is no such address space (v then
 // grows as it would have).
@@ -56,10 +108,15 @@ void reserve_budget(std::vector<T>* v, size_t bytes) {
   advise_huge_pages(v->data() + v->size(), (v->capacity() - v->size()) * sizeof(T));
 }
 
-// Gives back the reservation when less than half of it was used.
+// Gives back the reservation when less than half of it was used (a copy onto populated pages).
 template <typename T>
 void trim_reserve(std::vector<T>* v) {
-  if (v->capacity() > 2 * v->size()) v->shrink_to_fit();
+  if (v->capacity() <= 2 * v->size()) return;
+  std::vector<T> t;
+  t.reserve(v->size());
+  populate(t.data(), v->size() * sizeof(T));
+  t.assign(v->begin(), v->end());
+  v->swap(t);
 }
 
 }  // namespace nfsieve
