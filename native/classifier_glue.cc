@@ -74,6 +74,7 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       l.cuts = cuts.As<Napi::Boolean>().Value() ? nfsieve::IndexLimits::kCutsAuto : nfsieve::IndexLimits::kCutsOff;
     if (cuts.IsString() && cuts.As<Napi::String>().Utf8Value() == "always") l.cuts = nfsieve::IndexLimits::kCutsAlways;
     if (simd.IsBoolean()) l.simd = simd.As<Napi::Boolean>().Value();
+    if (simd.IsString() && simd.As<Napi::String>().Utf8Value() == "avx2") l.avx512 = false;
     Napi::Value group_index = o.Get("groupIndex"), filters = o.Get("addressFilters");
     if (group_index.IsBoolean()) l.group_index = group_index.As<Napi::Boolean>().Value();
     if (filters.IsBoolean()) l.address_filters = filters.As<Napi::Boolean>().Value();
@@ -323,8 +324,8 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(classifier_->index_bytes()));
   }
 
-  // lookupInfo() -> [{family, structure, cutShort, covered, groupIndexes, splitGroups, wideSplits, addressFilters, tupleKeys
-  // (IPv4)}] for IPv4 and IPv6: which structure answers the first candidate (docs/algorithm.md).
+  // lookupInfo() -> [{family, structure, cutShort, covered, groupIndexes, splitGroups, wideSplits, addressFilters, treeSimd,
+  // tupleKeys (IPv4)}] for IPv4 and IPv6: which structure answers the first candidate (docs/algorithm.md).
   Napi::Value LookupInfo(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Array out = Napi::Array::New(env, 2);
@@ -340,6 +341,8 @@ class ClassifierWrap : public Napi::ObjectWrap<ClassifierWrap> {
       o.Set("splitGroups", c.usable() ? c.split_groups() : 0);
       o.Set("wideSplits", c.usable() ? c.wide_splits() : 0);
       o.Set("addressFilters", c.usable() ? c.address_filters() : 0);
+      const bool walks = c.usable() && (c.split_trees() || c.split_groups() > 0);  // split trees to walk
+      o.Set("treeSimd", !c.usable() ? "scalar" : walks && c.avx512() ? "avx512" : c.avx2() ? "avx2" : "scalar");
       if (fam == 4) o.Set("tupleKeys", classifier_->tuple_keys());
       out.Set(k, o);
     }

@@ -67,7 +67,9 @@ function checkIndexOptions(o: IndexOptions | undefined): IndexOptions | undefine
       if (typeof v !== 'boolean' && v !== 'always') throw new TypeError("index.cuts must be a boolean or 'always'");
     } else if (k === 'trees') {
       if (v !== 'auto' && v !== 'cuts' && v !== 'splits') throw new TypeError("index.trees must be 'auto', 'cuts' or 'splits'");
-    } else if (k === 'combine' || k === 'simd' || k === 'groupIndex' || k === 'addressFilters') {
+    } else if (k === 'simd') {
+      if (typeof v !== 'boolean' && v !== 'avx2') throw new TypeError("index.simd must be a boolean or 'avx2'");
+    } else if (k === 'combine' || k === 'groupIndex' || k === 'addressFilters') {
       if (typeof v !== 'boolean') throw new TypeError(`index.${k} must be a boolean`);
     } else if (k === 'work' || k === 'memory' || k === 'cutsMemory' || k === 'cutsWork') {
       if (!Number.isSafeInteger(v) || (v as number) < 0) throw new RangeError(`index.${k} must be a non-negative integer`);

@@ -83,6 +83,8 @@ export interface LookupInfo {
   wideSplits: number;
   /** Equal cuts: trees of groups small in an address that a header enters only when its address block (a /16 of an IPv4 address) holds one of their rules. */
   addressFilters: number;
+  /** The widest SIMD the trees' lookups use: leaf scans with AVX2, split walks with AVX-512 ('scalar' without trees or SIMD). */
+  treeSimd: 'scalar' | 'avx2' | 'avx512';
   /** IPv4 only: classifyTuples reads its keys straight from the tuples (every IPv4 field is one of the 5-tuple's) instead of through packet records. */
   tupleKeys?: boolean;
 }
@@ -103,8 +105,11 @@ export interface IndexOptions {
   cutsWork?: number;
   /** Which trees when trees are built: chosen from the rule set ('auto', the default), equal cuts over address groups ('cuts'), or one split tree ('splits'). */
   trees?: 'auto' | 'cuts' | 'splits';
-  /** AVX2 leaf scans where the CPU has them (default true; NFSIEVE_SIMD=scalar in the environment also turns them off). */
-  simd?: boolean;
+  /**
+   * SIMD where the CPU has it (default true): AVX2 leaf scans and dense stages, and AVX-512 (F and BW) split-tree walks;
+   * 'avx2' stops at AVX2; false is scalar throughout. NFSIEVE_SIMD=scalar or =avx2 in the environment caps it likewise.
+   */
+  simd?: boolean | 'avx2';
   /** Equal cuts: the group of rules wide in both addresses served by the vector index over them when its last stage names the rule (default true); false builds a tree for every group. */
   groupIndex?: boolean;
   /** Equal cuts: each group small in an address keeps a map of the address blocks its rules touch, and a header outside them skips the group's tree (default true); false walks every tree. */

@@ -11,6 +11,7 @@ import { IndexOptions, native } from '../src/native';
 import { CLASSBENCH } from './support/compare';
 import { Classifier } from '../src/classifier';
 import { Rng } from '../src/craft';
+import { widestTreeSimd } from './support/cpu';
 
 const SETS = ['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl2_1k', 'fw3_1k', 'ipc2_1k', 'acl1_10k', 'fw1_10k', 'ipc1_10k'];
 
@@ -52,7 +53,8 @@ test('cut trees and split trees equal the linear first-match scan on every Class
     { cuts: 'always' }, { cuts: 'always', simd: false }, { cuts: 'always', cutsMemory: 512 },
     { cuts: 'always', trees: 'cuts' }, { cuts: 'always', trees: 'cuts', simd: false }, { cuts: 'always', trees: 'cuts', groupIndex: false },
     { cuts: 'always', trees: 'cuts', addressFilters: false },
-    { cuts: 'always', trees: 'splits' }, { cuts: 'always', trees: 'splits', simd: false }, { cuts: 'always', trees: 'splits', cutsMemory: 2048 },
+    { cuts: 'always', trees: 'splits' }, { cuts: 'always', trees: 'splits', simd: false }, { cuts: 'always', trees: 'splits', simd: 'avx2' },
+    { cuts: 'always', trees: 'splits', cutsMemory: 2048 },
     { combine: false, cuts: false as const },
   ];
   const names = fs.readdirSync(CLASSBENCH).filter((n) => /^[a-z]+\d_\d+k$/.test(n)).sort();
@@ -63,19 +65,33 @@ test('cut trees and split trees equal the linear first-match scan on every Class
   }
 });
 
-test('NFSIEVE_SIMD=scalar gives the scalar leaf scan the same inputs as AVX2', () => {
+// The split walk takes AVX-512 where the CPU has F and BW, AVX2 where it has
+// only that; NFSIEVE_SIMD (read at each load) and index.simd cap it. Each
+// path gets the same inputs, and lookupInfo() says which one a load took.
+test('NFSIEVE_SIMD=scalar and =avx2 give the scalar and AVX2 paths the same inputs as the widest', () => {
   const policy = loadClassbenchRules(path.join(CLASSBENCH, 'fw1_10k'));
+  // acl1_10k takes one split tree (fw1_10k's blows its budget when forced).
+  const acl1 = compile(loadClassbenchRules(path.join(CLASSBENCH, 'acl1_10k')), { analyse: false });
+  const walk = (index: IndexOptions): string => new Classifier(acl1, { index: { cuts: 'always', ...index } }).lookupInfo()[0].treeSimd;
+  const widest = widestTreeSimd();
   const saved = process.env.NFSIEVE_SIMD;
   try {
-    process.env.NFSIEVE_SIMD = 'scalar';
-    agree('fw1_10k scalar', policy, 5_000, 41, { cuts: 'always' });
-    agree('fw1_10k scalar split tree', policy, 5_000, 41, { cuts: 'always', trees: 'splits' });
+    for (const env of ['scalar', 'avx2']) {
+      process.env.NFSIEVE_SIMD = env;
+      assert.equal(walk({}), env === 'avx2' && widest === 'scalar' ? 'scalar' : env, `NFSIEVE_SIMD=${env}`);
+      agree(`fw1_10k ${env}`, policy, 5_000, 41, { cuts: 'always' });
+      agree(`fw1_10k ${env} split tree`, policy, 5_000, 41, { cuts: 'always', trees: 'splits' });
+    }
   } finally {
     if (saved === undefined) delete process.env.NFSIEVE_SIMD;
     else process.env.NFSIEVE_SIMD = saved;
   }
-  agree('fw1_10k avx2', policy, 5_000, 41, { cuts: 'always' });
-  agree('fw1_10k avx2 split tree', policy, 5_000, 41, { cuts: 'always', trees: 'splits' });
+  assert.equal(walk({}), widest, 'by default the widest the CPU has');
+  assert.equal(walk({ simd: 'avx2' }), widest === 'scalar' ? 'scalar' : 'avx2', "simd: 'avx2'");
+  assert.equal(walk({ simd: false }), 'scalar', 'simd: false');
+  assert.throws(() => new Classifier(acl1, { index: { simd: 'avx512' as 'avx2' } }), { name: 'TypeError', message: "index.simd must be a boolean or 'avx2'" });
+  agree(`fw1_10k ${widest}`, policy, 5_000, 41, { cuts: 'always' });
+  agree(`fw1_10k ${widest} split tree`, policy, 5_000, 41, { cuts: 'always', trees: 'splits' });
 });
 
 test('synthesised larger rule sets keep the equality (30k rules from fw1)', () => {
@@ -140,8 +156,10 @@ test('trees out of work are kept or dropped by the miss model, and answer as the
   assert.ok(bytes({ cutsWork: 1_000, combine: false, cutsMemory: 1 << 30 }) > vectorOnly, 'cutsMemory keeps trees cut short');
   assert.equal(bytes({ cutsWork: 1_000, combine: false, trees: 'cuts' }), vectorOnly, 'a forced kind out of work is dropped');
   const info = (index: IndexOptions): object => classifier({ groupIndex: true, ...index }).lookupInfo()[0];
-  assert.deepEqual(info({ cutsWork: 300_000 }), { family: 4, structure: 'cuts', cutShort: false, covered: 23, groupIndexes: 1, splitGroups: 0, wideSplits: 0, addressFilters: 3, tupleKeys: true });
-  assert.deepEqual(info({ cutsWork: 80_000 }), { family: 4, structure: 'cuts', cutShort: true, covered: 23, groupIndexes: 1, splitGroups: 0, wideSplits: 0, addressFilters: 3, tupleKeys: true });
+  // No split tree to walk: the leaf scans' AVX2 is the widest SIMD used.
+  const treeSimd = widestTreeSimd() === 'scalar' ? 'scalar' : 'avx2';
+  assert.deepEqual(info({ cutsWork: 300_000 }), { family: 4, structure: 'cuts', cutShort: false, covered: 23, groupIndexes: 1, splitGroups: 0, wideSplits: 0, addressFilters: 3, treeSimd, tupleKeys: true });
+  assert.deepEqual(info({ cutsWork: 80_000 }), { family: 4, structure: 'cuts', cutShort: true, covered: 23, groupIndexes: 1, splitGroups: 0, wideSplits: 0, addressFilters: 3, treeSimd, tupleKeys: true });
   for (const [i, index] of ([
     { cutsWork: 300_000, combine: false }, { cutsWork: 300_000, combine: false, simd: false },
     { cutsWork: 1_000, combine: false }, { cutsWork: 300_000 }, { cuts: 'always', cutsWork: 3_000, combine: false, simd: false },
@@ -209,6 +227,7 @@ test('a group gets a split tree where the hit model prices it below equal cuts, 
     assert.equal(info({ simd: false }).splitGroups, want, `${name}: the choice does not depend on the scan`);
     agree(`${name} split groups`, policy, 10_000, 81);
     agree(`${name} split groups, scalar`, policy, 10_000, 82, { simd: false });
+    agree(`${name} split groups, AVX2`, policy, 10_000, 82, { simd: 'avx2' });
     agree(`${name} split groups, no group index`, policy, 5_000, 83, { groupIndex: false });
     agree(`${name} split groups, no address maps`, policy, 5_000, 84, { addressFilters: false });
   }

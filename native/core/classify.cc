@@ -90,6 +90,7 @@ Classifier::Classifier(std::unique_ptr<Table> table, const IndexLimits& limits)
   cl.memory = limits.cuts_memory;
   cl.work = limits.cuts_work;
   cl.simd = limits.simd;
+  cl.avx512 = limits.avx512;
   cl.group_index = limits.group_index;
   cl.address_filters = limits.address_filters;
   cl.tree = limits.tree == IndexLimits::kTreeCuts     ? CutsLimits::kCuts

@@ -310,9 +310,10 @@ class CutsBuilder {
 
 namespace {
 
-bool simd_forced_scalar() {
+// NFSIEVE_SIMD=scalar turns the SIMD paths off, =avx2 keeps them at AVX2.
+bool simd_env_is(const char* v) {
   const char* s = std::getenv("NFSIEVE_SIMD");
-  return s && std::strcmp(s, "scalar") == 0;
+  return s && std::strcmp(s, v) == 0;
 }
 
 __attribute__((target("avx2"))) inline uint32_t scan_avx2(const ScanBox* boxes, const uint32_t* ids, const uint32_t* key,
@@ -369,7 +370,11 @@ uint32_t width_bits(uint32_t clamp) {
 
 }  // namespace
 
-bool cuts_avx2_available() { return __builtin_cpu_supports("avx2") && !simd_forced_scalar(); }
+bool cuts_avx2_available() { return __builtin_cpu_supports("avx2") && !simd_env_is("scalar"); }
+
+bool cuts_avx512_available() {
+  return cuts_avx2_available() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && !simd_env_is("avx2");
+}
 
 uint32_t FamilyCuts::scan(const uint32_t* key, const uint32_t* ids, uint32_t count, uint32_t below) const {
   if (avx2_) return scan_avx2(boxes_.data(), ids, key, count, below);
@@ -433,6 +438,7 @@ void FamilyCuts::build(const Table& table, const Family& f, const CutsLimits& li
   const uint32_t rules = table.rule_count();
   if (!limits.enabled || rules == 0) return;
   avx2_ = limits.simd && cuts_avx2_available();
+  avx512_ = avx2_ && limits.avx512 && cuts_avx512_available();
   group_index_ = limits.group_index;
   address_filters_ = limits.address_filters;
   std::vector<CutsRule> br;

@@ -197,6 +197,7 @@ struct CutsLimits {
   uint64_t memory = 0;          // bytes of nodes and leaf entries per family; 0: max(8 MiB, table / 2)
   uint64_t work = 0;            // rules visited choosing equal cuts, rule ends sorted choosing splits, per family; 0: kCutsWork
   bool simd = true;             // AVX2 leaf scans where the CPU has them
+  bool avx512 = true;           // and AVX-512 split walks where it has those (false: AVX2 at most)
   bool group_index = true;      // the group wide in both addresses through a vector index when it names the rule
   bool address_filters = true;  // a group small in an address skipped by the map of the address blocks its rules touch
   // What serves the family without trees (the vector index). When both kinds
@@ -211,7 +212,8 @@ constexpr uint64_t kCutsWork = uint64_t(1) << 26;  // the default equal-cuts wor
 class FamilyCuts {
  public:
   bool usable() const { return usable_; }
-  bool avx2() const { return avx2_; }  // boxes compared with AVX2
+  bool avx2() const { return avx2_; }      // boxes compared with AVX2
+  bool avx512() const { return avx512_; }  // split trees walked with AVX-512
   int dims() const { return static_cast<int>(dims_.size()); }
   int dim(int i) const { return dims_[i]; }          // table dimension of box field i
   uint32_t clamp(int i) const { return clamp_[i]; }  // keys above it share its interval
@@ -301,6 +303,7 @@ class FamilyCuts {
   bool splits_ = false;
   bool cut_short_ = false;
   bool avx2_ = false;
+  bool avx512_ = false;          // split trees walked with AVX-512 (splits.cc: walk_avx512())
   bool group_index_ = true;      // CutsLimits::group_index
   bool address_filters_ = true;  // CutsLimits::address_filters
   double model_cost_ = -1, fallback_cost_ = -1, hit_cost_ = -1, fallback_hit_cost_ = -1;
@@ -401,6 +404,9 @@ uint32_t drop_covered(const std::vector<CutsRule>& rules, int dims, std::vector<
 
 // True when boxes are compared with AVX2 (the CPU has it and NFSIEVE_SIMD is not "scalar").
 bool cuts_avx2_available();
+// True when split trees may be walked with AVX-512 F and BW (the CPU and the OS have them, and NFSIEVE_SIMD is
+// neither "scalar" nor "avx2").
+bool cuts_avx512_available();
 
 // Whether each of 4 boxes, box(s) to box(s + 3), holds the key, as bit 4j
 // for box(s + j): their misses packed to a byte a lane and box, a nibble a

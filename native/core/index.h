@@ -35,6 +35,7 @@ struct IndexLimits {
   enum Tree : uint8_t { kTreeAuto, kTreeCuts, kTreeSplits };
   Tree tree = kTreeAuto;        // which trees when trees are built: from the rule set, equal cuts, split points
   bool simd = true;             // AVX2 where the CPU has it (NFSIEVE_SIMD=scalar also turns it off)
+  bool avx512 = true;           // AVX-512 split walks where it has those (false or NFSIEVE_SIMD=avx2: AVX2 at most)
   bool group_index = true;      // equal cuts: the group wide in both addresses through a vector index (cuts.h)
   bool address_filters = true;  // equal cuts: a group small in an address skipped by a map of its address blocks (cuts.h)
 };

@@ -35,6 +35,11 @@
 // either: a first pass compares every lane's first 4 and lists the lanes
 // left, a second compares the rest for those (first4(), rest10()).
 //
+// AVX-512. Where the CPU has F and BW (and NFSIEVE_SIMD is not avx2), a
+// level is one compare of the key against the line into a mask register, a
+// box one compare of the key's both sides against its whole line, four
+// boxes' masks one 64-bit word (walk_avx512()); 2-10 % at 10k rules.
+//
 // WIDE LEAVES. The splits above are chosen for headers that fall where the
 // rules are. Headers that follow no rule (scans, floods from random
 // sources; the miss model's headers, uniform over each field's keys: index.h)
@@ -520,17 +525,20 @@ __attribute__((target("avx2"))) inline uint32_t rest10(const ScanBox* boxes, con
   return static_cast<uint32_t>(__builtin_ctzll(hit)) / 4;
 }
 
-// Each lane to its leaf (one line per level), then the first leaf entry whose box holds its keys.
-// The keys are copied once, biased for the signed compare, so a level loads its field's key
-// straight into a broadcast; the two compares are packed to 16 bits, two mask bits per point.
-__attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, const ScanBox* boxes, const uint32_t* ids,
-                                                      const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t* at,
-                                                      uint32_t* pos) {
-  alignas(32) int32_t biased[FamilyCuts::kMaxLanes][kCutDims];
+// The keys of lanes live[0..nl) biased for the signed compares, once a walk.
+__attribute__((target("avx2"))) inline void bias_keys(const uint32_t (*keys)[kCutDims], const int* live, int nl,
+                                                      int32_t (*biased)[kCutDims]) {
   const __m256i bias = _mm256_set1_epi32(static_cast<int>(kBias));
   for (int i = 0; i < nl; i++)
     _mm256_store_si256(reinterpret_cast<__m256i*>(biased[i]),
                        _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(keys[live[i]])), bias));
+}
+
+// Each lane one level down a round until every lane is at its leaf; child(line, biased key) is the
+// number of the line's points <= the key. Lanes already at a leaf are passed over.
+template <typename Child>
+__attribute__((always_inline)) inline void walk_levels(const SplitLine* lines, const int32_t (*biased)[kCutDims], int nl,
+                                                       uint32_t* at, Child child) {
   for (bool inner = true; inner;) {
     inner = false;
     for (size_t i = 0; i < size_t(nl); i++) {
@@ -538,37 +546,133 @@ __attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, co
       const uint32_t meta = l.w[15];
       if (meta & FamilyCuts::kLineLeaf) continue;
       inner = true;
-      const __m256i k = _mm256_set1_epi32(biased[i][meta >> kFieldShift]);
-      const __m256i a = _mm256_cmpgt_epi32(k, _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w)));
-      const __m256i b = _mm256_cmpgt_epi32(k, _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w + 8)));
-      // Word 15 (the meta word) lands in the top two mask bits.
-      const uint32_t m = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_packs_epi32(a, b))) & 0x3fffffffu;
-      at[i] = (meta & kBaseMask) + (static_cast<uint32_t>(__builtin_popcount(m)) >> 1);
+      at[i] = (meta & kBaseMask) + child(l, biased[i][meta >> kFieldShift]);
     }
   }
-  int rest[FamilyCuts::kMaxLanes], nr = 0;
-  const __m256i ones = _mm256_set1_epi32(-1);
+}
+
+// The leaf scan of each lane at[i] in two passes (see "A LEAF LINE'S SCAN"):
+// first(line, i) compares its first 4 entries and answers 4 when none holds
+// the key and more may; rest(line, i) the other 10 for the lanes left;
+// pairs(line, i) scans a long leaf's run. pos[i] is the entry that holds the
+// key, or the count.
+template <typename Pairs, typename First, typename Rest>
+__attribute__((always_inline)) inline void scan_leaves(const SplitLine* lines, int nl, const uint32_t* at, uint32_t* pos,
+                                                       Pairs pairs, First first, Rest rest) {
+  int left[FamilyCuts::kMaxLanes], nr = 0;
   for (int i = 0; i < nl; i++) {
     const SplitLine& l = lines[at[i]];
-    const uint32_t count = l.w[0];
-    // The key as ScanBox compares it: k ^ kAbove is the biased key above, k ^ kBelow its complement.
-    const __m256i ka = _mm256_load_si256(reinterpret_cast<const __m256i*>(biased[i]));
-    const __m256i kb = _mm256_xor_si256(ka, ones);
-    if (count > FamilyCuts::kLineIds) {
-      pos[i] = scan_pairs(boxes, ids + l.w[1], count, kb, ka);
+    if (l.w[0] > FamilyCuts::kLineIds) {
+      pos[i] = pairs(l, i);
       continue;
     }
-    const uint32_t hit = first4(boxes, &l.w[1], count, kb, ka);
-    pos[i] = static_cast<uint32_t>(__builtin_ctz(hit | 0x10000u)) / 4;
-    rest[nr] = i;
-    nr += hit == 0;
+    pos[i] = first(l, i);
+    left[nr] = i;
+    nr += pos[i] == 4;
   }
-  for (int r = 0; r < nr; r++) {
-    const int i = rest[r];
-    const SplitLine& l = lines[at[i]];
-    const __m256i ka = _mm256_load_si256(reinterpret_cast<const __m256i*>(biased[i]));
-    pos[i] = rest10(boxes, &l.w[1], l.w[0], _mm256_xor_si256(ka, ones), ka);
-  }
+  for (int r = 0; r < nr; r++) pos[left[r]] = rest(lines[at[left[r]]], left[r]);
+}
+
+// Each lane to its leaf (one line per level), then the first leaf entry whose box holds its keys.
+// The keys are copied once, biased for the signed compare, so a level loads its field's key
+// straight into a broadcast; the two compares are packed to 16 bits, two mask bits per point.
+__attribute__((target("avx2,popcnt"))) void walk_avx2(const SplitLine* lines, const ScanBox* boxes, const uint32_t* ids,
+                                                      const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t* at,
+                                                      uint32_t* pos) {
+  alignas(32) int32_t biased[FamilyCuts::kMaxLanes][kCutDims];
+  bias_keys(keys, live, nl, biased);
+  walk_levels(
+      lines, biased, nl, at, [](const SplitLine& l, int32_t key) __attribute__((target("avx2,popcnt"))) {
+        const __m256i k = _mm256_set1_epi32(key);
+        const __m256i a = _mm256_cmpgt_epi32(k, _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w)));
+        const __m256i b = _mm256_cmpgt_epi32(k, _mm256_load_si256(reinterpret_cast<const __m256i*>(l.w + 8)));
+        // Word 15 (the meta word) lands in the top two mask bits.
+        const uint32_t m = static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_packs_epi32(a, b))) & 0x3fffffffu;
+        return static_cast<uint32_t>(__builtin_popcount(m)) >> 1;
+      });
+  const __m256i ones = _mm256_set1_epi32(-1);
+  // The key as ScanBox compares it: k ^ kAbove is the biased key above, k ^ kBelow its complement.
+  const auto above = [&biased](int i) __attribute__((target("avx2"))) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(biased[i]));
+  };
+  scan_leaves(
+      lines, nl, at, pos,
+      [&](const SplitLine& l, int i) __attribute__((target("avx2"))) {
+        return scan_pairs(boxes, ids + l.w[1], l.w[0], _mm256_xor_si256(above(i), ones), above(i));
+      },
+      [&](const SplitLine& l, int i) __attribute__((target("avx2"))) {
+        const uint32_t hit = first4(boxes, &l.w[1], l.w[0], _mm256_xor_si256(above(i), ones), above(i));
+        return static_cast<uint32_t>(__builtin_ctz(hit | 0x10000u)) / 4;
+      },
+      [&](const SplitLine& l, int i)
+          __attribute__((target("avx2"))) { return rest10(boxes, &l.w[1], l.w[0], _mm256_xor_si256(above(i), ones), above(i)); });
+}
+
+// The same walk with AVX-512 (F and BW). A level is one compare of the key
+// against the line's 16 words into a mask register; a box is one compare of
+// the key, below and above side by side in one register, against its whole
+// line (ScanBox: below[8] then above[8]), which misses where any bit is set.
+// Four boxes' masks are joined into one 64-bit word, where the first box that
+// holds the key is the lowest 16-bit lane that is zero.
+__attribute__((target("avx512f"))) inline __mmask16 misses_avx512(const ScanBox& b, __m512i k) {
+  return _mm512_cmpgt_epi32_mask(k, _mm512_load_si512(&b));
+}
+
+__attribute__((target("avx512f,avx512bw"))) inline uint64_t miss4_avx512(const ScanBox& b0, const ScanBox& b1, const ScanBox& b2,
+                                                                         const ScanBox& b3, __m512i k) {
+  return _cvtmask64_u64(_mm512_kunpackd(_mm512_kunpackw(misses_avx512(b3, k), misses_avx512(b2, k)),
+                                        _mm512_kunpackw(misses_avx512(b1, k), misses_avx512(b0, k))));
+}
+
+// The same for two boxes; the two lanes above them are all ones (missed).
+__attribute__((target("avx512f,avx512bw"))) inline uint64_t miss2_avx512(const ScanBox& b0, const ScanBox& b1, __m512i k) {
+  return _cvtmask32_u32(_mm512_kunpackw(misses_avx512(b1, k), misses_avx512(b0, k))) | 0xffffffff00000000ull;
+}
+
+// Bit j (j < 4) set for box j of miss4_avx512()'s word when it holds the key, exact for the
+// lowest such box (a zero lane's borrow may mark the lanes above it, which come later).
+inline uint32_t held4(uint64_t m) {
+  const uint64_t z = (m - 0x0001000100010001ull) & ~m & 0x8000800080008000ull;
+  return static_cast<uint32_t>(((z >> 15) * 0x0001000200040008ull) >> 48) & 0xf;
+}
+
+__attribute__((target("avx512f,avx512bw,popcnt"))) void walk_avx512(const SplitLine* lines, const ScanBox* boxes,
+                                                                    const uint32_t* ids, const uint32_t (*keys)[kCutDims],
+                                                                    const int* live, int nl, uint32_t* at, uint32_t* pos) {
+  alignas(32) int32_t biased[FamilyCuts::kMaxLanes][kCutDims];
+  bias_keys(keys, live, nl, biased);
+  walk_levels(
+      lines, biased, nl, at, [](const SplitLine& l, int32_t key) __attribute__((target("avx512f,popcnt"))) {
+        const uint32_t m = _cvtmask16_u32(_mm512_cmpgt_epi32_mask(_mm512_set1_epi32(key), _mm512_load_si512(l.w)));
+        return static_cast<uint32_t>(__builtin_popcount(m & 0x7fffu));
+      });
+  const __m256i ones = _mm256_set1_epi32(-1);
+  const __m512i low_ones = _mm512_set_epi64(0, 0, 0, 0, -1, -1, -1, -1);
+  const auto above = [&biased](int i) __attribute__((target("avx2"))) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(biased[i]));
+  };
+  // The key below (kb) then above (ka), as a ScanBox line holds its ends.
+  const auto key = [&](int i) __attribute__((target("avx512f"))) {
+    return _mm512_xor_si512(_mm512_mask_broadcast_i64x4(_mm512_setzero_si512(), 0xff, above(i)), low_ones);
+  };
+  scan_leaves(
+      lines, nl, at, pos,
+      [&](const SplitLine& l, int i) __attribute__((target("avx2"))) {
+        return scan_pairs(boxes, ids + l.w[1], l.w[0], _mm256_xor_si256(above(i), ones), above(i));
+      },
+      [&](const SplitLine& l, int i) __attribute__((target("avx512f,avx512bw"))) {
+        const auto box = [boxes, &l](int j) -> const ScanBox& { return FamilyCuts::line_box(boxes, l.w[1 + j]); };
+        const uint32_t hit = (held4(miss4_avx512(box(0), box(1), box(2), box(3), key(i))) | 1u << l.w[0]) & 0xfu;
+        return static_cast<uint32_t>(__builtin_ctz(hit | 0x10u));
+      },
+      [&](const SplitLine& l, int i) __attribute__((target("avx512f,avx512bw"))) {
+        const auto box = [boxes, &l](int j) -> const ScanBox& { return FamilyCuts::line_box(boxes, l.w[1 + j]); };
+        const __m512i k = key(i);
+        const uint32_t hit = held4(miss4_avx512(box(4), box(5), box(6), box(7), k)) |
+                             held4(miss4_avx512(box(8), box(9), box(10), box(11), k)) << 4 |
+                             held4(miss2_avx512(box(12), box(13), k)) << 8 | 1u << (l.w[0] - 4);
+        return 4 + static_cast<uint32_t>(__builtin_ctz(hit));
+      });
 }
 
 // The child line of inner line l that holds the key: the number of its split points <= the key's field.
@@ -623,7 +727,9 @@ uint32_t FamilyCuts::split_leaf(uint32_t root, const uint32_t* key, int* levels)
 void FamilyCuts::walk_splits(const uint32_t (*keys)[kCutDims], const int* live, int nl, uint32_t root, uint32_t* leaf,
                              uint32_t* pos) const {
   for (int i = 0; i < nl; i++) leaf[i] = root;
-  if (avx2_)
+  if (avx512_)
+    walk_avx512(lines_.data(), boxes_.data(), ids_.data(), keys, live, nl, leaf, pos);
+  else if (avx2_)
     walk_avx2(lines_.data(), boxes_.data(), ids_.data(), keys, live, nl, leaf, pos);
   else
     walk_scalar(lines_.data(), boxes_.data(), ids_.data(), keys, live, nl, dims(), leaf, pos);
