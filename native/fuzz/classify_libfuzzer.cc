@@ -61,6 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] & 64) limits.cuts_work = 64;
   // Equal cuts with a tree for every address group, or (the default) the group wide in both addresses through its vector index.
   if (data[0] & 128) limits.group_index = false;
+  // Split trees walked with AVX2 where the CPU has AVX-512 too (the bit above only matters to equal cuts).
+  limits.avx512 = !(data[0] & 128);
   // Every group small in an address walked, without its address-block map.
   if ((data[0] & 129) == 1) limits.address_filters = false;
   nfsieve::Classifier fast(std::move(indexed), limits);
