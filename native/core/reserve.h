@@ -39,14 +39,18 @@ namespace nfsieve {
 constexpr size_t kReserveMax = size_t(256) << 20;  // bytes reserved up front, at most
 constexpr size_t kHugeMin = size_t(8) << 20;       // regions advised to use huge pages, at least
 
-// Huge pages behind [p, p + bytes) when it is at least kHugeMin (advice: a failure changes nothing).
-inline void advise_huge_pages(void* p, size_t bytes) {
-#ifdef MADV_HUGEPAGE
-  if (bytes < kHugeMin) return;
+// madvise(advice) over the whole pages of [p, p + bytes) (advice: a failure changes nothing).
+inline void advise_pages(void* p, size_t bytes, int advice) {
   const uintptr_t page = 4096;
   const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
   const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
-  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, advice);
+}
+
+// Huge pages behind [p, p + bytes) when it is at least kHugeMin.
+inline void advise_huge_pages(void* p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  if (bytes >= kHugeMin) advise_pages(p, bytes, MADV_HUGEPAGE);
 #else
   (void)p;
   (void)bytes;
@@ -56,10 +60,7 @@ inline void advise_huge_pages(void* p, size_t bytes) {
 // Page tables for the whole pages of [p, p + bytes), which is about to be written.
 inline void populate(void* p, size_t bytes) {
 #ifdef MADV_POPULATE_WRITE
-  const uintptr_t page = 4096;
-  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
-  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
-  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_WRITE);
+  advise_pages(p, bytes, MADV_POPULATE_WRITE);
 #else
   (void)p;
   (void)bytes;
